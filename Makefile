@@ -1,0 +1,42 @@
+# make run: set up and start the ledger on the embedded SQLite database.
+# make test: set up and run the tests (PostgreSQL too when LEDGER_TEST_POSTGRES_URL is set).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint init vkey audit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.run-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test-installed: requirements.txt requirements-test.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+init: $(VENV)/.run-installed
+	$(BIN)/flask --app app ledger init
+
+vkey: $(VENV)/.run-installed
+	$(BIN)/flask --app app ledger vkey
+
+audit: $(VENV)/.run-installed
+	$(BIN)/flask --app app ledger audit
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

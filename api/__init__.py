@@ -1,0 +1,13 @@
+"""The JSON API and the C2SP read paths. marshmallow lives here."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api import errors, tiles, v1
+
+
+def init_app(app: Flask) -> None:
+    errors.init_app(app)
+    app.register_blueprint(tiles.bp)
+    app.register_blueprint(v1.bp)

@@ -1,0 +1,71 @@
+"""Errors become HTTP here, in exactly one table (principle 6).
+
+Every error under the JSON API and the C2SP read paths is an RFC 9457
+``application/problem+json`` document; views never build error bodies.
+Registered on the app, so unknown ``/api/`` URLs answer JSON too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from ledger.errors import (
+    Conflict,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    ProofError,
+    SplitViewError,
+    StorageError,
+)
+
+PROBLEM_BASE = "https://moderation-ledger.invalid/problems/"
+
+#: Error class -> (HTTP status, problem type slug, title). First match wins,
+#: so subclasses come before their bases.
+TABLE: list[tuple[type[LedgerError], int, str, str]] = [
+    (NotFound, 404, "not-found", "Not found"),
+    (Conflict, 409, "conflict", "Conflict with the log"),
+    (SplitViewError, 503, "busy", "The log moved; retry"),
+    (StorageError, 503, "storage", "Storage unavailable"),
+    (ProofError, 422, "proof-failed", "Verification failed"),
+    (InvalidInput, 400, "invalid-input", "Invalid input"),
+    (LedgerError, 500, "internal", "Internal error"),
+]
+
+#: Path prefixes whose errors are problem+json rather than HTML pages.
+MACHINE_PREFIXES = ("/api/", "/tile/", "/checkpoint")
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, **extra}
+    resp = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    resp.headers["Cache-Control"] = "no-store"
+    if status == 503:
+        resp.headers["Retry-After"] = "1"
+    return resp
+
+
+def _ledger_error(e: LedgerError) -> Response:
+    for cls, status, slug, title in TABLE:
+        if isinstance(e, cls):
+            errors = getattr(e, "errors", None)
+            extra = {"errors": errors} if errors else {}
+            return problem(status, slug, title, str(e), **extra)
+    raise AssertionError("LedgerError is in the table")
+
+
+def _http_error(e: HTTPException) -> Response | HTTPException:
+    if not request.path.startswith(MACHINE_PREFIXES):
+        return e
+    status = e.code or 500
+    slug = (e.name or "error").lower().replace(" ", "-")
+    return problem(status, slug, e.name or "Error", e.description or "")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(LedgerError, _ledger_error)
+    app.register_error_handler(HTTPException, _http_error)

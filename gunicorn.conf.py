@@ -1,0 +1,28 @@
+"""gunicorn settings, from LEDGER_* environment variables (see README.md)."""
+
+import os
+
+bind = os.environ.get("LEDGER_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("LEDGER_WORKERS", "2"))
+threads = int(os.environ.get("LEDGER_THREADS", "4"))
+timeout = int(os.environ.get("LEDGER_TIMEOUT", "30"))
+# Requests slower than this to send their headers are dropped (slow clients).
+graceful_timeout = 10
+limit_request_line = 8190
+limit_request_fields = 100
+accesslog = os.environ.get("LEDGER_ACCESS_LOG") or None
+errorlog = "-"
+
+
+def on_starting(server):
+    """Initialise the log once, in the master, before any worker starts."""
+    from app import create_app
+
+    app = create_app()
+    with app.app_context():
+        provider = app.extensions["ledger"]
+        log, created = provider.initialise()
+        if created:
+            server.log.info("created a new log signing key in %s (mode 0600; back it up)", provider.key_file)
+        server.log.info("log %s; verifier key %s", log.origin, log.verifier.to_key())
+        provider.close()

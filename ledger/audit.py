@@ -1,0 +1,103 @@
+"""The operator's audit: recompute the whole tree from the stored entries.
+
+Streams the entries in index order, rebuilds every tile hash and compares it
+with the stored one, recomputes the root at every checkpointed size and
+checks the checkpoint's root and signature, and finally checks the head.
+Reads O(n) entries and holds O(log n) hashes in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from keys.note import Verifier
+from ledger import storage
+from ledger.checkpoint import open_checkpoint
+from ledger.errors import InvalidInput, ProofError
+from ledger.frontier import Frontier, Row
+from ledger.tlog import EMPTY_ROOT, record_hash
+
+BATCH = 4096
+
+
+@dataclass
+class AuditReport:
+    size: int = 0
+    entries: int = 0
+    checkpoints: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def audit(
+    session: Session,
+    verifier: Verifier,
+    progress: Callable[[int, int], None] | None = None,
+    max_problems: int = 20,
+) -> AuditReport:
+    """Recompute the log from its entries; report mismatches, first first."""
+    report = AuditReport()
+    head = storage.read_head(session)
+    if head is None:
+        report.problems.append("the log is not initialised")
+        return report
+    report.size = head.size
+    cps = storage.iter_checkpoints(session)
+    next_cp = next(cps, None)
+    frontier = Frontier()
+
+    def check_checkpoints() -> None:
+        nonlocal next_cp
+        while next_cp is not None and next_cp.size <= frontier.size:
+            cp = next_cp
+            report.checkpoints += 1
+            root = frontier.root() if cp.size == frontier.size else None
+            if root is None:
+                report.problems.append(f"checkpoint {cp.size}: no such tree size was reached")
+            elif cp.root != root:
+                report.problems.append(f"checkpoint {cp.size}: stored root differs from the recomputed root")
+            try:
+                signed = open_checkpoint(cp.note, verifier).checkpoint
+                if (signed.size, signed.root) != (cp.size, root):
+                    report.problems.append(f"checkpoint {cp.size}: signed note does not match the recomputed tree")
+            except (ProofError, InvalidInput) as e:
+                report.problems.append(f"checkpoint {cp.size}: signed note does not verify: {e}")
+            next_cp = next(cps, None)
+
+    check_checkpoints()
+    for start in range(0, head.size, BATCH):
+        end = min(head.size, start + BATCH)
+        data = storage.read_entries(session, start, end)
+        new_rows: list[Row] = []
+        for d in data:
+            new_rows.extend(frontier.append(record_hash(d)))
+            report.entries += 1
+            if next_cp is not None and next_cp.size == frontier.size:
+                check_checkpoints()
+        stored: dict[int, dict[int, bytes]] = {}
+        for level in {lv for lv, _, _ in new_rows}:
+            idxs = [i for lv, i, _ in new_rows if lv == level]
+            stored[level] = storage.level_hashes_by_index(session, level, min(idxs), max(idxs) + 1)
+        for level, i, h in new_rows:
+            if stored[level].get(i) != h:
+                report.problems.append(f"level {level} hash {i} differs from the recomputed hash")
+        if progress:
+            progress(end, head.size)
+        if len(report.problems) >= max_problems:
+            return report
+    check_checkpoints()
+    if next_cp is not None:
+        report.problems.append(f"checkpoint {next_cp.size} is beyond the head ({head.size})")
+    root = frontier.root() if head.size else EMPTY_ROOT
+    if root != head.root:
+        report.problems.append("the head's root differs from the recomputed root")
+    extra = storage.entry_count(session) - head.size
+    if extra:
+        report.problems.append(f"{extra} entries are stored beyond the head")
+    return report

@@ -1,0 +1,124 @@
+"""Database schema and engines (SQLAlchemy 2 Core).
+
+The schema is created only by the Alembic migrations in ``migrations/``;
+the tables here describe it for queries. Every log table is append-only:
+database triggers reject UPDATE and DELETE (see the first migration), except
+that ``log_head`` may move forward, and only forward.
+
+Engines are made here, sessions by the caller (principle 8): storage
+functions take a ``Session`` and never commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+
+metadata = MetaData()
+
+# SQLite makes an INTEGER PRIMARY KEY the rowid (no separate index); BIGINT
+# would not be, so the index column is INTEGER there and BIGINT elsewhere.
+Index64 = BigInteger().with_variant(Integer(), "sqlite")
+
+#: One row per log entry: the exact bytes that were hashed into the leaf.
+entries = Table(
+    "entries",
+    metadata,
+    Column("idx", Index64, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+#: The hashes that make up the tiles: level L holds the Merkle-level-8L
+#: hashes, one row per complete subtree of 256**L leaves. Partial tiles are
+#: prefixes of a level's rows, so every tile any checkpoint needs is a range
+#: read, and nothing is ever rewritten.
+hashes = Table(
+    "hashes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: Every checkpoint the log ever signed, one per committed tree size.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", Index64, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+)
+
+#: The latest tree head: a single row, advanced by compare-and-swap.
+log_head = Table(
+    "log_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+)
+
+WRITE_OPTION = "ledger_write"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with the settings the ledger relies on.
+
+    SQLite: WAL journal, ``synchronous=FULL`` (a commit survives power loss,
+    so an acknowledged record is durable), a busy timeout, and transactions
+    begun by us: ``BEGIN IMMEDIATE`` for writers (connections made with
+    :func:`writer`), so the write lock is taken before the log head is read,
+    and plain ``BEGIN`` for readers, which then see one consistent snapshot.
+    """
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        engine = create_engine(u, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(u, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Stop pysqlite from issuing BEGIN itself; _on_begin does it.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def writer(engine: Engine) -> Engine:
+    """Return ``engine`` flagged for writing (SQLite: ``BEGIN IMMEDIATE``)."""
+    return engine.execution_options(**{WRITE_OPTION: True})

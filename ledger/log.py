@@ -1,0 +1,191 @@
+"""The log as the read paths and the operator see it: checkpoints, tiles,
+entry bundles and proofs, each answered from one read transaction.
+
+Proofs are always computed against a signed checkpoint, which the answer
+carries, so nothing the log says is unverifiable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from keys.keyfile import load_or_create_signer, read_signer
+from keys.note import Signer, Verifier
+from ledger import storage
+from ledger.checkpoint import open_checkpoint
+from ledger.db import make_engine
+from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
+from ledger.migrate import upgrade
+from ledger.sequencer import Sequencer
+from ledger.storage import StoredCheckpoint, TileCache, TileHashReader
+from ledger.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
+from ledger.tlog import prove_record, prove_tree
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    index: int
+    leaf_hash: bytes
+    proof: list[bytes]
+    checkpoint: StoredCheckpoint
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    first: StoredCheckpoint
+    second: StoredCheckpoint
+    proof: list[bytes]
+
+
+class Log:
+    """One Merkle log in one database, signed by one key."""
+
+    def __init__(self, engine: Engine, signer: Signer, tile_cache_size: int = 4096) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.origin = signer.name
+        self.verifier: Verifier = signer.verifier
+        self.sequencer = Sequencer(engine, signer)
+        self._tiles = TileCache(tile_cache_size)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction: on SQLite one snapshot of the whole log."""
+        with Session(self.engine) as session, session.begin():
+            yield session
+
+    def check_key(self) -> None:
+        """Refuse to run with a key that did not sign this log's checkpoints."""
+        with self.read() as s:
+            cp = storage.latest_checkpoint(s)
+        if cp is None:
+            return
+        try:
+            open_checkpoint(cp.note, self.verifier)
+        except (ProofError, InvalidInput):
+            raise StorageError(
+                "the configured signing key (name and key) did not sign this log's latest checkpoint: "
+                "check LEDGER_KEY_FILE and LEDGER_ORIGIN"
+            ) from None
+
+    def latest(self, session: Session) -> StoredCheckpoint:
+        cp = storage.latest_checkpoint(session)
+        if cp is None:
+            raise StorageError("the log is not initialised: run `flask --app app ledger init`")
+        return cp
+
+    def checkpoint_for(self, session: Session, size: int | None) -> StoredCheckpoint:
+        """Return the checkpoint of ``size``, or the latest when None."""
+        if size is None:
+            return self.latest(session)
+        cp = storage.checkpoint_at(session, size)
+        if cp is None:
+            latest = self.latest(session)
+            if size > latest.size:
+                raise NotFound(f"tree size {size} is beyond the latest checkpoint ({latest.size})")
+            raise NotFound(f"the log signed no checkpoint for tree size {size}")
+        return cp
+
+    def tile(self, tile: Tile) -> bytes:
+        """Return a hash tile or entry bundle within the latest tree."""
+        with self.read() as s:
+            size = self.latest(s).size
+            if not storage.tile_within(tile, size):
+                raise NotFound(f"{tile.path()} is beyond the tree of size {size}")
+            if tile.level == ENTRIES_LEVEL:
+                start = tile.n * TILE_WIDTH
+                return encode_bundle(storage.read_entries(s, start, start + tile.width))
+            return storage.read_tile_data(s, tile, self._tiles)
+
+    def entry(self, index: int) -> tuple[bytes, StoredCheckpoint]:
+        with self.read() as s:
+            cp = self.latest(s)
+            if not 0 <= index < cp.size:
+                raise NotFound(f"no entry {index} in the tree of size {cp.size}")
+            return storage.read_entries(s, index, index + 1)[0], cp
+
+    def inclusion(self, index: int, tree_size: int | None = None) -> InclusionProof:
+        with self.read() as s:
+            cp = self.checkpoint_for(s, tree_size)
+            if not 0 <= index < cp.size:
+                raise NotFound(f"no entry {index} in the tree of size {cp.size}")
+            reader = TileHashReader(s, self._tiles)
+            leaf = storage.read_level_hashes(s, 0, index, index + 1)[0]
+            return InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp)
+
+    def inclusion_by_hash(self, leaf_hash: bytes, tree_size: int | None = None) -> InclusionProof:
+        with self.read() as s:
+            cp = self.checkpoint_for(s, tree_size)
+            index = storage.find_leaf(s, leaf_hash, cp.size)
+            if index is None:
+                raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
+            reader = TileHashReader(s, self._tiles)
+            return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
+
+    def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
+        with self.read() as s:
+            new = self.checkpoint_for(s, second)
+            old = self.checkpoint_for(s, first)
+            if old.size > new.size:
+                raise InvalidInput(f"first ({old.size}) must not exceed second ({new.size})")
+            if old.size == 0 or old.size == new.size:
+                # Every tree extends the empty tree; a tree extends itself.
+                return ConsistencyProof(old, new, [])
+            proof = prove_tree(new.size, old.size, TileHashReader(s, self._tiles))
+            return ConsistencyProof(old, new, proof)
+
+
+class LogProvider:
+    """Opens the log on first use, so an app can be created before the log
+    (or its key) exists, and each process opens its own engine after fork."""
+
+    def __init__(self, database_url: str, key_file: str, origin: str, **engine_kwargs: object) -> None:
+        self.database_url = database_url
+        self.key_file = key_file
+        self.origin = origin
+        self._engine_kwargs = engine_kwargs
+        self._log: Log | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def log(self) -> Log:
+        if self._log is None:
+            with self._lock:
+                if self._log is None:
+                    self._log = self._open()
+        return self._log
+
+    def _open(self) -> Log:
+        signer = read_signer(Path(self.key_file))
+        if signer.name != self.origin:
+            raise KeyFormatError(
+                f"key file {self.key_file} holds a key named {signer.name!r}, but the origin is {self.origin!r}"
+            )
+        log = Log(make_engine(self.database_url, **self._engine_kwargs), signer)
+        log.check_key()
+        return log
+
+    def initialise(self) -> tuple[Log, bool]:
+        """Migrate the database, create the key if absent, sign checkpoint 0.
+
+        Returns (log, whether a new key was created). Idempotent.
+        """
+        _, created = load_or_create_signer(Path(self.key_file), self.origin)
+        engine = make_engine(self.database_url, **self._engine_kwargs)
+        upgrade(engine)
+        engine.dispose()
+        log = self.log
+        log.sequencer.init()
+        return log, created
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.engine.dispose()
+            self._log = None

@@ -1,0 +1,149 @@
+"""The sequencer: the one place that writes to the log.
+
+Appending a batch is one database transaction holding the entries, their
+tile hashes, the new signed checkpoint and the advanced head. Writers are
+serialised by the database (SQLite ``BEGIN IMMEDIATE``; PostgreSQL
+``SELECT ... FOR UPDATE`` on the head row), and the head moves by
+compare-and-swap, so two processes, or two machines sharing one PostgreSQL,
+can never sign two different trees of the same size: the loser's
+transaction rolls back before its signature leaves the process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from keys.note import Signer
+from ledger import storage
+from ledger.checkpoint import Checkpoint
+from ledger.db import writer
+from ledger.errors import InvalidInput, SplitViewError, StorageError
+from ledger.frontier import Frontier, Row
+from ledger.storage import Head, StoredCheckpoint
+from ledger.tile import MAX_ENTRY_SIZE
+from ledger.tlog import EMPTY_ROOT, record_hash
+
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where a batch landed: entries [first, checkpoint.size) and the signed
+    checkpoint that first covered them."""
+
+    first: int
+    checkpoint: StoredCheckpoint
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Sequencer:
+    """Appends batches of entries. One per process; safe across processes."""
+
+    def __init__(self, engine: Engine, signer: Signer, clock: Callable[[], int] = _now_ms) -> None:
+        self._engine = writer(engine)
+        self._signer = signer
+        self._clock = clock
+        # Serialises this process's writers before they queue on the database lock.
+        self._lock = threading.Lock()
+        # The frontier of the head this process last wrote or verified.
+        self._frontier: Frontier | None = None
+        self._frontier_root = b""
+
+    def init(self) -> StoredCheckpoint:
+        """Create the empty log and sign its size-0 checkpoint, if not done yet.
+
+        Idempotent; safe when several processes start at once.
+        """
+        with self._lock, Session(self._engine) as session, session.begin():
+            head = storage.read_head(session, for_update=True)
+            if head is None:
+                cp = self._sign(0, EMPTY_ROOT)
+                storage.insert_head(session, Head(0, EMPTY_ROOT))
+                storage.insert_checkpoint(session, cp)
+                # Commit point: the empty log and its checkpoint become durable together.
+                return cp
+            latest = storage.checkpoint_at(session, head.size)
+            if latest is None:
+                raise AssertionError("log head has no checkpoint")
+            return latest
+
+    def append(self, data: Sequence[bytes]) -> AppendResult:
+        """Append ``data`` as consecutive entries and sign the new tree.
+
+        All or nothing: on any error nothing is written. Hashing happens
+        before the lock is taken; the lock is held only for the reads of
+        the partial tiles, the inserts and one signature.
+        """
+        if not data:
+            raise InvalidInput("nothing to append")
+        if len(data) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds at most {MAX_BATCH} entries")
+        for i, d in enumerate(data):
+            if len(d) > MAX_ENTRY_SIZE:
+                raise InvalidInput(f"entry {i} is {len(d)} bytes; the limit is {MAX_ENTRY_SIZE}")
+        leaf_hashes = [record_hash(d) for d in data]
+        with self._lock:
+            try:
+                return self._append_locked(data, leaf_hashes)
+            except IntegrityError as e:
+                self._frontier = None
+                raise SplitViewError("another writer appended at the same index; nothing was written") from e
+            except DBAPIError as e:
+                self._frontier = None
+                raise StorageError(f"the database refused the append: {e.orig}") from e
+
+    def _append_locked(self, data: Sequence[bytes], leaf_hashes: list[bytes]) -> AppendResult:
+        with Session(self._engine) as session, session.begin():
+            head = storage.read_head(session, for_update=True)
+            if head is None:
+                raise StorageError("the log is not initialised: run `flask --app app ledger init`")
+            frontier = self._frontier_for(session, head)
+            rows: list[Row] = []
+            for h in leaf_hashes:
+                rows.extend(frontier.append(h))
+            new = Head(frontier.size, frontier.root())
+            cp = self._sign(new.size, new.root)
+            storage.insert_entries(session, head.size, data)
+            storage.insert_hashes(session, rows)
+            storage.insert_checkpoint(session, cp)
+            if not storage.advance_head(session, head, new):
+                raise SplitViewError("the log head moved during the append; nothing was written")
+            # Commit point: entries, hashes, checkpoint and head become durable
+            # together when this block exits. If the process dies before, none
+            # of it exists and the signature never left memory; after, the
+            # batch is in the log even if the caller never hears back, and a
+            # retry finds it (records are idempotent by record_id).
+        self._frontier, self._frontier_root = frontier, new.root
+        return AppendResult(head.size, cp)
+
+    def _frontier_for(self, session: Session, head: Head) -> Frontier:
+        """Return a copy of the frontier of ``head``, from cache or storage.
+
+        A frontier loaded from storage is checked against the head's root
+        first: the log never signs a tree on top of hashes it cannot vouch for.
+        """
+        cached = self._frontier
+        if cached is not None and cached.size == head.size and self._frontier_root == head.root:
+            return cached.copy()
+        frontier = storage.load_frontier(session, head.size)
+        if frontier.root() != head.root:
+            raise StorageError(
+                f"stored hashes do not reproduce the head's root at size {head.size}; "
+                "refusing to sign: run `flask --app app ledger audit`"
+            )
+        self._frontier, self._frontier_root = frontier, head.root
+        return frontier.copy()
+
+    def _sign(self, size: int, root: bytes) -> StoredCheckpoint:
+        note = Checkpoint(self._signer.name, size, root).sign(self._signer)
+        return StoredCheckpoint(size, root, note, self._clock())

@@ -1,0 +1,246 @@
+"""Reads and writes of the log's tables. Every function takes the caller's
+``Session`` and none commits (principle 8): the sequencer owns the one write
+transaction, the read paths their read transactions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from ledger.db import checkpoints, entries, hashes, is_sqlite, log_head
+from ledger.errors import StorageError
+from ledger.frontier import Frontier, Row, partial_ranges
+from ledger.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
+from ledger.tlog import HASH_SIZE
+
+
+@dataclass(frozen=True)
+class Head:
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: bytes
+    created_at_ms: int
+
+
+def read_head(session: Session, *, for_update: bool = False) -> Head | None:
+    """Return the latest tree head, or None before the log is initialised.
+
+    With ``for_update`` on PostgreSQL the row stays locked until the
+    transaction ends: the sequencer's lock. (On SQLite the write lock was
+    already taken by ``BEGIN IMMEDIATE``.)
+    """
+    stmt = select(log_head.c.size, log_head.c.root).where(log_head.c.id == 1)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    return Head(row.size, bytes(row.root)) if row else None
+
+
+def advance_head(session: Session, old: Head, new: Head) -> bool:
+    """Compare-and-swap the head from ``old`` to ``new``; False if it moved."""
+    res = session.execute(
+        update(log_head)
+        .where(and_(log_head.c.id == 1, log_head.c.size == old.size, log_head.c.root == old.root))
+        .values(size=new.size, root=new.root)
+    )
+    return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def insert_head(session: Session, head: Head) -> None:
+    session.execute(insert(log_head).values(id=1, size=head.size, root=head.root))
+
+
+def insert_checkpoint(session: Session, cp: StoredCheckpoint) -> None:
+    session.execute(
+        insert(checkpoints).values(size=cp.size, root=cp.root, note=cp.note, created_at_ms=cp.created_at_ms)
+    )
+
+
+def _checkpoint(row: object) -> StoredCheckpoint:
+    return StoredCheckpoint(row.size, bytes(row.root), bytes(row.note), row.created_at_ms)  # type: ignore[attr-defined]
+
+
+def checkpoint_at(session: Session, size: int) -> StoredCheckpoint | None:
+    row = session.execute(select(checkpoints).where(checkpoints.c.size == size)).first()
+    return _checkpoint(row) if row else None
+
+
+def latest_checkpoint(session: Session) -> StoredCheckpoint | None:
+    """Return the checkpoint of the current head (signed in the same commit)."""
+    head = read_head(session)
+    return checkpoint_at(session, head.size) if head else None
+
+
+def iter_checkpoints(session: Session, start: int = 0, batch: int = 1000) -> Iterator[StoredCheckpoint]:
+    """Yield every checkpoint with size >= start, in order of size."""
+    while True:
+        rows = session.execute(
+            select(checkpoints).where(checkpoints.c.size >= start).order_by(checkpoints.c.size).limit(batch)
+        ).all()
+        for row in rows:
+            yield _checkpoint(row)
+        if len(rows) < batch:
+            return
+        start = rows[-1].size + 1
+
+
+def insert_entries(session: Session, first: int, data: Sequence[bytes]) -> None:
+    if data:
+        session.execute(insert(entries), [{"idx": first + i, "data": d} for i, d in enumerate(data)])
+
+
+def insert_hashes(session: Session, rows: Sequence[Row]) -> None:
+    if rows:
+        session.execute(insert(hashes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in rows])
+
+
+def read_entries(session: Session, start: int, end: int) -> list[bytes]:
+    """Return entries [start, end); raise if any is missing."""
+    rows = session.execute(
+        select(entries.c.data).where(entries.c.idx >= start, entries.c.idx < end).order_by(entries.c.idx)
+    ).all()
+    if len(rows) != end - start:
+        raise StorageError(f"log storage is missing entries in [{start}, {end})")
+    return [bytes(r.data) for r in rows]
+
+
+def iter_entries(session: Session, start: int, end: int, batch: int = 2048) -> Iterator[tuple[int, bytes]]:
+    """Yield (index, entry) for [start, end) in index order, a batch at a time."""
+    while start < end:
+        stop = min(end, start + batch)
+        for i, d in enumerate(read_entries(session, start, stop)):
+            yield start + i, d
+        start = stop
+
+
+def read_level_hashes(session: Session, level: int, start: int, end: int) -> list[bytes]:
+    """Return tile level ``level``'s hashes [start, end); raise if any is missing."""
+    rows = session.execute(
+        select(hashes.c.hash)
+        .where(hashes.c.level == level, hashes.c.idx >= start, hashes.c.idx < end)
+        .order_by(hashes.c.idx)
+    ).all()
+    if len(rows) != end - start:
+        raise StorageError(f"log storage is missing level-{level} hashes in [{start}, {end})")
+    return [bytes(r.hash) for r in rows]
+
+
+def level_hashes_by_index(session: Session, level: int, start: int, end: int) -> dict[int, bytes]:
+    """Return whatever level-``level`` hashes exist in [start, end), by index."""
+    rows = session.execute(
+        select(hashes.c.idx, hashes.c.hash).where(hashes.c.level == level, hashes.c.idx >= start, hashes.c.idx < end)
+    ).all()
+    return {r.idx: bytes(r.hash) for r in rows}
+
+
+def entry_count(session: Session) -> int:
+    """Return 1 + the highest stored entry index (an index lookup, not a scan)."""
+    top = session.execute(select(func.max(entries.c.idx))).scalar_one()
+    return 0 if top is None else top + 1
+
+
+def find_leaf(session: Session, leaf_hash: bytes, size: int) -> int | None:
+    """Return the lowest index < size whose leaf hash is ``leaf_hash``."""
+    row = session.execute(
+        select(hashes.c.idx)
+        .where(hashes.c.level == 0, hashes.c.hash == leaf_hash, hashes.c.idx < size)
+        .order_by(hashes.c.idx)
+        .limit(1)
+    ).first()
+    return None if row is None else row.idx
+
+
+def load_frontier(session: Session, size: int) -> Frontier:
+    """Read the partial tiles of the tree of ``size``: at most 255 rows per level."""
+    partials = [read_level_hashes(session, lv, start, end) for lv, start, end in partial_ranges(size)]
+    return Frontier.from_partials(size, partials)
+
+
+class TileCache:
+    """A bounded LRU of full tiles. Full tiles never change, so entries never
+    go stale; one cache per database, shared by threads."""
+
+    def __init__(self, max_tiles: int = 4096) -> None:
+        self._tiles: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._max = max_tiles
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> bytes | None:
+        with self._lock:
+            data = self._tiles.get(key)
+            if data is not None:
+                self._tiles.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[int, int], data: bytes) -> None:
+        with self._lock:
+            self._tiles[key] = data
+            self._tiles.move_to_end(key)
+            while len(self._tiles) > self._max:
+                self._tiles.popitem(last=False)
+
+
+def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None) -> bytes:
+    """Return the bytes of a hash tile (level >= 0): ``width`` hashes of 32 bytes.
+
+    The caller checks that the tile lies within a committed tree.
+    """
+    if tile.level == ENTRIES_LEVEL:
+        raise AssertionError("read_tile_data reads hash tiles; use read_bundle for entries")
+    key = (tile.level, tile.n)
+    if cache is not None:
+        full = cache.get(key)
+        if full is not None:
+            return full[: tile.width * HASH_SIZE]
+    start = tile.n * TILE_WIDTH
+    data = b"".join(read_level_hashes(session, tile.level, start, start + tile.width))
+    if cache is not None and not tile.is_partial:
+        cache.put(key, data)
+    return data
+
+
+class TileHashReader:
+    """A :class:`ledger.tlog.HashReader` over the stored tiles.
+
+    Each stored hash is recomputed from the one tile that holds it (as Go's
+    ``tlog.TileHashReader`` does), so a proof reads O(log n) tiles, each one
+    range read or a cache hit.
+    """
+
+    def __init__(self, session: Session, cache: TileCache | None = None) -> None:
+        self._session = session
+        self._cache = cache
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        located = [tile_for_index(i) for i in indexes]
+        widths: dict[tuple[int, int], int] = {}
+        for t, _, _ in located:
+            key = (t.level, t.n)
+            widths[key] = max(widths.get(key, 0), t.width)
+        data = {key: read_tile_data(self._session, Tile(key[0], key[1], w), self._cache) for key, w in widths.items()}
+        return [tile_hash(data[(t.level, t.n)][start:end]) for t, start, end in located]
+
+
+def tile_within(tile: Tile, size: int) -> bool:
+    """Whether ``tile`` exists in the tree of ``size`` leaves."""
+    count = size if tile.level == ENTRIES_LEVEL else size >> TILE_HEIGHT * tile.level
+    return tile.n * TILE_WIDTH + tile.width <= count
+
+
+def sqlite_checkpoint_wal(engine: Engine) -> None:
+    """Fold SQLite's WAL back into the main file (for backups and tests)."""
+    if is_sqlite(engine):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
