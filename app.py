@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from flask import Flask, Response, current_app
+from flask.cli import AppGroup
 
 import api
 import web
@@ -65,9 +66,7 @@ def _provider() -> LogProvider:
     return current_app.extensions["ledger"]  # type: ignore[no-any-return]
 
 
-@click.group("ledger", help="Operate the ledger: initialise it, show its key, audit it.")
-def ledger_cli() -> None:
-    pass
+ledger_cli = AppGroup("ledger", help="Operate the ledger: initialise it, show its key, audit it.")
 
 
 @ledger_cli.command("init")

@@ -28,11 +28,20 @@ class AuditReport:
     size: int = 0
     entries: int = 0
     checkpoints: int = 0
-    problems: list[str] = field(default_factory=list)
+    #: (tree size at which the problem shows, message)
+    found: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.found
+
+    @property
+    def problems(self) -> list[str]:
+        """The problems in log order: the first is the earliest mismatch."""
+        return [msg for _, msg in sorted(self.found, key=lambda p: p[0])]
+
+    def add(self, at: int, msg: str) -> None:
+        self.found.append((at, msg))
 
 
 def audit(
@@ -45,7 +54,7 @@ def audit(
     report = AuditReport()
     head = storage.read_head(session)
     if head is None:
-        report.problems.append("the log is not initialised")
+        report.add(0, "the log is not initialised")
         return report
     report.size = head.size
     cps = storage.iter_checkpoints(session)
@@ -59,15 +68,15 @@ def audit(
             report.checkpoints += 1
             root = frontier.root() if cp.size == frontier.size else None
             if root is None:
-                report.problems.append(f"checkpoint {cp.size}: no such tree size was reached")
+                report.add(cp.size, f"checkpoint {cp.size}: no such tree size was reached")
             elif cp.root != root:
-                report.problems.append(f"checkpoint {cp.size}: stored root differs from the recomputed root")
+                report.add(cp.size, f"checkpoint {cp.size}: stored root differs from the recomputed root")
             try:
                 signed = open_checkpoint(cp.note, verifier).checkpoint
                 if (signed.size, signed.root) != (cp.size, root):
-                    report.problems.append(f"checkpoint {cp.size}: signed note does not match the recomputed tree")
+                    report.add(cp.size, f"checkpoint {cp.size}: signed note does not match the recomputed tree")
             except (ProofError, InvalidInput) as e:
-                report.problems.append(f"checkpoint {cp.size}: signed note does not verify: {e}")
+                report.add(cp.size, f"checkpoint {cp.size}: signed note does not verify: {e}")
             next_cp = next(cps, None)
 
     check_checkpoints()
@@ -86,18 +95,18 @@ def audit(
             stored[level] = storage.level_hashes_by_index(session, level, min(idxs), max(idxs) + 1)
         for level, i, h in new_rows:
             if stored[level].get(i) != h:
-                report.problems.append(f"level {level} hash {i} differs from the recomputed hash")
+                report.add(((i + 1) << (8 * level)), f"level {level} hash {i} differs from the recomputed hash")
         if progress:
             progress(end, head.size)
-        if len(report.problems) >= max_problems:
+        if len(report.found) >= max_problems:
             return report
     check_checkpoints()
     if next_cp is not None:
-        report.problems.append(f"checkpoint {next_cp.size} is beyond the head ({head.size})")
+        report.add(next_cp.size, f"checkpoint {next_cp.size} is beyond the head ({head.size})")
     root = frontier.root() if head.size else EMPTY_ROOT
     if root != head.root:
-        report.problems.append("the head's root differs from the recomputed root")
+        report.add(head.size, "the head's root differs from the recomputed root")
     extra = storage.entry_count(session) - head.size
     if extra:
-        report.problems.append(f"{extra} entries are stored beyond the head")
+        report.add(head.size, f"{extra} entries are stored beyond the head")
     return report

@@ -170,7 +170,7 @@ def inclusion_probes():
             yield pytest.param(*args, id=f"idx={n},size={t}:{desc}")
 
 
-@pytest.mark.parametrize("proof,t,th,n,h", inclusion_probes())
+@pytest.mark.parametrize("proof,t,th,n,h", list(inclusion_probes()))
 def test_corrupted_inclusion_proof_rejected(proof, t, th, n, h):
     assert_rejected(tlog.check_record, proof, t, th, n, h)
 
@@ -207,7 +207,7 @@ def consistency_probes():
             yield pytest.param(*args, id=f"{s1}->{s2}:{desc}")
 
 
-@pytest.mark.parametrize("proof,t,th,n,h", consistency_probes())
+@pytest.mark.parametrize("proof,t,th,n,h", list(consistency_probes()))
 def test_corrupted_consistency_proof_rejected(proof, t, th, n, h):
     assert_rejected(tlog.check_tree, proof, t, th, n, h)
 
