@@ -58,7 +58,8 @@ def test_malformed_tile_paths_are_400(client: FlaskClient, filled: ListReader, p
     r = client.get(path)
     assert r.status_code == 400
     assert r.headers["Content-Type"] == "application/problem+json"
-    assert r.json is not None and r.json["status"] == 400
+    assert r.json is not None
+    assert r.json["status"] == 400
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,8 @@ def test_bad_proof_requests(client: FlaskClient, filled: ListReader, query: str,
     assert r.status_code == status
     assert r.headers["Content-Type"] == "application/problem+json"
     body: Any = r.json
-    assert body["status"] == status and body["detail"]
+    assert body["status"] == status
+    assert body["detail"]
     if path:
         assert [e["path"] for e in body["errors"]] == [path]
 
