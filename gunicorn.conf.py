@@ -12,6 +12,9 @@ limit_request_line = 8190
 limit_request_fields = 100
 accesslog = os.environ.get("LEDGER_ACCESS_LOG") or None
 errorlog = "-"
+# gunicorn 27's control socket defaults to one path per user; several
+# ledgers (or test servers) on one machine would fight over it.
+control_socket_disable = True
 
 
 def on_starting(server):

@@ -21,7 +21,7 @@ def write_signer(path: Path, signer: Signer) -> None:
     concurrent reader sees either no file or the whole key. Raises
     ``FileExistsError`` if ``path`` exists.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -27,7 +27,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 30) -> Iter
     """Run gunicorn with ``env`` (LEDGER_* settings); yield its base URL."""
     port = free_port()
     full_env = {**os.environ, **env, "LEDGER_BIND": f"127.0.0.1:{port}", "LEDGER_WORKERS": str(workers)}
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
         env=full_env,
@@ -39,7 +39,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 30) -> Iter
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(url + "/checkpoint", timeout=2) as r:  # noqa: S310
+                with urllib.request.urlopen(url + "/checkpoint", timeout=2) as r:
                     if r.status == 200:
                         break
             except (urllib.error.URLError, ConnectionError):
@@ -62,7 +62,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 30) -> Iter
 
 def get(url: str) -> tuple[int, dict[str, str], bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=10) as r:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         body = e.read()

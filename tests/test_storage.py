@@ -7,7 +7,7 @@ import multiprocessing as mp
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from keys.note import Signer
@@ -18,6 +18,7 @@ from ledger.errors import StorageError
 from ledger.log import Log
 from tests.checklog import check_log
 from tests.conftest import ORIGIN, TEST_SEED
+from tests.tamper import tamper
 
 FORBIDDEN = [
     "UPDATE entries SET data = X'00' WHERE idx = 0",
@@ -51,22 +52,6 @@ def test_truncate_is_rejected_on_postgresql(log: Log) -> None:
     check_log(log)
 
 
-def _tamper(engine: Engine, sql: str) -> None:
-    """Run ``sql`` with the append-only triggers out of the way, as an
-    operator with database access could."""
-    with engine.begin() as conn:
-        if is_sqlite(engine):
-            triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
-            for name, _ in triggers:
-                conn.execute(text(f"DROP TRIGGER {name}"))
-            conn.execute(text(sql))
-            for _, ddl in triggers:
-                conn.execute(text(ddl))
-        else:
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-            conn.execute(text(sql))
-
-
 @pytest.mark.parametrize(
     "sql,problem",
     [
@@ -85,7 +70,7 @@ def test_audit_finds_edits_behind_the_logs_back(log: Log, sql: str, problem: str
     pg = not is_sqlite(log.engine)
     blob = "'\\x6576696c'::bytea" if pg else "X'6576696c'"
     hsh = ("'\\x" + "ab" * 32 + "'::bytea") if pg else "X'" + "ab" * 32 + "'"
-    _tamper(log.engine, sql.format(blob=blob, hash=hsh))
+    tamper(log.engine, sql.format(blob=blob, hash=hsh))
     with log.read() as s:
         report = audit(s, log.verifier)
     if problem:
@@ -104,7 +89,7 @@ def test_audit_command_reports_first_mismatch(runner: Any, app: Any) -> None:
     assert ok.exit_code == 0, ok.output
     assert "audit ok: 10 entries" in ok.output
     pg = not is_sqlite(log.engine)
-    _tamper(log.engine, "UPDATE entries SET data = " + ("'\\x00'::bytea" if pg else "X'00'") + " WHERE idx = 4")
+    tamper(log.engine, "UPDATE entries SET data = " + ("'\\x00'::bytea" if pg else "X'00'") + " WHERE idx = 4")
     bad = runner.invoke(args=["ledger", "audit"])
     assert bad.exit_code == 1
     assert "PROBLEM: level 0 hash 4 differs" in bad.output
@@ -113,9 +98,7 @@ def test_audit_command_reports_first_mismatch(runner: Any, app: Any) -> None:
 def test_sequencer_refuses_to_sign_over_corrupt_hashes(log: Log) -> None:
     log.sequencer.append([b"a", b"b", b"c"])
     pg = not is_sqlite(log.engine)
-    _tamper(
-        log.engine, "UPDATE hashes SET hash = " + ("'\\x" if pg else "X'") + "00" * 32 + ("'::bytea" if pg else "'")
-    )
+    tamper(log.engine, "UPDATE hashes SET hash = " + ("'\\x" if pg else "X'") + "00" * 32 + ("'::bytea" if pg else "'"))
     fresh = Log(log.engine, log.signer)  # a new process: no cached frontier
     with pytest.raises(StorageError, match="refusing to sign"):
         fresh.sequencer.append([b"d"])
