@@ -7,17 +7,14 @@ Nothing is read at import time. Every key is documented in README.md.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-import click
-from flask import Flask, Response, current_app
-from flask.cli import AppGroup
+from flask import Flask, Response
 
 import api
 import web
-from ledger.audit import audit
+from cli import ledger_cli
 from ledger.log import LogProvider
 
 ROOT = Path(__file__).resolve().parent
@@ -28,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "KEY_FILE": str(ROOT / "data" / "log.key"),
     # Bodies above this are refused with 413 before they are read.
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+    # Records per second per platform and per worker, and the burst allowed.
+    "RATE_LIMIT_RECORDS_PER_SECOND": 5000,
+    "RATE_LIMIT_BURST": 20000,
 }
 
 CSP = (
@@ -60,52 +60,3 @@ def _security_headers(resp: Response) -> Response:
     resp.headers.setdefault("Referrer-Policy", "no-referrer")
     resp.headers.setdefault("Access-Control-Allow-Origin", "*")  # the log is public; let any verifier fetch it
     return resp
-
-
-def _provider() -> LogProvider:
-    return current_app.extensions["ledger"]  # type: ignore[no-any-return]
-
-
-ledger_cli = AppGroup("ledger", help="Operate the ledger: initialise it, show its key, audit it.")
-
-
-@ledger_cli.command("init")
-def init_command() -> None:
-    """Create or migrate the database, create the log key if absent, sign checkpoint 0."""
-    provider = _provider()
-    log, created = provider.initialise()
-    if created:
-        click.echo(f"created a new log signing key in {provider.key_file} (mode 0600; back it up)")
-    with log.read() as s:
-        cp = log.latest(s)
-    click.echo(f"log {log.origin} ready at tree size {cp.size}")
-    click.echo(f"verifier key: {log.verifier.to_key()}")
-
-
-@ledger_cli.command("vkey")
-def vkey_command() -> None:
-    """Print the log's verifier key (c2sp.org/signed-note)."""
-    click.echo(_provider().log.verifier.to_key())
-
-
-@ledger_cli.command("audit")
-@click.option("--quiet", is_flag=True, help="Print only problems.")
-def audit_command(quiet: bool) -> None:
-    """Recompute the whole tree from the stored entries and check every hash and checkpoint."""
-    log = _provider().log
-    with log.read() as s:
-        size = log.latest(s).size
-        with click.progressbar(length=size, label="auditing", file=sys.stderr if not quiet else None) as bar:
-            last = [0]
-
-            def progress(done: int, total: int) -> None:
-                bar.update(done - last[0])
-                last[0] = done
-
-            report = audit(s, log.verifier, progress)
-    for p in report.problems:
-        click.echo(f"PROBLEM: {p}", err=True)
-    if not report.ok:
-        raise SystemExit(1)
-    if not quiet:
-        click.echo(f"audit ok: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import errors, tiles, v1
+from api import errors, records, submissions, tiles, v1
 
 
 def init_app(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(v1.bp)
+    app.register_blueprint(submissions.bp)
+    app.register_blueprint(records.bp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import (
@@ -18,8 +18,10 @@ from ledger.errors import (
     LedgerError,
     NotFound,
     ProofError,
+    RateLimited,
     SplitViewError,
     StorageError,
+    Unprocessable,
 )
 
 PROBLEM_BASE = "https://moderation-ledger.invalid/problems/"
@@ -29,6 +31,8 @@ PROBLEM_BASE = "https://moderation-ledger.invalid/problems/"
 TABLE: list[tuple[type[LedgerError], int, str, str]] = [
     (NotFound, 404, "not-found", "Not found"),
     (Conflict, 409, "conflict", "Conflict with the log"),
+    (RateLimited, 429, "rate-limited", "Too many requests"),
+    (Unprocessable, 422, "unprocessable", "Rejected"),
     (SplitViewError, 503, "busy", "The log moved; retry"),
     (StorageError, 503, "storage", "Storage unavailable"),
     (ProofError, 422, "proof-failed", "Verification failed"),
@@ -40,12 +44,14 @@ TABLE: list[tuple[type[LedgerError], int, str, str]] = [
 MACHINE_PREFIXES = ("/api/", "/tile/", "/checkpoint")
 
 
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
+def problem(status: int, slug: str, title: str, detail: str, retry_after: int | None = None, **extra: Any) -> Response:
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, **extra}
     resp = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     resp.headers["Cache-Control"] = "no-store"
-    if status == 503:
-        resp.headers["Retry-After"] = "1"
+    if retry_after is None and status == 503:
+        retry_after = 1
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
     return resp
 
 
@@ -54,7 +60,7 @@ def _ledger_error(e: LedgerError) -> Response:
         if isinstance(e, cls):
             errors = getattr(e, "errors", None)
             extra = {"errors": errors} if errors else {}
-            return problem(status, slug, title, str(e), **extra)
+            return problem(status, slug, title, str(e), getattr(e, "retry_after", None), **extra)
     raise AssertionError("LedgerError is in the table")
 
 
@@ -63,7 +69,10 @@ def _http_error(e: HTTPException) -> Response | HTTPException:
         return e
     status = e.code or 500
     slug = (e.name or "error").lower().replace(" ", "-")
-    return problem(status, slug, e.name or "Error", e.description or "")
+    detail = e.description or ""
+    if status == 413:
+        detail = f"the request body exceeds the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    return problem(status, slug, e.name or "Error", detail)
 
 
 def init_app(app: Flask) -> None:

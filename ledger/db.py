@@ -18,11 +18,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Engine,
+    ForeignKey,
     Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
+    String,
     Table,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -72,6 +75,51 @@ log_head = Table(
     Column("id", SmallInteger, primary_key=True, autoincrement=False),
     Column("size", BigInteger, nullable=False),
     Column("root", LargeBinary(32), nullable=False),
+)
+
+#: Registered platforms; each row comes from the registry entry at ``leaf_index``.
+platforms = Table(
+    "platforms",
+    metadata,
+    Column("slug", String(63), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+)
+
+#: Platform signing keys; revoked by a row in ``key_revocations``, never edited.
+platform_keys = Table(
+    "platform_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False),
+    Column("public_key", LargeBinary(32), nullable=False, unique=True),
+    Column("valid_from_ms", BigInteger, nullable=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+)
+
+key_revocations = Table(
+    "key_revocations",
+    metadata,
+    Column("key_id", String(16), ForeignKey("platform_keys.key_id"), primary_key=True),
+    Column("revoked_from_ms", BigInteger, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+)
+
+#: The records index: one row per platform record in the log.
+records = Table(
+    "records",
+    metadata,
+    Column("leaf_index", Index64, primary_key=True, autoincrement=False),
+    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("record_hash", LargeBinary(32), nullable=False),
+    Column("key_id", String(16), ForeignKey("platform_keys.key_id"), nullable=False),
+    Column("logged_at_ms", BigInteger, nullable=False),
+    Column("ref_record_id", String(128)),
+    UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
 )
 
 WRITE_OPTION = "ledger_write"

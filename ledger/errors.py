@@ -17,9 +17,24 @@ __all__ = [
     "NotFound",
     "NoteError",
     "ProofError",
+    "RateLimited",
     "SplitViewError",
     "StorageError",
+    "Unprocessable",
 ]
+
+
+class Unprocessable(InvalidInput):
+    """Well-formed input the log cannot accept: a bad signature, an unknown
+    or revoked key, an unknown platform, a reference to a missing record."""
+
+
+class RateLimited(LedgerError):
+    """Too many requests; ``retry_after`` seconds until the next may pass."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(LedgerError):
@@ -27,7 +42,14 @@ class NotFound(LedgerError):
 
 
 class Conflict(LedgerError):
-    """The request contradicts what the log already holds."""
+    """The request contradicts what the log already holds.
+
+    ``errors`` lists the items in conflict, as :class:`InvalidInput` does.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
 
 
 class StorageError(LedgerError):

@@ -23,10 +23,12 @@ from ledger.checkpoint import open_checkpoint
 from ledger.db import make_engine
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.migrate import upgrade
+from ledger.registry import Registry
 from ledger.sequencer import Sequencer
 from ledger.storage import StoredCheckpoint, TileCache, TileHashReader
+from ledger.submit import Committer
 from ledger.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
-from ledger.tlog import prove_record, prove_tree
+from ledger.tlog import prove_record, prove_tree, stored_hash_index
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Log:
         self.origin = signer.name
         self.verifier: Verifier = signer.verifier
         self.sequencer = Sequencer(engine, signer)
+        self.registry = Registry(self.sequencer, signer)
+        self.committer = Committer(self.sequencer)
         self._tiles = TileCache(tile_cache_size)
 
     @contextmanager
@@ -119,6 +123,18 @@ class Log:
             reader = TileHashReader(s, self._tiles)
             leaf = storage.read_level_hashes(s, 0, index, index + 1)[0]
             return InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp)
+
+    def inclusions(self, indexes: list[int], cp: StoredCheckpoint) -> list[InclusionProof]:
+        """Proofs for many entries against one checkpoint, sharing tile reads."""
+        with self.read() as s:
+            reader = TileHashReader(s, self._tiles, memo=True)
+            out = []
+            for index in indexes:
+                if not 0 <= index < cp.size:
+                    raise NotFound(f"no entry {index} in the tree of size {cp.size}")
+                leaf = reader.read_hashes([stored_hash_index(0, index)])[0]
+                out.append(InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp))
+            return out
 
     def inclusion_by_hash(self, leaf_hash: bytes, tree_size: int | None = None) -> InclusionProof:
         with self.read() as s:

@@ -132,7 +132,10 @@ class Entry:
 def parse_entry(data: bytes) -> Entry:
     """Parse a log entry, exactly: it must be the canonical form of itself."""
     obj = parse_json(data)
-    if not isinstance(obj, dict) or set(obj) not in ({"logged_at", "record", "signature"}, {"logged_at", "registry", "signature"}):
+    if not isinstance(obj, dict) or set(obj) not in (
+        {"logged_at", "record", "signature"},
+        {"logged_at", "registry", "signature"},
+    ):
         raise InvalidInput("not a ledger entry")
     if canonical(obj) != data:
         raise InvalidInput("entry is not in canonical form")

@@ -36,10 +36,29 @@ MAX_BATCH = 10_000
 @dataclass(frozen=True)
 class AppendResult:
     """Where a batch landed: entries [first, checkpoint.size) and the signed
-    checkpoint that first covered them."""
+    checkpoint that first covered them (the latest one if nothing was
+    appended). ``logged_at_ms`` is the time written into the entries."""
 
     first: int
     checkpoint: StoredCheckpoint
+    logged_at_ms: int = 0
+
+
+@dataclass
+class Plan:
+    """What to append, decided under the sequencing lock.
+
+    ``entries`` are the entry bytes; ``write_index`` (optional) writes the
+    rows derived from them (query indexes, registry tables) in the same
+    transaction, given the index of the first entry.
+    """
+
+    entries: list[bytes]
+    write_index: Callable[[Session, int], None] | None = None
+
+
+#: Called under the lock with (session, current tree size, logged_at_ms).
+Planner = Callable[[Session, int, int], Plan]
 
 
 def _now_ms() -> int:
@@ -58,6 +77,7 @@ class Sequencer:
         # The frontier of the head this process last wrote or verified.
         self._frontier: Frontier | None = None
         self._frontier_root = b""
+        self._latest: StoredCheckpoint | None = None
 
     def init(self) -> StoredCheckpoint:
         """Create the empty log and sign its size-0 checkpoint, if not done yet.
@@ -67,7 +87,7 @@ class Sequencer:
         with self._lock, Session(self._engine) as session, session.begin():
             head = storage.read_head(session, for_update=True)
             if head is None:
-                cp = self._sign(0, EMPTY_ROOT)
+                cp = self._sign(0, EMPTY_ROOT, self._clock())
                 storage.insert_head(session, Head(0, EMPTY_ROOT))
                 storage.insert_checkpoint(session, cp)
                 # Commit point: the empty log and its checkpoint become durable together.
@@ -80,21 +100,25 @@ class Sequencer:
     def append(self, data: Sequence[bytes]) -> AppendResult:
         """Append ``data`` as consecutive entries and sign the new tree.
 
-        All or nothing: on any error nothing is written. Hashing happens
-        before the lock is taken; the lock is held only for the reads of
-        the partial tiles, the inserts and one signature.
+        All or nothing: on any error nothing is written.
         """
         if not data:
             raise InvalidInput("nothing to append")
-        if len(data) > MAX_BATCH:
-            raise InvalidInput(f"a batch holds at most {MAX_BATCH} entries")
-        for i, d in enumerate(data):
-            if len(d) > MAX_ENTRY_SIZE:
-                raise InvalidInput(f"entry {i} is {len(d)} bytes; the limit is {MAX_ENTRY_SIZE}")
-        leaf_hashes = [record_hash(d) for d in data]
+        entries = list(data)
+        return self.sequence(lambda _s, _size, _now: Plan(entries))
+
+    def sequence(self, planner: Planner) -> AppendResult:
+        """Run ``planner`` under the sequencing lock and append what it plans.
+
+        The planner sees the log as of the lock (so checks such as "is this
+        record_id new?" cannot race another writer) and may raise to abort:
+        then nothing is written. Callers do their parsing and signature
+        checks before calling, so the lock is held only for the planner's
+        reads, the leaf hashes, the inserts and one signature.
+        """
         with self._lock:
             try:
-                return self._append_locked(data, leaf_hashes)
+                return self._sequence_locked(planner)
             except IntegrityError as e:
                 self._frontier = None
                 raise SplitViewError("another writer appended at the same index; nothing was written") from e
@@ -102,29 +126,51 @@ class Sequencer:
                 self._frontier = None
                 raise StorageError(f"the database refused the append: {e.orig}") from e
 
-    def _append_locked(self, data: Sequence[bytes], leaf_hashes: list[bytes]) -> AppendResult:
+    def _sequence_locked(self, planner: Planner) -> AppendResult:
         with Session(self._engine) as session, session.begin():
             head = storage.read_head(session, for_update=True)
             if head is None:
                 raise StorageError("the log is not initialised: run `flask --app app ledger init`")
+            latest = self._latest_checkpoint(session, head)
+            # logged_at never goes backwards, even if this machine's clock is
+            # behind the one that signed the previous checkpoint.
+            now = max(self._clock(), latest.created_at_ms)
+            plan = planner(session, head.size, now)
+            if not plan.entries:
+                return AppendResult(head.size, latest, now)
+            _check_batch(plan.entries)
             frontier = self._frontier_for(session, head)
             rows: list[Row] = []
-            for h in leaf_hashes:
-                rows.extend(frontier.append(h))
+            for d in plan.entries:
+                rows.extend(frontier.append(record_hash(d)))
             new = Head(frontier.size, frontier.root())
-            cp = self._sign(new.size, new.root)
-            storage.insert_entries(session, head.size, data)
+            cp = self._sign(new.size, new.root, now)
+            storage.insert_entries(session, head.size, plan.entries)
             storage.insert_hashes(session, rows)
             storage.insert_checkpoint(session, cp)
+            if plan.write_index is not None:
+                plan.write_index(session, head.size)
             if not storage.advance_head(session, head, new):
                 raise SplitViewError("the log head moved during the append; nothing was written")
-            # Commit point: entries, hashes, checkpoint and head become durable
-            # together when this block exits. If the process dies before, none
-            # of it exists and the signature never left memory; after, the
-            # batch is in the log even if the caller never hears back, and a
-            # retry finds it (records are idempotent by record_id).
+            # Commit point: entries, hashes, index rows, checkpoint and head
+            # become durable together when this block exits. If the process
+            # dies before, none of it exists and the signature never left
+            # memory; after, the batch is in the log even if the caller never
+            # hears back, and a retry finds it (records are idempotent by
+            # record_id).
         self._frontier, self._frontier_root = frontier, new.root
-        return AppendResult(head.size, cp)
+        self._latest = cp
+        return AppendResult(head.size, cp, now)
+
+    def _latest_checkpoint(self, session: Session, head: Head) -> StoredCheckpoint:
+        cached = self._latest
+        if cached is not None and cached.size == head.size and cached.root == head.root:
+            return cached
+        cp = storage.checkpoint_at(session, head.size)
+        if cp is None or cp.root != head.root:
+            raise StorageError(f"the log head (size {head.size}) has no matching checkpoint: run the audit")
+        self._latest = cp
+        return cp
 
     def _frontier_for(self, session: Session, head: Head) -> Frontier:
         """Return a copy of the frontier of ``head``, from cache or storage.
@@ -144,6 +190,14 @@ class Sequencer:
         self._frontier, self._frontier_root = frontier, head.root
         return frontier.copy()
 
-    def _sign(self, size: int, root: bytes) -> StoredCheckpoint:
+    def _sign(self, size: int, root: bytes, now_ms: int) -> StoredCheckpoint:
         note = Checkpoint(self._signer.name, size, root).sign(self._signer)
-        return StoredCheckpoint(size, root, note, self._clock())
+        return StoredCheckpoint(size, root, note, now_ms)
+
+
+def _check_batch(entries: Sequence[bytes]) -> None:
+    if len(entries) > MAX_BATCH:
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH} entries")
+    for i, d in enumerate(entries):
+        if len(d) > MAX_ENTRY_SIZE:
+            raise InvalidInput(f"entry {i} is {len(d)} bytes; the limit is {MAX_ENTRY_SIZE}")

@@ -219,11 +219,23 @@ class TileHashReader:
     range read or a cache hit.
     """
 
-    def __init__(self, session: Session, cache: TileCache | None = None) -> None:
+    def __init__(self, session: Session, cache: TileCache | None = None, memo: bool = False) -> None:
         self._session = session
         self._cache = cache
+        # With memo, hashes already computed are kept: many proofs in one
+        # tree share most of their upper hashes.
+        self._memo: dict[int, bytes] | None = {} if memo else None
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        memo = self._memo
+        if memo is None:
+            return self._read(indexes)
+        missing = [i for i in indexes if i not in memo]
+        if missing:
+            memo.update(zip(missing, self._read(missing), strict=True))
+        return [memo[i] for i in indexes]
+
+    def _read(self, indexes: Sequence[int]) -> list[bytes]:
         located = [tile_for_index(i) for i in indexes]
         widths: dict[tuple[int, int], int] = {}
         for t, _, _ in located:

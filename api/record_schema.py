@@ -1,0 +1,322 @@
+"""Record schema version 1 in marshmallow, and :func:`validate_record`.
+
+``docs/schema/record-v1.schema.json`` states the same rules as JSON Schema and
+``docs/records.md`` explains them. Three checks live here only, because JSON
+Schema cannot state them: times are ordered (posted <= flagged <= decided <=
+applied, filed <= decided, action_ends_at after decided_at), no time is more
+than five minutes after ``now``, and a date-time names a real calendar day
+(JSON Schema leaves that to an optional format checker).
+
+The schemas read ``now`` from a context variable that only
+:func:`validate_record` sets: load them through it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
+
+from api import record_enums as enums
+from api.record_enums import (
+    NOW,
+    Choice,
+    DateTime,
+    PostedAt,
+    SchemaVersion,
+    StrictBool,
+    TerritorialScope,
+    Text,
+    UniqueList,
+)
+
+__all__ = ["validate_record"]
+
+_MESSAGES = {"required": "required", "null": "must not be null"}
+
+
+def Nested(schema: type[Schema], **kwargs: Any) -> fields.Nested:  # noqa: N802 - reads as a field class
+    return fields.Nested(schema, error_messages=_MESSAGES, **kwargs)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+    error_messages: ClassVar[dict[str, str]] = {
+        "type": "must be a JSON object",
+        "unknown": "unknown field (record schema version 1)",
+    }
+
+
+def _add(errors: dict[str, Any], path: tuple[str, ...], message: str) -> None:
+    """Record ``message`` under ``path`` in marshmallow's nested error form."""
+    node = errors
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node.setdefault(path[-1], []).append(message)
+
+
+def _forbid(data: dict[str, Any], errors: dict[str, Any], names: tuple[str, ...], why: str) -> None:
+    for name in names:
+        if name in data:
+            _add(errors, (name,), f"forbidden {why}")
+
+
+class Ref(_Strict):
+    record_id = Text(max_len=128, pattern="record_id", required=True)
+
+
+class PolicyRef(_Strict):
+    id = Text(max_len=128, pattern="rule_id", required=True)
+    version = Text(max_len=64, required=True)
+
+
+class Rule(PolicyRef):
+    url = Text(max_len=2048, pattern="https_url")
+
+
+class Exemption(_Strict):
+    applied = StrictBool(required=True)
+    type = Choice(enums.EXEMPTION_TYPES, name="exemption type")
+    policy = Nested(PolicyRef)
+
+    @validates_schema
+    def _check_applied(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, Any] = {}
+        if data["applied"] and "type" not in data:
+            _add(errors, ("type",), "required when applied is true")
+        if not data["applied"]:
+            _forbid(data, errors, ("type", "policy"), "when applied is false")
+        if errors:
+            raise ValidationError(errors)
+
+
+class PublicSubject(_Strict):
+    display_name = Text(max_len=200, required=True)
+    wikidata_qid = Text(max_len=20, pattern="wikidata_qid")
+    office = Text(max_len=200)
+    jurisdiction = Choice(enums.JURISDICTIONS, name="jurisdiction")
+    handle = Text(max_len=100)
+
+
+_BUCKETS = tuple(dict.fromkeys(enums.PUBLIC_FOLLOWER_BUCKETS + enums.ORDINARY_FOLLOWER_BUCKETS))
+
+
+class Account(_Strict):
+    account_class = Choice(enums.ACCOUNT_CLASSES, name="account class", data_key="class", required=True)
+    class_basis = Choice(enums.CLASS_BASES, name="class basis")
+    subject_key = Text(max_len=128, pattern="subject_key", required=True)
+    follower_bucket = Choice(_BUCKETS, name="follower bucket", required=True)
+    public_subject = Nested(PublicSubject)
+
+    @validates_schema
+    def _check_class(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, Any] = {}
+        if data["account_class"] == enums.ORDINARY_USER:
+            _forbid(data, errors, ("class_basis", "public_subject"), "for ordinary users")
+            if data["follower_bucket"] not in enums.ORDINARY_FOLLOWER_BUCKETS:
+                _add(errors, ("follower_bucket",), "ordinary users are top-coded: one of <1k, 1k-10k, 10k+")
+        else:
+            for name in ("class_basis", "public_subject"):
+                if name not in data:
+                    _add(errors, (name,), "required for every class but ordinary_user")
+            if data["follower_bucket"] not in enums.PUBLIC_FOLLOWER_BUCKETS:
+                _add(errors, ("follower_bucket",), "10k+ is for ordinary users only; use 10k-100k, 100k-1M or >1M")
+        if errors:
+            raise ValidationError(errors)
+
+
+class Content(_Strict):
+    types = UniqueList(Choice(enums.CONTENT_TYPES, name="DSA content type"), required=True)
+    language = Choice(enums.LANGUAGE_CODES, name="ISO 639-1 language")
+    ref = Text(max_len=2048, pattern="https_url")
+    posted_at = PostedAt(required=True)
+
+
+def _check_ground(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    if data["decision_ground"] == "terms":
+        _forbid(data, errors, ("legal_reference",), "when decision_ground is terms")
+    elif "legal_reference" not in data:
+        _add(errors, ("legal_reference",), "required when decision_ground is illegal or both")
+
+
+def _check_action(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    action = data["action"]
+    if action == "temporary_suspension" and "action_ends_at" not in data:
+        _add(errors, ("action_ends_at",), "required for temporary_suspension")
+    if action in enums.UNLIMITED_ACTIONS:
+        _forbid(data, errors, ("action_ends_at",), f"for action {action}, which has no end")
+    if data["violation_found"] and "exemption" not in data:
+        _add(errors, ("exemption",), "required when violation_found is true")
+    if not data["violation_found"]:
+        _forbid(data, errors, ("exemption",), "when violation_found is false: there is nothing to exempt")
+
+
+def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    """Ordinary users get no statement, no content URL and a posting day only."""
+    ordinary = data["account"]["account_class"] == enums.ORDINARY_USER
+    posted = data["content"]["posted_at"]
+    if ordinary:
+        _forbid(data, errors, ("statement",), "for ordinary users, whose privacy outranks the reasons")
+        if "ref" in data["content"]:
+            _add(errors, ("content", "ref"), "forbidden for ordinary users")
+        if isinstance(posted, datetime):
+            _add(errors, ("content", "posted_at"), "ordinary users: a date YYYY-MM-DD only, not a date-time")
+    elif not isinstance(posted, datetime):
+        _add(errors, ("content", "posted_at"), "public classes: an RFC 3339 UTC date-time, not a date")
+
+
+def _check_times(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    """posted <= flagged <= decided <= applied; action_ends_at > decided."""
+    posted, flagged, decided = data["content"]["posted_at"], data["flagged_at"], data["decided_at"]
+    # An ordinary user's posting day compares with the UTC day of flagged_at.
+    if posted > (flagged if isinstance(posted, datetime) else flagged.date()):
+        _add(errors, ("flagged_at",), "must not be before content/posted_at")
+    if decided < flagged:
+        _add(errors, ("decided_at",), "must not be before flagged_at")
+    if "applied_at" in data and data["applied_at"] < decided:
+        _add(errors, ("applied_at",), "must not be before decided_at")
+    if "action_ends_at" in data and data["action_ends_at"] <= decided:
+        _add(errors, ("action_ends_at",), "must be after decided_at")
+
+
+class DecisionBody(_Strict):
+    """The fields of a decision: flat in a decision record, nested as an amendment's ``corrected``."""
+
+    rule = Nested(Rule, required=True)
+    decision_ground = Choice(enums.DECISION_GROUNDS, name="decision ground", required=True)
+    legal_reference = Text(max_len=500)
+    category = Choice(enums.CATEGORIES, name="DSA statement category", required=True)
+    keywords = UniqueList(Choice(enums.KEYWORDS, name="DSA keyword"))
+    severity = Choice(enums.SEVERITIES, name="severity", required=True)
+    violation_found = StrictBool(required=True)
+    action = Choice(enums.ACTIONS, name="action", required=True)
+    action_ends_at = DateTime(future_ok=True)
+    exemption = Nested(Exemption)
+    review_path = Choice(enums.REVIEW_PATHS, name="review path", required=True)
+    interim_state = Choice(enums.INTERIM_STATES, name="interim state", required=True)
+    detection_source = Choice(enums.DETECTION_SOURCES, name="detection source", required=True)
+    automated_detection = StrictBool(required=True)
+    automated_decision = Choice(enums.AUTOMATED_DECISIONS, name="automated decision", required=True)
+    state_involvement = Choice(enums.STATE_INVOLVEMENTS, name="state involvement", required=True)
+    account = Nested(Account, required=True)
+    content = Nested(Content, required=True)
+    flagged_at = DateTime(required=True)
+    decided_at = DateTime(required=True)
+    applied_at = DateTime()
+    territorial_scope = TerritorialScope(required=True)
+    statement = Text(max_len=5000)
+
+    @validates_schema
+    def _check_decision(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, Any] = {}
+        for check in (_check_ground, _check_action, _check_privacy):
+            check(data, errors)
+        if not errors:  # ordering is meaningless while posted_at has the wrong form
+            _check_times(data, errors)
+        if errors:
+            raise ValidationError(errors)
+
+
+class Envelope(_Strict):
+    type = Choice(enums.RECORD_TYPES, name="record type", required=True)
+    schema_version = SchemaVersion(required=True)
+    platform = Text(max_len=63, pattern="platform", required=True)
+    record_id = Text(max_len=128, pattern="record_id", required=True)
+    submitted_at = DateTime(required=True)
+    refs = Nested(Ref)
+    dsa_sor_uuid = Text(max_len=36, pattern="uuid")
+
+    @validates_schema
+    def _check_refs(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["type"] == "decision" and "refs" in data:
+            raise ValidationError("forbidden for decisions, which refer to no earlier record", "refs")
+        if data["type"] != "decision" and "refs" not in data:
+            raise ValidationError("required for appeals and amendments", "refs")
+
+
+class DecisionRecord(Envelope, DecisionBody):
+    pass
+
+
+class AppealRecord(Envelope):
+    channel = Choice(enums.APPEAL_CHANNELS, name="appeal channel", required=True)
+    filed_at = DateTime(required=True)
+    decided_at = DateTime()
+    outcome = Choice(enums.APPEAL_OUTCOMES, name="appeal outcome", required=True)
+    new_action = Choice(enums.ACTIONS, name="action")
+
+    @validates_schema
+    def _check_outcome(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, Any] = {}
+        outcome = data["outcome"]
+        if outcome == "pending":
+            _forbid(data, errors, ("decided_at", "new_action"), "while the outcome is pending")
+        elif "decided_at" not in data:
+            _add(errors, ("decided_at",), "required once the outcome is not pending")
+        if outcome == "upheld":
+            _forbid(data, errors, ("new_action",), "when the decision was upheld")
+        if "decided_at" in data and data["decided_at"] < data["filed_at"]:
+            _add(errors, ("decided_at",), "must not be before filed_at")
+        if errors:
+            raise ValidationError(errors)
+
+
+class AmendmentRecord(Envelope):
+    reason = Choice(enums.AMENDMENT_REASONS, name="amendment reason", required=True)
+    corrected = Nested(DecisionBody, required=True)
+
+
+_SCHEMAS: dict[str, type[Schema]] = {
+    "decision": DecisionRecord,
+    "appeal": AppealRecord,
+    "amendment": AmendmentRecord,
+}
+
+
+def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
+    """Return the errors of ``record`` against schema version 1, sorted; ``[]`` if valid.
+
+    Each error is ``{"path": "account/class", "message": ...}``, the path
+    slash-separated inside the record (RFC 6901 escapes; ``""`` is the record
+    itself). Never raises for a JSON value, however malformed. ``now`` is the
+    aware time that record times may exceed by at most five minutes.
+    """
+    if now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    if not isinstance(record, dict):
+        return [{"path": "", "message": "a record must be a JSON object"}]
+    kind = record.get("type")
+    if not isinstance(kind, str) or kind not in _SCHEMAS:
+        return [{"path": "type", "message": "must be one of: " + ", ".join(enums.RECORD_TYPES)}]
+    token = NOW.set(now.astimezone(UTC))
+    try:
+        _SCHEMAS[kind]().load(record)
+    except ValidationError as e:
+        return sorted(_flatten(e.messages, ""), key=lambda err: (err["path"], err["message"]))
+    finally:
+        NOW.reset(token)
+    return []
+
+
+def _flatten(messages: object, path: str) -> list[dict[str, str]]:
+    if isinstance(messages, dict):
+        return [err for key, sub in messages.items() for err in _flatten(sub, _join(path, key))]
+    if isinstance(messages, list):
+        return [err for m in messages for err in _flatten(m, path)]
+    return [{"path": path, "message": str(messages)}]
+
+
+def _join(path: str, key: object) -> str:
+    """Append one key to a path; ``_schema`` is marshmallow's name for the object itself."""
+    if key == "_schema":
+        return path
+    if isinstance(key, str):
+        name = key.replace("~", "~0").replace("/", "~1")
+    elif isinstance(key, int) and key.bit_length() < 64:  # a list index
+        name = str(key)
+    else:  # not JSON: only a Python caller can build such a key
+        name = "?"
+    return f"{path}/{name}" if path else name

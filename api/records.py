@@ -1,0 +1,114 @@
+"""Reading records back: by leaf index, by (platform, record_id), and the
+platform registry. Each answer carries the log entry and its inclusion
+proof against the latest signed checkpoint, so it can be checked offline."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.state import get_log
+from ledger import storage
+from ledger.db import records
+from ledger.errors import NotFound
+from ledger.records import format_time, parse_entry
+from ledger.registry import list_platforms, read_key_states
+from ledger.submit import permalink
+
+bp = Blueprint("records", __name__, url_prefix="/api/v1")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    return {
+        "leaf_index": row.leaf_index,
+        "record_id": row.record_id,
+        "type": row.type,
+        "logged_at": format_time(row.logged_at_ms),
+        "permalink": permalink(row.platform, row.record_id),
+    }
+
+
+def _history(s: Session, row: Any) -> dict[str, Any]:
+    target = row.ref_record_id if row.type != "decision" else row.record_id
+    refs = s.execute(
+        select(records)
+        .where(records.c.platform == row.platform, records.c.ref_record_id == target)
+        .order_by(records.c.leaf_index)
+    ).all()
+    amendments = [_summary(r) for r in refs if r.type == "amendment"]
+    history: dict[str, Any] = {
+        "appeals": [_summary(r) for r in refs if r.type == "appeal"],
+        "amendments": amendments,
+        "superseded_by": amendments[-1] if amendments and row.type == "decision" else None,
+    }
+    if row.ref_record_id is not None:
+        ref = s.execute(
+            select(records).where(records.c.platform == row.platform, records.c.record_id == row.ref_record_id)
+        ).first()
+        history["refers_to"] = _summary(ref) if ref else None
+    return history
+
+
+def _record(where: Any) -> Response:
+    log = get_log()
+    with log.read() as s:
+        row = s.execute(select(records).where(where)).first()
+        if row is None:
+            raise NotFound("no such record in the log")
+        cp = log.latest(s)
+        entry = storage.read_entries(s, row.leaf_index, row.leaf_index + 1)[0]
+        key = read_key_states(s, [row.key_id])[row.key_id]
+        history = _history(s, row)
+    proof = log.inclusions([row.leaf_index], cp)[0]
+    parsed = parse_entry(entry)
+    body = {
+        "leaf_index": row.leaf_index,
+        "logged_at": parsed.logged_at,
+        "platform": row.platform,
+        "record_id": row.record_id,
+        "type": row.type,
+        "record": parsed.body,
+        "signature": parsed.signature,
+        "key": {
+            "key_id": key.key_id,
+            "platform": key.platform,
+            "public_key": b64(key.public_key),
+            "valid_from": format_time(key.valid_from_ms),
+            "revoked_from": None if key.revoked_from_ms is None else format_time(key.revoked_from_ms),
+            "revocation_reason": key.revoked_reason,
+        },
+        "history": history,
+        "entry": b64(entry),
+        "leaf_hash": b64(proof.leaf_hash),
+        "tree_size": cp.size,
+        "inclusion_path": [b64(h) for h in proof.proof],
+        "checkpoint": {"tree_size": cp.size, "root_hash": b64(cp.root), "signed_note": cp.note.decode()},
+    }
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/records/<int:index>")
+def by_index(index: int) -> Response:
+    return _record(records.c.leaf_index == index)
+
+
+@bp.get("/platforms/<slug>/records/<path:record_id>")
+def by_record_id(slug: str, record_id: str) -> Response:
+    return _record((records.c.platform == slug) & (records.c.record_id == record_id))
+
+
+@bp.get("/platforms")
+def platforms() -> Response:
+    log = get_log()
+    with log.read() as s:
+        return jsonify({"platforms": list_platforms(s)})

@@ -1,0 +1,155 @@
+"""``POST /api/v1/records``: platforms submit signed records.
+
+The body is parsed strictly (UTF-8, no duplicate keys), every item is
+validated against the record schema and its signature checked over the
+RFC 8785 form of the record *as received* (never a re-dump), and only then
+handed to the per-process committer, which appends every queued submission
+in one transaction. A request is all or nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from werkzeug.exceptions import UnsupportedMediaType
+
+from api.params import flatten
+from api.ratelimit import RateLimiter
+from api.record_schema import validate_record
+from api.state import get_log
+from ledger.errors import InvalidInput
+from ledger.records import format_time, parse_json
+from ledger.submit import permalink, verify_items
+
+bp = Blueprint("submissions", __name__, url_prefix="/api/v1")
+
+MAX_ITEMS = 1000
+
+
+class SignatureSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    key_id = fields.String(
+        required=True, validate=validate.Regexp(r"^[0-9a-f]{16}$", error="must be 16 lower-case hex digits")
+    )
+    alg = fields.String(required=True, validate=validate.Equal("ed25519", error="must be 'ed25519'"))
+    value = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9+/]{86}==$", error="must be a 64-byte Ed25519 signature in padded base64"
+        ),
+    )
+
+
+class SubmissionItemSchema(Schema):
+    """A submission item, for the OpenAPI document (the record's own schema
+    is validated by ``validate_record``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    record = fields.Dict(required=True)
+    signature = fields.Nested(SignatureSchema, required=True)
+
+
+def _items(body: Any) -> list[Any]:
+    if isinstance(body, dict) and set(body) == {"records"}:
+        items = body["records"]
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+            raise InvalidInput(
+                f"'records' must be a list of 1 to {MAX_ITEMS} items",
+                [{"path": "records", "message": f"must be a list of 1 to {MAX_ITEMS} items"}],
+            )
+        return items
+    if isinstance(body, dict) and "record" in body:
+        return [body]
+    raise InvalidInput('the body must be one item {record, signature} or {"records": [items]}')
+
+
+def _validate(items: list[Any], now: datetime) -> None:
+    errors: list[dict[str, object]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != {"record", "signature"}:
+            errors.append(
+                {"index": i, "path": "", "message": "an item is an object with exactly 'record' and 'signature'"}
+            )
+            continue
+        try:
+            SignatureSchema().load(item["signature"])
+        except ValidationError as e:
+            errors += [
+                {"index": i, "path": f"signature/{x['path']}".rstrip("/"), "message": x["message"]}
+                for x in flatten(e.messages)
+            ]
+        if not isinstance(item["record"], dict):
+            errors.append({"index": i, "path": "record", "message": "must be an object"})
+            continue
+        for x in validate_record(item["record"], now):
+            errors.append({"index": i, "path": f"record/{x['path']}".rstrip("/"), "message": x["message"]})
+    if errors:
+        raise InvalidInput(
+            f"{len({e['index'] for e in errors})} of {len(items)} items are invalid; nothing was appended", errors
+        )
+
+
+def _limiter() -> RateLimiter:
+    ext = current_app.extensions
+    if "ledger_rate_limiter" not in ext:
+        ext["ledger_rate_limiter"] = RateLimiter(
+            float(current_app.config["RATE_LIMIT_RECORDS_PER_SECOND"]), float(current_app.config["RATE_LIMIT_BURST"])
+        )
+    return ext["ledger_rate_limiter"]  # type: ignore[no-any-return]
+
+
+@bp.post("/records")
+def submit() -> tuple[Response, int]:
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send the submission as Content-Type: application/json")
+    items = _items(parse_json(request.get_data(cache=False)))
+    now_ms = time.time_ns() // 1_000_000
+    _validate(items, datetime.fromtimestamp(now_ms / 1000, UTC))
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it["record"]["platform"]] = counts.get(it["record"]["platform"], 0) + 1
+    limiter = _limiter()
+    for platform, n in counts.items():
+        limiter.take(platform, n)
+    log = get_log()
+    with log.read() as s:
+        verified = verify_items(s, items, now_ms)
+    outcome = log.committer.submit(verified)
+    proofs = log.inclusions([p.leaf_index for p in outcome.placed], outcome.checkpoint)
+    cp = outcome.checkpoint
+    out = []
+    for r, p, proof in zip(verified, outcome.placed, proofs, strict=True):
+        out.append(
+            {
+                "platform": r.platform,
+                "record_id": r.record_id,
+                "status": p.status,
+                "leaf_index": p.leaf_index,
+                "leaf_hash": base64.b64encode(proof.leaf_hash).decode(),
+                "logged_at": format_time(p.logged_at_ms),
+                "permalink": permalink(r.platform, r.record_id),
+                "tree_size": cp.size,
+                "inclusion_path": [base64.b64encode(h).decode() for h in proof.proof],
+            }
+        )
+    body = {
+        "checkpoint": {
+            "tree_size": cp.size,
+            "root_hash": base64.b64encode(cp.root).decode(),
+            "signed_note": cp.note.decode(),
+        },
+        "records": out,
+    }
+    status = 201 if any(p.status == "created" for p in outcome.placed) else 200
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp, status

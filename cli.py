@@ -1,0 +1,133 @@
+"""The operator's commands: ``flask --app app ledger ...``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from keys.records import public_key_from_text
+from ledger.audit import audit
+from ledger.errors import LedgerError
+from ledger.log import LogProvider
+from ledger.records import format_time
+from ledger.registry import list_platforms, parse_time
+
+ledger_cli = AppGroup("ledger", help="Operate the ledger: initialise it, show its key, audit it, manage platforms.")
+platform_cli = AppGroup("platform", help="Register platforms and their keys. Every change is appended to the log.")
+ledger_cli.add_command(platform_cli)
+
+
+def _provider() -> LogProvider:
+    return current_app.extensions["ledger"]  # type: ignore[no-any-return]
+
+
+@ledger_cli.command("init")
+def init_command() -> None:
+    """Create or migrate the database, create the log key if absent, sign checkpoint 0."""
+    provider = _provider()
+    log, created = provider.initialise()
+    if created:
+        click.echo(f"created a new log signing key in {provider.key_file} (mode 0600; back it up)")
+    with log.read() as s:
+        cp = log.latest(s)
+    click.echo(f"log {log.origin} ready at tree size {cp.size}")
+    click.echo(f"verifier key: {log.verifier.to_key()}")
+
+
+@ledger_cli.command("vkey")
+def vkey_command() -> None:
+    """Print the log's verifier key (c2sp.org/signed-note)."""
+    click.echo(_provider().log.verifier.to_key())
+
+
+@ledger_cli.command("audit")
+@click.option("--quiet", is_flag=True, help="Print only problems.")
+def audit_command(quiet: bool) -> None:
+    """Recompute the whole tree from the stored entries and check every hash and checkpoint."""
+    log = _provider().log
+    with log.read() as s:
+        size = log.latest(s).size
+        with click.progressbar(length=size, label="auditing", file=sys.stderr if not quiet else None) as bar:
+            last = [0]
+
+            def progress(done: int, total: int) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+
+            report = audit(s, log.verifier, progress)
+    for p in report.problems:
+        click.echo(f"PROBLEM: {p}", err=True)
+    if not report.ok:
+        raise SystemExit(1)
+    if not quiet:
+        click.echo(f"audit ok: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}")
+
+
+def _public_key(value: str) -> bytes:
+    """A public key given as base64, or @FILE holding the base64 (as `keygen` prints it)."""
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    return public_key_from_text(text)
+
+
+def _report(what: str, res: object) -> None:
+    first = res.first  # type: ignore[attr-defined]
+    click.echo(f"{what}: log entry {first}, tree size {res.checkpoint.size}")  # type: ignore[attr-defined]
+
+
+@platform_cli.command("add")
+@click.argument("slug")
+@click.option("--name", required=True, help="The platform's display name.")
+@click.option("--public-key", "public_key", required=True, help="Its first Ed25519 public key: base64, or @FILE.")
+def platform_add(slug: str, name: str, public_key: str) -> None:
+    """Register platform SLUG with its first signing key."""
+    try:
+        res = _provider().log.registry.add_platform(slug, name, _public_key(public_key))
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
+    _report(f"registered platform {slug}", res)
+
+
+@platform_cli.command("add-key")
+@click.argument("slug")
+@click.option("--public-key", "public_key", required=True, help="The new Ed25519 public key: base64, or @FILE.")
+def platform_add_key(slug: str, public_key: str) -> None:
+    """Add a signing key to platform SLUG (key rotation)."""
+    try:
+        res = _provider().log.registry.add_key(slug, _public_key(public_key))
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
+    _report(f"added a key to {slug}", res)
+
+
+@platform_cli.command("revoke-key")
+@click.argument("key_id")
+@click.option("--reason", required=True, help="Why, in a sentence: it is published in the log.")
+@click.option("--from", "from_", default=None, help="RFC 3339 UTC time from which the key is invalid (default: now).")
+def platform_revoke_key(key_id: str, reason: str, from_: str | None) -> None:
+    """Revoke KEY_ID from a time (now, or earlier for a compromised key)."""
+    try:
+        at = parse_time(from_) if from_ else time.time_ns() // 1_000_000
+        res = _provider().log.registry.revoke_key(key_id, at, reason)
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
+    _report(f"revoked key {key_id} from {format_time(at)}", res)
+
+
+@platform_cli.command("list")
+def platform_list() -> None:
+    """List platforms and their keys."""
+    log = _provider().log
+    with log.read() as s:
+        plats = list_platforms(s)
+    if not plats:
+        click.echo("no platforms registered yet: see `flask --app app ledger platform add --help`")
+    for p in plats:
+        click.echo(f"{p['platform']}  {p['display_name']}  (registered {p['registered_at']}, entry {p['leaf_index']})")
+        for k in p["keys"]:
+            state = f"revoked from {k['revoked_from']}: {k['revocation_reason']}" if k["revoked_from"] else "valid"
+            click.echo(f"  key {k['key_id']}  {k['public_key']}  from {k['valid_from']}  {state}")

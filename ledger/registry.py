@@ -1,0 +1,232 @@
+"""The platform registry: who may sign records for which platform, when.
+
+Every change is itself a log entry, signed by the log's key, so the history
+of keys is as verifiable as the records:
+
+    {"logged_at": ..., "registry": <event>, "signature": {"key_id", "alg", "value"}}
+
+where the signature is the log key's Ed25519 signature over
+``mdl/registry/v1\\n`` + canonical(event) and ``key_id`` is the log key's
+ID in the platform-key form (hex of the first 8 bytes of SHA-256 of the
+public key). Events:
+
+* ``{"event": "platform_added", "platform", "display_name", "key": {"key_id", "alg", "public_key"}}``
+* ``{"event": "key_added", "platform", "key": {...}}``
+* ``{"event": "key_revoked", "platform", "key_id", "revoked_from", "reason"}``
+
+A key is valid from the ``logged_at`` of the entry that added it until the
+``revoked_from`` time of its revocation, which may lie in the past (a key
+reported compromised): records it signed before that stay in the log and
+readers are told the key was revoked.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from keys.note import Signer
+from keys.records import ALG, REGISTRY_CONTEXT, PlatformKey, platform_key_id
+from ledger.db import key_revocations, platform_keys, platforms
+from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.records import canonical, entry_bytes, format_time
+from ledger.sequencer import AppendResult, Plan, Sequencer
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+@dataclass(frozen=True)
+class KeyState:
+    key_id: str
+    platform: str
+    public_key: bytes
+    valid_from_ms: int
+    revoked_from_ms: int | None
+    revoked_reason: str | None
+
+    def valid_at(self, ms: int) -> bool:
+        return self.valid_from_ms <= ms and (self.revoked_from_ms is None or ms < self.revoked_from_ms)
+
+
+def log_signature(signer: Signer, event: dict[str, Any]) -> dict[str, str]:
+    """The log's signature object over a registry event."""
+    sig = PlatformKey(signer.seed).sign(REGISTRY_CONTEXT, canonical(event))
+    return {"key_id": platform_key_id(signer.verifier.public_key), "alg": ALG, "value": sig["value"]}
+
+
+def _key_json(public_key: bytes) -> dict[str, str]:
+    return {"key_id": platform_key_id(public_key), "alg": ALG, "public_key": base64.b64encode(public_key).decode()}
+
+
+def parse_time(text: str) -> int:
+    """Parse an RFC 3339 UTC time (``...Z``) to milliseconds since the epoch."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", text):
+        raise InvalidInput(f"{text!r} is not an RFC 3339 UTC time like 2026-11-26T08:00:00Z")
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(dt.timestamp() * 1000)
+
+
+def read_key_states(session: Session, key_ids: list[str]) -> dict[str, KeyState]:
+    rows = session.execute(
+        select(
+            platform_keys.c.key_id,
+            platform_keys.c.platform,
+            platform_keys.c.public_key,
+            platform_keys.c.valid_from_ms,
+            key_revocations.c.revoked_from_ms,
+            key_revocations.c.reason,
+        )
+        .select_from(platform_keys.outerjoin(key_revocations))
+        .where(platform_keys.c.key_id.in_(key_ids))
+    ).all()
+    return {
+        r.key_id: KeyState(r.key_id, r.platform, bytes(r.public_key), r.valid_from_ms, r.revoked_from_ms, r.reason)
+        for r in rows
+    }
+
+
+def known_platforms(session: Session, slugs: list[str]) -> set[str]:
+    return set(session.execute(select(platforms.c.slug).where(platforms.c.slug.in_(slugs))).scalars())
+
+
+def list_platforms(session: Session) -> list[dict[str, Any]]:
+    """Every platform with its keys, for the operator and the API."""
+    plats = session.execute(select(platforms).order_by(platforms.c.slug)).all()
+    keys = session.execute(
+        select(
+            platform_keys,
+            key_revocations.c.revoked_from_ms,
+            key_revocations.c.reason,
+            key_revocations.c.leaf_index.label("revoked_leaf_index"),
+        )
+        .select_from(platform_keys.outerjoin(key_revocations))
+        .order_by(platform_keys.c.valid_from_ms)
+    ).all()
+    out = []
+    for p in plats:
+        out.append(
+            {
+                "platform": p.slug,
+                "display_name": p.display_name,
+                "registered_at": format_time(p.created_at_ms),
+                "leaf_index": p.leaf_index,
+                "keys": [
+                    {
+                        "key_id": k.key_id,
+                        "alg": ALG,
+                        "public_key": base64.b64encode(k.public_key).decode(),
+                        "valid_from": format_time(k.valid_from_ms),
+                        "added_leaf_index": k.leaf_index,
+                        "revoked_from": None if k.revoked_from_ms is None else format_time(k.revoked_from_ms),
+                        "revocation_reason": k.reason,
+                        "revoked_leaf_index": k.revoked_leaf_index,
+                    }
+                    for k in keys
+                    if k.platform == p.slug
+                ],
+            }
+        )
+    return out
+
+
+class Registry:
+    """Changes to the registry, each appended to the log by the sequencer."""
+
+    def __init__(self, sequencer: Sequencer, signer: Signer) -> None:
+        self._sequencer = sequencer
+        self._signer = signer
+
+    def _append(self, event: dict[str, Any], check: Any, write: Any) -> AppendResult:
+        def plan(session: Session, size: int, now: int) -> Plan:
+            check(session)
+            entry = entry_bytes(now, "registry", canonical(event), log_signature(self._signer, event))
+            return Plan([entry], lambda s, first: write(s, first, now))
+
+        return self._sequencer.sequence(plan)
+
+    def add_platform(self, slug: str, display_name: str, public_key: bytes) -> AppendResult:
+        if not SLUG.fullmatch(slug):
+            raise InvalidInput("a platform slug is 1-63 characters: a-z, 0-9 and '-', not starting with '-'")
+        if not 1 <= len(display_name) <= 200 or not display_name.isprintable():
+            raise InvalidInput("a platform name is 1-200 printable characters")
+        key = _key_json(public_key)
+        event = {"event": "platform_added", "platform": slug, "display_name": display_name, "key": key}
+
+        def check(s: Session) -> None:
+            if known_platforms(s, [slug]):
+                raise Conflict(f"platform {slug!r} is already registered")
+            if read_key_states(s, [key["key_id"]]):
+                raise Conflict(f"key {key['key_id']} is already registered")
+
+        def write(s: Session, first: int, now: int) -> None:
+            s.execute(
+                insert(platforms).values(slug=slug, display_name=display_name, created_at_ms=now, leaf_index=first)
+            )
+            s.execute(
+                insert(platform_keys).values(
+                    key_id=key["key_id"], platform=slug, public_key=public_key, valid_from_ms=now, leaf_index=first
+                )
+            )
+
+        return self._append(event, check, write)
+
+    def add_key(self, slug: str, public_key: bytes) -> AppendResult:
+        key = _key_json(public_key)
+        event = {"event": "key_added", "platform": slug, "key": key}
+
+        def check(s: Session) -> None:
+            if not known_platforms(s, [slug]):
+                raise NotFound(f"no platform {slug!r}")
+            if read_key_states(s, [key["key_id"]]):
+                raise Conflict(f"key {key['key_id']} is already registered")
+
+        def write(s: Session, first: int, now: int) -> None:
+            s.execute(
+                insert(platform_keys).values(
+                    key_id=key["key_id"], platform=slug, public_key=public_key, valid_from_ms=now, leaf_index=first
+                )
+            )
+
+        return self._append(event, check, write)
+
+    def revoke_key(self, key_id: str, revoked_from_ms: int, reason: str) -> AppendResult:
+        if not 1 <= len(reason) <= 500:
+            raise InvalidInput("a revocation reason is 1-500 characters")
+        state: list[KeyState] = []
+
+        def check(s: Session) -> None:
+            found = read_key_states(s, [key_id])
+            if key_id not in found:
+                raise NotFound(f"no key {key_id!r}")
+            if found[key_id].revoked_from_ms is not None:
+                raise Conflict(f"key {key_id} is already revoked")
+            state.append(found[key_id])
+
+        def write(s: Session, first: int, now: int) -> None:
+            s.execute(
+                insert(key_revocations).values(
+                    key_id=key_id, revoked_from_ms=revoked_from_ms, reason=reason, leaf_index=first
+                )
+            )
+
+        # The event names the platform, which only the check can look up;
+        # build the entry inside the plan.
+        def plan(session: Session, size: int, now: int) -> Plan:
+            check(session)
+            event = {
+                "event": "key_revoked",
+                "platform": state[0].platform,
+                "key_id": key_id,
+                "revoked_from": format_time(revoked_from_ms),
+                "reason": reason,
+            }
+            entry = entry_bytes(now, "registry", canonical(event), log_signature(self._signer, event))
+            return Plan([entry], lambda s, first: write(s, first, now))
+
+        return self._sequencer.sequence(plan)

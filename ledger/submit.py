@@ -1,0 +1,350 @@
+"""Accepting platform records: verification outside the lock, group commit inside.
+
+The work splits in two so that many request threads (and gunicorn workers)
+verify in parallel while one sequencer appends:
+
+1. :func:`verify_items`, in the request's thread: canonical form, size,
+   the platform's key and its Ed25519 signature. No lock is held.
+2. :class:`Committer`, one thread per process: takes every submission
+   queued meanwhile and appends them in one transaction (group commit).
+   Under the sequencing lock it re-checks what could have changed since
+   step 1 (record_id still free or identical, referenced records present,
+   key not revoked in between) and decides per submission: all its records
+   are appended, or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from keys.note import b64decode_exact
+from keys.records import RECORD_CONTEXT, verify_signature
+from ledger.db import records
+from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, StorageError, Unprocessable
+from ledger.records import canonical, entry_bytes, format_time
+from ledger.registry import KeyState, known_platforms, read_key_states
+from ledger.sequencer import Plan, Sequencer
+from ledger.storage import StoredCheckpoint
+from ledger.tile import MAX_ENTRY_SIZE
+
+MAX_GROUP = 5000
+#: The most a signature object and the entry's frame add to a record.
+ENTRY_FRAME = 200
+PERMALINK = "/api/v1/platforms/{platform}/records/{record_id}"
+
+
+def permalink(platform: str, record_id: str) -> str:
+    return PERMALINK.format(platform=platform, record_id=record_id)
+
+
+@dataclass(frozen=True)
+class VerifiedRecord:
+    """A record whose platform signature has been checked."""
+
+    platform: str
+    record_id: str
+    type: str
+    ref_record_id: str | None
+    canonical: bytes
+    signature: dict[str, str]
+    key_id: str
+
+    @property
+    def record_hash(self) -> bytes:
+        return hashlib.sha256(self.canonical).digest()
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where one record is in the log."""
+
+    status: str  # "created" or "existing"
+    leaf_index: int
+    logged_at_ms: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    placed: list[Placed]
+    checkpoint: StoredCheckpoint  # covers every record in ``placed``
+
+
+def verify_items(session: Session, items: Sequence[dict[str, Any]], now_ms: int) -> list[VerifiedRecord]:
+    """Check items already validated against the schema: canonical size,
+    keys and signatures. Raises with every problem found, or returns all."""
+    errors: list[dict[str, object]] = []
+    key_ids = sorted({it["signature"]["key_id"] for it in items})
+    states = read_key_states(session, key_ids)
+    platforms = known_platforms(session, sorted({it["record"]["platform"] for it in items}))
+    seen: dict[tuple[str, str], int] = {}
+    out: list[VerifiedRecord] = []
+    for i, it in enumerate(items):
+        rec, sig = it["record"], it["signature"]
+        problem = _check_item(rec, sig, states.get(sig["key_id"]), rec["platform"] in platforms, now_ms)
+        key = (rec["platform"], rec["record_id"])
+        if problem is None and key in seen:
+            problem = ("record/record_id", f"record_id repeats item {seen[key]} of this request")
+        seen.setdefault(key, i)
+        if problem is not None:
+            errors.append({"index": i, "path": problem[0], "message": problem[1]})
+            continue
+        body = canonical(rec)
+        if len(body) + ENTRY_FRAME > MAX_ENTRY_SIZE:
+            errors.append(
+                {
+                    "index": i,
+                    "path": "record",
+                    "message": f"the canonical record is {len(body)} bytes; "
+                    f"a log entry holds at most {MAX_ENTRY_SIZE - ENTRY_FRAME}",
+                }
+            )
+            continue
+        try:
+            verify_signature(
+                states[sig["key_id"]].public_key, RECORD_CONTEXT, body, b64decode_exact(sig["value"], "signature")
+            )
+        except (ProofError, InvalidInput):
+            errors.append(
+                {
+                    "index": i,
+                    "path": "signature/value",
+                    "message": "the signature does not verify over mdl/record/v1 and the RFC 8785 form of the record",
+                }
+            )
+            continue
+        ref = rec.get("refs", {}).get("record_id") if isinstance(rec.get("refs"), dict) else None
+        out.append(VerifiedRecord(rec["platform"], rec["record_id"], rec["type"], ref, body, dict(sig), sig["key_id"]))
+    if errors:
+        raise Unprocessable(f"{len(errors)} of {len(items)} records rejected; nothing was appended", errors)
+    return out
+
+
+def _check_item(
+    rec: dict[str, Any], sig: dict[str, str], state: KeyState | None, platform_known: bool, now_ms: int
+) -> tuple[str, str] | None:
+    if not platform_known:
+        return "record/platform", f"unknown platform {rec['platform']!r}: the operator has not registered it"
+    if state is None:
+        return "signature/key_id", f"unknown key {sig['key_id']}: not registered for any platform"
+    if state.platform != rec["platform"]:
+        return (
+            "signature/key_id",
+            f"key {sig['key_id']} belongs to platform {state.platform!r}, not {rec['platform']!r}",
+        )
+    if state.revoked_from_ms is not None and now_ms >= state.revoked_from_ms:
+        return (
+            "signature/key_id",
+            f"key {sig['key_id']} was revoked from {format_time(state.revoked_from_ms)}: {state.revoked_reason}",
+        )
+    if now_ms < state.valid_from_ms:
+        return "signature/key_id", f"key {sig['key_id']} is valid only from {format_time(state.valid_from_ms)}"
+    return None
+
+
+@dataclass
+class _Job:
+    records: list[VerifiedRecord]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Outcome | None = None
+    error: LedgerError | None = None
+    placed: list[Placed] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Known:
+    leaf_index: int
+    record_hash: bytes
+    type: str
+    logged_at_ms: int
+
+
+class Committer:
+    """Group commit of verified records: one thread per process appends what
+    every request thread has queued, as one batch under one checkpoint."""
+
+    def __init__(self, sequencer: Sequencer, max_group: int = MAX_GROUP, timeout: float = 60) -> None:
+        self._sequencer = sequencer
+        self._max_group = max_group
+        self._timeout = timeout
+        self._queue: queue.Queue[_Job] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, recs: list[VerifiedRecord]) -> Outcome:
+        """Append ``recs`` (all or none) and return where each landed."""
+        self._ensure_thread()
+        job = _Job(recs)
+        self._queue.put(job)
+        if not job.done.wait(self._timeout):
+            # The batch may still commit; a retry with the same records is idempotent.
+            raise StorageError("the log did not confirm the append in time; retry the same request")
+        if job.error is not None:
+            raise job.error
+        assert job.outcome is not None
+        return job.outcome
+
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ledger-committer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            count = len(jobs[0].records)
+            while count < self._max_group:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                jobs.append(job)
+                count += len(job.records)
+            self._commit(jobs)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        try:
+            result = self._sequencer.sequence(lambda s, size, now: _plan(s, size, now, jobs))
+        except LedgerError as e:
+            for job in jobs:
+                job.error = e
+                job.done.set()
+            return
+        except Exception as e:  # a bug: fail the requests, keep the thread alive
+            for job in jobs:
+                job.error = StorageError(f"internal error while appending: {type(e).__name__}")
+                job.done.set()
+            raise
+        for job in jobs:
+            if job.error is None:
+                job.outcome = Outcome(job.placed, result.checkpoint)
+            job.done.set()
+
+
+def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Known]:
+    found: dict[tuple[str, str], _Known] = {}
+    keys_list = sorted(keys)
+    for i in range(0, len(keys_list), 500):
+        chunk = keys_list[i : i + 500]
+        rows = session.execute(
+            select(
+                records.c.platform,
+                records.c.record_id,
+                records.c.leaf_index,
+                records.c.record_hash,
+                records.c.type,
+                records.c.logged_at_ms,
+            ).where(tuple_(records.c.platform, records.c.record_id).in_(chunk))
+        ).all()
+        for r in rows:
+            found[(r.platform, r.record_id)] = _Known(r.leaf_index, bytes(r.record_hash), r.type, r.logged_at_ms)
+    return found
+
+
+def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
+    """Decide, under the lock, which submissions are appended and where."""
+    all_recs = [r for job in jobs for r in job.records]
+    wanted = {(r.platform, r.record_id) for r in all_recs}
+    wanted |= {(r.platform, r.ref_record_id) for r in all_recs if r.ref_record_id}
+    known = _lookup(session, wanted)
+    states = read_key_states(session, sorted({r.key_id for r in all_recs}))
+    entries: list[bytes] = []
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        job.placed, job.error = [], None
+        local: dict[tuple[str, str], _Known] = {}
+        conflicts: list[dict[str, object]] = []
+        unprocessable: list[dict[str, object]] = []
+        placed: list[Placed] = []
+        for i, r in enumerate(job.records):
+            key = (r.platform, r.record_id)
+            prior = known.get(key)
+            if prior is not None:
+                if prior.record_hash == r.record_hash:
+                    placed.append(Placed("existing", prior.leaf_index, prior.logged_at_ms))
+                else:
+                    conflicts.append(
+                        {
+                            "index": i,
+                            "path": "record/record_id",
+                            "message": f"record_id {r.record_id!r} is already in the log with different content; "
+                            "correct it with an amendment",
+                            "existing": {"leaf_index": prior.leaf_index, "permalink": permalink(*key)},
+                        }
+                    )
+                continue
+            state = states.get(r.key_id)
+            if state is None or not state.valid_at(now):
+                unprocessable.append(
+                    {"index": i, "path": "signature/key_id", "message": f"key {r.key_id} is no longer valid"}
+                )
+                continue
+            if r.ref_record_id is not None:
+                target = local.get((r.platform, r.ref_record_id)) or known.get((r.platform, r.ref_record_id))
+                if target is None:
+                    unprocessable.append(
+                        {
+                            "index": i,
+                            "path": "record/refs/record_id",
+                            "message": f"no record {r.ref_record_id!r} of platform {r.platform!r} is in the log",
+                        }
+                    )
+                    continue
+                if target.type != "decision":
+                    unprocessable.append(
+                        {
+                            "index": i,
+                            "path": "record/refs/record_id",
+                            "message": f"record {r.ref_record_id!r} is a {target.type}; "
+                            "appeals and amendments refer to decisions",
+                        }
+                    )
+                    continue
+            index = size + len(entries) + sum(1 for p in placed if p.status == "created")
+            local[key] = _Known(index, r.record_hash, r.type, now)
+            placed.append(Placed("created", index, now))
+        if conflicts:
+            job.error = Conflict(
+                f"{len(conflicts)} record_id(s) already logged with different content; nothing was appended",
+                conflicts + unprocessable,
+            )
+            continue
+        if unprocessable:
+            job.error = Unprocessable(
+                f"{len(unprocessable)} of {len(job.records)} records rejected; nothing was appended", unprocessable
+            )
+            continue
+        for r, p in zip(job.records, placed, strict=True):
+            if p.status != "created":
+                continue
+            if p.leaf_index != size + len(entries):
+                raise AssertionError("submit: leaf index bookkeeping is off")
+            entries.append(entry_bytes(now, "record", r.canonical, r.signature))
+            rows.append(
+                {
+                    "leaf_index": p.leaf_index,
+                    "platform": r.platform,
+                    "record_id": r.record_id,
+                    "type": r.type,
+                    "record_hash": r.record_hash,
+                    "key_id": r.key_id,
+                    "logged_at_ms": now,
+                    "ref_record_id": r.ref_record_id,
+                }
+            )
+        known.update(local)
+        job.placed = placed
+
+    def write_index(s: Session, first: int) -> None:
+        if rows:
+            s.execute(insert(records), rows)
+
+    return Plan(entries, write_index)
