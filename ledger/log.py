@@ -85,6 +85,10 @@ class Log:
             raise StorageError("the log is not initialised: run `flask --app app ledger init`")
         return cp
 
+    def latest_size(self) -> int:
+        with self.read() as s:
+            return self.latest(s).size
+
     def checkpoint_for(self, session: Session, size: int | None) -> StoredCheckpoint:
         """Return the checkpoint of ``size``, or the latest when None."""
         if size is None:
