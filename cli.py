@@ -79,6 +79,28 @@ def _report(what: str, res: object) -> None:
     click.echo(f"{what}: log entry {first}, tree size {res.checkpoint.size}")  # type: ignore[attr-defined]
 
 
+@ledger_cli.command("reindex")
+def reindex_command() -> None:
+    """Rebuild the feed's query index from the log entries alone."""
+    log = _provider().log
+    from sqlalchemy.orm import Session
+
+    from ledger.db import writer
+    from ledger.query import reindex
+
+    with Session(writer(log.engine)) as s, s.begin():
+        size = log.latest(s).size
+        with click.progressbar(length=size, label="reindexing", file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(i: int) -> None:
+                bar.update(i - done[0])
+                done[0] = i
+
+            count = reindex(s, size, progress)
+    click.echo(f"reindexed {count} records from {size} log entries")
+
+
 @platform_cli.command("add")
 @click.argument("slug")
 @click.option("--name", required=True, help="The platform's display name.")

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Engine,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
@@ -120,6 +122,38 @@ records = Table(
     Column("logged_at_ms", BigInteger, nullable=False),
     Column("ref_record_id", String(128)),
     UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
+)
+
+#: The feed's query index: derived from the log, rebuilt by ``ledger reindex``.
+record_index = Table(
+    "record_index",
+    metadata,
+    Column("leaf_index", Index64, primary_key=True, autoincrement=False),
+    Column("platform", String(63), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("ref_record_id", String(128)),
+    Column("logged_at_ms", BigInteger, nullable=False),
+    Column("decided_at_ms", BigInteger),
+    Column("account_class", String(32)),
+    Column("political", Boolean),
+    Column("subject_key", String(128)),
+    Column("display_name", String(200)),
+    Column("rule_id", String(128)),
+    Column("rule_version", String(64)),
+    Column("category", String(64)),
+    Column("severity", String(16)),
+    Column("action", String(32)),
+    Column("violation_found", Boolean),
+    Column("exemption_applied", Boolean),
+    Column("exemption_type", String(40)),
+    Column("review_path", String(32)),
+    Column("interim_state", String(32)),
+    Column("detection_source", String(32)),
+    Column("automated_decision", String(16)),
+    Column("appeal_outcome", String(16)),
+    Column("territories", String(1000)),
+    Column("search_text", Text),
 )
 
 WRITE_OPTION = "ledger_write"

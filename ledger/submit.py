@@ -16,6 +16,7 @@ verify in parallel while one sequencer appends:
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import threading
 from collections.abc import Sequence
@@ -29,11 +30,14 @@ from keys.note import b64decode_exact
 from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.db import records
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, StorageError, Unprocessable
+from ledger.query import index_row, insert_index
 from ledger.records import canonical, entry_bytes, format_time
 from ledger.registry import KeyState, known_platforms, read_key_states
 from ledger.sequencer import Plan, Sequencer
 from ledger.storage import StoredCheckpoint
 from ledger.tile import MAX_ENTRY_SIZE
+
+logger = logging.getLogger(__name__)
 
 MAX_GROUP = 5000
 #: The most a signature object and the entry's frame add to a record.
@@ -56,6 +60,7 @@ class VerifiedRecord:
     canonical: bytes
     signature: dict[str, str]
     key_id: str
+    record: dict[str, Any] = field(compare=False, repr=False)
 
     @property
     def record_hash(self) -> bytes:
@@ -121,7 +126,9 @@ def verify_items(session: Session, items: Sequence[dict[str, Any]], now_ms: int)
             )
             continue
         ref = rec.get("refs", {}).get("record_id") if isinstance(rec.get("refs"), dict) else None
-        out.append(VerifiedRecord(rec["platform"], rec["record_id"], rec["type"], ref, body, dict(sig), sig["key_id"]))
+        out.append(
+            VerifiedRecord(rec["platform"], rec["record_id"], rec["type"], ref, body, dict(sig), sig["key_id"], rec)
+        )
     if errors:
         raise Unprocessable(f"{len(errors)} of {len(items)} records rejected; nothing was appended", errors)
     return out
@@ -218,11 +225,12 @@ class Committer:
                 job.error = e
                 job.done.set()
             return
-        except Exception as e:  # a bug: fail the requests, keep the thread alive
+        except Exception as e:  # a bug: fail the requests, log it, keep the thread alive
+            logger.exception("committer: append failed")
             for job in jobs:
                 job.error = StorageError(f"internal error while appending: {type(e).__name__}")
                 job.done.set()
-            raise
+            return
         for job in jobs:
             if job.error is None:
                 job.outcome = Outcome(job.placed, result.checkpoint)
@@ -258,6 +266,7 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
     states = read_key_states(session, sorted({r.key_id for r in all_recs}))
     entries: list[bytes] = []
     rows: list[dict[str, Any]] = []
+    index_rows: list[dict[str, Any]] = []
     for job in jobs:
         job.placed, job.error = [], None
         local: dict[tuple[str, str], _Known] = {}
@@ -340,11 +349,13 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
                     "ref_record_id": r.ref_record_id,
                 }
             )
+            index_rows.append(index_row(p.leaf_index, now, r.record))
         known.update(local)
         job.placed = placed
 
     def write_index(s: Session, first: int) -> None:
         if rows:
             s.execute(insert(records), rows)
+            insert_index(s, index_rows)
 
     return Plan(entries, write_index)

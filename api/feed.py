@@ -1,0 +1,213 @@
+"""The public feed: ``GET /api/v1/records`` and ``GET /api/v1/subjects/<key>``.
+
+Filters are validated against the record vocabularies; pages are newest
+first and the cursor pins the tree size of the first page, so paging
+through a growing log neither skips nor repeats a record. Every answer
+names the tree size it reflects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from api.params import StrictInt, parse_query
+from api.state import get_log
+from ledger import query
+from ledger.errors import InvalidInput
+from ledger.records import format_time
+from ledger.submit import permalink
+from ledger.vocab import (
+    ACCOUNT_CLASSES,
+    ACTIONS,
+    AUTOMATED_DECISIONS,
+    CATEGORIES,
+    COUNTRY_CODES,
+    DETECTION_SOURCES,
+    EXEMPTION_TYPES,
+    INTERIM_STATES,
+    PATTERNS,
+    RECORD_TYPES,
+    REVIEW_PATHS,
+    SEVERITIES,
+)
+
+bp = Blueprint("feed", __name__, url_prefix="/api/v1")
+
+
+class StrictBoolParam(fields.Field):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if value not in ("true", "false"):
+            raise ValidationError("must be true or false")
+        return bool(value == "true")
+
+
+class TimeParam(fields.Field):
+    """An RFC 3339 UTC time or a date, as milliseconds since the epoch."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            value += "T00:00:00Z"
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", value):
+            raise ValidationError("must be a date YYYY-MM-DD or an RFC 3339 UTC time ending in Z")
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            raise ValidationError("not a valid date") from None
+
+
+def _choice(values: tuple[str, ...]) -> fields.String:
+    return fields.String(validate=validate.OneOf(values))
+
+
+def _pattern(name: str) -> fields.String:
+    return fields.String(validate=validate.Regexp(PATTERNS[name], error=f"must match {PATTERNS[name]}"))
+
+
+class FeedQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    platform = _pattern("platform")
+    type = _choice(RECORD_TYPES)
+    account_class = _choice(ACCOUNT_CLASSES)
+    political = StrictBoolParam(
+        metadata={
+            "description": "true: any political class (head of state, legislator, candidate, "
+            "government official, party account)"
+        }
+    )
+    rule_id = _pattern("rule_id")
+    rule_version = fields.String(validate=validate.Length(1, 64))
+    category = _choice(CATEGORIES)
+    severity = _choice(SEVERITIES)
+    action = _choice(ACTIONS)
+    violation_found = StrictBoolParam()
+    exemption_applied = StrictBoolParam()
+    exemption_type = _choice(EXEMPTION_TYPES)
+    review_path = _choice(REVIEW_PATHS)
+    interim_state = _choice(INTERIM_STATES)
+    detection_source = _choice(DETECTION_SOURCES)
+    automated_decision = _choice(AUTOMATED_DECISIONS)
+    subject_key = _pattern("subject_key")
+    territory = _choice((*COUNTRY_CODES, "GLOBAL"))
+    decided_from = TimeParam()
+    decided_to = TimeParam()
+    logged_from = TimeParam()
+    logged_to = TimeParam()
+    q = fields.String(
+        validate=validate.Length(query.MIN_SEARCH, 200),
+        metadata={"description": "text in public subjects' names, offices and statements"},
+    )
+    current = StrictBoolParam(metadata={"description": "true: leave out records a later amendment supersedes"})
+    limit = StrictInt(validate=validate.Range(1, query.MAX_PAGE))
+    cursor = fields.String(validate=validate.Length(1, 100))
+
+
+def _cursor(tree_size: int, before: int) -> str:
+    return base64.urlsafe_b64encode(f"{tree_size}:{before}".encode()).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        size_s, before_s = raw.split(":")
+        if not (re.fullmatch(r"0|[1-9]\d{0,18}", size_s) and re.fullmatch(r"0|[1-9]\d{0,18}", before_s)):
+            raise ValueError
+        return int(size_s), int(before_s)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "invalid cursor: pass back the next_cursor of a previous page",
+            [{"path": "cursor", "message": "not a cursor this server issued"}],
+        ) from None
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "leaf_index": row["leaf_index"],
+        "platform": row["platform"],
+        "record_id": row["record_id"],
+        "type": row["type"],
+        "refs": row["ref_record_id"],
+        "logged_at": format_time(row["logged_at_ms"]),
+        "decided_at": None if row["decided_at_ms"] is None else format_time(row["decided_at_ms"]),
+        "account_class": row["account_class"],
+        "subject_key": row["subject_key"],
+        "display_name": row["display_name"],
+        "rule": None if row["rule_id"] is None else {"id": row["rule_id"], "version": row["rule_version"]},
+        "category": row["category"],
+        "severity": row["severity"],
+        "violation_found": row["violation_found"],
+        "action": row["action"],
+        "exemption": None
+        if row["exemption_applied"] is None
+        else {"applied": row["exemption_applied"], "type": row["exemption_type"]},
+        "review_path": row["review_path"],
+        "appeal_outcome": row["appeal_outcome"],
+        "superseded": bool(row["superseded"]),
+        "permalink": permalink(row["platform"], row["record_id"]),
+    }
+
+
+def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Answer a feed query already parsed by :class:`FeedQuery`."""
+    equal = {k: args[k] for k in query.EQUALITY if k in args}
+    equal.update(extra or {})
+    feed = query.Feed(
+        equal=equal,
+        flags={k: args[k] for k in query.BOOLEAN if k in args},
+        territory=args.get("territory"),
+        decided_from_ms=args.get("decided_from"),
+        decided_to_ms=args.get("decided_to"),
+        logged_from_ms=args.get("logged_from"),
+        logged_to_ms=args.get("logged_to"),
+        q=args.get("q"),
+        current_only=args.get("current", False),
+        limit=args.get("limit", 50),
+    )
+    log = get_log()
+    with log.read() as s:
+        size = log.latest(s).size
+        before = None
+        if "cursor" in args:
+            size_c, before = _parse_cursor(args["cursor"])
+            if size_c > size:
+                raise InvalidInput(
+                    "invalid cursor: it is from a larger tree than this log",
+                    [{"path": "cursor", "message": "not a cursor this server issued"}],
+                )
+            size = size_c
+        rows = query.feed(s, feed, size, before)
+    return {
+        "tree_size": size,
+        "records": [_summary(r) for r in rows],
+        "next_cursor": _cursor(size, rows[-1]["leaf_index"]) if len(rows) == feed.limit else None,
+    }
+
+
+@bp.get("/records")
+def records_feed() -> Response:
+    body = run_feed(parse_query(FeedQuery(), request.args))
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/subjects/<subject_key>")
+def subject(subject_key: str) -> Response:
+    if not re.fullmatch(PATTERNS["subject_key"], subject_key):
+        raise InvalidInput(
+            "invalid subject key", [{"path": "subject_key", "message": f"must match {PATTERNS['subject_key']}"}]
+        )
+    args = parse_query(FeedQuery(partial=True), request.args)
+    body = run_feed(args, {"subject_key": subject_key})
+    body["subject_key"] = subject_key
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

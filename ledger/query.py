@@ -1,0 +1,212 @@
+"""The query index: what the feed filters on, derived from log entries.
+
+``index_row`` (pure) turns a record into its index row; the sequencer's
+transaction writes it with the entry; ``reindex`` rebuilds the whole index
+from the log alone. ``feed`` answers the public feed's questions newest
+first, with keyset pagination pinned to a tree size, so pages stay stable
+while the log grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, select, text
+from sqlalchemy.orm import Session
+
+from ledger import storage
+from ledger.db import is_sqlite, record_index
+from ledger.errors import InvalidInput
+from ledger.records import parse_entry
+from ledger.vocab import POLITICAL_CLASSES
+
+MAX_PAGE = 200
+MIN_SEARCH = 3
+
+
+def _ms(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None
+    if len(value) == 10:  # a date, for ordinary users' content
+        value += "T00:00:00Z"
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dict[str, Any]:
+    """Return the index row of a schema-valid record (every column present)."""
+    row: dict[str, Any] = dict.fromkeys(record_index.c.keys())
+    row |= {
+        "leaf_index": leaf_index,
+        "platform": record["platform"],
+        "type": record["type"],
+        "record_id": record["record_id"],
+        "ref_record_id": (record.get("refs") or {}).get("record_id"),
+        "logged_at_ms": logged_at_ms,
+        "decided_at_ms": _ms(record.get("decided_at")),
+    }
+    body = record.get("corrected") if record["type"] == "amendment" else record
+    if record["type"] == "appeal":
+        row["appeal_outcome"] = record.get("outcome")
+        return row
+    if not isinstance(body, dict):
+        return row
+    account = body.get("account", {})
+    subject = account.get("public_subject") or {}
+    exemption = body.get("exemption") or {}
+    rule = body.get("rule", {})
+    row.update(
+        decided_at_ms=_ms(body.get("decided_at")),
+        account_class=account.get("class"),
+        political=account.get("class") in POLITICAL_CLASSES,
+        subject_key=account.get("subject_key"),
+        display_name=subject.get("display_name"),
+        rule_id=rule.get("id"),
+        rule_version=rule.get("version"),
+        category=body.get("category"),
+        severity=body.get("severity"),
+        action=body.get("action"),
+        violation_found=body.get("violation_found"),
+        exemption_applied=exemption.get("applied") if exemption else None,
+        exemption_type=exemption.get("type"),
+        review_path=body.get("review_path"),
+        interim_state=body.get("interim_state"),
+        detection_source=body.get("detection_source"),
+        automated_decision=body.get("automated_decision"),
+        territories="," + ",".join(body.get("territorial_scope", [])) + ",",
+        search_text=" ".join(
+            str(x)
+            for x in (subject.get("display_name"), subject.get("office"), subject.get("handle"), body.get("statement"))
+            if x
+        ).lower()
+        or None,
+    )
+    return row
+
+
+def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    session.execute(insert(record_index), rows)
+    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        searchable = [{"rowid": r["leaf_index"], "t": r["search_text"]} for r in rows if r.get("search_text")]
+        if searchable:
+            session.execute(text("INSERT INTO record_search(rowid, search_text) VALUES (:rowid, :t)"), searchable)
+
+
+def reindex(session: Session, size: int, progress: Callable[[int], None] | None = None) -> int:
+    """Rebuild the index from entries [0, size); return how many records it holds."""
+    session.execute(delete(record_index))
+    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        session.execute(text("INSERT INTO record_search(record_search) VALUES ('delete-all')"))
+    count, batch = 0, []
+    for index, data in storage.iter_entries(session, 0, size):
+        entry = parse_entry(data)
+        if entry.kind == "record":
+            batch.append(index_row(index, _ms(entry.logged_at) or 0, entry.body))
+        if len(batch) >= 1000:
+            insert_index(session, batch)
+            count, batch = count + len(batch), []
+        if progress and index % 1000 == 0:
+            progress(index)
+    insert_index(session, batch)
+    return count + len(batch)
+
+
+#: Filters that compare one column for equality.
+EQUALITY = (
+    "platform",
+    "type",
+    "account_class",
+    "rule_id",
+    "rule_version",
+    "category",
+    "severity",
+    "action",
+    "exemption_type",
+    "review_path",
+    "interim_state",
+    "detection_source",
+    "automated_decision",
+    "subject_key",
+)
+BOOLEAN = ("political", "violation_found", "exemption_applied")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A feed query: equality filters, ranges, text, and the page wanted."""
+
+    equal: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, bool] = field(default_factory=dict)
+    territory: str | None = None
+    decided_from_ms: int | None = None
+    decided_to_ms: int | None = None
+    logged_from_ms: int | None = None
+    logged_to_ms: int | None = None
+    q: str | None = None
+    current_only: bool = False
+    limit: int = 50
+
+    def conditions(self, session: Session) -> list[ColumnElement[bool]]:
+        c = record_index.c
+        out: list[ColumnElement[bool]] = [c[k] == v for k, v in self.equal.items()]
+        out += [c[k].is_(v) for k, v in self.flags.items()]
+        if self.territory:
+            out.append(c.territories.like(f"%,{self.territory},%"))
+        for col, lo, hi in (
+            (c.decided_at_ms, self.decided_from_ms, self.decided_to_ms),
+            (c.logged_at_ms, self.logged_from_ms, self.logged_to_ms),
+        ):
+            if lo is not None:
+                out.append(col >= lo)
+            if hi is not None:
+                out.append(col < hi)
+        if self.q is not None:
+            out.append(_search(session, self.q))
+        if self.current_only:
+            out.append(~_superseded())
+        return out
+
+
+def _search(session: Session, q: str) -> ColumnElement[bool]:
+    q = q.strip().lower()
+    if len(q) < MIN_SEARCH:
+        raise InvalidInput(f"search text needs at least {MIN_SEARCH} characters")
+    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        phrase = '"' + q.replace('"', '""') + '"'
+        return record_index.c.leaf_index.in_(
+            text("SELECT rowid FROM record_search WHERE record_search MATCH :q").bindparams(q=phrase)
+        )
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return record_index.c.search_text.like(f"%{escaped}%", escape="\\")
+
+
+def _superseded() -> ColumnElement[bool]:
+    """A decision, or an amendment of one, that a later amendment replaces."""
+    later = record_index.alias("later")
+    me = record_index.c
+    return exists().where(
+        later.c.type == "amendment",
+        later.c.platform == me.platform,
+        later.c.leaf_index > me.leaf_index,
+        ((me.type == "decision") & (later.c.ref_record_id == me.record_id))
+        | ((me.type == "amendment") & (later.c.ref_record_id == me.ref_record_id)),
+    )
+
+
+def feed(session: Session, query: Feed, tree_size: int, before: int | None) -> list[dict[str, Any]]:
+    """Return up to ``query.limit`` rows newest first, all below ``before``
+    (a leaf index from the previous page) and inside the tree of ``tree_size``."""
+    if not 1 <= query.limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
+    bound = tree_size if before is None else min(before, tree_size)
+    stmt = (
+        select(record_index, _superseded().label("superseded"))
+        .where(and_(record_index.c.leaf_index < bound, *query.conditions(session)))
+        .order_by(record_index.c.leaf_index.desc())
+        .limit(query.limit)
+    )
+    return [dict(r._mapping) for r in session.execute(stmt)]
