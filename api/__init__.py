@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import errors, feed, records, submissions, tiles, v1
+from api import errors, export, feed, openapi, records, submissions, tiles, v1
 
 
 def init_app(app: Flask) -> None:
@@ -14,3 +14,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(submissions.bp)
     app.register_blueprint(records.bp)
     app.register_blueprint(feed.bp)
+    app.register_blueprint(export.bp)
+    app.register_blueprint(openapi.bp)

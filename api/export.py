@@ -1,0 +1,128 @@
+"""Bulk downloads: gzip-compressed NDJSON or CSV of a range of log entries.
+
+``GET /api/v1/export?start=&end=&format=ndjson|csv`` streams entries
+[start, end), at most ``MAX_RANGE`` per request. Every file names the
+checkpoint it belongs to: the *smallest* signed checkpoint covering
+``end``, so the bytes of a file for a given range never change, and a
+request that names its ``end`` is served as immutable. Downloads therefore
+cache and resume by range; corrections arrive as new entries, never as
+rewritten files. ``/api/v1/export/bundles/<N>.<format>.gz`` is the same for
+the 256 entries of bundle N.
+
+Memory stays flat: entries are read, formatted and compressed a batch at a
+time while the response streams.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, request
+from marshmallow import RAISE, Schema, fields, validate
+from sqlalchemy import select
+
+from api.params import StrictInt, parse_query
+from api.state import get_log
+from ledger import storage
+from ledger.db import checkpoints
+from ledger.errors import InvalidInput, NotFound
+from ledger.export import csv_preamble, csv_text, flatten, header_line, ndjson_line
+from ledger.log import Log
+from ledger.records import parse_entry
+from ledger.storage import StoredCheckpoint
+from ledger.tile import TILE_WIDTH
+
+bp = Blueprint("export", __name__, url_prefix="/api/v1/export")
+
+MAX_RANGE = 100_000
+BATCH = 256  # one entry bundle per read
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class ExportQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    start = StrictInt(required=True)
+    end = StrictInt()
+    format = fields.String(load_default="ndjson", validate=validate.OneOf(("ndjson", "csv")))
+
+
+def _covering_checkpoint(log: Log, end: int) -> StoredCheckpoint:
+    with log.read() as s:
+        row = s.execute(
+            select(checkpoints.c.size).where(checkpoints.c.size >= end).order_by(checkpoints.c.size).limit(1)
+        ).first()
+        if row is None:
+            raise NotFound(f"the log has fewer than {end} entries")
+        cp = storage.checkpoint_at(s, row.size)
+    assert cp is not None
+    return cp
+
+
+def _stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> Iterator[bytes]:
+    gz = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip container, mtime 0: byte-for-byte reproducible
+    if fmt == "ndjson":
+        yield gz.compress(header_line(log.origin, cp.size, cp.root, cp.note, start, end).encode())
+    else:
+        yield gz.compress(csv_preamble(log.origin, cp.size, cp.root).encode())
+    for lo in range(start, end, BATCH):
+        hi = min(end, lo + BATCH)
+        with log.read() as s:
+            data = storage.read_entries(s, lo, hi)
+            leaves = storage.read_level_hashes(s, 0, lo, hi)
+        if fmt == "ndjson":
+            text = "".join(ndjson_line(lo + i, leaves[i], parse_entry(d)) for i, d in enumerate(data))
+        else:
+            rows = []
+            for i, d in enumerate(data):
+                entry = parse_entry(d)
+                if entry.kind == "record":
+                    rows.append(flatten(lo + i, leaves[i], entry))
+            text = csv_text(rows)
+        chunk = gz.compress(text.encode())
+        if chunk:
+            yield chunk
+    yield gz.flush()
+
+
+def _respond(start: int, end: int, fmt: str, cacheable: bool) -> Response:
+    log = get_log()
+    cp = _covering_checkpoint(log, end)
+    resp = Response(_stream(log, start, end, fmt, cp), mimetype="application/gzip")
+    resp.headers["Content-Disposition"] = f'attachment; filename="entries-{start}-{end}.{fmt}.gz"'
+    resp.headers["Cache-Control"] = IMMUTABLE if cacheable else "no-store"
+    resp.headers["Ledger-Checkpoint-Size"] = str(cp.size)
+    return resp
+
+
+@bp.get("")
+def export_range() -> Response:
+    q = parse_query(ExportQuery(), request.args)
+    log = get_log()
+    size = log.latest_size()
+    start = q["start"]
+    end = q.get("end", min(size, start + MAX_RANGE))
+    if not start < end:
+        raise InvalidInput(
+            "start must be below end", [{"path": "start", "message": "must be below end (and below the tree size)"}]
+        )
+    if end - start > MAX_RANGE:
+        raise InvalidInput(
+            f"at most {MAX_RANGE} entries per request",
+            [{"path": "end", "message": f"end - start must be at most {MAX_RANGE}"}],
+        )
+    if end > size:
+        raise NotFound(f"end ({end}) is beyond the tree size ({size})")
+    return _respond(start, end, q["format"], "end" in q)
+
+
+@bp.get("/bundles/<int:n>.<fmt>.gz")
+def export_bundle(n: int, fmt: str) -> Response:
+    if fmt not in ("ndjson", "csv"):
+        raise NotFound("formats are ndjson and csv")
+    start, end = n * TILE_WIDTH, (n + 1) * TILE_WIDTH
+    if end > get_log().latest_size():
+        raise NotFound(f"bundle {n} is not full yet; use /api/v1/export?start={start} for its entries so far")
+    return _respond(start, end, fmt, True)
