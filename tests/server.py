@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 30) -> Iterator[str]:
+def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 90) -> Iterator[str]:
     """Run gunicorn with ``env`` (LEDGER_* settings); yield its base URL."""
     port = free_port()
     full_env = {**os.environ, **env, "LEDGER_BIND": f"127.0.0.1:{port}", "LEDGER_WORKERS": str(workers)}
