@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "KEY_FILE": str(ROOT / "data" / "log.key"),
     # Bodies above this are refused with 413 before they are read.
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+    # How long a SQLite writer waits for another process's lock before the
+    # request fails with 503 and Retry-After.
+    "SQLITE_BUSY_TIMEOUT_MS": 30_000,
     # Records per second per platform and per worker, and the burst allowed.
     "RATE_LIMIT_RECORDS_PER_SECOND": 5000,
     "RATE_LIMIT_BURST": 20000,
@@ -45,7 +48,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     app.extensions["ledger"] = LogProvider(
-        str(app.config["DATABASE_URL"]), str(app.config["KEY_FILE"]), str(app.config["ORIGIN"])
+        str(app.config["DATABASE_URL"]),
+        str(app.config["KEY_FILE"]),
+        str(app.config["ORIGIN"]),
+        sqlite_busy_timeout_ms=int(app.config["SQLITE_BUSY_TIMEOUT_MS"]),
     )
     api.init_app(app)
     web.init_app(app)

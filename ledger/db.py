@@ -163,7 +163,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with the settings the ledger relies on.
 
     SQLite: WAL journal, ``synchronous=FULL`` (a commit survives power loss,
@@ -174,14 +174,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        engine = create_engine(u, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
-        _configure_sqlite(engine)
+        timeout = sqlite_busy_timeout_ms / 1000
+        engine = create_engine(u, connect_args={"timeout": timeout, "check_same_thread": False}, **kwargs)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(u, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         # Stop pysqlite from issuing BEGIN itself; _on_begin does it.
@@ -189,7 +190,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from keys.keyfile import load_or_create_signer, read_signer
@@ -61,9 +62,16 @@ class Log:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only transaction: on SQLite one snapshot of the whole log."""
-        with Session(self.engine) as session, session.begin():
-            yield session
+        """A read-only transaction: on SQLite one snapshot of the whole log.
+
+        A lost or refused database connection becomes :class:`StorageError`
+        (503 with Retry-After): the next request gets a fresh connection.
+        """
+        try:
+            with Session(self.engine) as session, session.begin():
+                yield session
+        except DBAPIError as e:
+            raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
 
     def check_key(self) -> None:
         """Refuse to run with a key that did not sign this log's checkpoints."""

@@ -1,0 +1,143 @@
+"""Database faults under load: each gives a clear 503 with Retry-After (never
+a half-written batch), and the server recovers without operator action.
+
+- PostgreSQL: every server connection is terminated, repeatedly, while
+  batches are being appended (pg_terminate_backend: what a PostgreSQL
+  restart or a dropped connection looks like to the server; restarting the
+  shared test cluster itself would disturb other test runs).
+- SQLite: another process holds the write lock longer than the busy
+  timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from keys.records import PlatformKey
+from ledger.log import LogProvider
+from tests.checklog import check_log
+from tests.conftest import PG_URL
+from tests.recordkit import decision, sign
+from tests.server import gunicorn
+
+KEY = PlatformKey(bytes([12]) * 32)
+ORIGIN = "faults.example/ledger"
+
+
+def _load(
+    url: str, tag: str, stop: threading.Event, acked: dict[str, int], statuses: list[int], retry_after: list[str]
+) -> None:
+    n = 0
+    with httpx.Client(base_url=url, timeout=60) as http:
+        while not stop.is_set() and n < 2000:
+            n += 1
+            items = [sign(decision(f"{tag}-{n}-{i}"), KEY) for i in range(5)]
+            r = http.post("/api/v1/records", json={"records": items})
+            statuses.append(r.status_code)
+            if r.status_code in (200, 201):
+                for res in r.json()["records"]:
+                    acked[res["record_id"]] = res["leaf_index"]
+            else:
+                assert r.headers["Content-Type"] == "application/problem+json"
+                retry_after.append(r.headers.get("Retry-After", ""))
+
+
+def _check_acked(provider: LogProvider, acked: dict[str, int]) -> None:
+    log = provider.log
+    check_log(log)
+    from ledger.db import records
+
+    with log.read() as s:
+        rows = {r.record_id: r.leaf_index for r in s.execute(records.select()).all()}
+    for record_id, index in acked.items():
+        assert rows[record_id] == index
+
+
+@pytest.mark.skipif(not PG_URL, reason="set LEDGER_TEST_POSTGRES_URL to run PostgreSQL tests")
+def test_postgresql_connections_dropped_mid_batch(tmp_path: Path, db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    app_name = f"ledger-faults-{os.getpid()}"
+    url = f"{db_url}&application_name={app_name}"
+    env = {"LEDGER_DATABASE_URL": url, "LEDGER_KEY_FILE": str(tmp_path / "log.key"), "LEDGER_ORIGIN": ORIGIN}
+    provider = LogProvider(db_url, env["LEDGER_KEY_FILE"], ORIGIN)
+    admin = create_engine(PG_URL or "", isolation_level="AUTOCOMMIT")
+    try:
+        with gunicorn(env) as base:
+            provider.log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+            stop = threading.Event()
+            acked: dict[str, int] = {}
+            statuses: list[int] = []
+            retry: list[str] = []
+            threads = [
+                threading.Thread(target=_load, args=(base, f"t{t}", stop, acked, statuses, retry)) for t in range(3)
+            ]
+            for t in threads:
+                t.start()
+            killed = 0
+            for _ in range(8):
+                time.sleep(0.3)
+                with admin.connect() as conn:
+                    killed += len(
+                        conn.execute(
+                            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :a"),
+                            {"a": app_name},
+                        ).all()
+                    )
+            time.sleep(1.0)  # recovery: requests after the last fault must succeed
+            ok_before = len(acked)
+            time.sleep(1.0)
+            stop.set()
+            for t in threads:
+                t.join(60)
+            assert killed > 0
+            assert set(statuses) <= {201, 503}, set(statuses)
+            assert all(r == "1" for r in retry)
+            assert len(acked) > ok_before, "the server recovered by itself"
+            assert statuses[-1] == 201
+        _check_acked(provider, acked)
+    finally:
+        provider.close()
+        admin.dispose()
+
+
+def test_sqlite_locked_by_another_process(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.sqlite3"
+    env: dict[str, Any] = {
+        "LEDGER_DATABASE_URL": f"sqlite:///{db}",
+        "LEDGER_KEY_FILE": str(tmp_path / "log.key"),
+        "LEDGER_ORIGIN": ORIGIN,
+        "LEDGER_SQLITE_BUSY_TIMEOUT_MS": "300",
+    }
+    provider = LogProvider(env["LEDGER_DATABASE_URL"], env["LEDGER_KEY_FILE"], ORIGIN)
+    try:
+        with gunicorn(env) as base, httpx.Client(base_url=base, timeout=30) as http:
+            provider.log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+            assert http.post("/api/v1/records", json=sign(decision("before"), KEY)).status_code == 201
+            size = provider.log.latest_size()
+            other = sqlite3.connect(db, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # another process's write lock
+            try:
+                r = http.post("/api/v1/records", json=sign(decision("during"), KEY))
+                assert r.status_code == 503
+                assert r.headers["Retry-After"] == "1"
+                assert "database" in r.json()["detail"]
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert provider.log.latest_size() == size  # nothing half-written
+            # The lock is gone: the same request now succeeds, with no operator action.
+            r = http.post("/api/v1/records", json=sign(decision("during"), KEY))
+            assert r.status_code == 201
+        check_log(provider.log)
+    finally:
+        provider.close()
