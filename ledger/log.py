@@ -174,11 +174,11 @@ class LogProvider:
     """Opens the log on first use, so an app can be created before the log
     (or its key) exists, and each process opens its own engine after fork."""
 
-    def __init__(self, database_url: str, key_file: str, origin: str, **engine_kwargs: object) -> None:
+    def __init__(self, database_url: str, key_file: str, origin: str, sqlite_busy_timeout_ms: int = 30_000) -> None:
         self.database_url = database_url
         self.key_file = key_file
         self.origin = origin
-        self._engine_kwargs = engine_kwargs
+        self._busy_ms = sqlite_busy_timeout_ms
         self._log: Log | None = None
         self._lock = threading.Lock()
 
@@ -196,7 +196,7 @@ class LogProvider:
             raise KeyFormatError(
                 f"key file {self.key_file} holds a key named {signer.name!r}, but the origin is {self.origin!r}"
             )
-        log = Log(make_engine(self.database_url, **self._engine_kwargs), signer)
+        log = Log(make_engine(self.database_url, self._busy_ms), signer)
         log.check_key()
         return log
 
@@ -206,7 +206,7 @@ class LogProvider:
         Returns (log, whether a new key was created). Idempotent.
         """
         _, created = load_or_create_signer(Path(self.key_file), self.origin)
-        engine = make_engine(self.database_url, **self._engine_kwargs)
+        engine = make_engine(self.database_url, self._busy_ms)
         upgrade(engine)
         engine.dispose()
         log = self.log
