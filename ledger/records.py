@@ -58,6 +58,8 @@ def parse_json(data: bytes) -> Any:
         raise InvalidInput(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
         raise InvalidInput("malformed JSON: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise InvalidInput(f"malformed JSON: {e}") from None
 
 
 def canonical(obj: Any) -> bytes:
