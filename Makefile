@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint init vkey audit clean
+.PHONY: run test lint init vkey audit soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(VENV)/.test-installed
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Longer crash and fault runs than `make test` does (about 10 minutes).
+soak: $(VENV)/.test-installed
+	LEDGER_SOAK_ROUNDS=$${LEDGER_SOAK_ROUNDS:-40} $(BIN)/python -m pytest -q tests/test_crash.py tests/test_faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
