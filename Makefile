@@ -38,9 +38,10 @@ lint: $(VENV)/.test-installed
 test: lint
 	$(BIN)/python -m pytest
 
-# Longer crash and fault runs than `make test` does (about 10 minutes).
+# Longer crash, fault and API-fuzzing runs than `make test` does (about 15 minutes).
 soak: $(VENV)/.test-installed
-	LEDGER_SOAK_ROUNDS=$${LEDGER_SOAK_ROUNDS:-40} $(BIN)/python -m pytest -q tests/test_crash.py tests/test_faults.py
+	LEDGER_SOAK_ROUNDS=$${LEDGER_SOAK_ROUNDS:-40} LEDGER_FUZZ_EXAMPLES=$${LEDGER_FUZZ_EXAMPLES:-200} \
+		$(BIN)/python -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_fuzz_api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -118,7 +118,7 @@ def export_range() -> Response:
     return _respond(start, end, q["format"], "end" in q)
 
 
-@bp.get("/bundles/<int:n>.<fmt>.gz")
+@bp.get("/bundles/<int(max=36028797018963967):n>.<fmt>.gz")
 def export_bundle(n: int, fmt: str) -> Response:
     if fmt not in ("ndjson", "csv"):
         raise NotFound("formats are ndjson and csv")

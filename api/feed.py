@@ -67,7 +67,7 @@ def _choice(values: tuple[str, ...]) -> fields.String:
 
 
 def _pattern(name: str) -> fields.String:
-    return fields.String(validate=validate.Regexp(PATTERNS[name], error=f"must match {PATTERNS[name]}"))
+    return fields.String(validate=validate.Regexp(PATTERNS[name], error="must match the pattern {regex}"))
 
 
 class FeedQuery(Schema):

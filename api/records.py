@@ -97,7 +97,7 @@ def _record(where: Any) -> Response:
     return resp
 
 
-@bp.get("/records/<int:index>")
+@bp.get("/records/<int(max=9223372036854775807):index>")
 def by_index(index: int) -> Response:
     return _record(records.c.leaf_index == index)
 

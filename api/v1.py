@@ -62,7 +62,7 @@ def log_info() -> Response:
     )
 
 
-@bp.get("/entries/<int:index>")
+@bp.get("/entries/<int(max=9223372036854775807):index>")
 def entry(index: int) -> Response:
     log = get_log()
     proof = log.inclusion(index)
