@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint init vkey audit soak clean
+.PHONY: run test lint init vkey audit soak demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.test-installed: requirements.txt requirements-test.txt | $(BIN)/python
 
 run: $(VENV)/.run-installed
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# make demo: fill the running ledger (make run, in another terminal) with synthetic demo data.
+demo: $(VENV)/.run-installed
+	$(BIN)/python -m demo $(DEMO_ARGS)
 
 init: $(VENV)/.run-installed
 	$(BIN)/flask --app app ledger init

@@ -25,7 +25,9 @@ from typing import IO, Any, BinaryIO, TypeVar
 
 import click
 
+from client.audit import COMMANDS as AUDIT_COMMANDS
 from client.http import ClientError, check_base_url
+from client.mirror import mirror_cmd
 from client.platform import MAX_BATCH, SignedItem, VerificationFailed, sign_record, submit_items
 from keys.records import PlatformKey
 from ledger.errors import InvalidInput, LedgerError
@@ -338,6 +340,10 @@ def submit(url: str, vkey: str | None, batch_size: int, state: Path, receipts: I
         f"all verified in the log's tree of size {summary.tree_size}"
     )
 
+
+# The auditor's commands (client/audit.py, client/mirror.py).
+for _command in [*AUDIT_COMMANDS, mirror_cmd]:
+    mdl.add_command(_command)
 
 if __name__ == "__main__":
     mdl()

@@ -1,0 +1,601 @@
+"""The auditor's commands: ``verify``, ``monitor``, ``receipt``, ``check-receipt``.
+
+Nothing the log serves is believed unchecked. Every checkpoint must be
+signed by the log's key, given out of band (``--vkey``); every tile and
+entry is checked against a checkpoint's root (:mod:`client.tiles`); every
+new checkpoint must extend the one remembered from last time (the state
+file shared with ``submit``). Exit status: 0 verified, 1 bad input or the
+log unreachable, 2 a malformed command line (click's usage errors), 3
+verification failed, 4 the log forked (two signed checkpoints that no
+single append-only history explains; the evidence is saved).
+
+Receipts (``receipt``, ``check-receipt``) are c2sp.org/tlog-proof files
+whose ``extra`` line carries the log entry itself, standard base64::
+
+    c2sp.org/tlog-proof@v1
+    extra <base64 of the entry: the RFC 8785 JSON {"logged_at", "record"|"registry", "signature"}>
+    index <leaf index>
+    <inclusion proof, one base64 hash a line, from the leaf's sibling upwards>
+    <blank line>
+    <the log's signed checkpoint, verbatim>
+
+The spec leaves ``extra`` to the application and unauthenticated; here it
+is authenticated after all, since its record hash SHA-256(0x00 || entry) is
+the leaf the proof must lead from. Any tlog-proof verifier can check such a
+file given that leaf hash. Suggested extension: ``.tlog-proof``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import click
+
+from client.http import ClientError, Http, ProblemResponse, Unreachable, check_base_url
+from client.platform import TrustStore, VerificationFailed, _get, _hash, establish_trust
+from client.tiles import (
+    ForkDetected,
+    TileClient,
+    TileHashReader,
+    check_extends,
+    check_inclusion,
+    fork,
+    open_cp,
+    recompute_root,
+    verified_bundles,
+)
+from keys.note import Verifier, b64decode_exact
+from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT, platform_key_id, verify_signature
+from ledger.checkpoint import Checkpoint
+from ledger.errors import InvalidInput, LedgerError, ProofError
+from ledger.records import canonical, parse_entry
+from ledger.tlog import check_record, record_hash
+from ledger.verify import verify_consistency
+
+EXIT_UNVERIFIED = 3
+EXIT_FORKED = 4
+PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+# Errors, options and evidence ----------------------------------------------------
+
+
+class Unverified(click.ClickException):
+    exit_code = EXIT_UNVERIFIED
+
+
+class Forked(click.ClickException):
+    exit_code = EXIT_FORKED
+
+
+def warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def save_evidence(directory: Path, fork: ForkDetected) -> Path:
+    """Write the fork's evidence files into a new ``fork-<UTC time>`` directory of ``directory``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(100):
+        out = directory / (f"fork-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            out.mkdir(parents=True)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise ClientError(f"cannot create an evidence directory in {directory}")
+    for name, data in fork.evidence.items():
+        (out / name).write_bytes(data)
+    (out / "README.txt").write_text(str(fork) + "\n")
+    return out
+
+
+@contextmanager
+def cli_errors(evidence: Path | None = None) -> Iterator[None]:
+    """Expected failures become one message and an exit status, never a traceback."""
+    try:
+        yield
+    except ForkDetected as e:
+        where = ""
+        if evidence is not None:
+            try:
+                where = f"\nevidence saved in {save_evidence(evidence, e)}"
+            except OSError as err:
+                where = f"\ncould not save the evidence in {evidence}: {err.strerror}"
+        raise Forked(f"ALERT: the log forked: {e}{where}") from None
+    except VerificationFailed as e:
+        raise Unverified(f"verification failed: {e}") from None
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"{e.filename or ''}: {e.strerror}") from None
+
+
+def _url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return check_base_url(value)
+    except ClientError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _vkey(_ctx: click.Context, _param: click.Parameter, value: str) -> Verifier:
+    try:
+        return Verifier.from_key(value.strip())
+    except InvalidInput as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def default_state() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "mdl", "state.json")
+
+
+url_option = click.option(
+    "--url", required=True, envvar="MDL_URL", callback=_url, help="The ledger's base URL (or $MDL_URL)."
+)
+vkey_option = click.option(
+    "--vkey",
+    required=True,
+    envvar="MDL_VKEY",
+    callback=_vkey,
+    help="The log's verifier key (name+id+key), obtained out of band (or $MDL_VKEY).",
+)
+state_option = click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_state,
+    show_default="$XDG_STATE_HOME/mdl/state.json",
+    help="The state file (shared with submit) remembering the latest checkpoint seen of each log.",
+)
+evidence_option = click.option(
+    "--evidence",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="mdl-evidence",
+    show_default=True,
+    help="Where to save the signed checkpoints proving a fork, if one is found.",
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# Receipts (c2sp.org/tlog-proof) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlogProof:
+    """A parsed c2sp.org/tlog-proof file; ``extra`` is the log entry in our receipts."""
+
+    index: int
+    proof: tuple[bytes, ...]
+    checkpoint: bytes
+    extra: bytes | None = None
+
+    def encode(self) -> bytes:
+        lines = [PROOF_HEADER]
+        if self.extra is not None:
+            lines.append("extra " + _b64(self.extra))
+        lines += [f"index {self.index}", *(_b64(h) for h in self.proof)]
+        return ("\n".join(lines) + "\n\n").encode() + self.checkpoint
+
+
+def parse_tlog_proof(data: bytes) -> TlogProof:
+    """Parse a tlog-proof file exactly: re-encoding must give the same bytes."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("not a tlog-proof: not UTF-8 text") from None
+    head, sep, note = text.partition("\n\n")
+    lines = head.split("\n")
+    if lines[0] != PROOF_HEADER:
+        raise InvalidInput(f"not a tlog-proof: the first line must be {PROOF_HEADER}")
+    if not sep or not note:
+        raise InvalidInput("malformed tlog-proof: no blank line followed by a checkpoint")
+    extra = None
+    rest = lines[1:]
+    if rest and rest[0].startswith("extra "):
+        extra = b64decode_exact(rest.pop(0)[len("extra ") :], "tlog-proof extra line")
+    if not rest or not rest[0].startswith("index ") or not _DECIMAL.fullmatch(rest[0][len("index ") :]):
+        raise InvalidInput("malformed tlog-proof: expected the line 'index N' (a decimal without leading zeros)")
+    index = int(rest.pop(0)[len("index ") :])
+    proof = []
+    for n, line in enumerate(rest, 1):
+        h = b64decode_exact(line, f"tlog-proof hash {n}")
+        if len(h) != 32:
+            raise InvalidInput(f"malformed tlog-proof: hash {n} is {len(h)} bytes, not 32")
+        proof.append(h)
+    p = TlogProof(index, tuple(proof), note.encode(), extra)
+    if p.encode() != data:
+        raise AssertionError("tlog-proof: re-encoding differs after an exact parse")
+    return p
+
+
+def check_receipt(data: bytes, verifier: Verifier) -> tuple[TlogProof, Checkpoint]:
+    """Verify a receipt offline: the checkpoint's signature, and the entry's inclusion.
+
+    Raises :class:`InvalidInput` for a malformed file and
+    :class:`VerificationFailed` for one that does not prove what it says.
+    """
+    p = parse_tlog_proof(data)
+    if p.extra is None:
+        raise InvalidInput("the receipt has no 'extra' line carrying the entry, so there is nothing to check")
+    cp = open_cp(p.checkpoint, verifier, "the receipt's checkpoint")
+    try:
+        check_record(p.proof, cp.size, cp.root, p.index, record_hash(p.extra))
+    except ProofError:
+        raise VerificationFailed(
+            f"the receipt's entry and inclusion proof do not lead to the root of the checkpoint of size {cp.size} "
+            f"at index {p.index}"
+        ) from None
+    return p, cp
+
+
+def describe_entry(data: bytes) -> str:
+    try:
+        e = parse_entry(data)
+    except InvalidInput:
+        return "an entry that is not a ledger entry"
+    if e.kind == "record":
+        return (
+            f"record {e.body.get('platform')}/{e.body.get('record_id')} ({e.body.get('type')}), logged at {e.logged_at}"
+        )
+    return f"registry event {e.body.get('event')} for {e.body.get('platform')}, logged at {e.logged_at}"
+
+
+def fetch_receipt(
+    http: Http, verifier: Verifier, index: int | None, platform: str | None, record_id: str | None
+) -> bytes:
+    """Fetch an entry's inclusion proof from the log's JSON API, verify it, return the receipt."""
+    if index is not None:
+        path = f"/api/v1/entries/{index}"
+    else:
+        path = f"/api/v1/platforms/{quote(platform or '', safe='')}/records/{quote(record_id or '', safe='')}"
+    ans = http.get_json(path)
+    try:
+        got = _get(ans, "leaf_index", int)
+        entry = b64decode_exact(_get(ans, "entry", str), "entry")
+        proof = tuple(_hash(h, "inclusion_path") for h in _get(ans, "inclusion_path", list))
+        note = _get(_get(ans, "checkpoint", dict), "signed_note", str).encode()
+    except InvalidInput as e:
+        raise VerificationFailed(f"malformed answer from {path}: {e}") from None
+    if index is not None and got != index:
+        raise VerificationFailed(f"asked for entry {index}, the log answered with entry {got}")
+    if index is None:
+        try:
+            parsed = parse_entry(entry)
+        except InvalidInput as exc:
+            raise VerificationFailed(f"the log's entry {got} is not a ledger entry: {exc}") from None
+        body = parsed.body
+        if parsed.kind != "record" or (body.get("platform"), body.get("record_id")) != (platform, record_id):
+            raise VerificationFailed(f"the log's entry {got} is not the record {platform}/{record_id}")
+    receipt = TlogProof(got, proof, note, entry).encode()
+    check_receipt(receipt, verifier)
+    return receipt
+
+
+# verify ------------------------------------------------------------------------------
+
+
+class EntryAudit:
+    """Checks entries in log order as the log should have accepted them: each a
+    canonical ledger entry; registry events signed by the log's key; each
+    record signed by a key that an earlier registry entry added for its platform.
+
+    Holds one public key per registered key, nothing per entry. Revocation
+    times are not judged here: a revoked key's records stay valid log entries.
+    """
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.log_key = verifier.public_key
+        self.log_key_id = platform_key_id(verifier.public_key)
+        self.keys: dict[str, tuple[str, bytes]] = {}  # key_id -> (platform, public key)
+        self.checked = 0
+
+    def check(self, index: int, data: bytes) -> None:
+        """Raise :class:`VerificationFailed` naming entry ``index`` if it is not as it should be."""
+        try:
+            e = parse_entry(data)
+            body, sig = canonical(e.body), e.signature
+            value = b64decode_exact(_get(sig, "value", str), "signature.value")
+            key_id = _get(sig, "key_id", str)
+            if e.kind == "registry":
+                if key_id != self.log_key_id:
+                    raise ProofError(f"a registry event signed by key {key_id}, not the log's {self.log_key_id}")
+                verify_signature(self.log_key, REGISTRY_CONTEXT, body, value)
+                if e.body.get("event") in ("platform_added", "key_added"):
+                    key = _get(e.body, "key", dict)
+                    public = b64decode_exact(_get(key, "public_key", str), "key.public_key")
+                    self.keys[platform_key_id(public)] = (_get(e.body, "platform", str), public)
+            else:
+                platform, public = self.keys.get(key_id, (None, b""))
+                if platform != e.body.get("platform"):
+                    raise ProofError(f"signed by key {key_id}, which no earlier registry entry gave its platform")
+                verify_signature(public, RECORD_CONTEXT, body, value)
+        except (InvalidInput, ProofError) as exc:
+            raise VerificationFailed(f"entry {index}: {exc}") from None
+        self.checked += 1
+
+
+@click.command()
+@url_option
+@vkey_option
+@state_option
+@click.option("--index", "indexes", type=click.IntRange(min=0), multiple=True, help="Check this entry (repeatable).")
+@click.option(
+    "--sample", type=click.IntRange(min=0), default=16, show_default=True, help="Check this many random entries."
+)
+@click.option(
+    "--full", is_flag=True, help="Recompute the whole tree from every entry bundle, and check every signature."
+)
+@evidence_option
+def verify(
+    url: str, vkey: Verifier, state: Path, indexes: tuple[int, ...], sample: int, full: bool, evidence: Path
+) -> None:
+    """Verify the log: its checkpoint, its consistency with the last one seen, and its entries.
+
+    The checkpoint must be signed by --vkey and extend the checkpoint
+    remembered in --state, which is updated only when everything verified.
+    Entries (--index, --sample) are checked through the tiles against the
+    checkpoint's root; --full recomputes the root from all entries.
+    """
+    with cli_errors(evidence), Http(url, on_retry=warn) as http:
+        store = TrustStore(state)
+        _, pinned = establish_trust(http, vkey.to_key(), store, warn)
+        tiles = TileClient(http)
+        note = tiles.checkpoint()
+        cp = open_cp(note, vkey, "the log's checkpoint")
+        reader = TileHashReader(tiles, cp)
+        out = [f"checkpoint: {cp.origin}, tree size {cp.size}, root {_b64(cp.root)}: signed by the log's key"]
+        if pinned is not None:
+            old = open_cp(pinned.encode(), vkey, f"the checkpoint remembered in {state}")
+            if old.size > cp.size:
+                raise VerificationFailed(
+                    f"the log's checkpoint (size {cp.size}) is older than the one remembered in {state} "
+                    f"(size {old.size}): it rolled back, or serves a stale view"
+                )
+            check_extends(reader, old, pinned.encode(), note)
+            out.append(f"consistent with the checkpoint of size {old.size} remembered in {state}")
+        for i in indexes:
+            if i >= cp.size:
+                raise ClientError(f"--index {i}: the log's tree has only {cp.size} entries")
+        sampled = random.SystemRandom().sample(range(cp.size), min(sample, cp.size))
+        for i, data in check_inclusion(reader, list(indexes)).items():
+            out.append(f"entry {i}: in the tree: {describe_entry(data)}")
+        check_inclusion(reader, sampled)
+        if sampled:
+            out.append(f"{len(sampled)} random entries: in the tree")
+        if full:
+            audit = EntryAudit(vkey)
+            with click.progressbar(length=cp.size, label="verifying", file=sys.stderr, show_eta=True) as bar:
+                recompute_root(reader, audit.check, bar.update)
+            out.append(
+                f"full: the root recomputed from all {cp.size} entries matches; {audit.checked} signatures verify"
+            )
+        store.put(http.base_url, vkey.to_key(), note.decode())
+    click.echo("\n".join(out))
+
+
+# monitor ---------------------------------------------------------------------------
+
+
+def prove_step(http: Http, vkey: Verifier, old: tuple[Checkpoint, bytes], new: tuple[Checkpoint, bytes]) -> None:
+    """Prove through the log's JSON API that the smaller of two checkpoints is
+    a prefix of the larger; raise :class:`ForkDetected` with the evidence if not."""
+    (small, small_note), (big, big_note) = sorted([old, new], key=lambda p: p[0].size)
+    if small.size == big.size and small.root != big.root:
+        raise fork(f"two different signed checkpoints of size {small.size}", old, new)
+    if small.size in (0, big.size):
+        return
+    try:
+        ans = http.get_json("/api/v1/proofs/consistency", {"first": small.size, "second": big.size})
+        proof = [_hash(h, "consistency_path") for h in _get(ans, "consistency_path", list)]
+        notes = [_get(_get(ans, k, dict), "signed_note", str).encode() for k in ("first_checkpoint", "checkpoint")]
+    except (ProblemResponse, InvalidInput) as e:
+        raise VerificationFailed(f"no consistency proof from size {small.size} to {big.size}: {e}") from None
+    # The answer carries the log's own checkpoints of both sizes: if either
+    # differs from ours, that pair alone proves the fork.
+    for mine, theirs in zip(((small, small_note), (big, big_note)), notes, strict=True):
+        cp = open_cp(theirs, vkey, f"the checkpoint in the consistency proof from size {small.size}")
+        if cp.size == mine[0].size and cp.root != mine[0].root:
+            raise fork(f"two different signed checkpoints of size {cp.size}", mine, (cp, theirs))
+    try:
+        verify_consistency(small, big, proof)
+    except ProofError:
+        raise fork(
+            f"the log's checkpoints of sizes {small.size} and {big.size} are not consistent: the proof fails",
+            (small, small_note),
+            (big, big_note),
+            extra={"consistency-proof.json": canonical(ans)},
+        ) from None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Which new entries ``monitor`` prints; all given filters must match."""
+
+    platform: str | None = None
+    subject: str | None = None
+    rule: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.platform, self.subject, self.rule))
+
+    def line(self, index: int, data: bytes) -> str | None:
+        """The entry's one-line summary if it matches, else None."""
+        try:
+            e = parse_entry(data)
+        except InvalidInput:
+            return None
+        b: dict[str, Any] = e.body
+        if self.platform is not None and b.get("platform") != self.platform:
+            return None
+        if e.kind == "registry":
+            return (
+                None
+                if self.subject or self.rule
+                else f"{index} {e.logged_at} registry {b.get('event')} {b.get('platform')}"
+            )
+        decision = _obj(b.get("corrected")) if b.get("type") == "amendment" else b
+        subject, rule_id = _obj(decision.get("account")).get("subject_key"), _obj(decision.get("rule")).get("id")
+        if (self.subject and subject != self.subject) or (self.rule and rule_id != self.rule):
+            return None
+        parts = [str(index), e.logged_at, f"{b.get('platform')}/{b.get('record_id')}", str(b.get("type"))]
+        parts += [
+            f"{k}={v}" for k, v in (("rule", rule_id), ("subject", subject), ("action", decision.get("action"))) if v
+        ]
+        return " ".join(parts)
+
+
+@click.command()
+@url_option
+@vkey_option
+@state_option
+@click.option(
+    "--interval", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds between polls."
+)
+@click.option("--count", type=click.IntRange(min=0), default=0, help="Stop after this many polls (0: never).")
+@evidence_option
+@click.option("--platform", help="Print new records (and registry events) of this platform.")
+@click.option("--subject", help="Print new records about this account.subject_key.")
+@click.option("--rule", help="Print new records applying this rule.id.")
+def monitor(
+    url: str,
+    vkey: Verifier,
+    state: Path,
+    interval: float,
+    count: int,
+    evidence: Path,
+    platform: str | None,
+    subject: str | None,
+    rule: str | None,
+) -> None:
+    """Watch the log: prove each new checkpoint consistent with the last.
+
+    On a fork (two signed checkpoints no append-only history explains), the
+    checkpoints are saved in --evidence and the exit status is 4. With
+    --platform, --subject or --rule, new matching entries are printed, one
+    line each: index, logged_at, platform/record_id, type, rule, subject, action.
+    """
+    watch = Watch(platform, subject, rule)
+    with cli_errors(evidence), Http(url, on_retry=warn) as http:
+        store = TrustStore(state)
+        _, pinned = establish_trust(http, vkey.to_key(), store, warn)
+        tiles = TileClient(http)
+        prev = None
+        if pinned is not None:
+            prev = (open_cp(pinned.encode(), vkey, f"the checkpoint remembered in {state}"), pinned.encode())
+            warn(f"watching {prev[0].origin} from tree size {prev[0].size}, remembered in {state}")
+        polls = 0
+        while True:
+            polls += 1
+            try:
+                note = tiles.checkpoint()
+                prev = _step(http, tiles, vkey, watch, prev, (open_cp(note, vkey, "the log's checkpoint"), note))
+            except (Unreachable, ProblemResponse) as e:
+                # Not an answer at all: try again at the next poll, from the same checkpoint.
+                warn(f"poll {polls}: {e}")
+            else:
+                store.put(http.base_url, vkey.to_key(), prev[1].decode())
+            if count and polls >= count:
+                break
+            time.sleep(interval)
+
+
+def _step(
+    http: Http,
+    tiles: TileClient,
+    vkey: Verifier,
+    watch: Watch,
+    prev: tuple[Checkpoint, bytes] | None,
+    new: tuple[Checkpoint, bytes],
+) -> tuple[Checkpoint, bytes]:
+    """One poll: prove ``new`` consistent with ``prev``, print what is new; return the larger."""
+    cp = new[0]
+    if prev is None:
+        warn(f"watching {cp.origin} from tree size {cp.size}")
+        return new
+    prove_step(http, vkey, prev, new)
+    if cp.size < prev[0].size:
+        warn(f"the log served an older checkpoint (size {cp.size}, consistent with size {prev[0].size})")
+        return prev
+    if cp.size > prev[0].size:
+        warn(f"tree size {cp.size}: {cp.size - prev[0].size} new entries, consistent with size {prev[0].size}")
+        if watch:
+            for batch in verified_bundles(TileHashReader(tiles, cp), prev[0].size, cp.size):
+                for i, data, _ in batch:
+                    line = watch.line(i, data)
+                    if line:
+                        click.echo(line)
+    return new
+
+
+# receipts -----------------------------------------------------------------------------
+
+
+@click.command()
+@url_option
+@vkey_option
+@click.option("--index", type=click.IntRange(min=0), help="The entry's leaf index.")
+@click.option("--platform", help="With --record-id: the record's platform.")
+@click.option("--record-id", help="With --platform: the record's ID.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default="-",
+    help="Where to write the receipt (default: stdout); suggested extension .tlog-proof.",
+)
+def receipt(
+    url: str, vkey: Verifier, index: int | None, platform: str | None, record_id: str | None, out: Path
+) -> None:
+    """Write an offline receipt for an entry: a c2sp.org/tlog-proof carrying the entry.
+
+    The entry's inclusion proof and signed checkpoint are verified before
+    the file is written; check-receipt verifies it again with no network.
+    """
+    by_id = (platform, record_id) != (None, None)
+    if (index is None) != by_id or (by_id and None in (platform, record_id)):
+        raise click.UsageError("give either --index, or --platform and --record-id")
+    with cli_errors(), Http(url, on_retry=warn) as http:
+        data = fetch_receipt(http, vkey, index, platform, record_id)
+        if str(out) == "-":
+            click.echo(data.decode(), nl=False)
+        else:
+            tmp = out.with_name(f".{out.name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(out)
+            warn(f"wrote {out}")
+
+
+@click.command(name="check-receipt")
+@vkey_option
+@click.option("--print-entry", is_flag=True, help="Also print the entry (its JSON) on a line of its own.")
+@click.argument("file", type=click.File("rb"))
+def check_receipt_cmd(vkey: Verifier, print_entry: bool, file: BinaryIO) -> None:
+    """Verify a receipt offline against the log's key: exit 0 if it proves its entry is in the log."""
+    with cli_errors():
+        p, cp = check_receipt(file.read(), vkey)
+    entry = p.extra or b""
+    click.echo(f"verified: entry {p.index}, {describe_entry(entry)}, is in the tree of {cp.origin} of size {cp.size}")
+    if print_entry:
+        click.echo(entry.decode("utf-8", "replace"))
+
+
+COMMANDS = [verify, monitor, receipt, check_receipt_cmd]
