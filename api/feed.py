@@ -84,7 +84,12 @@ class FeedQuery(Schema):
         }
     )
     rule_id = _pattern("rule_id")
-    rule_version = fields.String(validate=validate.Length(1, 64))
+    rule_version = fields.String(
+        validate=[
+            validate.Length(1, 64),
+            validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"),
+        ]
+    )
     category = _choice(CATEGORIES)
     severity = _choice(SEVERITIES)
     action = _choice(ACTIONS)
@@ -102,7 +107,10 @@ class FeedQuery(Schema):
     logged_from = TimeParam()
     logged_to = TimeParam()
     q = fields.String(
-        validate=validate.Length(query.MIN_SEARCH, 200),
+        validate=[
+            validate.Length(query.MIN_SEARCH, 200),
+            validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"),
+        ],
         metadata={"description": "text in public subjects' names, offices and statements"},
     )
     current = StrictBoolParam(metadata={"description": "true: leave out records a later amendment supersedes"})

@@ -207,6 +207,8 @@ def test_subject_page(client: FlaskClient, dataset: list[dict[str, Any]]) -> Non
         ("cursor=%21%21", "cursor"),
         ("territory=XX", "territory"),
         ("colour=red", "colour"),
+        ("q=abc%00def", "q"),
+        ("rule_version=1%0A2", "rule_version"),
     ],
 )
 def test_bad_filters_are_400(client: FlaskClient, dataset: list[dict[str, Any]], query: str, path: str) -> None:

@@ -1,14 +1,25 @@
-"""Server-rendered pages. Never imports ``api``; reads the log directly."""
+"""Server-rendered pages. Never imports ``api``; reads the log directly.
+
+Every page works without JavaScript; the one script (``static/verify.js``)
+only adds in-browser verification to record pages, and fetches what it
+checks from the JSON API over HTTP like any other client. Templates are
+autoescaped and no platform-supplied string is ever marked safe: names,
+statements and URLs in records are untrusted input.
+
+Views live in ``views_*.py``, each adding routes to :data:`bp`.
+"""
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from flask import Blueprint, Flask, current_app, render_template
+from flask import Blueprint, Flask, current_app, request
+from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.errors import LedgerError
 from ledger.log import Log
+from web import labels, present
+from web.queries import has_demo_platform
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -17,21 +28,45 @@ def _log() -> Log:
     return cast(Log, current_app.extensions["ledger"].log)
 
 
-@bp.get("/")
-def index() -> str:
-    log = _log()
-    with log.read() as s:
-        cp = log.latest(s)
-    return render_template(
-        "index.html",
-        origin=log.origin,
-        vkey=log.verifier.to_key(),
-        size=cp.size,
-        root=base64.b64encode(cp.root).decode(),
-        note=cp.note.decode(),
-        signed_at=datetime.fromtimestamp(cp.created_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-    )
+@bp.context_processor
+def _globals() -> dict[str, Any]:
+    try:
+        log = _log()
+        with log.read() as s:
+            demo = has_demo_platform(s)
+    except (LedgerError, SQLAlchemyError):  # an error page must still render
+        demo = False
+    return {
+        "demo_data": demo,
+        "label": labels.label,
+        "yes_no": labels.yes_no,
+        "endpoint": request.endpoint,
+    }
+
+
+@bp.app_template_filter("exact_time")
+def _exact_time(value: Any) -> str:
+    return present.exact(value)
+
+
+@bp.app_template_filter("iso_time")
+def _iso_time(value: Any) -> str:
+    return present.iso(value)
+
+
+@bp.app_template_filter("relative_time")
+def _relative_time(value: Any) -> str:
+    return present.relative(value)
+
+
+@bp.app_template_filter("thousands")
+def _thousands(value: int) -> str:
+    return f"{value:,}"
 
 
 def init_app(app: Flask) -> None:
+    # Importing the view modules adds their routes to ``bp``; they import
+    # ``bp`` from here, so they are imported once this module exists.
+    from web import errors, views_feed, views_pages, views_records  # noqa: F401
+
     app.register_blueprint(bp)

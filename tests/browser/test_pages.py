@@ -1,0 +1,402 @@
+"""The pages in real Chromium (Debian's package, driven by Playwright) against
+a real gunicorn: the feed's filters narrow results, a record verifies in the
+browser and a tampered proof fails visibly, and every main page renders at
+desktop and phone widths with no console error, no failed request and no
+CSP violation. Screenshots go to ``test-artifacts/screenshots/``.
+
+Skipped where Chromium or Playwright is missing, unless
+``LEDGER_TEST_REQUIRE_BROWSER=1`` (CI), which makes that a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from keys.keyfile import write_signer
+from keys.note import Signer
+from ledger import tlog
+from ledger.log import LogProvider
+from tests.browser.dataset import PRESIDENT, XSS, build
+from tests.conftest import PG_URL, _pg_schema_url
+from tests.reference import ListReader
+from tests.server import ROOT, gunicorn
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+ORIGIN = "browser.example/ledger"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 360, "height": 740}
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing: apt-get install chromium"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is missing: pip install playwright (no `playwright install`: it uses Debian's chromium)"
+    return None
+
+
+_why = _missing()
+if _why:
+    if os.environ.get("LEDGER_TEST_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser tests required (LEDGER_TEST_REQUIRE_BROWSER=1) but {_why}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {_why}", allow_module_level=True)
+
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    sync_playwright,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    yield b
+    b.close()
+
+
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(not PG_URL, reason="set LEDGER_TEST_POSTGRES_URL to run PostgreSQL tests"),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def site_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(backend name, database URL) of an empty database, for one module's server."""
+    if request.param == "sqlite":
+        yield "sqlite", f"sqlite:///{tmp_path_factory.mktemp('browser') / 'ledger.sqlite3'}"
+        return
+    assert PG_URL
+    schema = f"test_{secrets.token_hex(6)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield "postgresql", _pg_schema_url(schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def site(site_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(backend, base URL) of gunicorn serving the data set, submitted over HTTP."""
+    backend, db_url = site_db
+    key_file = str(tmp_path_factory.mktemp("keys") / "log.key")
+    write_signer(Path(key_file), _signer_with_plus())
+    env = {"LEDGER_DATABASE_URL": db_url, "LEDGER_KEY_FILE": key_file, "LEDGER_ORIGIN": ORIGIN}
+    with gunicorn(env, workers=2) as url:
+        provider = LogProvider(db_url, key_file, ORIGIN)
+        with httpx.Client(base_url=url, timeout=30) as http:
+
+            def post(items: list[dict[str, Any]]) -> None:
+                r = http.post("/api/v1/records", json={"records": items})
+                assert r.status_code == 201, r.text
+
+            build(provider.log.registry, post, int(time.time() * 1000), demo=True)
+        provider.close()
+        yield backend, url
+
+
+def _signer_with_plus() -> Signer:
+    """A fixed log key whose verifier key's base64 holds a "+", the character
+    that also separates the key's fields: the browser must still parse it."""
+    for n in range(256):
+        signer = Signer.from_seed(ORIGIN, bytes([n]) * 32)
+        if "+" in signer.verifier.to_key().split("+", 2)[2]:
+            return signer
+    raise AssertionError("no seed gives a '+' in the key")
+
+
+class Watch:
+    """Everything a page did wrong: console errors, failed requests, CSP violations."""
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+        page.on("dialog", self._dialog)  # an alert() would be injected script running
+        # Init scripts run outside the page's CSP; they record what the CSP blocks.
+        page.add_init_script(
+            "window.__csp = [];"
+            "document.addEventListener('securitypolicyviolation',"
+            " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        if msg.type in ("error", "warning"):
+            self.problems.append(f"console {msg.type}: {msg.text}")
+
+    def _response(self, resp: Response) -> None:
+        if resp.status >= 400:
+            self.problems.append(f"HTTP {resp.status}: {resp.url}")
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.problems.append(f"a script opened a dialog: {dialog.message}")
+        dialog.dismiss()
+
+    def _failed(self, req: Request) -> None:
+        self.problems.append(f"request failed: {req.url} {req.failure}")
+
+    def check(self, page: Page) -> None:
+        csp = page.evaluate("window.__csp")
+        assert not csp, f"CSP violations on {page.url}: {csp}"
+        assert not self.problems, f"problems on {page.url}: {self.problems}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=DESKTOP)
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+def _rows(page: Page) -> int:
+    return page.locator("ol.rows > li.row").count()
+
+
+def test_feed_filters_narrow_the_results(site: tuple[str, str], page: Page) -> None:
+    _, url = site
+    watch = Watch(page)
+    page.goto(url + "/records")
+    everything = _rows(page)
+    assert everything >= 15
+    page.select_option("#f-platform", "other-video")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    assert "platform=other-video" in page.url  # bookmarkable
+    assert _rows(page) == 4
+    page.select_option("#f-account_class", "political")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    assert _rows(page) == 2  # the two legislator decisions
+    page.goto(url + "/records")
+    page.fill("#f-q", "presidentia")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    titles = page.locator("ol.rows .row-title").all_inner_texts()
+    assert titles
+    assert len(titles) < everything
+    assert all("Appeal" not in t for t in titles)
+    watch.check(page)
+
+
+def test_an_invalid_filter_shows_a_form_error(site: tuple[str, str], page: Page) -> None:
+    _, url = site
+    page.goto(url + "/records?decided_from=2026-02-31&category=nonsense")
+    assert page.locator(".error-summary").is_visible()
+    assert page.locator("#f-category").get_attribute("aria-invalid") == "true"
+
+
+def _show(steps: list[tuple[str | None, str]]) -> str:
+    return "\n".join(f"{cls}: {text}" for cls, text in steps)
+
+
+def _verify(page: Page) -> list[tuple[str | None, str]]:
+    page.focus("#verify-button")  # by keyboard, as a reader without a mouse would
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#verify-result.ok, #verify-result.fail", timeout=15000)
+    steps = page.locator("#verify-steps > li")
+    return [(steps.nth(i).get_attribute("class"), steps.nth(i).inner_text()) for i in range(steps.count())]
+
+
+def test_a_record_verifies_in_the_browser(site: tuple[str, str], page: Page) -> None:
+    backend, url = site
+    watch = Watch(page)
+    page.goto(url + "/records/example-social/dec-hos")
+    steps = _verify(page)
+    assert len(steps) == 7, _show(steps)
+    assert all(cls == "ok" and text.startswith("✓") for cls, text in steps), _show(steps)
+    assert "Verified" in page.locator("#verify-result").inner_text()
+    page.screenshot(path=str(SHOTS / f"verify-passed-{backend}.png"), full_page=True)
+    watch.check(page)
+
+
+def test_a_record_signed_with_a_revoked_key_still_verifies(site: tuple[str, str], page: Page) -> None:
+    _, url = site
+    page.goto(url + "/records/other-video/vid-old-0")
+    assert "was revoked" in page.locator(".banner-warn").inner_text()
+    steps = _verify(page)
+    assert all(cls == "ok" for cls, _ in steps), _show(steps)
+    assert "revoked" in steps[-1][1]
+
+
+def test_a_tampered_proof_fails_visibly(site: tuple[str, str], page: Page) -> None:
+    backend, url = site
+    watch = Watch(page)
+    page.goto(url + "/records/example-social/dec-leg?tamper=proof")
+    steps = _verify(page)
+    classes = [cls for cls, _ in steps]
+    assert "note" in classes
+    failed = [text for cls, text in steps if cls == "fail"]
+    assert len(failed) == 1, _show(steps)
+    assert "✗" in failed[0]
+    assert "Failed" in failed[0]
+    assert "does not lead to the signed root hash" in failed[0]
+    assert steps[-1][0] == "ok"  # the platform's signature is still good: only the proof was touched
+    result = page.locator("#verify-result")
+    assert "Verification failed" in result.inner_text()
+    assert result.is_visible()
+    page.screenshot(path=str(SHOTS / f"verify-tampered-{backend}.png"), full_page=True)
+    watch.check(page)
+
+
+def test_pages_work_without_javascript(site: tuple[str, str], browser: Browser) -> None:
+    _, url = site
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(url + "/records?type=appeal")
+    assert _rows(page) == 1
+    page.goto(url + "/records/example-social/dec-hos")
+    assert not page.locator("#verify-button").is_visible()
+    assert page.locator("h1").inner_text().startswith("Decision")
+    context.close()
+
+
+PAGES = {
+    "home": "/",
+    "feed": "/records",
+    "feed-filtered": "/records?account_class=political&violation_found=true",
+    "record": "/records/example-social/dec-hos",
+    "record-amendment": "/records/example-social/amd-1",
+    "record-appeal": "/records/example-social/apl-1",
+    "record-xss": "/records/example-social/dec-xss",
+    "subject": f"/subjects/{PRESIDENT}",
+    "platforms": "/platforms",
+    "platform": "/platforms/other-video",
+    "entry": "/entries/0",
+    "log": "/log",
+    "about": "/about",
+    "not-found": "/records/example-social/no-such-record",
+}
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_main_pages_render_cleanly(site: tuple[str, str], browser: Browser, width: str) -> None:
+    backend, url = site
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    for name, path in PAGES.items():
+        page = context.new_page()
+        watch = Watch(page)
+        resp = page.goto(url + path)
+        assert resp is not None
+        if name == "not-found":
+            assert resp.status == 404
+            # The page's own 404 is expected; the browser logs it as a console error.
+            watch.problems = [p for p in watch.problems if "404" not in p]
+        else:
+            assert resp.status == 200, name
+        assert page.locator("h1").count() == 1, name
+        assert page.locator(".demo-banner").is_visible(), name
+        if name == "record-xss":
+            assert XSS in page.locator("main").inner_text()
+        page.screenshot(path=str(SHOTS / f"{name}-{width}-{backend}.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width} width"
+        watch.check(page)
+        page.close()
+    context.close()
+
+
+# Every inclusion proof of every tree up to this size is checked by verify.js.
+EXHAUSTIVE = 40
+
+CHECK_PROOFS = """async cases => {
+  const { rootFromInclusionProof, Failure } = window.ledgerVerify;
+  const bytes = s => Uint8Array.from(atob(s), c => c.charCodeAt(0));
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  // True when the proof leads to the root; false when it fails as a proof must.
+  const leads = async (n, t, leaf, proof, root) => {
+    try {
+      return same(await rootFromInclusionProof(BigInt(n), BigInt(t), leaf, proof), root);
+    } catch (e) {
+      if (e instanceof Failure) return false;
+      throw e;
+    }
+  };
+  const wrong = [];
+  for (const c of cases) {
+    const leaf = bytes(c.leaf), root = bytes(c.root), proof = c.proof.map(bytes);
+    const at = `n=${c.n} t=${c.t}`;
+    if (!(await leads(c.n, c.t, leaf, proof, root))) wrong.push(`valid proof rejected: ${at}`);
+    for (let i = 0; i < proof.length; i++) {
+      const bad = proof.map(h => h.slice());
+      bad[i][31] ^= 0x80;
+      if (await leads(c.n, c.t, leaf, bad, root)) wrong.push(`bit flip in hash ${i} accepted: ${at}`);
+    }
+    if (await leads(c.n, c.t, leaf, [...proof, root], root)) wrong.push(`longer proof accepted: ${at}`);
+    const shorter = proof.length > 0 && (await leads(c.n, c.t, leaf, proof.slice(1), root));
+    if (shorter) wrong.push(`shorter proof accepted: ${at}`);
+    const other = c.n + 1 < c.t && (await leads(c.n + 1, c.t, leaf, proof, root));
+    if (other) wrong.push(`other index accepted: ${at}`);
+    if (await leads(c.t, c.t, leaf, proof, root)) wrong.push(`index beyond the tree accepted: ${at}`);
+  }
+  return wrong;
+}"""
+
+
+def test_every_small_inclusion_proof_in_the_browser(site: tuple[str, str], page: Page) -> None:
+    """verify.js's RFC 9162 loop against ledger.tlog: every proof of every tree
+    up to EXHAUSTIVE leaves verifies, and every bit flip, a longer or shorter
+    proof, or another index is rejected."""
+    _, url = site
+    ref = ListReader()
+    cases = []
+    for t in range(1, EXHAUSTIVE + 1):
+        ref.add(f"entry {t - 1}".encode())
+        root = tlog.tree_hash(t, ref)
+        for n in range(t):
+            proof = tlog.prove_record(t, n, ref)
+            leaf = ref.read_hashes([tlog.stored_hash_index(0, n)])[0]
+            cases.append({"t": t, "n": n, "leaf": _b64(leaf), "proof": [_b64(h) for h in proof], "root": _b64(root)})
+    page.goto(url + "/records/example-social/dec-hos")
+    assert page.evaluate(CHECK_PROOFS, cases) == []
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,134 @@
+"""The reads the pages need beyond ``ledger.query.feed``: one record with its
+history, platforms, a subject's summary, and the home page's counts.
+
+Each function takes the caller's read session (principle 8) and uses an
+index: records by (platform, record_id) or leaf index, history by
+(platform, ref_record_id), counts by the narrow per-column indexes of
+``record_index``. The counts cost one pass over two of those indexes, so
+they are cached per tree size: a log that does not grow is counted once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledger import storage
+from ledger.db import platforms, record_index, records
+from ledger.records import Entry, parse_entry
+
+DEMO_PREFIX = "demo-"
+
+
+@dataclass(frozen=True)
+class History:
+    """The appeals and amendments around one record, in log order."""
+
+    appeals: list[Any]
+    amendments: list[Any]
+    refers_to: Any | None
+    superseded_by: Any | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    by_platform: list[tuple[str, str, int]]  # (platform, type, count)
+    by_class: list[tuple[str, int]]  # decisions per account class
+
+
+def platform_names(s: Session) -> dict[str, str]:
+    """Every registered platform's slug and display name, by slug."""
+    return dict(s.execute(select(platforms.c.slug, platforms.c.display_name).order_by(platforms.c.slug)).all())
+
+
+def has_demo_platform(s: Session) -> bool:
+    """Whether any registered platform is synthetic (its slug starts ``demo-``)."""
+    # LIKE, not a range: PostgreSQL's collations need not sort "-" by its byte.
+    # Slugs are lower-case, so SQLite's case-blind LIKE means the same here.
+    stmt = select(platforms.c.slug).where(platforms.c.slug.startswith(DEMO_PREFIX, autoescape=True)).limit(1)
+    return s.execute(stmt).first() is not None
+
+
+def record_by_id(s: Session, platform: str, record_id: str) -> Any | None:
+    return s.execute(select(records).where(records.c.platform == platform, records.c.record_id == record_id)).first()
+
+
+def record_at(s: Session, index: int) -> Any | None:
+    return s.execute(select(records).where(records.c.leaf_index == index)).first()
+
+
+def entry_at(s: Session, index: int) -> tuple[bytes, Entry]:
+    data = storage.read_entries(s, index, index + 1)[0]
+    return data, parse_entry(data)
+
+
+def history(s: Session, row: Any) -> History:
+    """Appeals and amendments of the decision ``row`` is, or refers to.
+
+    An amendment restates the whole decision, so the latest amendment of a
+    decision is its current version; every earlier version is superseded.
+    """
+    target = row.record_id if row.type == "decision" else row.ref_record_id
+    refs = s.execute(
+        select(records)
+        .where(records.c.platform == row.platform, records.c.ref_record_id == target)
+        .order_by(records.c.leaf_index)
+    ).all()
+    amendments = [r for r in refs if r.type == "amendment"]
+    refers_to = None if row.ref_record_id is None else record_by_id(s, row.platform, row.ref_record_id)
+    latest = amendments[-1] if amendments else None
+    superseded = latest is not None and row.type != "appeal" and latest.leaf_index > row.leaf_index
+    return History(
+        appeals=[r for r in refs if r.type == "appeal"],
+        amendments=amendments,
+        refers_to=refers_to,
+        superseded_by=latest if superseded else None,
+    )
+
+
+def subject_latest(s: Session, subject_key: str) -> tuple[Any, int] | None:
+    """The newest index row about ``subject_key`` and how many records name it."""
+    c = record_index.c
+    row = s.execute(
+        select(record_index).where(c.subject_key == subject_key).order_by(c.leaf_index.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    count = s.execute(select(func.count()).where(c.subject_key == subject_key)).scalar_one()
+    return row, int(count)
+
+
+_counts_lock = threading.Lock()
+_counts_cache: dict[tuple[str, int], Counts] = {}
+
+
+def counts(s: Session, size: int) -> Counts:
+    """Records per platform and type, decisions per account class, as of
+    the tree of ``size`` (cached per database and size)."""
+    key = (str(s.get_bind().engine.url), size)
+    with _counts_lock:
+        if key in _counts_cache:
+            return _counts_cache[key]
+    c = record_index.c
+    by_platform = s.execute(
+        select(c.platform, c.type, func.count())
+        .where(c.leaf_index < size)
+        .group_by(c.platform, c.type)
+        .order_by(c.platform, c.type)
+    ).all()
+    by_class = s.execute(
+        select(c.account_class, func.count())
+        .where(c.leaf_index < size, c.type == "decision")
+        .group_by(c.account_class)
+        .order_by(func.count().desc())
+    ).all()
+    result = Counts([(p, t, int(n)) for p, t, n in by_platform], [(k, int(n)) for k, n in by_class])
+    with _counts_lock:
+        if len(_counts_cache) > 64:
+            _counts_cache.clear()
+        _counts_cache[key] = result
+    return result

@@ -1,0 +1,95 @@
+"""The home page, the log and about pages, and platforms with their keys
+(each change with the log entry that made it)."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import abort, render_template
+
+from ledger import query
+from ledger.registry import list_platforms
+from ledger.storage import StoredCheckpoint
+from web import _log, bp
+from web.queries import counts, platform_names
+
+NEWEST = 10
+LATEST = 10
+
+
+def _checkpoint(cp: StoredCheckpoint) -> dict[str, object]:
+    return {
+        "size": cp.size,
+        "root": base64.b64encode(cp.root).decode(),
+        "note": cp.note.decode(),
+        "signed_at_ms": cp.created_at_ms,
+    }
+
+
+@bp.get("/")
+def index() -> str:
+    log = _log()
+    with log.read() as s:
+        cp = log.latest(s)
+        names = platform_names(s)
+        tally = counts(s, cp.size)
+        newest = query.feed(s, query.Feed(equal={"type": "decision"}, limit=NEWEST), cp.size, None)
+    per_platform: dict[str, dict[str, int]] = {}
+    for platform, kind, n in tally.by_platform:
+        per_platform.setdefault(platform, {})[kind] = n
+    return render_template(
+        "index.html",
+        origin=log.origin,
+        vkey=log.verifier.to_key(),
+        cp=_checkpoint(cp),
+        names=names,
+        per_platform=per_platform,
+        by_class=tally.by_class,
+        decisions=sum(n for _, k, n in tally.by_platform if k == "decision"),
+        newest=newest,
+    )
+
+
+@bp.get("/log")
+def log_page() -> str:
+    log = _log()
+    with log.read() as s:
+        cp = log.latest(s)
+    return render_template("log.html", origin=log.origin, vkey=log.verifier.to_key(), cp=_checkpoint(cp))
+
+
+@bp.get("/about")
+def about() -> str:
+    return render_template("about.html")
+
+
+@bp.get("/platforms")
+def platforms() -> str:
+    log = _log()
+    with log.read() as s:
+        listed = list_platforms(s)
+        tally = counts(s, log.latest(s).size)
+    per_platform: dict[str, int] = {}
+    for platform, _kind, n in tally.by_platform:
+        per_platform[platform] = per_platform.get(platform, 0) + n
+    return render_template("platforms.html", platforms=listed, per_platform=per_platform)
+
+
+@bp.get("/platforms/<slug>")
+def platform(slug: str) -> str:
+    log = _log()
+    with log.read() as s:
+        found = [p for p in list_platforms(s) if p["platform"] == slug]
+        if not found:
+            abort(404, f"No platform {slug!r} is registered in this log.")
+        size = log.latest(s).size
+        latest = query.feed(s, query.Feed(equal={"platform": slug}, limit=LATEST), size, None)
+        tally = counts(s, size)
+    by_type = {kind: n for p, kind, n in tally.by_platform if p == slug}
+    return render_template(
+        "platform.html",
+        p=found[0],
+        names={slug: found[0]["display_name"]},
+        rows=latest,
+        by_type=by_type,
+    )

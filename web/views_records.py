@@ -1,0 +1,91 @@
+"""A record's page, and log entries by index.
+
+The record page shows every field in plain words, the platform's key and
+signature, the appeal and amendment chain, and the "Verify in your
+browser" panel: ``static/verify.js`` fetches ``/api/v1/records/<index>``
+and ``/api/v1/log`` and checks the entry, its inclusion proof, the
+checkpoint's signature and the platform's signature with WebCrypto.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from flask import abort, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from ledger.errors import NotFound
+from ledger.registry import read_key_states
+from ledger.submit import permalink
+from ledger.tlog import record_hash
+from web import _log, bp, present
+from web.queries import entry_at, history, platform_names, record_at, record_by_id
+
+
+@bp.get("/records/<platform>/<record_id>")
+def record(platform: str, record_id: str) -> str:
+    log = _log()
+    with log.read() as s:
+        row = record_by_id(s, platform, record_id)
+        if row is None:
+            raise NotFound(
+                f"The log holds no record {record_id!r} from platform {platform!r}. "
+                "Record IDs are exact (letters are case-sensitive); search the decisions instead."
+            )
+        data, entry = entry_at(s, row.leaf_index)
+        key = read_key_states(s, [row.key_id])[row.key_id]
+        chain = history(s, row)
+        names = platform_names(s)
+        cp = log.latest(s)
+    body = entry.body
+    subject = body.get("corrected", body) if body.get("type") == "amendment" else body
+    revoked_at = key.revoked_from_ms
+    return render_template(
+        "record.html",
+        row=row,
+        record=body,
+        account=subject.get("account") if isinstance(subject, dict) else None,
+        decision=subject if isinstance(subject, dict) else {},
+        sections=present.sections(body),
+        entry=entry,
+        entry_size=len(data),
+        leaf_hash=base64.b64encode(record_hash(data)).decode(),
+        key=key,
+        key_public=base64.b64encode(key.public_key).decode(),
+        logged_after_revocation=revoked_at is not None and _ms(entry.logged_at) >= revoked_at,
+        chain=chain,
+        names=names,
+        tree_size=cp.size,
+        permalink=permalink(row.platform, row.record_id),
+        tamper=request.args.get("tamper") == "proof",
+    )
+
+
+def _ms(time: str) -> int:
+    dt = present.parse_time(time)
+    if dt is None:
+        raise AssertionError(f"entry time {time!r} does not parse")
+    return int(dt.timestamp() * 1000)
+
+
+@bp.get("/entries/<int(max=9223372036854775807):index>")
+def entry_page(index: int) -> str | Response:
+    """A record's entry redirects to its page; a registry entry is shown here."""
+    log = _log()
+    with log.read() as s:
+        size = log.latest(s).size
+        if index >= size:
+            abort(404, f"The log has {size:,} entries, numbered from 0." if size else "The log is empty.")
+        row = record_at(s, index)
+        if row is not None:
+            return redirect(url_for("web.record", platform=row.platform, record_id=row.record_id))
+        data, entry = entry_at(s, index)
+        names = platform_names(s)
+    return render_template(
+        "entry.html",
+        index=index,
+        entry=entry,
+        entry_size=len(data),
+        leaf_hash=base64.b64encode(record_hash(data)).decode(),
+        names=names,
+    )
