@@ -153,3 +153,42 @@ def platform_list() -> None:
         for k in p["keys"]:
             state = f"revoked from {k['revoked_from']}: {k['revocation_reason']}" if k["revoked_from"] else "valid"
             click.echo(f"  key {k['key_id']}  {k['public_key']}  from {k['valid_from']}  {state}")
+
+
+@ledger_cli.command("cosign")
+@click.option("--follow", is_flag=True, help="Keep cosigning new checkpoints, every --interval seconds.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between rounds."
+)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="With --follow: stop after this many rounds.")
+def cosign_command(follow: bool, interval: float, count: int | None) -> None:
+    """Ask the configured witnesses (LEDGER_WITNESSES) to cosign the latest checkpoint.
+
+    Each witness gets the checkpoint with a consistency proof from the size
+    it last cosigned; its cosignatures are verified, stored and served with
+    /checkpoint. Exits 1 if any witness failed in the last round.
+    """
+    from ledger.cosign import Cosigner, parse_witnesses
+
+    if count is not None and not follow:
+        raise click.UsageError("--count needs --follow")
+    try:
+        witnesses = parse_witnesses(current_app.config.get("WITNESSES", []))
+    except LedgerError as e:
+        raise click.ClickException(f"LEDGER_WITNESSES: {e}") from None
+    if not witnesses:
+        raise click.ClickException('no witnesses configured: set LEDGER_WITNESSES to [{"url": ..., "vkey": ...}]')
+    failed = False
+    with Cosigner(_provider().log, witnesses) as cosigner:
+        rounds = 0
+        while True:
+            results = cosigner.run()
+            for r in results:
+                click.echo(r.message if r.ok else f"FAILED: {r.message}", err=not r.ok)
+            failed = not all(r.ok for r in results)
+            rounds += 1
+            if not follow or (count is not None and rounds >= count):
+                break
+            time.sleep(interval)
+    if failed:
+        raise SystemExit(1)

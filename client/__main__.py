@@ -29,6 +29,7 @@ from client.audit import COMMANDS as AUDIT_COMMANDS
 from client.http import ClientError, check_base_url
 from client.mirror import mirror_cmd
 from client.platform import MAX_BATCH, SignedItem, VerificationFailed, sign_record, submit_items
+from client.witness import witness_cli
 from keys.records import PlatformKey
 from ledger.errors import InvalidInput, LedgerError
 from ledger.records import parse_json
@@ -344,6 +345,7 @@ def submit(url: str, vkey: str | None, batch_size: int, state: Path, receipts: I
 # The auditor's commands (client/audit.py, client/mirror.py).
 for _command in [*AUDIT_COMMANDS, mirror_cmd]:
     mdl.add_command(_command)
+mdl.add_command(witness_cli)
 
 if __name__ == "__main__":
     mdl()

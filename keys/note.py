@@ -10,6 +10,9 @@ Key strings:
 * signer key ``PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>``
 
 The key ID is the first 4 bytes of SHA-256(name || 0x0A || 0x01 || public key).
+
+:func:`open_note` takes any :class:`NoteVerifier`, so witness cosignatures
+(``keys.cosignature``, algorithm 0x04) verify through the same code.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import nacl.exceptions
 import nacl.signing
@@ -50,6 +54,50 @@ def _check_name(name: str) -> None:
         raise KeyFormatError(f"invalid key name {name!r}")
 
 
+class NoteVerifier(Protocol):
+    """What :func:`open_note` needs of a key: its name, its ID, and a check.
+
+    ``verify`` gets the note text and the signature bytes after the key ID;
+    how the signed message is built from the text is the key type's business
+    (plain Ed25519 signs the text, a cosignature/v1 a prefixed text).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> bytes: ...
+
+    def verify(self, msg: bytes, sig: bytes) -> bool: ...
+
+
+def parse_verifier_key(vkey: str, alg: int) -> tuple[str, bytes, bytes]:
+    """Parse ``<name>+<hex key ID>+<base64(alg || 32-byte Ed25519 key)>`` exactly.
+
+    Returns (name, key ID, public key). The key ID must be the one computed
+    from the name and the key, algorithm byte included, so a key string
+    cannot claim another key's ID.
+    """
+    parts = vkey.split("+", 2)
+    if len(parts) != 3:
+        raise KeyFormatError("malformed verifier key: expected name+keyid+key")
+    name, hex_id, b64 = parts
+    _check_name(name)
+    if len(hex_id) != 8 or hex_id != hex_id.lower():
+        raise KeyFormatError("malformed verifier key: key ID must be 8 lower-case hex digits")
+    try:
+        kid = bytes.fromhex(hex_id)
+        key = b64decode_exact(b64, "verifier key")
+    except (ValueError, NoteError) as e:
+        raise KeyFormatError(f"malformed verifier key: {e}") from None
+    if len(key) != 33 or key[0] != alg:
+        kind = "an Ed25519 key" if alg == ALG_ED25519 else f"a key of type 0x{alg:02x}"
+        raise KeyFormatError(f"malformed verifier key: not {kind}")
+    if key_id(name, key) != kid:
+        raise KeyFormatError("malformed verifier key: key ID does not match the key")
+    return name, kid, key[1:]
+
+
 @dataclass(frozen=True)
 class Verifier:
     """Checks Ed25519 signatures of one named key."""
@@ -61,23 +109,8 @@ class Verifier:
     @classmethod
     def from_key(cls, vkey: str) -> Verifier:
         """Parse a verifier key string exactly."""
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise KeyFormatError("malformed verifier key: expected name+keyid+key")
-        name, hex_id, b64 = parts
-        _check_name(name)
-        if len(hex_id) != 8 or hex_id != hex_id.lower():
-            raise KeyFormatError("malformed verifier key: key ID must be 8 lower-case hex digits")
-        try:
-            kid = bytes.fromhex(hex_id)
-            key = b64decode_exact(b64, "verifier key")
-        except (ValueError, NoteError) as e:
-            raise KeyFormatError(f"malformed verifier key: {e}") from None
-        if len(key) != 33 or key[0] != ALG_ED25519:
-            raise KeyFormatError("malformed verifier key: not an Ed25519 key")
-        if key_id(name, key) != kid:
-            raise KeyFormatError("malformed verifier key: key ID does not match the key")
-        return cls(name, kid, key[1:])
+        name, kid, pub = parse_verifier_key(vkey, ALG_ED25519)
+        return cls(name, kid, pub)
 
     def to_key(self) -> str:
         key = bytes([ALG_ED25519]) + self.public_key
@@ -185,12 +218,14 @@ def sign_note(text: str, *signers: Signer) -> bytes:
     return Note(text, tuple(sigs), ()).encode()
 
 
-def open_note(msg: bytes, *verifiers: Verifier) -> Note:
+def open_note(msg: bytes, *verifiers: NoteVerifier) -> Note:
     """Parse a signed note exactly and verify its signatures.
 
     At least one signature must be by one of ``verifiers`` and every
     signature by a known key must verify. Signatures by unknown keys are kept
-    in ``Note.unverified`` (cosignatures, for instance), never dropped.
+    in ``Note.unverified`` (cosignatures, for instance), never dropped. A
+    known key is a (name, key ID) pair (c2sp.org/signed-note): a line that
+    shares only one of them with a verifier is unknown.
     """
     try:
         s = msg.decode("utf-8")
@@ -206,7 +241,7 @@ def open_note(msg: bytes, *verifiers: Verifier) -> Note:
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError("note has too many signatures")
-    known = {(v.name, v.key_id): v for v in verifiers}
+    known: dict[tuple[str, bytes], NoteVerifier] = {(v.name, v.key_id): v for v in verifiers}
     verified: list[Signature] = []
     unverified: list[Signature] = []
     for line in lines:
@@ -221,6 +256,11 @@ def open_note(msg: bytes, *verifiers: Verifier) -> Note:
     if not verified:
         raise ProofError("note has no signature by a known key")
     return Note(text, tuple(verified), tuple(unverified))
+
+
+def parse_signature_line(line: str) -> Signature:
+    """Parse one signature line, with or without its final newline, exactly."""
+    return _parse_signature_line(line[:-1] if line.endswith("\n") else line)
 
 
 def _parse_signature_line(line: str) -> Signature:
