@@ -59,6 +59,7 @@ from client.tiles import (
 from keys.note import Verifier, b64decode_exact
 from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT, platform_key_id, verify_signature
 from ledger.checkpoint import Checkpoint
+from ledger.cosigned import verify_cosigned
 from ledger.errors import InvalidInput, LedgerError, ProofError
 from ledger.records import canonical, parse_entry
 from ledger.tlog import check_record, record_hash
@@ -341,16 +342,39 @@ class EntryAudit:
 @click.option(
     "--full", is_flag=True, help="Recompute the whole tree from every entry bundle, and check every signature."
 )
+@click.option(
+    "--witness",
+    "witnesses",
+    multiple=True,
+    help="A witness's cosignature/v1 verifier key (repeatable): require its cosignature on the checkpoint.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=0),
+    default=None,
+    help="How many of the --witness keys must have cosigned (default: all of them).",
+)
 @evidence_option
 def verify(
-    url: str, vkey: Verifier, state: Path, indexes: tuple[int, ...], sample: int, full: bool, evidence: Path
+    url: str,
+    vkey: Verifier,
+    state: Path,
+    indexes: tuple[int, ...],
+    sample: int,
+    full: bool,
+    witnesses: tuple[str, ...],
+    quorum: int | None,
+    evidence: Path,
 ) -> None:
     """Verify the log: its checkpoint, its consistency with the last one seen, and its entries.
 
     The checkpoint must be signed by --vkey and extend the checkpoint
     remembered in --state, which is updated only when everything verified.
-    Entries (--index, --sample) are checked through the tiles against the
-    checkpoint's root; --full recomputes the root from all entries.
+    With --witness, it must also carry cosignatures from --quorum of those
+    witnesses (if the newest checkpoint is not cosigned yet, the newest
+    cosigned one is verified instead). Entries (--index, --sample) are
+    checked through the tiles against the checkpoint's root; --full
+    recomputes the root from all entries.
     """
     with cli_errors(evidence), Http(url, on_retry=warn) as http:
         store = TrustStore(state)
@@ -358,8 +382,18 @@ def verify(
         tiles = TileClient(http)
         note = tiles.checkpoint()
         cp = open_cp(note, vkey, "the log's checkpoint")
+        cosigned = ""
+        if witnesses:
+            need = len(witnesses) if quorum is None else quorum
+            try:
+                verify_cosigned(note, vkey, list(witnesses), need)
+            except ProofError:
+                note = http.request("GET", "/api/v1/checkpoints/cosigned").content
+                verify_cosigned(note, vkey, list(witnesses), need)
+                cp = open_cp(note, vkey, "the log's newest cosigned checkpoint")
+            cosigned = f"; cosigned by at least {need} of {len(witnesses)} witnesses"
         reader = TileHashReader(tiles, cp)
-        out = [f"checkpoint: {cp.origin}, tree size {cp.size}, root {_b64(cp.root)}: signed by the log's key"]
+        out = [f"checkpoint: {cp.origin}, tree size {cp.size}, root {_b64(cp.root)}: signed by the log's key{cosigned}"]
         if pinned is not None:
             old = open_cp(pinned.encode(), vkey, f"the checkpoint remembered in {state}")
             if old.size > cp.size:

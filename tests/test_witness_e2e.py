@@ -312,3 +312,47 @@ def test_go_verifier_ignores_cosignatures(served: tuple[str, Log, Any], tmp_path
     gotlog.require_go()
     binary = gotlog.build_tlogcheck(tmp_path)
     gotlog.assert_ok(gotlog.run_tlogcheck(binary, url, log.verifier.to_key(), old=[(first.size, first.root)]))
+
+
+def test_client_verify_requires_a_witness_quorum(
+    served: tuple[str, Log, Any], witness: RunningWitness, tmp_path: Path
+) -> None:
+    """`python -m client verify --witness` accepts a cosigned checkpoint, falls
+    back to the newest cosigned one, and refuses when no quorum exists."""
+    url, log, cosign = served
+    vkey = log.verifier.to_key()
+
+    def verify_cmd(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "client",
+                "verify",
+                "--url",
+                url,
+                "--vkey",
+                vkey,
+                "--state",
+                str(tmp_path / "s.json"),
+                *extra,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    none_yet = verify_cmd("--witness", VKEY)
+    assert none_yet.returncode != 0
+    assert "witness" in none_yet.stderr + none_yet.stdout
+    log.sequencer.append([b"x", b"y"])
+    assert cosign().exit_code == 0
+    ok = verify_cmd("--witness", VKEY)
+    assert ok.returncode == 0, ok.stderr
+    assert "cosigned by at least 1 of 1 witnesses" in ok.stdout
+    log.sequencer.append([b"z"])  # the newest checkpoint is not cosigned yet
+    fallback = verify_cmd("--witness", VKEY)
+    assert fallback.returncode == 0, fallback.stderr
+    assert "tree size 2" in fallback.stdout
