@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     # How long a SQLite writer waits for another process's lock before the
     # request fails with 503 and Retry-After.
     "SQLITE_BUSY_TIMEOUT_MS": 30_000,
+    # Witnesses to ask for cosignatures: [{"url": ..., "vkey": ...}] (LEDGER_WITNESSES, JSON).
+    "WITNESSES": [],
     # Records per second per platform and per worker, and the burst allowed.
     "RATE_LIMIT_RECORDS_PER_SECOND": 5000,
     "RATE_LIMIT_BURST": 20000,
