@@ -192,3 +192,24 @@ def cosign_command(follow: bool, interval: float, count: int | None) -> None:
             time.sleep(interval)
     if failed:
         raise SystemExit(1)
+
+
+@ledger_cli.command("publish-stats")
+@click.option("--tree-size", "tree_size", type=click.IntRange(min=0), default=None, help="A checkpointed tree size.")
+def publish_stats_command(tree_size: int | None) -> None:
+    """Append the SHA-256 of the evenness statistics of a checkpoint to the log.
+
+    Computes the unfiltered evenness document (method version 1) of the
+    checkpoint of --tree-size (default: the latest) and appends a registry
+    entry, signed by the log's key, recording its digest. Anyone can
+    recompute the document from the log and compare.
+    """
+    from ledger.evenness import METHOD_VERSION, publish
+
+    try:
+        res, document = publish(_provider().log, tree_size)
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
+    size = document.document["checkpoint"]["tree_size"]
+    click.echo(f"evenness statistics (method version {METHOD_VERSION}) of tree size {size}: sha256 {document.sha256}")
+    _report("published", res)

@@ -38,6 +38,7 @@ from api.record_enums import (
 )
 from api.record_schema import AmendmentRecord, AppealRecord, DecisionRecord
 from api.schemas import ConsistencyQuery, InclusionQuery
+from api.stats import EvennessQuery
 from api.submissions import MAX_ITEMS, SignatureSchema, SubmissionItemSchema
 from ledger.vocab import (
     ACCOUNT_CLASSES,
@@ -794,6 +795,62 @@ def _doc_paths() -> Paths:
     }
 
 
+def _stats_paths(ma: MarshmallowPlugin) -> Paths:
+    publication = {
+        "type": "object",
+        "required": ["tree_size", "method_version", "leaf_index", "document_sha256"],
+        "properties": {
+            "tree_size": {"type": "integer", "minimum": 0},
+            "method_version": {"type": "integer", "minimum": 1},
+            "leaf_index": {"type": "integer", "minimum": 0, "description": "The registry entry that published it."},
+            "document_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["document", "document_sha256", "publication"],
+        "properties": {
+            "document": {
+                "type": "object",
+                "description": "The evenness document (method version 1): method and parameters, checkpoint, "
+                "filters, totals, cells, comparisons with their strata tables, platform summaries, the monthly "
+                "series and the flagged list. Its RFC 8785 bytes appear in the answer verbatim.",
+            },
+            "document_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "publication": {"oneOf": [{"type": "null"}, publication]},
+        },
+    }
+    ok = _json(answer, "The document (RFC 8785 JSON).")
+    ok["headers"] = {
+        "ETag": {"description": "The document's SHA-256, and where it was published.", "schema": {"type": "string"}},
+        "Cache-Control": {
+            "description": "immutable once published for a given tree_size; public, max-age=60 before; "
+            "no-cache without tree_size.",
+            "schema": {"type": "string"},
+        },
+    }
+    return {
+        "/api/v1/stats/evenness": {
+            "get": _op(
+                "Statistics",
+                "getEvenness",
+                "Evenness statistics of a checkpoint",
+                "Were public accounts and ordinary users treated alike, as far as the recorded decisions show? "
+                "Rates, times and actions by platform, rule and account class, compared with ordinary users, "
+                "with intervals, tests, Benjamini-Hochberg q-values and plain-words sentences. Reproducible byte "
+                "for byte from the log's entries (ledger.evenness.compute_document).",
+                {
+                    "200": ok,
+                    "304": {"description": "Not modified (If-None-Match)."},
+                    "400": _problem("Malformed, repeated or unknown parameters."),
+                    "404": _problem("No checkpoint of that tree size."),
+                },
+                _query(ma, EvennessQuery(), {}),
+            )
+        }
+    }
+
+
 def _paths(ma: MarshmallowPlugin) -> Paths:
     feed = _query(ma, FeedQuery(), {"limit": "Records per page.", "cursor": "The next_cursor of a page."})
     return {
@@ -801,6 +858,7 @@ def _paths(ma: MarshmallowPlugin) -> Paths:
         **_proof_paths(ma),
         **_record_paths(feed),
         **_export_paths(ma),
+        **_stats_paths(ma),
         **_doc_paths(),
     }
 
@@ -865,6 +923,7 @@ def build_spec() -> dict[str, Any]:
         ("Records", "Records and the platform registry, read back with proofs."),
         ("Feed", "The public feed of records."),
         ("Bulk export", "Ranges of entries as compressed files."),
+        ("Statistics", "Evenness statistics, reproducible from the log."),
         ("Documentation", "This document."),
     ]:
         spec.tag({"name": tag, "description": text})

@@ -154,6 +154,8 @@ record_index = Table(
     Column("appeal_outcome", String(16)),
     Column("territories", String(1000)),
     Column("search_text", Text),
+    # Added by migration 0005 for the evenness statistics (time to decision).
+    Column("flagged_at_ms", BigInteger),
 )
 
 WRITE_OPTION = "ledger_write"

@@ -328,6 +328,11 @@ def test_answers_match_the_document(app: Flask, client: FlaskClient, spec: dict[
     get("/api/v1/export/bundles/{n}.{fmt}.gz", "/api/v1/export/bundles/0.ndjson.gz", 404)
     get("/api/v1/openapi.json", "/api/v1/openapi.json", 200)
     get("/api/v1/docs", "/api/v1/docs", 200)
+    evenness = "/api/v1/stats/evenness"
+    get(evenness, evenness, 200)
+    get(evenness, f"{evenness}?tree_size=4&group=political_any", 200)
+    get(evenness, f"{evenness}?metric=kindness", 400)
+    get(evenness, f"{evenness}?tree_size=3", 404)
 
     every = {(p, m) for p, item in spec["paths"].items() for m in item if m in METHODS}
     assert every - check.seen == set(), "operations this test does not exercise"

@@ -1,0 +1,314 @@
+"""Decision facts and their tallies: the first, pure half of the evenness statistics.
+
+A *fact* is one row of the records index reduced to the columns the
+statistics read, as a plain tuple in :data:`FACT_COLUMNS` order. The server
+selects them from ``record_index``; anyone holding the log's entries makes
+the same tuples with :func:`facts_from_entries`, through the very function
+(``ledger.query.index_row``) that fills the index.
+
+:func:`tally` folds the facts as method version 1 defines (the
+definitions are stated in the document itself,
+``ledger.evenness_document.DEFINITIONS``): the latest amendment of a
+decision replaces it, the latest appeal of a decision gives its appeal
+outcome, and what remains is counted per (platform, rule id, account
+class, severity). A million facts pass through here, so the per-fact work
+is done by C code (``itemgetter``, ``Counter``, ``dict``) wherever it can
+be, and Python touches each fact only a few times.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+from ledger.errors import InvalidInput
+from ledger.query import index_row
+from ledger.records import format_time, parse_entry
+from ledger.vocab import ORDINARY_USER, PATTERNS, POLITICAL_CLASSES, PUBLIC_CLASSES
+
+#: The index columns a fact holds, in order.
+FACT_COLUMNS = (
+    "leaf_index",
+    "platform",
+    "type",
+    "record_id",
+    "ref_record_id",
+    "rule_id",
+    "account_class",
+    "subject_key",
+    "severity",
+    "violation_found",
+    "exemption_applied",
+    "action",
+    "flagged_at_ms",
+    "decided_at_ms",
+    "appeal_outcome",
+)
+(
+    _INDEX,
+    _PLATFORM,
+    _TYPE,
+    _RECORD_ID,
+    _REF,
+    _RULE,
+    _CLASS,
+    _SUBJECT,
+    _SEVERITY,
+    _VIOLATION,
+    _EXEMPTION,
+    _ACTION,
+    _FLAGGED,
+    _DECIDED,
+    _OUTCOME,
+) = range(len(FACT_COLUMNS))
+
+#: A fact: a tuple (or a database row) in FACT_COLUMNS order.
+Fact = Sequence[Any]
+
+POLITICAL_ANY = "political_any"
+REFERENCE = ORDINARY_USER
+#: The groups compared with the reference, each with the classes it pools.
+GROUPS: dict[str, tuple[str, ...]] = {c: (c,) for c in PUBLIC_CLASSES} | {POLITICAL_ANY: POLITICAL_CLASSES}
+#: Actions counted as adverse (issue 5: remove, suspend, ban, geo-block).
+ADVERSE_ACTIONS = frozenset({"remove_content", "temporary_suspension", "permanent_ban", "geo_block"})
+METRICS = ("exemption_rate", "adverse_action_rate", "action_distribution", "time_to_decision", "appeal_reversal_rate")
+_DAY_MS = 86_400_000
+
+
+def facts_from_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> Iterator[tuple[Any, ...]]:
+    """Yield the facts of the record entries among ``entries`` below ``tree_size``.
+
+    ``entries`` are (leaf index, entry bytes) in increasing index order, as
+    a verified mirror holds them; registry entries are skipped. The tuples
+    equal the rows the server selects from its index for the same entries
+    (booleans as truth values: SQLite gives 0 and 1).
+    """
+    last = -1
+    for index, data in entries:
+        if index <= last:
+            raise InvalidInput(f"entries must come in increasing index order: {index} after {last}")
+        last = index
+        if index >= tree_size:
+            break
+        entry = parse_entry(data)
+        if entry.kind != "record":
+            continue
+        row = index_row(index, 0, entry.body)
+        yield tuple(row[c] for c in FACT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a request narrows the statistics to; every field optional.
+
+    ``platform`` and ``rule_id`` select decisions (after amendments, so a
+    decision amended into another rule counts under the new one);
+    ``decided_from_ms`` (inclusive) and ``decided_to_ms`` (exclusive) select
+    by ``decided_at``; ``group`` keeps only that group's comparisons and
+    cells (and the reference's); ``metric`` keeps only that metric's
+    comparisons. Valid once constructed.
+    """
+
+    platform: str | None = None
+    rule_id: str | None = None
+    group: str | None = None
+    metric: str | None = None
+    decided_from_ms: int | None = None
+    decided_to_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        errors: list[dict[str, object]] = []
+        for name, pattern in (("platform", "platform"), ("rule_id", "rule_id")):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and re.fullmatch(PATTERNS[pattern], value)):
+                errors.append({"path": name, "message": f"must match {PATTERNS[pattern]}"})
+        if self.group is not None and self.group not in GROUPS:
+            errors.append({"path": "group", "message": f"must be one of {', '.join(GROUPS)}"})
+        if self.metric is not None and self.metric not in METRICS:
+            errors.append({"path": "metric", "message": f"must be one of {', '.join(METRICS)}"})
+        lo, hi = self.decided_from_ms, self.decided_to_ms
+        if lo is not None and hi is not None and lo >= hi:
+            errors.append({"path": "decided_to", "message": "must be later than decided_from"})
+        if errors:
+            raise InvalidInput("invalid filters", errors)
+
+    def as_json(self) -> dict[str, Any]:
+        """The filters as the document states them (absent ones as null)."""
+        return {
+            "platform": self.platform,
+            "rule_id": self.rule_id,
+            "group": self.group,
+            "metric": self.metric,
+            "decided_from": None if self.decided_from_ms is None else format_time(self.decided_from_ms),
+            "decided_to": None if self.decided_to_ms is None else format_time(self.decided_to_ms),
+        }
+
+    def shows_group(self, group: str) -> bool:
+        return self.group is None or self.group == group
+
+    def shows_metric(self, metric: str) -> bool:
+        return self.metric is None or self.metric == metric
+
+    def shows_class(self, account_class: str) -> bool:
+        return account_class == REFERENCE or self.group is None or account_class in GROUPS[self.group]
+
+
+@dataclass
+class Tally:
+    """Counts for one (platform, rule id, account class, severity), or a sum of them.
+
+    ``actions`` counts actions among violations found; ``times`` holds the
+    whole seconds from flag to decision of every decision; the appeal
+    counts are of decisions by the outcome of their latest appeal.
+    """
+
+    decisions: int = 0
+    violations: int = 0
+    exemptions: int = 0
+    adverse: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+    times: list[int] = field(default_factory=list)
+    upheld: int = 0
+    reversed: int = 0
+    modified: int = 0
+    pending: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.decisions += other.decisions
+        self.violations += other.violations
+        self.exemptions += other.exemptions
+        self.adverse += other.adverse
+        for action, n in other.actions.items():
+            self.actions[action] = self.actions.get(action, 0) + n
+        self.times.extend(other.times)
+        self.upheld += other.upheld
+        self.reversed += other.reversed
+        self.modified += other.modified
+        self.pending += other.pending
+
+
+def merged(tallies: Iterable[Tally]) -> Tally:
+    out = Tally()
+    for t in tallies:
+        out.add(t)
+    return out
+
+
+#: (platform, rule id, account class, severity)
+CellKey = tuple[str, str, str, str]
+
+
+@dataclass
+class Tallies:
+    """What :func:`tally` counted, after filtering by platform, rule and time."""
+
+    cells: dict[CellKey, Tally]
+    #: (platform, rule id, account class) -> the distinct subject keys
+    subjects: dict[tuple[str, str, str], set[str]]
+    #: (platform, "YYYY-MM", account class) -> [violations found, exemptions applied]
+    months: dict[tuple[str, str, str], list[int]]
+    #: decisions counted; of them, amended ones and appealed ones
+    decisions: int = 0
+    amended: int = 0
+    appealed: int = 0
+
+
+def tally(facts: Iterable[Fact], filters: Filters) -> Tallies:
+    """Fold amendments and appeals into their decisions, then count.
+
+    Appeals and amendments refer to decisions only, and only to decisions
+    logged before them (the submission rules enforce both). So taking every
+    decision, then every amendment in log order, gives each decision its
+    latest version, and the last appeal in log order gives its outcome.
+    The passes over all facts run mostly inside C (``itemgetter``, ``dict``
+    and ``zip``); Python code touches each fact about twice.
+    """
+    decisions: list[Fact] = []
+    amendments: list[Fact] = []
+    appeals: list[Fact] = []
+    by_kind = {"decision": decisions.append, "amendment": amendments.append, "appeal": appeals.append}
+    for f in facts:
+        by_kind[f[_TYPE]](f)
+    current = dict(zip(map(itemgetter(_PLATFORM, _RECORD_ID), decisions), decisions, strict=True))
+    amended: set[tuple[str, str]] = set()
+    for f in amendments:
+        key = (f[_PLATFORM], f[_REF])
+        if key in current:
+            current[key] = f
+            amended.add(key)
+    outcomes = dict(zip(map(itemgetter(_PLATFORM, _REF), appeals), map(itemgetter(_OUTCOME), appeals), strict=True))
+    if filters.platform or filters.rule_id or filters.decided_from_ms is not None or filters.decided_to_ms is not None:
+        current = {k: f for k, f in current.items() if _selected(f, filters)}
+    out = Tallies({}, {}, {}, decisions=len(current), amended=sum(1 for k in amended if k in current))
+    _count(out, current)
+    _count_appeals(out, current, outcomes)
+    return out
+
+
+def _selected(f: Fact, filters: Filters) -> bool:
+    lo, hi, decided = filters.decided_from_ms, filters.decided_to_ms, f[_DECIDED]
+    return (
+        (filters.platform is None or f[_PLATFORM] == filters.platform)
+        and (filters.rule_id is None or f[_RULE] == filters.rule_id)
+        and (lo is None or decided >= lo)
+        and (hi is None or decided < hi)
+    )
+
+
+_CELL = itemgetter(_PLATFORM, _RULE, _CLASS, _SEVERITY)
+_OUTCOME_COUNTS = itemgetter(_VIOLATION, _EXEMPTION, _ACTION)
+_TIMES = itemgetter(_FLAGGED, _DECIDED)
+_MONTHLY_CLASSES = frozenset(POLITICAL_CLASSES) | {REFERENCE}
+
+
+def _count(out: Tallies, current: dict[tuple[str, str], Fact]) -> None:
+    """Count the selected decisions into ``out``, one cell at a time."""
+    cells: dict[CellKey, list[Fact]] = defaultdict(list)
+    for f in current.values():
+        cells[_CELL(f)].append(f)
+    month_of: dict[int, str] = {}
+    for (p, r, cls, sev), rows in cells.items():
+        t = out.cells[(p, r, cls, sev)] = Tally(decisions=len(rows))
+        t.times = [(decided - flagged) // 1000 for flagged, decided in map(_TIMES, rows) if flagged is not None]
+        for (violation, exemption, action), n in Counter(map(_OUTCOME_COUNTS, rows)).items():
+            if not violation:
+                continue
+            t.violations += n
+            t.exemptions += n if exemption else 0
+            t.adverse += n if action in ADVERSE_ACTIONS else 0
+            t.actions[action] = t.actions.get(action, 0) + n
+        out.subjects.setdefault((p, r, cls), set()).update(map(itemgetter(_SUBJECT), rows))
+        if cls in _MONTHLY_CLASSES:
+            violations = [f for f in rows if f[_VIOLATION]]
+            found = Counter([f[_DECIDED] // _DAY_MS for f in violations])
+            exempted = Counter([f[_DECIDED] // _DAY_MS for f in violations if f[_EXEMPTION]])
+            for day, n in found.items():
+                month = month_of.get(day)
+                if month is None:
+                    month = month_of[day] = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m")
+                m = out.months.setdefault((p, month, cls), [0, 0])
+                m[0] += n
+                m[1] += exempted.get(day, 0)
+
+
+def _count_appeals(out: Tallies, current: dict[tuple[str, str], Fact], outcomes: dict[tuple[str, str], str]) -> None:
+    """Count each selected decision by the outcome of its latest appeal."""
+    for ref, outcome in outcomes.items():
+        decision = current.get(ref)
+        if decision is None:
+            continue
+        out.appealed += 1
+        t = out.cells[_CELL(decision)]
+        if outcome == "upheld":
+            t.upheld += 1
+        elif outcome == "reversed":
+            t.reversed += 1
+        elif outcome == "modified":
+            t.modified += 1
+        elif outcome == "pending":
+            t.pending += 1
