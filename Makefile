@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint init vkey audit soak demo clean
+.PHONY: run test lint init vkey audit soak demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: lint
 soak: $(VENV)/.test-installed
 	LEDGER_SOAK_ROUNDS=$${LEDGER_SOAK_ROUNDS:-40} LEDGER_FUZZ_EXAMPLES=$${LEDGER_FUZZ_EXAMPLES:-200} \
 		$(BIN)/python -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_fuzz_api.py
+
+# make bench: the benchmark suite with ceilings (BENCH_QUICK=1 for a < 2 minute run).
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m bench.run $(if $(BENCH_QUICK),--quick,--update-docs)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

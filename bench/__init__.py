@@ -1,0 +1,6 @@
+"""The benchmark suite (``make bench``): the real server under load, each
+figure beside a ceiling measured on the same machine in the same run.
+
+``python -m bench.run --help`` runs it; bench/README.md says what each
+module does and docs/performance.md shows the latest results.
+"""

@@ -1,0 +1,160 @@
+"""Writing to the log: submissions through the API, and bulk appends.
+
+Submissions go through the load generator to the real server; a sample of
+the answers is then verified as a platform's client would (the checkpoint's
+signature, each entry rebuilt from the record and ``logged_at``, its leaf
+hash and inclusion proof), so a fast server that answered nonsense would
+fail the benchmark instead of winning it.
+
+:func:`populate` grows the log to a million entries for the read
+benchmarks without HTTP: in the bench process, through the sequencer's own
+``sequence`` with a plan that writes what the committer writes for a new
+record (the entry, its ``records`` row and its feed index row), 10,000
+entries per transaction. Only the per-request work (parsing, schema and
+signature checks, HTTP) is skipped; the entries are signed records all the
+same, so every audit of the result passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing as mp
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.pool import AsyncResult
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from bench import loadgen
+from bench.corpus import PLATFORM, Corpus, Signed, batch_body, entry_chunk
+from bench.server import ORIGIN
+from client.platform import record_entry
+from keys.note import Verifier
+from ledger.db import records
+from ledger.log import Log, LogProvider
+from ledger.query import insert_index
+from ledger.sequencer import MAX_BATCH, Plan
+from ledger.tlog import record_hash
+from ledger.verify import verify_checkpoint, verify_entry
+
+RECORDS_PATH = "/api/v1/records"
+
+
+class WrongAnswer(Exception):
+    """The server answered something that does not verify."""
+
+
+def batch_requests(items: Sequence[Signed], size: int) -> list[loadgen.Request]:
+    return [
+        loadgen.Request("POST", RECORDS_PATH, batch_body(list(items[i : i + size])), len(items[i : i + size]))
+        for i in range(0, len(items), size)
+    ]
+
+
+def single_requests(items: Sequence[Signed]) -> list[loadgen.Request]:
+    return [loadgen.Request("POST", RECORDS_PATH, s.item(), 1) for s in items]
+
+
+def submit(
+    port: int, items: Sequence[Signed], batch: int, clients: int, seconds: float, keep: int = 2
+) -> loadgen.Result:
+    """Submit ``items`` in requests of ``batch`` records from ``clients`` clients."""
+    reqs = single_requests(items) if batch == 1 else batch_requests(items, batch)
+    return loadgen.run(loadgen.Load(port, reqs, clients, seconds, keep_bodies=keep, expect=(201,)))
+
+
+def check_answers(result: loadgen.Result, items: Sequence[Signed], batch: int, verifier: Verifier) -> int:
+    """Verify the kept answers; return how many records' proofs checked out."""
+    checked = 0
+    for number, body in result.bodies:
+        sent = items[number * batch : (number + 1) * batch]
+        ans = json.loads(body)
+        cp = verify_checkpoint(ans["checkpoint"]["signed_note"].encode(), verifier)
+        if len(ans["records"]) != len(sent):
+            raise WrongAnswer(f"{len(ans['records'])} records answered for {len(sent)} sent")
+        for r, s in zip(ans["records"], sent, strict=True):
+            entry = record_entry(r["logged_at"], s.canonical, s.signature)
+            proof = [base64.b64decode(h, validate=True) for h in r["inclusion_path"]]
+            if r["record_id"] != s.record_id or record_hash(entry) != base64.b64decode(r["leaf_hash"]):
+                raise WrongAnswer(f"the answer for {s.record_id} names another entry")
+            if r["tree_size"] != cp.size:
+                raise WrongAnswer("a record's proof is not against the answer's checkpoint")
+            verify_entry(entry, r["leaf_index"], proof, cp)
+            checked += 1
+    return checked
+
+
+def populate(
+    db_url: str,
+    key_file: Path,
+    corpus: Corpus,
+    target: int,
+    deadline: float,
+    progress: Callable[[int, float], None],
+) -> tuple[int, float]:
+    """Append bulk records until the log holds ``target`` entries or the deadline passes.
+
+    Returns the tree size reached and the entries appended per second.
+    Records are signed in a helper process while this one appends.
+    """
+    pool = mp.get_context("fork").Pool(1)  # before the log opens any connection
+    provider = LogProvider(db_url, str(key_file), ORIGIN)
+    try:
+        log = provider.log
+        size = first = log.latest_size()
+        logged_at = time.time_ns() // 1_000_000
+        chunks = [(n, min(n + MAX_BATCH, target - first)) for n in range(0, max(0, target - first), MAX_BATCH)]
+        pending: deque[AsyncResult[list[tuple[bytes, str, bytes, int]]]] = deque()
+        t0 = time.perf_counter()
+        for i in range(len(chunks)):
+            while len(pending) < 3 and i + len(pending) < len(chunks):
+                lo, hi = chunks[i + len(pending)]
+                pending.append(pool.apply_async(entry_chunk, ((corpus.seed, lo, hi, logged_at),)))
+            if time.monotonic() >= deadline:
+                break
+            size = _append(log, corpus, pending.popleft().get(timeout=600), logged_at)
+            if (size - first) % 100_000 < MAX_BATCH or size >= target:
+                progress(size, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+    finally:
+        pool.terminate()
+        pool.join()
+        provider.close()
+    return size, (size - first) / elapsed if elapsed else 0.0
+
+
+def _append(log: Log, corpus: Corpus, chunk: list[tuple[bytes, str, bytes, int]], logged_at: int) -> int:
+    entries = [c[0] for c in chunk]
+
+    def plan(_session: Session, size: int, _now: int) -> Plan:
+        rows: list[dict[str, Any]] = []
+        index_rows: list[dict[str, Any]] = []
+        for i, (_entry, record_id, rhash, template) in enumerate(chunk):
+            rows.append(
+                {
+                    "leaf_index": size + i,
+                    "platform": PLATFORM,
+                    "record_id": record_id,
+                    "type": "decision",
+                    "record_hash": rhash,
+                    "key_id": corpus.key_id,
+                    "logged_at_ms": logged_at,
+                    "ref_record_id": None,
+                }
+            )
+            index_rows.append(
+                dict(corpus.index_rows[template], leaf_index=size + i, record_id=record_id, logged_at_ms=logged_at)
+            )
+
+        def write(s: Session, _first: int) -> None:
+            s.execute(insert(records), rows)
+            insert_index(s, index_rows)
+
+        return Plan(entries, write)
+
+    return log.sequencer.sequence(plan).checkpoint.size
