@@ -92,7 +92,11 @@ def summarise(raws: list[Path], top: int = 25) -> str:
                 own[_short(frames[-1])] += n
     if not total:
         return "no samples\n"
-    lines = [f"{total} samples of the workers' busy threads", "", "The project's functions, inclusive of callees:"]
+    lines = [
+        f"{total} samples of the busy threads",
+        "",
+        "The project's functions (not the bench's), inclusive of callees:",
+    ]
     lines += [f"{n / total:6.1%}  {name}" for name, n in inclusive.most_common(top)]
     lines += ["", "Leaf functions (own time), any code:"]
     lines += [f"{n / total:6.1%}  {name}" for name, n in own.most_common(top)]
@@ -109,7 +113,7 @@ def _ours(frame: str) -> bool:
     if not file or file.startswith("<"):
         return False
     path = ROOT / file  # relative paths are relative to the server's directory, ROOT
-    return ROOT in path.parents and ".venv" not in path.parts
+    return ROOT in path.parents and not {".venv", "bench"} & set(path.relative_to(ROOT).parts)
 
 
 def _short(frame: str) -> str:

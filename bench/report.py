@@ -253,12 +253,35 @@ def machine_markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     versions = ", ".join(b.get("version", "") for b in results["backends"].values() if b.get("version"))
     mode = "quick mode (BENCH_QUICK=1)" if results["quick"] else "full mode"
-    return (
+    text = (
         f"Run {results['timestamp']}, {mode}, {results['elapsed_s']:.0f} s: {m['nproc']} cores ({m['cpu']}), "
         f"{m['ram_gib']:.1f} GiB RAM, Python {m['python']}, {versions}; gunicorn {results['config']['workers']} "
         f"workers × {results['config']['threads']} threads; load average at start {m['load_average']}; "
         f"median of {results['config']['runs']} run(s)."
     )
+    if float(m["load_average"].split()[0]) > 0.5 * m["nproc"]:
+        text += (
+            "\n\n**The machine was busy when this run started** (load average above half its cores): "
+            "the figures and ceilings are noisy and low; rerun on a quiet machine."
+        )
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render a results file again: ``python -m bench.report RESULTS.json [--update-docs]``."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    p.add_argument("results", type=Path)
+    p.add_argument("--update-docs", action="store_true", help="put the tables into docs/performance.md")
+    a = p.parse_args(argv)
+    results = json.loads(a.results.read_text())
+    results["targets"] = targets(results)
+    print(machine_markdown(results) + "\n\n" + markdown(results))
+    if a.update_docs:
+        update_docs(results, Path(__file__).resolve().parent.parent / "docs" / "performance.md")
+    return 0
 
 
 def update_docs(results: dict[str, Any], path: Path) -> None:
@@ -270,3 +293,7 @@ def update_docs(results: dict[str, Any], path: Path) -> None:
     _, _, after = rest.partition(END)
     block = f"{BEGIN}\n{machine_markdown(results)}\n\n{markdown(results)}{END}"
     path.write_text(before + block + after)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
