@@ -49,7 +49,7 @@ soak: $(VENV)/.test-installed
 
 # make bench: the benchmark suite with ceilings (BENCH_QUICK=1 for a < 2 minute run).
 bench: $(VENV)/.test-installed
-	$(BIN)/python -m bench.run $(if $(BENCH_QUICK),--quick,--update-docs)
+	$(BIN)/python -m bench.run $(if $(filter 1 yes true,$(BENCH_QUICK)),--quick,--update-docs)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

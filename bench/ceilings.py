@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 import nacl.signing
 from sqlalchemy import create_engine, select
 
+from bench import child_signals
 from ledger.db import entries
 
 MAX_LOOPS = 50_000_000  # every loop is bounded in count as well as in time
@@ -52,6 +53,7 @@ def ed25519_verifications_per_second(message: bytes, seconds: float, processes: 
 
 
 def _verify_loop(message: bytes, seconds: float, start: object, send: Connection) -> None:
+    child_signals()
     key = nacl.signing.SigningKey.generate()
     signature = key.sign(message).signature
     verify = key.verify_key.verify

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from bench import loadgen
+from bench import child_signals, loadgen
 from bench.corpus import PLATFORM, Corpus, Signed, batch_body, entry_chunk
 from bench.server import ORIGIN
 from client.platform import record_entry
@@ -102,7 +102,7 @@ def populate(
     Returns the tree size reached and the entries appended per second.
     Records are signed in a helper process while this one appends.
     """
-    pool = mp.get_context("fork").Pool(1)  # before the log opens any connection
+    pool = mp.get_context("fork").Pool(1, initializer=child_signals)  # before the log opens any connection
     provider = LogProvider(db_url, str(key_file), ORIGIN)
     try:
         log = provider.log

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench import child_signals
+
 HOST = "127.0.0.1"  # the only host the load generator talks to
 JSON = {"Content-Type": "application/json"}
 
@@ -131,6 +133,7 @@ def _merge(parts: list[dict[str, Any]]) -> Result:
 
 
 def _process(load: Load, clients: list[int], ready: Any, send: Connection) -> None:
+    child_signals()
     results: list[dict[str, Any]] = [{} for _ in clients]
     go = threading.Event()
     conns = [http.client.HTTPConnection(HOST, load.port, timeout=load.seconds + 60) for _ in clients]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from bench import loadgen
+from bench import child_signals, loadgen
 from bench.profile import sampling
 from keys.note import Verifier
 from ledger.db import hashes
@@ -185,6 +185,7 @@ def time_client(
 
 
 def _client_child(command: str, argv: list[str], log: Path, send: Connection) -> None:
+    child_signals()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bench import ceilings, report
+from bench import ceilings, child_signals, report
 from bench.corpus import Corpus, Signed, sign_chunk
 from bench.suite import Suite
 from keys.records import RECORD_CONTEXT
@@ -137,7 +137,7 @@ class Progress:
 
 def sign_all(corpus: Corpus, n: int, processes: int) -> list[Signed]:
     chunks = [(corpus.seed, lo, min(n, lo + 5000), "bench") for lo in range(0, n, 5000)]
-    with mp.get_context("fork").Pool(processes) as pool:
+    with mp.get_context("fork").Pool(processes, initializer=child_signals) as pool:
         parts = pool.map_async(sign_chunk, chunks).get(timeout=600)
     return [s for part in parts for s in part]
 
