@@ -261,7 +261,7 @@ def _summary(url: str, demo: Demo, sub: Submitter, keys_dir: Path) -> None:
     click.echo(f"open {url}/")
     example = _example_subject(demo)
     if example:
-        click.echo(f"for example, every decision about {example[0]}: {url}/api/v1/subjects/{example[1]}")
+        click.echo(f"for example, every decision about {example[0]}: {url}/subjects/{example[1]}")
 
 
 if __name__ == "__main__":
