@@ -26,6 +26,7 @@ from typing import IO, Any, BinaryIO, TypeVar
 import click
 
 from client.audit import COMMANDS as AUDIT_COMMANDS
+from client.evenness import evenness_cmd
 from client.http import ClientError, check_base_url
 from client.mirror import mirror_cmd
 from client.platform import MAX_BATCH, SignedItem, VerificationFailed, sign_record, submit_items
@@ -342,8 +343,8 @@ def submit(url: str, vkey: str | None, batch_size: int, state: Path, receipts: I
     )
 
 
-# The auditor's commands (client/audit.py, client/mirror.py).
-for _command in [*AUDIT_COMMANDS, mirror_cmd]:
+# The auditor's commands (client/audit.py, client/mirror.py, client/evenness.py).
+for _command in [*AUDIT_COMMANDS, mirror_cmd, evenness_cmd]:
     mdl.add_command(_command)
 mdl.add_command(witness_cli)
 
