@@ -269,10 +269,23 @@ class AmendmentRecord(Envelope):
     corrected = Nested(DecisionBody, required=True)
 
 
-_SCHEMAS: dict[str, type[Schema]] = {
-    "decision": DecisionRecord,
-    "appeal": AppealRecord,
-    "amendment": AmendmentRecord,
+def _warm(schema: Schema) -> Schema:
+    """Build every nested schema now, at import, so no request thread races
+    to build them lazily (marshmallow caches a nested schema on its field)."""
+    for f in schema.fields.values():
+        if isinstance(f, fields.Nested):
+            _warm(f.schema)
+    return schema
+
+
+# One instance per record type, shared by every thread. Building a schema
+# deep-copies its fields and nested schemas (most of the cost of a load, as
+# profiled); loading keeps no state on the instance (``now`` comes from the
+# ``NOW`` context variable), so concurrent loads are safe.
+_SCHEMAS: dict[str, Schema] = {
+    "decision": _warm(DecisionRecord()),
+    "appeal": _warm(AppealRecord()),
+    "amendment": _warm(AmendmentRecord()),
 }
 
 
@@ -293,7 +306,7 @@ def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
         return [{"path": "type", "message": "must be one of: " + ", ".join(enums.RECORD_TYPES)}]
     token = NOW.set(now.astimezone(UTC))
     try:
-        _SCHEMAS[kind]().load(record)
+        _SCHEMAS[kind].load(record)
     except ValidationError as e:
         return sorted(_flatten(e.messages, ""), key=lambda err: (err["path"], err["message"]))
     finally:

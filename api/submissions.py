@@ -47,6 +47,10 @@ class SignatureSchema(Schema):
     )
 
 
+# Shared by every request thread: a load keeps no state on the schema.
+_SIGNATURE = SignatureSchema()
+
+
 class SubmissionItemSchema(Schema):
     """A submission item, for the OpenAPI document (the record's own schema
     is validated by ``validate_record``)."""
@@ -81,7 +85,7 @@ def _validate(items: list[Any], now: datetime) -> None:
             )
             continue
         try:
-            SignatureSchema().load(item["signature"])
+            _SIGNATURE.load(item["signature"])
         except ValidationError as e:
             errors += [
                 {"index": i, "path": f"signature/{x['path']}".rstrip("/"), "message": x["message"]}
@@ -124,7 +128,7 @@ def submit() -> tuple[Response, int]:
     with log.read() as s:
         verified = verify_items(s, items, now_ms)
     outcome = log.committer.submit(verified)
-    proofs = log.inclusions([p.leaf_index for p in outcome.placed], outcome.checkpoint)
+    proofs = log.inclusions([p.leaf_index for p in outcome.placed], outcome.checkpoint, outcome.tree)
     cp = outcome.checkpoint
     out = []
     for r, p, proof in zip(verified, outcome.placed, proofs, strict=True):

@@ -69,19 +69,97 @@ class Frontier:
             rows.append((level, (self.size >> (TILE_HEIGHT * level)) - 1, h))
         return rows
 
+    def subtrees(self) -> list[tuple[int, int, bytes]]:
+        """Return the maximal perfect subtrees, left to right, as (lo, hi, hash):
+        one per set bit of ``size``, records [lo, hi)."""
+        out: list[tuple[int, int, bytes]] = []
+        lo = 0
+        for level in range(len(self.partials) - 1, -1, -1):
+            partial, offset = self.partials[level], 0
+            for bit in range(TILE_HEIGHT - 1, -1, -1):
+                if len(partial) & (1 << bit):
+                    group = partial[offset : offset + (1 << bit)]
+                    hi = lo + (1 << (bit + TILE_HEIGHT * level))
+                    out.append((lo, hi, tile_hash(b"".join(group))))
+                    offset, lo = offset + (1 << bit), hi
+        if lo != self.size:
+            raise AssertionError("frontier: subtrees do not cover the tree")
+        return out
+
     def root(self) -> bytes:
         """Return the tree hash of the tree of ``size`` leaves."""
-        subtrees: list[bytes] = []
-        for partial in reversed(self.partials):
-            m, offset = len(partial), 0
-            for bit in range(TILE_HEIGHT - 1, -1, -1):
-                if m & (1 << bit):
-                    group = partial[offset : offset + (1 << bit)]
-                    subtrees.append(tile_hash(b"".join(group)))
-                    offset += 1 << bit
+        subtrees = [h for _, _, h in self.subtrees()]
         if not subtrees:
             return EMPTY_ROOT
         h = subtrees[-1]
         for left in reversed(subtrees[:-1]):
             h = node_hash(left, h)
         return h
+
+
+class AppendedTree:
+    """Inclusion proofs for a batch just appended, from memory alone.
+
+    Pure. Given the frontier of the tree before the batch (size ``first``)
+    and the batch's leaf hashes, proves any leaf in [first, size) in the
+    tree of ``size`` leaves exactly as :func:`ledger.tlog.prove_record`
+    would, without reading a tile. RFC 9162 §2.1.3 splits [lo, hi) at
+    lo + k, k the largest power of two below hi - lo, and lo is always a
+    multiple of 2k; so a sibling that ends at or before ``first`` is a
+    perfect subtree whose parent reaches past ``first``, that is, one of the
+    frontier's maximal subtrees. Every other sibling is hashed from the
+    batch's leaves and those subtrees.
+
+    Threads may share one instance: the memo only ever gains entries, and
+    two threads computing the same node store the same hash.
+    """
+
+    def __init__(self, prior: Frontier, leaf_hashes: Sequence[bytes]) -> None:
+        self.first = prior.size
+        self.size = prior.size + len(leaf_hashes)
+        self._leaves = list(leaf_hashes)
+        self._memo: dict[tuple[int, int], bytes] = {(lo, hi): h for lo, hi, h in prior.subtrees()}
+
+    def covers(self, index: int) -> bool:
+        return self.first <= index < self.size
+
+    def leaf_hash(self, index: int) -> bytes:
+        if not self.covers(index):
+            raise AssertionError(f"frontier: leaf {index} is not in the appended batch")
+        return self._leaves[index - self.first]
+
+    def prove(self, index: int) -> list[bytes]:
+        """Return the inclusion proof of leaf ``index`` in the tree of ``size``."""
+        if not self.covers(index):
+            raise AssertionError(f"frontier: leaf {index} is not in the appended batch")
+        proof: list[bytes] = []
+        lo, hi = 0, self.size
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if index < lo + k:
+                proof.append(self._hash(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(self._hash(lo, lo + k))
+                lo += k
+        proof.reverse()  # RFC 9162 lists the siblings from the leaf up
+        return proof
+
+    def _hash(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) for a node of the tree with hi > first, or a frontier subtree."""
+        h = self._memo.get((lo, hi))
+        if h is not None:
+            return h
+        if hi <= self.first:
+            raise AssertionError(f"frontier: [{lo}, {hi}) is not a subtree of the frontier")
+        if hi - lo == 1:
+            return self._leaves[lo - self.first]
+        k = _split(hi - lo)
+        h = node_hash(self._hash(lo, lo + k), self._hash(lo + k, hi))
+        self._memo[(lo, hi)] = h
+        return h
+
+
+def _split(n: int) -> int:
+    """The largest power of two below ``n`` (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)

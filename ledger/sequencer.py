@@ -25,7 +25,7 @@ from ledger import storage
 from ledger.checkpoint import Checkpoint
 from ledger.db import writer
 from ledger.errors import InvalidInput, SplitViewError, StorageError
-from ledger.frontier import Frontier, Row
+from ledger.frontier import AppendedTree, Frontier, Row
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tile import MAX_ENTRY_SIZE
 from ledger.tlog import EMPTY_ROOT, record_hash
@@ -42,6 +42,9 @@ class AppendResult:
     first: int
     checkpoint: StoredCheckpoint
     logged_at_ms: int = 0
+    #: Proves the appended entries in ``checkpoint``'s tree without reading
+    #: storage; None if nothing was appended.
+    tree: AppendedTree | None = None
 
 
 @dataclass
@@ -140,9 +143,11 @@ class Sequencer:
                 return AppendResult(head.size, latest, now)
             _check_batch(plan.entries)
             frontier = self._frontier_for(session, head)
+            prior = frontier.copy()
             rows: list[Row] = []
-            for d in plan.entries:
-                rows.extend(frontier.append(record_hash(d)))
+            leaves = [record_hash(d) for d in plan.entries]
+            for leaf in leaves:
+                rows.extend(frontier.append(leaf))
             new = Head(frontier.size, frontier.root())
             cp = self._sign(new.size, new.root, now)
             storage.insert_entries(session, head.size, plan.entries)
@@ -160,7 +165,7 @@ class Sequencer:
             # record_id).
         self._frontier, self._frontier_root = frontier, new.root
         self._latest = cp
-        return AppendResult(head.size, cp, now)
+        return AppendResult(head.size, cp, now, AppendedTree(prior, leaves))
 
     def _latest_checkpoint(self, session: Session, head: Head) -> StoredCheckpoint:
         cached = self._latest

@@ -30,6 +30,7 @@ from keys.note import b64decode_exact
 from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.db import records
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, StorageError, Unprocessable
+from ledger.frontier import AppendedTree
 from ledger.query import index_row, insert_index
 from ledger.records import canonical, entry_bytes, format_time
 from ledger.registry import KeyState, known_platforms, read_key_states
@@ -80,6 +81,9 @@ class Placed:
 class Outcome:
     placed: list[Placed]
     checkpoint: StoredCheckpoint  # covers every record in ``placed``
+    #: Proves the records this group appended in ``checkpoint``'s tree from
+    #: memory (None if the group appended nothing).
+    tree: AppendedTree | None = None
 
 
 def verify_items(session: Session, items: Sequence[dict[str, Any]], now_ms: int) -> list[VerifiedRecord]:
@@ -233,7 +237,7 @@ class Committer:
             return
         for job in jobs:
             if job.error is None:
-                job.outcome = Outcome(job.placed, result.checkpoint)
+                job.outcome = Outcome(job.placed, result.checkpoint, result.tree)
             job.done.set()
 
 
@@ -273,6 +277,7 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
         conflicts: list[dict[str, object]] = []
         unprocessable: list[dict[str, object]] = []
         placed: list[Placed] = []
+        created = 0  # records of this job placed as new so far
         for i, r in enumerate(job.records):
             key = (r.platform, r.record_id)
             prior = known.get(key)
@@ -317,7 +322,8 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
                         }
                     )
                     continue
-            index = size + len(entries) + sum(1 for p in placed if p.status == "created")
+            index = size + len(entries) + created
+            created += 1
             local[key] = _Known(index, r.record_hash, r.type, now)
             placed.append(Placed("created", index, now))
         if conflicts:
