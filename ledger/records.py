@@ -62,9 +62,40 @@ def parse_json(data: bytes) -> Any:
         raise InvalidInput(f"malformed JSON: {e}") from None
 
 
+_SAFE_INT = 2**53 - 1
+
+
+def _plain(v: Any) -> bool:
+    """Whether ``json.dumps`` writes ``v`` exactly as RFC 8785 does.
+
+    True for strings, booleans, null, integers of magnitude at most
+    2**53 - 1 (written as their digits by both; floats are not), and lists
+    and objects of those whose keys are ASCII (RFC 8785 sorts keys by UTF-16
+    code units, ``sort_keys`` by code points: they agree on ASCII). Both
+    escape exactly ``"``, ``\\`` and U+0000 to U+001F with the same table,
+    lower-case ``\\u00xx`` included, and write every other character as
+    UTF-8; a lone surrogate fails to encode and goes the slow way.
+    """
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return True
+    if t is dict:
+        return all(type(k) is str and k.isascii() and _plain(x) for k, x in v.items())
+    if t is list:
+        return all(_plain(x) for x in v)
+    return t is int and -_SAFE_INT <= v <= _SAFE_INT
+
+
 def canonical(obj: Any) -> bytes:
     """Return the RFC 8785 canonical JSON bytes of ``obj``."""
     try:
+        # The C encoder, when it provably agrees (five times faster on a
+        # record); rfc8785 for everything else, with its own errors.
+        if _plain(obj):
+            try:
+                return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+            except UnicodeEncodeError:
+                pass
         return rfc8785.dumps(obj)
     except rfc8785.CanonicalizationError as e:
         raise InvalidInput(f"cannot be canonicalised (RFC 8785): {e}") from None
