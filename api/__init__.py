@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(v1.bp)
+    app.register_blueprint(v1.health_bp)
     app.register_blueprint(submissions.bp)
     app.register_blueprint(records.bp)
     app.register_blueprint(feed.bp)

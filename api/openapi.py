@@ -795,6 +795,28 @@ def _doc_paths() -> Paths:
     }
 
 
+def _health_paths() -> Paths:
+    return {
+        "/healthz": {
+            "get": _op(
+                "Health",
+                "getHealth",
+                "Whether the server answers",
+                "For load balancers: 200 and the text ok while the process serves requests. It reads no "
+                "database, so polling it costs the database nothing; a database outage shows as 503 on the "
+                "log's paths.",
+                {
+                    "200": {
+                        "description": "ok",
+                        "content": {"text/plain": {"schema": {"type": "string", "const": "ok"}}},
+                    }
+                },
+                reads_log=False,
+            )
+        },
+    }
+
+
 def _stats_paths(ma: MarshmallowPlugin) -> Paths:
     publication = {
         "type": "object",
@@ -860,6 +882,7 @@ def _paths(ma: MarshmallowPlugin) -> Paths:
         **_export_paths(ma),
         **_stats_paths(ma),
         **_doc_paths(),
+        **_health_paths(),
     }
 
 
@@ -925,6 +948,7 @@ def build_spec() -> dict[str, Any]:
         ("Bulk export", "Ranges of entries as compressed files."),
         ("Statistics", "Evenness statistics, reproducible from the log."),
         ("Documentation", "This document."),
+        ("Health", "For load balancers."),
     ]:
         spec.tag({"name": tag, "description": text})
     for cls in RECORD_SCHEMAS.values():

@@ -112,6 +112,13 @@ class Log:
 
     def tile(self, tile: Tile) -> bytes:
         """Return a hash tile or entry bundle within the latest tree."""
+        if tile.level != ENTRIES_LEVEL and not tile.is_partial:
+            # Only full tiles read inside a committed tree enter the cache,
+            # and a full tile is part of every later tree: no transaction,
+            # no look at the head.
+            cached = self._tiles.get((tile.level, tile.n))
+            if cached is not None:
+                return cached
         with self.read() as s:
             size = self.latest(s).size
             if not storage.tile_within(tile, size):

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from ledger.db import checkpoints, entries, hashes, is_sqlite, log_head
@@ -152,14 +152,22 @@ def entry_count(session: Session) -> int:
 
 
 def find_leaf(session: Session, leaf_hash: bytes, size: int) -> int | None:
-    """Return the lowest index < size whose leaf hash is ``leaf_hash``."""
+    """Return the lowest index < size whose leaf hash is ``leaf_hash``.
+
+    One probe of the partial index ``hashes_leaf (hash) WHERE level = 0``,
+    whatever the planner's statistics: the level is a literal (a bound
+    parameter cannot prove the index's predicate, on PostgreSQL or SQLite),
+    and the size is checked here rather than in SQL, where a range on
+    ``idx`` invites a scan of the primary key over every leaf below the
+    size. The lowest match decides: if it is not below the size, none is.
+    """
     row = session.execute(
         select(hashes.c.idx)
-        .where(hashes.c.level == 0, hashes.c.hash == leaf_hash, hashes.c.idx < size)
+        .where(hashes.c.level == literal_column("0"), hashes.c.hash == leaf_hash)
         .order_by(hashes.c.idx)
         .limit(1)
     ).first()
-    return None if row is None else row.idx
+    return row.idx if row is not None and row.idx < size else None
 
 
 def load_frontier(session: Session, size: int) -> Frontier:

@@ -38,7 +38,7 @@ from tests.recordkit import EXAMPLES, amendment, appeal, decision, example, sign
 
 KEY = PlatformKey(bytes([11]) * 32)
 SPEC_URI = "urn:moderation-ledger:openapi"
-PREFIXES = ("/api/v1/", "/checkpoint", "/tile/")
+PREFIXES = ("/api/v1/", "/checkpoint", "/tile/", "/healthz")
 
 
 @pytest.fixture(scope="module")
@@ -328,6 +328,7 @@ def test_answers_match_the_document(app: Flask, client: FlaskClient, spec: dict[
     get("/api/v1/export/bundles/{n}.{fmt}.gz", "/api/v1/export/bundles/0.ndjson.gz", 404)
     get("/api/v1/openapi.json", "/api/v1/openapi.json", 200)
     get("/api/v1/docs", "/api/v1/docs", 200)
+    get("/healthz", "/healthz", 200)
     evenness = "/api/v1/stats/evenness"
     get(evenness, evenness, 200)
     get(evenness, f"{evenness}?tree_size=4&group=political_any", 200)
