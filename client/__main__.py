@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import secrets
-import stat
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ from client.http import ClientError, check_base_url
 from client.mirror import mirror_cmd
 from client.platform import MAX_BATCH, SignedItem, VerificationFailed, sign_record, submit_items
 from client.witness import witness_cli
+from keys.keyfile import ExposedKeyFile, read_private_text, write_private_text
 from keys.records import PlatformKey
 from ledger.errors import InvalidInput, LedgerError
 from ledger.records import parse_json
@@ -51,33 +50,21 @@ class Unverified(click.ClickException):
 
 
 def write_platform_key(path: Path, key: PlatformKey) -> None:
-    """Write ``key`` to a new file with mode 0600; never overwrite.
+    """Write ``key`` to a new file with mode 0600 (keys/keyfile.py); never overwrite.
 
-    As keys/keyfile.py does: written to a temporary file (O_EXCL, 0600) and
-    hard-linked into place, so a reader sees no file or the whole key, and
-    an existing file is never replaced. Raises ``FileExistsError`` if
-    ``path`` exists.
+    Raises ``FileExistsError`` if ``path`` exists.
     """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(key.to_text() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    finally:
-        tmp.unlink()
+    write_private_text(path, key.to_text() + "\n")
 
 
 def read_platform_key(path: Path) -> PlatformKey:
     """Read a platform key, refusing a file that others can read or write."""
     try:
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ClientError(f"key file {path} is accessible to other users; run: chmod 600 {path}")
-        return PlatformKey.from_text(path.read_text())
+        return PlatformKey.from_text(read_private_text(path))
     except OSError as e:
         raise ClientError(f"cannot read key file {path}: {e.strerror}") from None
+    except ExposedKeyFile as e:
+        raise ClientError(str(e)) from None
     except InvalidInput as e:
         raise ClientError(f"key file {path}: {e}") from None
 

@@ -25,7 +25,6 @@ import os
 import secrets
 import signal
 import socket
-import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from typing import IO, Any
 import click
 
 from keys.cosignature import CosignatureSigner
+from keys.keyfile import ExposedKeyFile, read_private_text, write_private_text
 from keys.note import NoteVerifier, Verifier, b64decode_exact
 from ledger.errors import InvalidInput, LedgerError, ProofError
 from ledger.witness import (
@@ -75,31 +75,19 @@ class WitnessSetupError(LedgerError):
 
 
 def write_witness_key(path: Path, signer: CosignatureSigner) -> None:
-    """Write ``signer`` to a new file with mode 0600; never overwrite (``FileExistsError``).
-
-    As keys/keyfile.py does: a temporary file (O_EXCL, 0600) hard-linked into
-    place, so a reader sees no file or the whole key.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(signer.to_key() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    finally:
-        tmp.unlink()
+    """Write ``signer`` to a new file with mode 0600 (keys/keyfile.py); never
+    overwrite (``FileExistsError``)."""
+    write_private_text(path, signer.to_key() + "\n")
 
 
 def read_witness_key(path: Path) -> CosignatureSigner:
     """Read a witness key, refusing a file that others can read or write."""
     try:
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise WitnessSetupError(f"key file {path} is accessible to other users; run: chmod 600 {path}")
-        return CosignatureSigner.from_key(path.read_text().strip())
+        return CosignatureSigner.from_key(read_private_text(path).strip())
     except OSError as e:
         raise WitnessSetupError(f"cannot read key file {path}: {e.strerror}") from None
+    except ExposedKeyFile as e:
+        raise WitnessSetupError(str(e)) from None
     except InvalidInput as e:
         raise WitnessSetupError(f"key file {path}: {e}") from None
 
