@@ -27,9 +27,8 @@ from api.state import get_log
 from ledger import storage
 from ledger.db import checkpoints
 from ledger.errors import InvalidInput, NotFound
-from ledger.export import csv_preamble, csv_text, flatten, header_line, ndjson_line
+from ledger.export import csv_preamble, csv_text, flatten, header_line, ndjson_line, stored_entry
 from ledger.log import Log
-from ledger.records import parse_entry
 from ledger.storage import StoredCheckpoint
 from ledger.tile import TILE_WIDTH
 
@@ -73,15 +72,15 @@ def _stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> I
             data = storage.read_entries(s, lo, hi)
             leaves = storage.read_level_hashes(s, 0, lo, hi)
         if fmt == "ndjson":
-            text = "".join(ndjson_line(lo + i, leaves[i], parse_entry(d)) for i, d in enumerate(data))
+            text = b"".join(ndjson_line(lo + i, leaves[i], d) for i, d in enumerate(data))
         else:
             rows = []
             for i, d in enumerate(data):
-                entry = parse_entry(d)
+                entry = stored_entry(d)
                 if entry.kind == "record":
                     rows.append(flatten(lo + i, leaves[i], entry))
-            text = csv_text(rows)
-        chunk = gz.compress(text.encode())
+            text = csv_text(rows).encode()
+        chunk = gz.compress(text)
         if chunk:
             yield chunk
     yield gz.flush()

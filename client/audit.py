@@ -30,19 +30,20 @@ from __future__ import annotations
 import base64
 import os
 import random
-import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import quote
 
 import click
 
+from client.checks import PROOF_HEADER as PROOF_HEADER
+from client.checks import EntryAudit, TlogProof, Watch, check_receipt, describe_entry
+from client.checks import parse_tlog_proof as parse_tlog_proof
 from client.http import ClientError, Http, ProblemResponse, Unreachable, check_base_url
 from client.platform import TrustStore, VerificationFailed, _get, _hash, establish_trust
 from client.tiles import (
@@ -57,18 +58,14 @@ from client.tiles import (
     verified_bundles,
 )
 from keys.note import Verifier, b64decode_exact
-from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT, platform_key_id, verify_signature
 from ledger.checkpoint import Checkpoint
 from ledger.cosigned import verify_cosigned
 from ledger.errors import InvalidInput, LedgerError, ProofError
 from ledger.records import canonical, parse_entry
-from ledger.tlog import check_record, record_hash
 from ledger.verify import verify_consistency
 
 EXIT_UNVERIFIED = 3
 EXIT_FORKED = 4
-PROOF_HEADER = "c2sp.org/tlog-proof@v1"
-_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 # Errors, options and evidence ----------------------------------------------------
@@ -174,89 +171,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-# Receipts (c2sp.org/tlog-proof) ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TlogProof:
-    """A parsed c2sp.org/tlog-proof file; ``extra`` is the log entry in our receipts."""
-
-    index: int
-    proof: tuple[bytes, ...]
-    checkpoint: bytes
-    extra: bytes | None = None
-
-    def encode(self) -> bytes:
-        lines = [PROOF_HEADER]
-        if self.extra is not None:
-            lines.append("extra " + _b64(self.extra))
-        lines += [f"index {self.index}", *(_b64(h) for h in self.proof)]
-        return ("\n".join(lines) + "\n\n").encode() + self.checkpoint
-
-
-def parse_tlog_proof(data: bytes) -> TlogProof:
-    """Parse a tlog-proof file exactly: re-encoding must give the same bytes."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("not a tlog-proof: not UTF-8 text") from None
-    head, sep, note = text.partition("\n\n")
-    lines = head.split("\n")
-    if lines[0] != PROOF_HEADER:
-        raise InvalidInput(f"not a tlog-proof: the first line must be {PROOF_HEADER}")
-    if not sep or not note:
-        raise InvalidInput("malformed tlog-proof: no blank line followed by a checkpoint")
-    extra = None
-    rest = lines[1:]
-    if rest and rest[0].startswith("extra "):
-        extra = b64decode_exact(rest.pop(0)[len("extra ") :], "tlog-proof extra line")
-    if not rest or not rest[0].startswith("index ") or not _DECIMAL.fullmatch(rest[0][len("index ") :]):
-        raise InvalidInput("malformed tlog-proof: expected the line 'index N' (a decimal without leading zeros)")
-    index = int(rest.pop(0)[len("index ") :])
-    proof = []
-    for n, line in enumerate(rest, 1):
-        h = b64decode_exact(line, f"tlog-proof hash {n}")
-        if len(h) != 32:
-            raise InvalidInput(f"malformed tlog-proof: hash {n} is {len(h)} bytes, not 32")
-        proof.append(h)
-    p = TlogProof(index, tuple(proof), note.encode(), extra)
-    if p.encode() != data:
-        raise AssertionError("tlog-proof: re-encoding differs after an exact parse")
-    return p
-
-
-def check_receipt(data: bytes, verifier: Verifier) -> tuple[TlogProof, Checkpoint]:
-    """Verify a receipt offline: the checkpoint's signature, and the entry's inclusion.
-
-    Raises :class:`InvalidInput` for a malformed file and
-    :class:`VerificationFailed` for one that does not prove what it says.
-    """
-    p = parse_tlog_proof(data)
-    if p.extra is None:
-        raise InvalidInput("the receipt has no 'extra' line carrying the entry, so there is nothing to check")
-    cp = open_cp(p.checkpoint, verifier, "the receipt's checkpoint")
-    try:
-        check_record(p.proof, cp.size, cp.root, p.index, record_hash(p.extra))
-    except ProofError:
-        raise VerificationFailed(
-            f"the receipt's entry and inclusion proof do not lead to the root of the checkpoint of size {cp.size} "
-            f"at index {p.index}"
-        ) from None
-    return p, cp
-
-
-def describe_entry(data: bytes) -> str:
-    try:
-        e = parse_entry(data)
-    except InvalidInput:
-        return "an entry that is not a ledger entry"
-    if e.kind == "record":
-        return (
-            f"record {e.body.get('platform')}/{e.body.get('record_id')} ({e.body.get('type')}), logged at {e.logged_at}"
-        )
-    return f"registry event {e.body.get('event')} for {e.body.get('platform')}, logged at {e.logged_at}"
-
-
 def fetch_receipt(
     http: Http, verifier: Verifier, index: int | None, platform: str | None, record_id: str | None
 ) -> bytes:
@@ -289,46 +203,6 @@ def fetch_receipt(
 
 
 # verify ------------------------------------------------------------------------------
-
-
-class EntryAudit:
-    """Checks entries in log order as the log should have accepted them: each a
-    canonical ledger entry; registry events signed by the log's key; each
-    record signed by a key that an earlier registry entry added for its platform.
-
-    Holds one public key per registered key, nothing per entry. Revocation
-    times are not judged here: a revoked key's records stay valid log entries.
-    """
-
-    def __init__(self, verifier: Verifier) -> None:
-        self.log_key = verifier.public_key
-        self.log_key_id = platform_key_id(verifier.public_key)
-        self.keys: dict[str, tuple[str, bytes]] = {}  # key_id -> (platform, public key)
-        self.checked = 0
-
-    def check(self, index: int, data: bytes) -> None:
-        """Raise :class:`VerificationFailed` naming entry ``index`` if it is not as it should be."""
-        try:
-            e = parse_entry(data)
-            body, sig = canonical(e.body), e.signature
-            value = b64decode_exact(_get(sig, "value", str), "signature.value")
-            key_id = _get(sig, "key_id", str)
-            if e.kind == "registry":
-                if key_id != self.log_key_id:
-                    raise ProofError(f"a registry event signed by key {key_id}, not the log's {self.log_key_id}")
-                verify_signature(self.log_key, REGISTRY_CONTEXT, body, value)
-                if e.body.get("event") in ("platform_added", "key_added"):
-                    key = _get(e.body, "key", dict)
-                    public = b64decode_exact(_get(key, "public_key", str), "key.public_key")
-                    self.keys[platform_key_id(public)] = (_get(e.body, "platform", str), public)
-            else:
-                platform, public = self.keys.get(key_id, (None, b""))
-                if platform != e.body.get("platform"):
-                    raise ProofError(f"signed by key {key_id}, which no earlier registry entry gave its platform")
-                verify_signature(public, RECORD_CONTEXT, body, value)
-        except (InvalidInput, ProofError) as exc:
-            raise VerificationFailed(f"entry {index}: {exc}") from None
-        self.checked += 1
 
 
 @click.command()
@@ -455,47 +329,6 @@ def prove_step(http: Http, vkey: Verifier, old: tuple[Checkpoint, bytes], new: t
             (big, big_note),
             extra={"consistency-proof.json": canonical(ans)},
         ) from None
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-@dataclass(frozen=True)
-class Watch:
-    """Which new entries ``monitor`` prints; all given filters must match."""
-
-    platform: str | None = None
-    subject: str | None = None
-    rule: str | None = None
-
-    def __bool__(self) -> bool:
-        return any((self.platform, self.subject, self.rule))
-
-    def line(self, index: int, data: bytes) -> str | None:
-        """The entry's one-line summary if it matches, else None."""
-        try:
-            e = parse_entry(data)
-        except InvalidInput:
-            return None
-        b: dict[str, Any] = e.body
-        if self.platform is not None and b.get("platform") != self.platform:
-            return None
-        if e.kind == "registry":
-            return (
-                None
-                if self.subject or self.rule
-                else f"{index} {e.logged_at} registry {b.get('event')} {b.get('platform')}"
-            )
-        decision = _obj(b.get("corrected")) if b.get("type") == "amendment" else b
-        subject, rule_id = _obj(decision.get("account")).get("subject_key"), _obj(decision.get("rule")).get("id")
-        if (self.subject and subject != self.subject) or (self.rule and rule_id != self.rule):
-            return None
-        parts = [str(index), e.logged_at, f"{b.get('platform')}/{b.get('record_id')}", str(b.get("type"))]
-        parts += [
-            f"{k}={v}" for k, v in (("rule", rule_id), ("subject", subject), ("action", decision.get("action"))) if v
-        ]
-        return " ".join(parts)
 
 
 @click.command()

@@ -63,9 +63,10 @@ from client.platform import VerificationFailed
 from client.tiles import TileClient, TileHashReader, check_extends, open_cp, verified_bundles
 from keys.note import Verifier
 from ledger.checkpoint import Checkpoint
+from ledger.entry_check import parse_canonical_entry
 from ledger.errors import InvalidInput
 from ledger.frontier import Frontier
-from ledger.records import canonical, parse_entry, parse_json
+from ledger.records import canonical, parse_json
 from ledger.tlog import HASH_SIZE, tree_hash
 
 #: ``PRAGMA application_id`` of a mirror file ("mdlm"), so that no other database is mistaken for one.
@@ -157,14 +158,17 @@ class Mirror:
         next run resumes after the last committed bundle.
         """
         new = [(i, data, leaf) for i, data, leaf in batch if i >= self.size]
+        parsed: dict[str, list[tuple[Any, ...]]] = {"record": [], "registry": []}
+        for i, data, leaf in new:
+            if i != self.size:
+                raise AssertionError(f"mirror: entry {i} out of order (size {self.size})")
+            self._parsed(i, data, parsed)
+            self.frontier.append(leaf)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            for i, data, leaf in new:
-                if i != self.size:
-                    raise AssertionError(f"mirror: entry {i} out of order (size {self.size})")
-                self.conn.execute("INSERT INTO entries VALUES (?, ?, ?)", (i, leaf, data))
-                self._parsed(i, data)
-                self.frontier.append(leaf)
+            self.conn.executemany("INSERT INTO entries VALUES (?, ?, ?)", [(i, leaf, data) for i, data, leaf in new])
+            self.conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", parsed["record"])
+            self.conn.executemany("INSERT INTO registry VALUES (?, ?, ?, ?, ?, ?)", parsed["registry"])
             self.conn.execute("DELETE FROM frontier")
             self.conn.executemany(
                 "INSERT INTO frontier VALUES (?, ?)", [(lv, b"".join(p)) for lv, p in enumerate(self.frontier.partials)]
@@ -175,19 +179,19 @@ class Mirror:
             raise
         return len(new)
 
-    def _parsed(self, i: int, data: bytes) -> None:
+    def _parsed(self, i: int, data: bytes, out: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Add entry ``i``'s row for the records or registry table to ``out``."""
         try:
-            e = parse_entry(data)
+            checked = parse_canonical_entry(data)
         except InvalidInput as exc:
             warn(f"entry {i} is in the log but is not a ledger entry ({exc}); kept in entries only")
             return
-        b, sig = e.body, canonical(e.signature).decode()
+        e, body, sig = checked.entry, checked.body.decode(), checked.signature.decode()
+        b = e.body
         if e.kind == "record":
-            rec = (i, e.logged_at, b.get("platform"), b.get("record_id"), b.get("type"), canonical(b).decode(), sig)
-            self.conn.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rec)
+            out["record"].append((i, e.logged_at, b.get("platform"), b.get("record_id"), b.get("type"), body, sig))
         else:
-            event = (i, e.logged_at, b.get("event"), b.get("platform"), canonical(b).decode(), sig)
-            self.conn.execute("INSERT INTO registry VALUES (?, ?, ?, ?, ?, ?)", event)
+            out["registry"].append((i, e.logged_at, b.get("event"), b.get("platform"), body, sig))
 
     def add_checkpoint(self, cp: Checkpoint, note: bytes) -> None:
         """Record that the mirror is complete at ``cp`` (commit point: the run's result)."""

@@ -8,7 +8,8 @@ to; then one line per entry::
 (registry entries carry ``"registry"`` instead of ``"record"``). Anyone can
 recompute each leaf hash from the line (the entry is the RFC 8785 form of
 the object without ``index`` and ``leaf_hash``) and check it against the
-stated checkpoint.
+stated checkpoint. Each line is itself RFC 8785 JSON: the stored entry's
+bytes with ``index`` and ``leaf_hash``, which sort first, spliced in front.
 
 CSV: one flat row per *record* (registry entries are left out), after a
 first line ``# checkpoint: <origin> <tree size> <base64 root>``. Nested
@@ -112,26 +113,43 @@ def header_line(origin: str, tree_size: int, root: bytes, note: bytes, start: in
     return json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def ndjson_line(index: int, leaf_hash: bytes, entry: Entry) -> str:
-    obj = {
-        "index": index,
-        "leaf_hash": base64.b64encode(leaf_hash).decode(),
-        "logged_at": entry.logged_at,
-        entry.kind: entry.body,
-        "signature": entry.signature,
-    }
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+def ndjson_line(index: int, leaf_hash: bytes, entry: bytes) -> bytes:
+    """The line of a stored entry (RFC 8785 bytes, as the log wrote them).
+
+    The entry is neither parsed nor re-encoded: removing ``index`` and
+    ``leaf_hash`` from the line gives back exactly the bytes that were hashed.
+    """
+    if not entry.startswith(b'{"logged_at":'):
+        raise AssertionError(f"entry {index} as stored is not a ledger entry")
+    return b'{"index":%d,"leaf_hash":"%s",%s\n' % (index, base64.b64encode(leaf_hash), entry[1:])
+
+
+def stored_entry(data: bytes) -> Entry:
+    """Parse an entry the log itself stored, without re-proving it canonical.
+
+    The sequencer and the registry build entries canonical before they are
+    hashed (``ledger.records.entry_bytes``), and ``ledger audit`` rechecks
+    them; a reader of bytes from anywhere else uses ``parse_entry``.
+    """
+    obj = json.loads(data)
+    kind = "record" if "record" in obj else "registry"
+    return Entry(obj["logged_at"], kind, obj[kind], obj["signature"])
+
+
+_PATHS = {c: tuple(c.split(".")) for c in CSV_COLUMNS}
 
 
 def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(obj, dict) or part not in obj:
+    for part in _PATHS[dotted]:
+        if not isinstance(obj, dict):
             return None
-        obj = obj[part]
+        obj = obj.get(part)
     return obj
 
 
 def _cell(value: Any) -> str:
+    if type(value) is str:  # most cells: the common case first
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
