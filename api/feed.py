@@ -8,8 +8,6 @@ names the tree size it reflects.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import datetime
 from typing import Any
@@ -118,22 +116,14 @@ class FeedQuery(Schema):
     cursor = fields.String(validate=validate.Length(1, 100))
 
 
-def _cursor(tree_size: int, before: int) -> str:
-    return base64.urlsafe_b64encode(f"{tree_size}:{before}".encode()).decode().rstrip("=")
-
-
 def _parse_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        size_s, before_s = raw.split(":")
-        if not (re.fullmatch(r"0|[1-9]\d{0,18}", size_s) and re.fullmatch(r"0|[1-9]\d{0,18}", before_s)):
-            raise ValueError
-        return int(size_s), int(before_s)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    parsed = query.decode_cursor(cursor)
+    if parsed is None:
         raise InvalidInput(
             "invalid cursor: pass back the next_cursor of a previous page",
             [{"path": "cursor", "message": "not a cursor this server issued"}],
-        ) from None
+        )
+    return parsed
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +185,7 @@ def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[
     return {
         "tree_size": size,
         "records": [_summary(r) for r in rows],
-        "next_cursor": _cursor(size, rows[-1]["leaf_index"]) if len(rows) == feed.limit else None,
+        "next_cursor": query.encode_cursor(size, rows[-1]["leaf_index"]) if len(rows) == feed.limit else None,
     }
 
 

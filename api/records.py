@@ -15,6 +15,7 @@ from api.state import get_log
 from ledger import storage
 from ledger.db import records
 from ledger.errors import NotFound
+from ledger.query import history
 from ledger.records import format_time, parse_entry
 from ledger.registry import list_platforms, read_key_states
 from ledger.submit import permalink
@@ -37,24 +38,17 @@ def _summary(row: Any) -> dict[str, Any]:
 
 
 def _history(s: Session, row: Any) -> dict[str, Any]:
-    target = row.ref_record_id if row.type != "decision" else row.record_id
-    refs = s.execute(
-        select(records)
-        .where(records.c.platform == row.platform, records.c.ref_record_id == target)
-        .order_by(records.c.leaf_index)
-    ).all()
-    amendments = [_summary(r) for r in refs if r.type == "amendment"]
-    history: dict[str, Any] = {
-        "appeals": [_summary(r) for r in refs if r.type == "appeal"],
+    h = history(s, row)
+    amendments = [_summary(r) for r in h.amendments]
+    out: dict[str, Any] = {
+        "appeals": [_summary(r) for r in h.appeals],
         "amendments": amendments,
+        # As documented in the OpenAPI description: a decision's latest amendment, else null.
         "superseded_by": amendments[-1] if amendments and row.type == "decision" else None,
     }
     if row.ref_record_id is not None:
-        ref = s.execute(
-            select(records).where(records.c.platform == row.platform, records.c.record_id == row.ref_record_id)
-        ).first()
-        history["refers_to"] = _summary(ref) if ref else None
-    return history
+        out["refers_to"] = _summary(h.refers_to) if h.refers_to else None
+    return out
 
 
 def _record(where: Any) -> Response:
@@ -66,7 +60,7 @@ def _record(where: Any) -> Response:
         cp = log.latest(s)
         entry = storage.read_entries(s, row.leaf_index, row.leaf_index + 1)[0]
         key = read_key_states(s, [row.key_id])[row.key_id]
-        history = _history(s, row)
+        hist = _history(s, row)
     proof = log.inclusions([row.leaf_index], cp)[0]
     parsed = parse_entry(entry)
     body = {
@@ -85,7 +79,7 @@ def _record(where: Any) -> Response:
             "revoked_from": None if key.revoked_from_ms is None else format_time(key.revoked_from_ms),
             "revocation_reason": key.revoked_reason,
         },
-        "history": history,
+        "history": hist,
         "entry": b64(entry),
         "leaf_hash": b64(proof.leaf_hash),
         "tree_size": cp.size,

@@ -4,11 +4,15 @@
 transaction writes it with the entry; ``reindex`` rebuilds the whole index
 from the log alone. ``feed`` answers the public feed's questions newest
 first, with keyset pagination pinned to a tree size, so pages stay stable
-while the log grows.
+while the log grows; the cursor format and a record's appeal and amendment
+``history`` are here too, shared by the JSON API and the web pages.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, insert, select, text
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.db import is_sqlite, record_index
+from ledger.db import is_sqlite, record_index, records
 from ledger.errors import InvalidInput
 from ledger.records import parse_entry
 from ledger.vocab import POLITICAL_CLASSES
@@ -196,15 +200,25 @@ def _search(session: Session, q: str) -> ColumnElement[bool]:
 
 
 def _superseded() -> ColumnElement[bool]:
-    """A decision, or an amendment of one, that a later amendment replaces."""
-    later = record_index.alias("later")
+    """A decision, or an amendment of one, that a later amendment replaces.
+
+    Two EXISTS, one per record type, rather than one EXISTS over an OR:
+    each then probes ``record_index_ref`` (platform, ref_record_id) with
+    one equality per column, where the OR made the planners scan.
+    """
     me = record_index.c
-    return exists().where(
-        later.c.type == "amendment",
-        later.c.platform == me.platform,
-        later.c.leaf_index > me.leaf_index,
-        ((me.type == "decision") & (later.c.ref_record_id == me.record_id))
-        | ((me.type == "amendment") & (later.c.ref_record_id == me.ref_record_id)),
+
+    def later_amendment(of: ColumnElement[Any]) -> ColumnElement[bool]:
+        later = record_index.alias("later")
+        return exists().where(
+            later.c.platform == me.platform,
+            later.c.ref_record_id == of,
+            later.c.type == "amendment",
+            later.c.leaf_index > me.leaf_index,
+        )
+
+    return ((me.type == "decision") & later_amendment(me.record_id)) | (
+        (me.type == "amendment") & later_amendment(me.ref_record_id)
     )
 
 
@@ -221,3 +235,66 @@ def feed(session: Session, query: Feed, tree_size: int, before: int | None) -> l
         .limit(query.limit)
     )
     return [dict(r._mapping) for r in session.execute(stmt)]
+
+
+# Cursors and history, for the API and the web pages alike -------------------------
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def encode_cursor(tree_size: int, before: int) -> str:
+    """A feed page's cursor: base64url (unpadded) of ``<tree size>:<leaf index>``."""
+    return base64.urlsafe_b64encode(f"{tree_size}:{before}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[int, int] | None:
+    """Parse a cursor exactly (it must re-encode to ``text``); None if it is not one this server issued."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    size, sep, before = raw.partition(":")
+    if not sep or not _DECIMAL.fullmatch(size) or not _DECIMAL.fullmatch(before):
+        return None
+    if encode_cursor(int(size), int(before)) != text:
+        return None
+    return int(size), int(before)
+
+
+@dataclass(frozen=True)
+class History:
+    """The appeals and amendments around one record (``records`` rows, in log order)."""
+
+    appeals: list[Any]
+    amendments: list[Any]
+    refers_to: Any | None
+    superseded_by: Any | None
+
+
+def record_by_id(s: Session, platform: str, record_id: str) -> Any | None:
+    return s.execute(select(records).where(records.c.platform == platform, records.c.record_id == record_id)).first()
+
+
+def history(s: Session, row: Any) -> History:
+    """Appeals and amendments of the decision ``row`` (a ``records`` row) is, or refers to.
+
+    One probe of ``records`` by (platform, ref_record_id). An amendment
+    restates the whole decision, so the latest amendment of a decision is
+    its current version; every earlier version is superseded.
+    """
+    target = row.record_id if row.type == "decision" else row.ref_record_id
+    refs = s.execute(
+        select(records)
+        .where(records.c.platform == row.platform, records.c.ref_record_id == target)
+        .order_by(records.c.leaf_index)
+    ).all()
+    amendments = [r for r in refs if r.type == "amendment"]
+    refers_to = None if row.ref_record_id is None else record_by_id(s, row.platform, row.ref_record_id)
+    latest = amendments[-1] if amendments else None
+    superseded = latest is not None and row.type != "appeal" and latest.leaf_index > row.leaf_index
+    return History(
+        appeals=[r for r in refs if r.type == "appeal"],
+        amendments=amendments,
+        refers_to=refers_to,
+        superseded_by=latest if superseded else None,
+    )

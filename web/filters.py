@@ -8,26 +8,25 @@ political class" (the API's ``political=true``), and the ``*_to`` dates
 are inclusive (the API's are exclusive), so :meth:`FeedForm.api_args`
 translates both when it links to the JSON equivalent.
 
-Pages use the API's cursor: base64url of ``<tree size>:<leaf index>``,
-which pins the tree size of the first page, so paging through a growing
-log neither skips nor repeats a record.
+Pages use the API's cursor (``ledger.query.encode_cursor``): base64url of
+``<tree size>:<leaf index>``, which pins the tree size of the first page,
+so paging through a growing log neither skips nor repeats a record.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from ledger import query, vocab
+from ledger.query import decode_cursor
+from ledger.query import encode_cursor as encode_cursor
 from web import labels
 from web.countries import COUNTRY_NAMES
 
 POLITICAL = "political"
-DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 LIMITS = (25, 50, 100, 200)
 DAY_MS = 86_400_000
 YES_NO = {"true": "Yes", "false": "No"}
@@ -134,24 +133,6 @@ class FeedForm:
         if self.values.get("cursor"):
             out["cursor"] = self.values["cursor"]
         return out
-
-
-def encode_cursor(tree_size: int, before: int) -> str:
-    return base64.urlsafe_b64encode(f"{tree_size}:{before}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> tuple[int, int] | None:
-    """Parse a cursor exactly; None if it is not one this server issued."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    size, sep, before = raw.partition(":")
-    if not sep or not DECIMAL.fullmatch(size) or not DECIMAL.fullmatch(before):
-        return None
-    if encode_cursor(int(size), int(before)) != text:
-        return None
-    return int(size), int(before)
 
 
 def _day_ms(text: str) -> int | None:

@@ -1,9 +1,9 @@
-"""The reads the pages need beyond ``ledger.query.feed``: one record with its
-history, platforms, a subject's summary, and the home page's counts.
+"""The reads the pages need beyond ``ledger.query`` (the feed, a record by
+ID and its history, shared with the JSON API): one record by index or its
+entry, platforms, a subject's summary, and the home page's counts.
 
 Each function takes the caller's read session (principle 8) and uses an
-index: records by (platform, record_id) or leaf index, history by
-(platform, ref_record_id), counts by the narrow per-column indexes of
+index: records by leaf index, counts by the narrow per-column indexes of
 ``record_index``. The counts cost one pass over two of those indexes, so
 they are cached per tree size: a log that does not grow is counted once.
 """
@@ -19,19 +19,10 @@ from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import platforms, record_index, records
+from ledger.query import record_by_id as record_by_id
 from ledger.records import Entry, parse_entry
 
 DEMO_PREFIX = "demo-"
-
-
-@dataclass(frozen=True)
-class History:
-    """The appeals and amendments around one record, in log order."""
-
-    appeals: list[Any]
-    amendments: list[Any]
-    refers_to: Any | None
-    superseded_by: Any | None
 
 
 @dataclass(frozen=True)
@@ -53,10 +44,6 @@ def has_demo_platform(s: Session) -> bool:
     return s.execute(stmt).first() is not None
 
 
-def record_by_id(s: Session, platform: str, record_id: str) -> Any | None:
-    return s.execute(select(records).where(records.c.platform == platform, records.c.record_id == record_id)).first()
-
-
 def record_at(s: Session, index: int) -> Any | None:
     return s.execute(select(records).where(records.c.leaf_index == index)).first()
 
@@ -64,30 +51,6 @@ def record_at(s: Session, index: int) -> Any | None:
 def entry_at(s: Session, index: int) -> tuple[bytes, Entry]:
     data = storage.read_entries(s, index, index + 1)[0]
     return data, parse_entry(data)
-
-
-def history(s: Session, row: Any) -> History:
-    """Appeals and amendments of the decision ``row`` is, or refers to.
-
-    An amendment restates the whole decision, so the latest amendment of a
-    decision is its current version; every earlier version is superseded.
-    """
-    target = row.record_id if row.type == "decision" else row.ref_record_id
-    refs = s.execute(
-        select(records)
-        .where(records.c.platform == row.platform, records.c.ref_record_id == target)
-        .order_by(records.c.leaf_index)
-    ).all()
-    amendments = [r for r in refs if r.type == "amendment"]
-    refers_to = None if row.ref_record_id is None else record_by_id(s, row.platform, row.ref_record_id)
-    latest = amendments[-1] if amendments else None
-    superseded = latest is not None and row.type != "appeal" and latest.leaf_index > row.leaf_index
-    return History(
-        appeals=[r for r in refs if r.type == "appeal"],
-        amendments=amendments,
-        refers_to=refers_to,
-        superseded_by=latest if superseded else None,
-    )
 
 
 def subject_latest(s: Session, subject_key: str) -> tuple[Any, int] | None:

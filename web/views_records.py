@@ -15,11 +15,12 @@ from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ledger.errors import NotFound
+from ledger.query import history, record_by_id
 from ledger.registry import read_key_states
 from ledger.submit import permalink
 from ledger.tlog import record_hash
 from web import _log, bp, present
-from web.queries import entry_at, history, platform_names, record_at, record_by_id
+from web.queries import entry_at, platform_names, record_at
 
 
 @bp.get("/records/<platform>/<record_id>")
