@@ -8,26 +8,18 @@ which log entry, the digest of the unfiltered document of that tree size
 was published (``flask ledger publish-stats``), else null.
 
 A document depends only on the tree size and the filters, so documents are
-kept in a per-process LRU cache (keyed by origin, tree size, root and the
-normalised filters) and, when ``tree_size`` is given, served as cacheable
-by anyone: immutable once the digest is published; for a minute before,
-because only ``publication`` can still change. Without ``tree_size`` the
-answer describes the latest checkpoint and must be revalidated (its ETag
-makes that cheap).
-
-Computing a document reads every record below the checkpoint (seconds for
-a million). Each process computes one at a time: a request that finds no
-cached document waits up to :data:`COMPUTE_WAIT` seconds for its turn (and
-then usually finds its document computed by the request it waited for),
-else it gets 429 with Retry-After. So cheap requests for many different
-filters cannot make a worker spend more than one CPU on statistics.
+kept in the per-process cache of :mod:`ledger.evenness_cache` (shared with
+the dashboard's pages) and, when ``tree_size`` is given, served as
+cacheable by anyone: immutable once the digest is published; for a minute
+before, because only ``publication`` can still change. Without
+``tree_size`` the answer describes the latest checkpoint and must be
+revalidated (its ETag makes that cheap). A request that finds the process
+busy computing another document waits its turn, then gets 429 with
+Retry-After (see :mod:`ledger.evenness_cache`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -37,22 +29,16 @@ from marshmallow import RAISE, Schema, fields, validate
 from api.feed import TimeParam
 from api.params import StrictInt, parse_query
 from api.state import get_log
-from ledger.errors import RateLimited
-from ledger.evenness import GROUPS, METRICS, Evenness, Filters, Publication, evenness_at, find_publication
+from ledger.evenness import GROUPS, METRICS, Filters, Publication, find_publication
+from ledger.evenness_cache import EXTENSION, Documents, shared
 from ledger.records import canonical
 from ledger.vocab import PATTERNS
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1/stats")
 
-#: Cached documents per process: at most this many, and this many bytes.
-CACHE_ENTRIES = 256
-CACHE_BYTES = 256 * 1024 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 UNTIL_PUBLISHED = "public, max-age=60"
 LATEST = "no-cache"
-#: Seconds a request waits for another's computation before 429, and the Retry-After then.
-COMPUTE_WAIT = 10.0
-COMPUTE_RETRY = 5
 
 
 class EvennessQuery(Schema):
@@ -68,58 +54,10 @@ class EvennessQuery(Schema):
     decided_to = TimeParam(metadata={"description": "decisions decided before this time"})
 
 
-Key = tuple[Any, ...]
-
-
-class Documents:
-    """Computed documents: a thread-safe LRU of (bytes, digest), bounded in
-    entries and bytes, and the one-at-a-time gate for computing them."""
-
-    def __init__(self, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES, wait: float = COMPUTE_WAIT) -> None:
-        self._items: OrderedDict[Key, tuple[bytes, str]] = OrderedDict()
-        self._entries, self._max_bytes, self._bytes, self._wait = entries, max_bytes, 0, wait
-        self._lock = threading.Lock()
-        self._computing = threading.Lock()
-
-    def get(self, key: Key) -> tuple[bytes, str] | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Key, value: tuple[bytes, str]) -> None:
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = value
-            self._bytes += len(value[0])
-            while self._items and (len(self._items) > self._entries or self._bytes > self._max_bytes):
-                _, (data, _) = self._items.popitem(last=False)
-                self._bytes -= len(data)
-
-    def get_or_compute(self, key: Key, compute: Callable[[], Evenness]) -> tuple[bytes, str]:
-        """The cached document of ``key``, computing it if needed (one at a time)."""
-        cached = self.get(key)
-        if cached is not None:
-            return cached
-        if not self._computing.acquire(timeout=self._wait):
-            raise RateLimited("the server is computing other statistics; retry shortly", retry_after=COMPUTE_RETRY)
-        try:
-            cached = self.get(key)  # computed while this request waited
-            if cached is None:
-                document = compute()
-                cached = (document.data, document.sha256)
-                self.put(key, cached)
-            return cached
-        finally:
-            self._computing.release()
-
-
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
     app: Flask = state.app
-    app.extensions["evenness_documents"] = Documents()
+    shared(app.extensions)
 
 
 def _filters(args: dict[str, Any]) -> Filters:
@@ -138,19 +76,12 @@ def evenness() -> Response:
     args = parse_query(EvennessQuery(), request.args)
     filters = _filters(args)
     pinned = args.get("tree_size")
-    documents: Documents = current_app.extensions["evenness_documents"]
+    documents: Documents = current_app.extensions[EXTENSION]
     log = get_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
         publication = find_publication(s, cp.size)
-
-    def compute() -> Evenness:
-        # Rows below a signed size never change: a transaction of its own is as good as the one above.
-        with log.read() as s:
-            return evenness_at(s, cp, filters)
-
-    key = (log.origin, cp.size, cp.root, tuple(sorted(filters.as_json().items())))
-    data, digest = documents.get_or_compute(key, compute)
+    data, digest = documents.document(log, cp, filters)
     return _response(data, digest, publication, pinned is not None)
 
 

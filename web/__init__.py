@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import LedgerError
+from ledger.evenness_cache import shared
 from ledger.log import Log
 from web import labels, present
 from web.queries import has_demo_platform
@@ -67,6 +68,7 @@ def _thousands(value: int) -> str:
 def init_app(app: Flask) -> None:
     # Importing the view modules adds their routes to ``bp``; they import
     # ``bp`` from here, so they are imported once this module exists.
-    from web import errors, views_feed, views_pages, views_records  # noqa: F401
+    from web import errors, views_feed, views_pages, views_records, views_stats  # noqa: F401
 
+    shared(app.extensions)  # the evenness documents, cached once for the pages and the API
     app.register_blueprint(bp)

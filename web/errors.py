@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import render_template
 from werkzeug.exceptions import HTTPException
 
-from ledger.errors import InvalidInput, LedgerError, NotFound, StorageError
+from ledger.errors import InvalidInput, LedgerError, NotFound, RateLimited, StorageError
 from web import bp
 
 #: Error class -> (HTTP status, title). First match wins.
@@ -18,6 +18,7 @@ TABLE: list[tuple[type[LedgerError], int, str]] = [
     (NotFound, 404, "Not in the log"),
     (InvalidInput, 400, "That request is not valid"),
     (StorageError, 503, "The ledger is unavailable"),
+    (RateLimited, 429, "Busy: please try again in a few seconds"),
     (LedgerError, 500, "Something went wrong"),
 ]
 

@@ -1,0 +1,174 @@
+"""The evenness dashboard in real Chromium against a real gunicorn, on the
+planted-disparity data set of ``tests/test_evenness.py``: every page
+renders at desktop and phone widths with its charts visible (the phone
+gets the narrow drawing), no console error, no failed request, no CSP
+violation and no sideways scroll; the pages work without JavaScript; a
+platform display name holding markup stays text. Screenshots go to
+``test-artifacts/screenshots/``.
+
+Skipped where Chromium or Playwright is missing, as ``test_pages.py`` is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from keys.keyfile import write_signer
+from ledger.log import LogProvider
+from tests.browser.test_pages import (  # noqa: F401  (fixtures)
+    DESKTOP,
+    ORIGIN,
+    PHONE,
+    SHOTS,
+    Watch,
+    _signer_with_plus,
+    browser,
+    playwright,
+    site_db,
+)
+from tests.recordkit import sign
+from tests.server import gunicorn
+from tests.test_evenness import KEYS, planted_records
+
+pytestmark = pytest.mark.slow
+
+from playwright.sync_api import Browser, Page, Request  # noqa: E402
+
+HOSTILE = "Forum <script>alert(1)</script> & Co"
+NAMES = {"example-social": "Example Social", "other-video": "Other Video", "third-forum": HOSTILE}
+PAGES = {
+    "stats": "/stats",
+    "stats-platform": "/stats/example-social",
+    "stats-platform-hostile": "/stats/third-forum",
+    "stats-rule-exemptions": "/stats/example-social/rule?rule_id=civic/false-claims",
+    "stats-rule-times": "/stats/other-video/rule?rule_id=spam/phishing",
+    "stats-rule-simpson": "/stats/third-forum/rule?rule_id=hate/slurs",
+}
+
+
+@pytest.fixture(scope="module")
+def planted_site(
+    site_db: tuple[str, str],  # noqa: F811  (the imported fixture)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, str]]:
+    """(backend, base URL) of gunicorn serving the planted data set, submitted over HTTP."""
+    backend, db_url = site_db
+    key_file = str(tmp_path_factory.mktemp("keys") / "log.key")
+    write_signer(Path(key_file), _signer_with_plus())
+    env = {"LEDGER_DATABASE_URL": db_url, "LEDGER_KEY_FILE": key_file, "LEDGER_ORIGIN": ORIGIN}
+    with gunicorn(env, workers=2) as url:
+        provider = LogProvider(db_url, key_file, ORIGIN)
+        for slug, key in KEYS.items():
+            provider.log.registry.add_platform(slug, NAMES[slug], key.public_key)
+        provider.close()
+        records = planted_records()
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for start in range(0, len(records), 500):
+                items: list[dict[str, Any]] = [sign(r, KEYS[r["platform"]]) for r in records[start : start + 500]]
+                r = http.post("/api/v1/records", json={"records": items})
+                assert r.status_code == 201, r.text
+        yield backend, url
+
+
+def _charts(page: Page) -> list[dict[str, Any]]:
+    """Each chart image: whether it loaded, its drawn size and the URL the browser chose."""
+    result: list[dict[str, Any]] = page.eval_on_selector_all(
+        "figure.chart img",
+        "imgs => imgs.map(i => ({complete: i.complete, natural: i.naturalWidth, shown: i.getBoundingClientRect().width,"
+        " src: i.currentSrc}))",
+    )
+    return result
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_dashboard_pages_render_cleanly(planted_site: tuple[str, str], browser: Browser, width: str) -> None:  # noqa: F811
+    backend, url = planted_site
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    for name, path in PAGES.items():
+        page = context.new_page()
+        watch = Watch(page)
+        resp = page.goto(url + path, wait_until="load", timeout=60_000)
+        assert resp is not None
+        assert resp.status == 200, name
+        assert page.locator("h1").count() == 1, name
+        charts = _charts(page)
+        if name.startswith("stats-rule"):
+            assert len(charts) == 3, name
+        elif name.startswith("stats-platform"):
+            assert len(charts) == 1, name  # the monthly exemption rate
+        for chart in charts:
+            assert chart["complete"], (name, chart)
+            assert chart["natural"] > 0, (name, chart)
+            assert chart["shown"] > 200, (name, chart)
+            wanted = "width=640" if width == "desktop" else "width=336"
+            assert wanted in chart["src"], (name, chart)
+        if name == "stats-platform-hostile":
+            assert HOSTILE in page.locator("h1").inner_text()
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width} width"
+        watch.check(page)
+        # After the checks: a full-page screenshot briefly resizes the page,
+        # and <picture> then starts (and aborts) a fetch of the other drawing.
+        page.screenshot(path=str(SHOTS / f"{name}-{width}-{backend}.png"), full_page=True)
+        page.close()
+    context.close()
+
+
+def test_dashboard_needs_no_javascript(planted_site: tuple[str, str], browser: Browser) -> None:  # noqa: F811
+    _, url = planted_site
+    context = browser.new_context(java_script_enabled=False, viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(url + PAGES["stats-rule-exemptions"])
+    images = page.locator("figure.chart img")
+    assert images.count() == 3
+    for i in range(3):
+        box = images.nth(i).bounding_box()
+        assert box is not None
+        assert box["width"] > 200
+        assert box["height"] > 150
+    assert "Flagged" in page.locator("main").inner_text()
+    page.goto(url + "/stats")
+    # The pin form works without a script: it is a plain GET form.
+    page.fill("#tree_size", "3")
+    with page.expect_navigation():
+        page.click("form.pin button[type=submit]")
+    assert "tree_size=3" in page.url
+    assert "at tree size 3 " in page.locator("main").inner_text()
+    context.close()
+
+
+def test_a_chart_opened_on_its_own_is_a_clean_svg(planted_site: tuple[str, str], browser: Browser) -> None:  # noqa: F811
+    """The SVG file, opened as a document (where a script would run), runs nothing and renders."""
+    _, url = planted_site
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    watch = Watch(page)
+    failed: list[str] = []
+
+    def finished(request: Request) -> None:
+        response = request.response()
+        if response is None or response.status >= 400:
+            failed.append(request.url)
+
+    page.on("requestfinished", finished)
+    page.goto(url + "/stats/third-forum/charts/monthly.svg")
+    assert page.evaluate("document.documentElement.namespaceURI") == "http://www.w3.org/2000/svg"
+    assert page.evaluate("document.scripts.length") == 0
+    assert HOSTILE in page.evaluate("document.querySelector('title').textContent")
+    assert page.locator("text").count() > 10
+    page.screenshot(path=str(SHOTS / "stats-chart-svg.png"))
+    # A bare SVG has no <link rel=icon>: the browser asks for /favicon.ico, which is not there.
+    assert [u for u in failed if not u.endswith("/favicon.ico")] == []
+    watch.problems = [
+        p
+        for p in watch.problems
+        if p != "console error: Failed to load resource: the server responded with a status of 404 (NOT FOUND)"
+    ]
+    watch.check(page)
+    context.close()

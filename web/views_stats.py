@@ -1,0 +1,187 @@
+"""The evenness dashboard (issue 5): ``/stats``, ``/stats/<platform>``,
+``/stats/<platform>/rule?rule_id=…``, and each chart as SVG and as CSV.
+
+Every page shows the unfiltered evenness document of one checkpoint: the
+latest, or the one ``?tree_size=N`` pins, as the JSON API does. It is the
+document the API serves without filters and whose digest the operator
+publishes, taken from the cache both share (``ledger.evenness_cache``), so
+the pages compute nothing the API would not, and their q-values are
+adjusted over the same comparisons. The rule id is a query parameter, not
+a path segment: rule ids may contain ``/`` and ``..``.
+
+Charts are separate URLs (``…/charts/<name>.svg`` and ``.csv``), shown in
+pages as images: an SVG in an ``<img>`` can run nothing, and the picture a
+reader sees is the file they download. The pages link them with the tree
+size they were rendered for, so a page and its charts always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, abort, current_app, render_template, request, url_for
+
+from ledger.errors import InvalidInput
+from ledger.evenness import Filters, Publication, find_publication
+from ledger.evenness_cache import EXTENSION, Documents
+from ledger.vocab import PATTERNS
+from web import _log, bp, dashboard
+from web.queries import platform_names
+
+#: Drawing widths: the page's column on a desktop, and a 360 px phone's.
+WIDE, NARROW = 640, 336
+WIDTHS = (WIDE, NARROW)
+#: A chart of a pinned tree size never changes (the document does not).
+PINNED_CACHE = "public, max-age=86400"
+_TREE_SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The document a page shows, and what it was asked for."""
+
+    doc: dict[str, Any]
+    digest: str
+    publication: Publication | None
+    names: dict[str, str]
+    pinned: int | None
+
+    @property
+    def size(self) -> int:
+        return int(self.doc["checkpoint"]["tree_size"])
+
+    def args(self) -> dict[str, int]:
+        """Query arguments that keep links on the checkpoint the reader pinned."""
+        return {} if self.pinned is None else {"tree_size": self.pinned}
+
+
+def _tree_size(args: Mapping[str, str]) -> int | None:
+    text = args.get("tree_size", "").strip()
+    if not text:
+        return None  # the form sends an empty field for "latest"
+    if not _TREE_SIZE.fullmatch(text):
+        raise InvalidInput("tree_size must be a tree size: a whole number without sign or leading zeros")
+    return int(text)
+
+
+def _rule_id(args: Mapping[str, str]) -> str:
+    rule_id = args.get("rule_id", "")
+    if not re.fullmatch(PATTERNS["rule_id"], rule_id):
+        raise InvalidInput("rule_id must be a rule id: 1 to 128 letters, digits and . _ : / -")
+    return rule_id
+
+
+def _shown() -> Shown:
+    pinned = _tree_size(request.args)
+    log = _log()
+    with log.read() as s:
+        cp = log.checkpoint_for(s, pinned)
+        publication = find_publication(s, cp.size)
+        names = platform_names(s)
+    documents: Documents = current_app.extensions[EXTENSION]
+    data, digest = documents.document(log, cp, Filters())
+    return Shown(json.loads(data), digest, publication, names, pinned)
+
+
+def _known(shown: Shown, platform: str) -> None:
+    if platform not in shown.names and platform not in dashboard.platforms(shown.doc):
+        abort(404, f"No platform {platform!r} is registered in this log.")
+
+
+def _figure(shown: Shown, platform: str, rule_id: str | None, chart: dashboard.Chart) -> dict[str, Any]:
+    """What a page needs to show a chart: its image URLs, downloads and numbers."""
+    args: dict[str, Any] = {"platform": platform, "name": chart.name, "tree_size": shown.size}
+    if rule_id is not None:
+        args["rule_id"] = rule_id
+    return {
+        "chart": chart,
+        "wide": url_for("web.stats_svg", **args, width=WIDE),
+        "narrow": url_for("web.stats_svg", **args, width=NARROW),
+        "svg": url_for("web.stats_svg", **args),
+        "csv": url_for("web.stats_csv", **args),
+    }
+
+
+@bp.get("/stats")
+def stats() -> str:
+    shown = _shown()
+    platforms = [(p, dashboard.rules(shown.doc, p)) for p in dashboard.platforms(shown.doc)]
+    return render_template("stats.html", s=shown, d=dashboard, platforms=platforms)
+
+
+@bp.get("/stats/<platform>")
+def stats_platform(platform: str) -> str:
+    shown = _shown()
+    _known(shown, platform)
+    monthly = dashboard.monthly_chart(shown.doc, shown.names, platform)
+    return render_template(
+        "stats_platform.html",
+        s=shown,
+        d=dashboard,
+        platform=platform,
+        rules=dashboard.rules(shown.doc, platform),
+        monthly=None if monthly is None else _figure(shown, platform, None, monthly),
+    )
+
+
+@bp.get("/stats/<platform>/rule")
+def stats_rule(platform: str) -> str:
+    shown = _shown()
+    _known(shown, platform)
+    rule_id = _rule_id(request.args)
+    figures = [dashboard.chart(shown.doc, shown.names, platform, rule_id, name) for name in dashboard.RULE_CHARTS]
+    if not all(figures):
+        abort(404, f"No decision of {platform!r} under rule {rule_id!r} is in the tree of size {shown.size}.")
+    return render_template(
+        "stats_rule.html",
+        s=shown,
+        d=dashboard,
+        platform=platform,
+        rule_id=rule_id,
+        figures=[_figure(shown, platform, rule_id, f) for f in figures if f],
+        comparisons=dashboard.comparisons(shown.doc, platform, rule_id),
+    )
+
+
+def _chart(platform: str, name: str) -> tuple[Shown, dashboard.Chart]:
+    shown = _shown()
+    _known(shown, platform)
+    rule_id = None if name == dashboard.MONTHLY_CHART else _rule_id(request.args)
+    chart = dashboard.chart(shown.doc, shown.names, platform, rule_id, name)
+    if chart is None:
+        abort(404, f"There is no chart {name!r} of {platform!r} in the tree of size {shown.size}.")
+    return shown, chart
+
+
+def _filename(shown: Shown, platform: str, name: str, extension: str) -> str:
+    rule = request.args.get("rule_id") if name != dashboard.MONTHLY_CHART else None
+    parts = ["evenness", platform, *([re.sub(r"[^A-Za-z0-9._-]", "_", rule)] if rule else []), name]
+    return "-".join(parts) + f"-tree{shown.size}.{extension}"
+
+
+def _file(shown: Shown, body: str, mimetype: str, disposition: str) -> Response:
+    resp = Response(body, mimetype=mimetype)
+    resp.headers["Content-Disposition"] = disposition
+    resp.headers["Cache-Control"] = "no-cache" if shown.pinned is None else PINNED_CACHE
+    return resp
+
+
+@bp.get("/stats/<platform>/charts/<name>.svg")
+def stats_svg(platform: str, name: str) -> Response:
+    width = request.args.get("width", str(WIDE))
+    if width not in {str(w) for w in WIDTHS}:
+        raise InvalidInput(f"width must be one of {', '.join(str(w) for w in WIDTHS)}")
+    shown, chart = _chart(platform, name)
+    svg = chart.svg(int(width))
+    return _file(shown, svg, "image/svg+xml", f'inline; filename="{_filename(shown, platform, name, "svg")}"')
+
+
+@bp.get("/stats/<platform>/charts/<name>.csv")
+def stats_csv(platform: str, name: str) -> Response:
+    shown, chart = _chart(platform, name)
+    disposition = f'attachment; filename="{_filename(shown, platform, name, "csv")}"'
+    return _file(shown, chart.csv(), "text/csv", disposition)
