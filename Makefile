@@ -45,7 +45,8 @@ test: lint
 # Longer crash, fault and API-fuzzing runs than `make test` does (about 15 minutes).
 soak: $(VENV)/.test-installed
 	LEDGER_SOAK_ROUNDS=$${LEDGER_SOAK_ROUNDS:-40} LEDGER_FUZZ_EXAMPLES=$${LEDGER_FUZZ_EXAMPLES:-200} \
-		$(BIN)/python -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_fuzz_api.py
+		LEDGER_SOAK_SECONDS=$${LEDGER_SOAK_SECONDS:-180} \
+		$(BIN)/python -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_fuzz_api.py tests/test_concurrency.py
 
 # make bench: the benchmark suite with ceilings (BENCH_QUICK=1 for a < 2 minute run).
 bench: $(VENV)/.test-installed

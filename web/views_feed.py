@@ -39,7 +39,7 @@ def _page(log: Log, s: Session, form: filters.FeedForm) -> tuple[int, list[dict[
 def _older(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
     if len(rows) < form.feed.limit:
         return None
-    return form.page_args(cursor=filters.encode_cursor(size, rows[-1]["leaf_index"]))
+    return form.page_args(cursor=query.encode_cursor(size, rows[-1]["leaf_index"]))
 
 
 @bp.get("/records")
