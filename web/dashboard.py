@@ -96,6 +96,16 @@ def flagged(doc: Doc, platform: str | None = None) -> list[dict[str, Any]]:
     return [f for f in doc["flagged"] if platform is None or f["platform"] == platform]
 
 
+def flagged_by_scope(doc: Doc) -> list[tuple[str, str | None, list[dict[str, Any]]]]:
+    """The flagged list in groups of one (platform, rule id), a platform's
+    summaries (rule id None) last among its own, in the document's order."""
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for f in doc["flagged"]:
+        groups.setdefault((f["platform"], f["rule_id"]), []).append(f)
+    order = sorted(groups, key=lambda k: (k[0], k[1] is None, k[1] or ""))
+    return [(p, r, groups[(p, r)]) for p, r in order]
+
+
 def _cells(doc: Doc, platform: str, rule_id: str) -> dict[str, dict[str, Any]]:
     return {c["account_class"]: c for c in doc["cells"] if c["platform"] == platform and c["rule_id"] == rule_id}
 
@@ -131,7 +141,7 @@ class Chart:
 def _where(doc: Doc, names: Mapping[str, str], platform: str, rule_id: str | None) -> list[str]:
     cp = doc["checkpoint"]
     name = names.get(platform, platform)
-    where = f"{name} ({platform})" + (f", rule {rule_id}" if rule_id else "")
+    where = f"{name} · {platform}" + (f" · rule {rule_id}" if rule_id else "")
     # The drawn heading abbreviates the root hash; the desc and the CSV give it whole.
     return [where, f"Log {cp['origin']} at tree size {cp['tree_size']} (root {cp['root_hash'][:10]}…)"]
 
@@ -157,7 +167,7 @@ def rate_chart(doc: Doc, names: Mapping[str, str], platform: str, rule_id: str, 
         flag = bool(compared[g]["flagged"]) if g in compared else None
         rows.append([*_checkpoint_columns(doc), platform, rule_id, metric, g, *_rate_numbers(rate), flag])
         label = group_label(g) + (" · flagged" if flag else "")
-        value = rate_text(rate) + (", few cases" if rate["size"] == "low" else "")
+        value = rate_text(rate) + {"low": ", few cases", "count_only": ", too few to chart"}.get(rate["size"], "")
         style = "reference" if g == REFERENCE else "group"
         drawn.append(charts.Interval(label, value, rate["estimate"], rate["lower"], rate["upper"], style))
     heading = [f"{title} by account class", *_where(doc, names, platform, rule_id)]
