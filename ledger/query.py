@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import is_sqlite, record_index, records
+from ledger.entry_check import parse_canonical_entry
 from ledger.errors import InvalidInput
-from ledger.records import parse_entry
 from ledger.vocab import POLITICAL_CLASSES
 
 MAX_PAGE = 200
@@ -118,7 +118,7 @@ def reindex(session: Session, size: int, progress: Callable[[int], None] | None 
         session.execute(text("INSERT INTO record_search(record_search) VALUES ('delete-all')"))
     count, batch = 0, []
     for index, data in storage.iter_entries(session, 0, size):
-        entry = parse_entry(data)
+        entry = parse_canonical_entry(data).entry  # parse_entry's checks, without pure-Python RFC 8785
         if entry.kind == "record":
             batch.append(index_row(index, _ms(entry.logged_at) or 0, entry.body))
         if len(batch) >= 1000:
