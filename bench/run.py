@@ -12,7 +12,7 @@ BENCH_BACKENDS            default "sqlite,postgresql"
 BENCH_POSTGRES_URL        e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
                           (default: LEDGER_TEST_POSTGRES_URL); PostgreSQL is
                           skipped, and says so, when neither is set
-BENCH_WORKERS, BENCH_THREADS   gunicorn's LEDGER_WORKERS (2) and LEDGER_THREADS (4)
+BENCH_WORKERS, BENCH_THREADS   gunicorn's LEDGER_WORKERS (2) and LEDGER_THREADS (16)
 BENCH_POPULATE_SECONDS    time bound on growing each log to 1M entries (180)
 """
 
@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--backends", default=env("BENCH_BACKENDS", "sqlite,postgresql"))
     p.add_argument("--postgres-url", default=env("BENCH_POSTGRES_URL") or env("LEDGER_TEST_POSTGRES_URL"))
     p.add_argument("--workers", type=int, default=int(env("BENCH_WORKERS", "2")))
-    p.add_argument("--threads", type=int, default=int(env("BENCH_THREADS", "4")))
+    p.add_argument("--threads", type=int, default=int(env("BENCH_THREADS", "16")))
     p.add_argument("--populate-seconds", type=float, default=float(env("BENCH_POPULATE_SECONDS", "180")))
     p.add_argument("--profile", action="store_true", help="sample the workers with py-spy in one extra run per step")
     p.add_argument("--update-docs", action="store_true", help="put the tables into docs/performance.md (full mode)")

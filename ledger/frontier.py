@@ -38,6 +38,11 @@ class Frontier:
 
     size: int = 0
     partials: list[list[bytes]] = field(default_factory=list)
+    # The hashes of the maximal perfect subtrees, left to right, once known:
+    # kept up to date by append() at O(1) amortised node hashes per leaf (a
+    # leaf merges with one subtree per trailing 1 bit of the old size), so
+    # the root of every append costs O(log n), not a re-hash of the partials.
+    _peaks: list[bytes] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_partials(cls, size: int, partials: Sequence[Sequence[bytes]]) -> Frontier:
@@ -49,11 +54,18 @@ class Frontier:
         return cls(size, [list(p) for p in partials])
 
     def copy(self) -> Frontier:
-        return Frontier(self.size, [list(p) for p in self.partials])
+        peaks = None if self._peaks is None else list(self._peaks)
+        return Frontier(self.size, [list(p) for p in self.partials], peaks)
 
     def append(self, leaf_hash: bytes) -> list[Row]:
         """Add one leaf; return the rows to store (its hash, and any completed tiles')."""
         rows: list[Row] = [(0, self.size, leaf_hash)]
+        if self._peaks is not None:
+            h, n = leaf_hash, self.size
+            while n & 1:
+                h = node_hash(self._peaks.pop(), h)
+                n >>= 1
+            self._peaks.append(h)
         self.size += 1
         if not self.partials:
             self.partials.append([])
@@ -72,18 +84,27 @@ class Frontier:
     def subtrees(self) -> list[tuple[int, int, bytes]]:
         """Return the maximal perfect subtrees, left to right, as (lo, hi, hash):
         one per set bit of ``size``, records [lo, hi)."""
+        if self._peaks is None:
+            self._peaks = self._hash_peaks()
         out: list[tuple[int, int, bytes]] = []
-        lo = 0
+        lo, peaks = 0, iter(self._peaks)
+        for bit in range(self.size.bit_length() - 1, -1, -1):
+            if self.size & (1 << bit):
+                out.append((lo, lo + (1 << bit), next(peaks)))
+                lo += 1 << bit
+        if next(peaks, None) is not None:
+            raise AssertionError("frontier: more subtree hashes than set bits of the size")
+        return out
+
+    def _hash_peaks(self) -> list[bytes]:
+        """The maximal perfect subtrees' hashes, from the partial tiles."""
+        out: list[bytes] = []
         for level in range(len(self.partials) - 1, -1, -1):
             partial, offset = self.partials[level], 0
             for bit in range(TILE_HEIGHT - 1, -1, -1):
                 if len(partial) & (1 << bit):
-                    group = partial[offset : offset + (1 << bit)]
-                    hi = lo + (1 << (bit + TILE_HEIGHT * level))
-                    out.append((lo, hi, tile_hash(b"".join(group))))
-                    offset, lo = offset + (1 << bit), hi
-        if lo != self.size:
-            raise AssertionError("frontier: subtrees do not cover the tree")
+                    out.append(tile_hash(b"".join(partial[offset : offset + (1 << bit)])))
+                    offset += 1 << bit
         return out
 
     def root(self) -> bytes:

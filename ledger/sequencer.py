@@ -11,9 +11,12 @@ transaction rolls back before its signature leaves the process.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -23,7 +26,7 @@ from sqlalchemy.orm import Session
 from keys.note import Signer
 from ledger import storage
 from ledger.checkpoint import Checkpoint
-from ledger.db import writer
+from ledger.db import is_sqlite, writer
 from ledger.errors import InvalidInput, SplitViewError, StorageError
 from ledger.frontier import AppendedTree, Frontier, Row
 from ledger.storage import Head, StoredCheckpoint
@@ -68,6 +71,52 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _WriterLock:
+    """An exclusive ``flock`` on a file beside a SQLite database, held by the
+    sequencer across its write transaction.
+
+    SQLite serialises writers itself, but a writer that finds the database
+    locked polls it, sleeping 1, 2, 5, ... up to 100 ms between tries, and
+    meanwhile the holder's committer may take the lock again: the other
+    gunicorn workers' records waited up to seconds. A process blocked in
+    ``flock`` is woken as soon as the lock is released. The kernel drops the
+    lock when its process dies, so a crash leaves nothing to clean up, and
+    writers that do not take it (another tool) still meet SQLite's own lock
+    and busy timeout. None for PostgreSQL, whose row lock on the head already
+    queues waiters.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        database = engine.url.database if is_sqlite(engine) else None
+        in_memory = not database or database == ":memory:" or database.startswith("file:")
+        self._path = None if in_memory else f"{database}-sequencer.lock"
+        self._fd = -1
+        self._pid = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        fd = self._open()
+        if fd < 0:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _open(self) -> int:
+        # An flock belongs to the open file, which a forked child shares with
+        # its parent: each process opens its own.
+        if self._path is not None and self._pid != os.getpid():
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:  # e.g. a read-only directory: SQLite's lock alone still serialises
+                self._path, self._fd = None, -1
+            self._pid = os.getpid()
+        return self._fd
+
+
 class Sequencer:
     """Appends batches of entries. One per process; safe across processes."""
 
@@ -77,6 +126,7 @@ class Sequencer:
         self._clock = clock
         # Serialises this process's writers before they queue on the database lock.
         self._lock = threading.Lock()
+        self._writer_lock = _WriterLock(engine)
         # The frontier of the head this process last wrote or verified.
         self._frontier: Frontier | None = None
         self._frontier_root = b""
@@ -87,7 +137,7 @@ class Sequencer:
 
         Idempotent; safe when several processes start at once.
         """
-        with self._lock, Session(self._engine) as session, session.begin():
+        with self._lock, self._writer_lock.held(), Session(self._engine) as session, session.begin():
             head = storage.read_head(session, for_update=True)
             if head is None:
                 cp = self._sign(0, EMPTY_ROOT, self._clock())
@@ -119,7 +169,7 @@ class Sequencer:
         checks before calling, so the lock is held only for the planner's
         reads, the leaf hashes, the inserts and one signature.
         """
-        with self._lock:
+        with self._lock, self._writer_lock.held():
             try:
                 return self._sequence_locked(planner)
             except IntegrityError as e:

@@ -70,6 +70,27 @@ def test_appended_tree_across_tile_boundaries(first: int) -> None:
             assert tree.prove(n) == tlog.prove_record(size, n, ref), (first, size, n)
 
 
+def test_frontier_root_kept_by_append_equals_root_from_partials() -> None:
+    """The subtree hashes append() maintains give the same root as hashing
+    the partial tiles afresh, at every size up to 600, from an empty
+    frontier and from one loaded mid-way."""
+    ref, leaves = _reference(600)
+    grown = Frontier()
+    assert grown.root() == tlog.EMPTY_ROOT  # from here on, append() keeps the subtree hashes
+    loaded: Frontier | None = None
+    for n, leaf in enumerate(leaves, start=1):
+        grown.append(leaf)
+        if loaded is not None:
+            loaded.append(leaf)
+        fresh = Frontier.from_partials(n, grown.copy().partials)
+        assert grown.root() == fresh.root() == tlog.tree_hash(n, ref), n
+        if n == 300:
+            loaded = Frontier.from_partials(n, grown.partials)
+        if loaded is not None:
+            assert loaded.root() == grown.root()
+            assert loaded.subtrees() == grown.subtrees()
+
+
 def test_appended_tree_refuses_leaves_outside_the_batch() -> None:
     _, leaves = _reference(10)
     tree = AppendedTree(_frontier(leaves[:4]), leaves[4:10])
