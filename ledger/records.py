@@ -80,9 +80,16 @@ def _plain(v: Any) -> bool:
     if t is str or t is bool or v is None:
         return True
     if t is dict:
-        return all(type(k) is str and k.isascii() and _plain(x) for k, x in v.items())
+        # Loops, not all() over a generator: this runs for every record.
+        for k, x in v.items():  # noqa: SIM110
+            if type(k) is not str or not k.isascii() or not _plain(x):
+                return False
+        return True
     if t is list:
-        return all(_plain(x) for x in v)
+        for x in v:  # noqa: SIM110
+            if not _plain(x):
+                return False
+        return True
     return t is int and -_SAFE_INT <= v <= _SAFE_INT
 
 
