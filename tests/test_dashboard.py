@@ -28,7 +28,7 @@ from ledger.evenness_cache import EXTENSION, Documents
 from ledger.evenness_words import flagged_sentence, unflagged_sentence
 from ledger.log import Log
 from tests.test_evenness import EVEN, KEYS, TENTH, Builder, planted_records, submit
-from web import charts
+from web import charts, views_stats
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = "Forum <script>alert(1)</script> & Co"
@@ -183,6 +183,8 @@ def test_charts_are_safe_svg_and_csv_holds_the_documents_numbers(client: FlaskCl
         else:
             assert r.mimetype == "text/csv"
             _check_csv(doc, list(csv.DictReader(io.StringIO(r.get_data(as_text=True)))), url)
+    # The pages share one parsed document per process: nothing may have changed it.
+    assert views_stats._parsed_docs[api(client)["document_sha256"]] == doc
 
 
 def _check_svg(text: str, url: str) -> None:
