@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -137,11 +137,16 @@ class Interval:
     style: str = "group"
 
 
-def _marker(x: float, y: float, style: str) -> str:
+def _marker(x: float, y: float, style: str, r: float = 5.5) -> str:
+    """A dot for a group, a square for the reference: told apart without colour."""
     colour = COLOURS[style]
     if style == "reference":
-        return f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{colour}" {_stroke(colour, 2)}/>'
-    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5.5" fill="{colour}" {_stroke(colour, 2)}/>'
+        side = 2 * r * 0.9
+        return (
+            f'<rect x="{x - side / 2:.1f}" y="{y - side / 2:.1f}" width="{side:.1f}" height="{side:.1f}" '
+            f'fill="{colour}" {_stroke(colour, 2)}/>'
+        )
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}" {_stroke(colour, 2)}/>'
 
 
 def _whisker(x0: float, x1: float, y: float, colour: str) -> str:
@@ -306,6 +311,25 @@ class Series:
     style: str = "group"
 
 
+def _series_marks(s: Series, xs: Sequence[float], y: Callable[[float], float], r: float) -> list[str]:
+    """One series: a whisker per charted point, a line through consecutive
+    charted points, and the markers (radius ``r``) on top."""
+    colour, out, path = COLOURS[s.style], [], []
+    for i, (x, p) in enumerate(zip(xs, s.points, strict=True)):
+        if p is None:
+            continue
+        est, lo, hi = p
+        out.append(
+            f'<path d="M{x - r:.1f} {y(hi):.1f}H{x + r:.1f}M{x:.1f} {y(hi):.1f}V{y(lo):.1f}M{x - r:.1f} {y(lo):.1f}'
+            f'H{x + r:.1f}" {_stroke(colour, 1.5)} fill="none"/>'
+        )
+        joined = i > 0 and s.points[i - 1] is not None
+        path.append(f"{'L' if joined else 'M'}{x:.1f} {y(est):.1f}")
+    if path:
+        out.append(f'<path d="{"".join(path)}" {_stroke(colour, 1.5)} fill="none"/>')
+    return out + [_marker(x, y(p[0]), s.style, r) for x, p in zip(xs, s.points, strict=True) if p is not None]
+
+
 def series_chart(
     title: str,
     desc: str,
@@ -315,45 +339,27 @@ def series_chart(
     axis_label: str,
     width: int,
 ) -> str:
-    """Rates over time: per series, points with whiskers joined by a line
-    where consecutive points are charted; a legend names the series."""
-    left, right = PAD + 40, width - PAD - 8
-    top = _header_height(heading, width) + 22 * len(series)
-    plot = 220
-    bottom = top + plot
+    """Rates over time on a 0-100% axis: per series, points with whiskers
+    joined by a line where consecutive points are charted, side by side
+    within each period; a legend names the series."""
+    left, right, plot = PAD + 40, width - PAD - 8, 220
+    legend = _header_height(heading, width)
+    bottom = legend + 22 * len(series) + plot
     body: list[str] = []
     for i, s in enumerate(series):
-        ly = _header_height(heading, width) + 22 * i + 2
-        body.append(_marker(left + 6, ly, s.style))
-        body.append(_text(left + 18, ly + 5, fit(s.name, right - left - 18)))
+        body.append(_marker(left + 6, legend + 22 * i + 2, s.style))
+        body.append(_text(left + 18, legend + 22 * i + 7, fit(s.name, right - left - 18)))
     for tick in (0, 25, 50, 75, 100):
         y = bottom - plot * tick / 100
         body.append(_line(left, y, right, y, GRID))
         body.append(_text(left - 6, y + 4, f"{tick}%", SMALL_SIZE, "end", fill=MUTED))
-    n = max(len(x_labels), 1)
-    slot = (right - left) / n
+    slot = (right - left) / max(len(x_labels), 1)
     offset = min(6.0, slot / 6)
-
-    def x_at(i: int, k: int) -> float:
-        return left + slot * (i + 0.5) + offset * (2 * k - len(series) + 1)
-
+    r = max(2.5, min(5.5, slot / 5))  # markers shrink when many periods share the width
     for k, s in enumerate(series):
-        colour, path = COLOURS[s.style], []
-        for i, p in enumerate(s.points):
-            if p is None:
-                continue
-            x, (est, lo, hi) = x_at(i, k), p
-            body.append(
-                f'<path d="M{x - 4:.1f} {bottom - plot * hi:.1f}H{x + 4:.1f}M{x:.1f} {bottom - plot * hi:.1f}'
-                f'V{bottom - plot * lo:.1f}M{x - 4:.1f} {bottom - plot * lo:.1f}H{x + 4:.1f}" stroke="{colour}" '
-                'stroke-width="1.5" fill="none"/>'
-            )
-            joined = i > 0 and s.points[i - 1] is not None
-            path.append(f"{'L' if joined else 'M'}{x:.1f} {bottom - plot * est:.1f}")
-        if path:
-            body.append(f'<path d="{"".join(path)}" stroke="{colour}" stroke-width="1.5" fill="none"/>')
-        body += [_marker(x_at(i, k), bottom - plot * p[0], s.style) for i, p in enumerate(s.points) if p is not None]
-    every = max(1, math.ceil(58 / slot))
+        xs = [left + slot * (i + 0.5) + offset * (2 * k - len(series) + 1) for i in range(len(s.points))]
+        body += _series_marks(s, xs, lambda v: bottom - plot * v, r)
+    every = max(1, math.ceil(58 / slot))  # labels about 58 px wide must not touch
     body.append(_line(left, bottom, right, bottom, MUTED))
     for i, label in enumerate(x_labels):
         if i % every == 0:
