@@ -116,6 +116,12 @@ class FeedQuery(Schema):
     cursor = fields.String(validate=validate.Length(1, 100))
 
 
+# One instance each, made once: building a schema costs more than loading
+# with it, and loading keeps no state on the instance, so threads can share it.
+_FEED_QUERY = FeedQuery()
+_SUBJECT_QUERY = FeedQuery(partial=True)
+
+
 def _parse_cursor(cursor: str) -> tuple[int, int]:
     parsed = query.decode_cursor(cursor)
     if parsed is None:
@@ -191,7 +197,7 @@ def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[
 
 @bp.get("/records")
 def records_feed() -> Response:
-    body = run_feed(parse_query(FeedQuery(), request.args))
+    body = run_feed(parse_query(_FEED_QUERY, request.args))
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -203,7 +209,7 @@ def subject(subject_key: str) -> Response:
         raise InvalidInput(
             "invalid subject key", [{"path": "subject_key", "message": f"must match {PATTERNS['subject_key']}"}]
         )
-    args = parse_query(FeedQuery(partial=True), request.args)
+    args = parse_query(_SUBJECT_QUERY, request.args)
     body = run_feed(args, {"subject_key": subject_key})
     body["subject_key"] = subject_key
     resp = jsonify(body)
