@@ -353,6 +353,12 @@ def test_an_empty_log_has_an_empty_dashboard(app: Flask, client: FlaskClient) ->
     body = page(client, "/stats")
     assert "No decision is recorded below this checkpoint." in body
     assert "None: for every comparison" in body
+    log: Log = app.extensions["ledger"].log
+    log.registry.add_platform("third-forum", HOSTILE, KEYS["third-forum"].public_key)
+    body = page(client, "/stats/third-forum")  # registered, nothing recorded yet
+    assert "has no decision recorded below this checkpoint" in body
+    assert "<script>alert" not in body
+    page(client, "/stats/third-forum/charts/monthly.svg", 404)
 
 
 # The chart module on its own: plain numbers in, SVG strings out.
