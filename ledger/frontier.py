@@ -81,6 +81,16 @@ class Frontier:
             rows.append((level, (self.size >> (TILE_HEIGHT * level)) - 1, h))
         return rows
 
+    def tile_data(self, level: int, n: int, width: int) -> bytes | None:
+        """The first ``width`` hashes of tile ``n`` at tile level ``level``, if
+        that tile is this tree's partial tile there and holds that many; else
+        None. A tile's hashes never change, so the answer holds for every
+        tree that has the tile, smaller or larger than this one."""
+        if level >= len(self.partials) or n != (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH:
+            return None
+        partial = self.partials[level]
+        return b"".join(partial[:width]) if 0 < width <= len(partial) else None
+
     def subtrees(self) -> list[tuple[int, int, bytes]]:
         """Return the maximal perfect subtrees, left to right, as (lo, hi, hash):
         one per set bit of ``size``, records [lo, hi)."""

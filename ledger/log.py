@@ -23,7 +23,7 @@ from ledger import storage
 from ledger.checkpoint import open_checkpoint
 from ledger.db import make_engine
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
-from ledger.frontier import AppendedTree
+from ledger.frontier import AppendedTree, Frontier
 from ledger.migrate import upgrade
 from ledger.registry import Registry
 from ledger.sequencer import Sequencer
@@ -60,6 +60,9 @@ class Log:
         self.registry = Registry(self.sequencer, signer)
         self.committer = Committer(self.sequencer)
         self._tiles = TileCache(tile_cache_size)
+        # The partial tiles of the newest tree a read has needed: proofs
+        # against it (or any tree sharing its partial tiles) read no tile.
+        self._edge: Frontier | None = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -110,6 +113,14 @@ class Log:
             raise NotFound(f"the log signed no checkpoint for tree size {size}")
         return cp
 
+    def _reader(self, session: Session, cp: StoredCheckpoint, memo: bool = False) -> TileHashReader:
+        """A hash reader for proofs in ``cp``'s tree, from cached tiles where it can."""
+        edge = self._edge
+        if edge is None or edge.size < cp.size:
+            # Read inside the caller's transaction, where cp is committed.
+            edge = self._edge = storage.load_frontier(session, cp.size)
+        return TileHashReader(session, self._tiles, memo=memo, edge=edge)
+
     def tile(self, tile: Tile) -> bytes:
         """Return a hash tile or entry bundle within the latest tree."""
         if tile.level != ENTRIES_LEVEL and not tile.is_partial:
@@ -140,8 +151,8 @@ class Log:
             cp = self.checkpoint_for(s, tree_size)
             if not 0 <= index < cp.size:
                 raise NotFound(f"no entry {index} in the tree of size {cp.size}")
-            reader = TileHashReader(s, self._tiles)
-            leaf = storage.read_level_hashes(s, 0, index, index + 1)[0]
+            reader = self._reader(s, cp)
+            leaf = reader.read_hashes([stored_hash_index(0, index)])[0]
             return InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp)
 
     def inclusions(
@@ -166,7 +177,7 @@ class Log:
                 rest.append(index)
         if rest:
             with self.read() as s:
-                reader = TileHashReader(s, self._tiles, memo=True)
+                reader = self._reader(s, cp, memo=True)
                 for index in rest:
                     leaf = reader.read_hashes([stored_hash_index(0, index)])[0]
                     out[index] = InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp)
@@ -178,7 +189,7 @@ class Log:
             index = storage.find_leaf(s, leaf_hash, cp.size)
             if index is None:
                 raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
-            reader = TileHashReader(s, self._tiles)
+            reader = self._reader(s, cp)
             return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
@@ -190,7 +201,7 @@ class Log:
             if old.size == 0 or old.size == new.size:
                 # Every tree extends the empty tree; a tree extends itself.
                 return ConsistencyProof(old, new, [])
-            proof = prove_tree(new.size, old.size, TileHashReader(s, self._tiles))
+            proof = prove_tree(new.size, old.size, self._reader(s, new))
             return ConsistencyProof(old, new, proof)
 
 

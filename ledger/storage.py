@@ -200,10 +200,12 @@ class TileCache:
                 self._tiles.popitem(last=False)
 
 
-def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None) -> bytes:
+def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None, edge: Frontier | None = None) -> bytes:
     """Return the bytes of a hash tile (level >= 0): ``width`` hashes of 32 bytes.
 
-    The caller checks that the tile lies within a committed tree.
+    Full tiles may come from ``cache``, partial ones from ``edge``, the
+    frontier of a committed tree. The caller checks that the tile lies
+    within a committed tree.
     """
     if tile.level == ENTRIES_LEVEL:
         raise AssertionError("read_tile_data reads hash tiles; use read_bundle for entries")
@@ -212,6 +214,10 @@ def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None)
         full = cache.get(key)
         if full is not None:
             return full[: tile.width * HASH_SIZE]
+    if edge is not None and tile.is_partial:
+        data = edge.tile_data(tile.level, tile.n, tile.width)
+        if data is not None:
+            return data
     start = tile.n * TILE_WIDTH
     data = b"".join(read_level_hashes(session, tile.level, start, start + tile.width))
     if cache is not None and not tile.is_partial:
@@ -227,9 +233,12 @@ class TileHashReader:
     range read or a cache hit.
     """
 
-    def __init__(self, session: Session, cache: TileCache | None = None, memo: bool = False) -> None:
+    def __init__(
+        self, session: Session, cache: TileCache | None = None, memo: bool = False, edge: Frontier | None = None
+    ) -> None:
         self._session = session
         self._cache = cache
+        self._edge = edge
         # With memo, hashes already computed are kept: many proofs in one
         # tree share most of their upper hashes.
         self._memo: dict[int, bytes] | None = {} if memo else None
@@ -249,7 +258,10 @@ class TileHashReader:
         for t, _, _ in located:
             key = (t.level, t.n)
             widths[key] = max(widths.get(key, 0), t.width)
-        data = {key: read_tile_data(self._session, Tile(key[0], key[1], w), self._cache) for key, w in widths.items()}
+        data = {
+            key: read_tile_data(self._session, Tile(key[0], key[1], w), self._cache, self._edge)
+            for key, w in widths.items()
+        }
         return [tile_hash(data[(t.level, t.n)][start:end]) for t, start, end in located]
 
 

@@ -119,6 +119,27 @@ def test_fresh_proofs_equal_stored_proofs(log: Log) -> None:
         ]
 
 
+def test_proofs_from_a_newer_edge_equal_the_reference(log: Log) -> None:
+    """The log keeps the partial tiles of the newest tree it has proved in;
+    proofs in older trees, whose partial tiles are prefixes of those or
+    other tiles altogether, still equal the reference proofs."""
+    ref = ListReader()
+    sizes = [*range(1, 12), 250, 255, 256, 257, 300, 511, 512, 513, 600]
+    for size in sizes:
+        batch = [f"entry {i}".encode() for i in range(len(ref.entries), size)]
+        for d in batch:
+            ref.add(d)
+        assert log.sequencer.append(batch).checkpoint.size == size
+    log.inclusion(0)  # the edge is now the tree of 600
+    for i in range(len(sizes) - 1, -1, -1):
+        t = sizes[i]
+        for n in range(0, t, 1 if t < 20 else 13):
+            p = log.inclusion(n, t)
+            assert (p.leaf_hash, p.proof) == (ref.hashes[tlog.stored_hash_index(0, n)], tlog.prove_record(t, n, ref))
+        for first in sizes[: i : max(1, i // 4)]:
+            assert log.consistency(first, t).proof == tlog.prove_tree(t, first, ref)
+
+
 def test_find_leaf_takes_the_lowest_match_below_the_size(log: Log) -> None:
     """The same entry at 2 and 5: found at 2 once the tree covers 2, never beyond the size."""
     dup, other = b"the same entry", b"another"
