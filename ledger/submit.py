@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from keys.note import b64decode_exact
@@ -242,22 +242,27 @@ class Committer:
 
 
 def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Known]:
+    """The records already logged under ``keys``, one query per platform and
+    2,000 record_ids: ``platform = ? AND record_id IN (...)`` is one range
+    of the (platform, record_id) index, where PostgreSQL planned a list of
+    (platform, record_id) pairs as hundreds of OR-ed probes (56 ms per 500)."""
+    by_platform: dict[str, list[str]] = {}
+    for platform, record_id in sorted(keys):
+        by_platform.setdefault(platform, []).append(record_id)
     found: dict[tuple[str, str], _Known] = {}
-    keys_list = sorted(keys)
-    for i in range(0, len(keys_list), 500):
-        chunk = keys_list[i : i + 500]
-        rows = session.execute(
-            select(
-                records.c.platform,
-                records.c.record_id,
-                records.c.leaf_index,
-                records.c.record_hash,
-                records.c.type,
-                records.c.logged_at_ms,
-            ).where(tuple_(records.c.platform, records.c.record_id).in_(chunk))
-        ).all()
-        for r in rows:
-            found[(r.platform, r.record_id)] = _Known(r.leaf_index, bytes(r.record_hash), r.type, r.logged_at_ms)
+    for platform, ids in by_platform.items():
+        for i in range(0, len(ids), 2000):
+            rows = session.execute(
+                select(
+                    records.c.record_id,
+                    records.c.leaf_index,
+                    records.c.record_hash,
+                    records.c.type,
+                    records.c.logged_at_ms,
+                ).where(records.c.platform == platform, records.c.record_id.in_(ids[i : i + 2000]))
+            ).all()
+            for r in rows:
+                found[(platform, r.record_id)] = _Known(r.leaf_index, bytes(r.record_hash), r.type, r.logged_at_ms)
     return found
 
 
