@@ -29,7 +29,6 @@ the log is append-only, and anyone can recompute the digest.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +39,7 @@ from keys.note import Signer
 from ledger.db import metadata, record_index
 from ledger.errors import Conflict
 from ledger.evenness_document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
-from ledger.evenness_facts import FACT_COLUMNS, GROUPS, METRICS, Filters, facts_from_entries
+from ledger.evenness_facts import DECISION_COLUMNS, FACT_COLUMNS, GROUPS, METRICS, FactSet, Filters, facts_from_entries
 from ledger.log import Log
 from ledger.records import canonical, entry_bytes
 from ledger.registry import log_signature
@@ -48,12 +47,14 @@ from ledger.sequencer import AppendResult, Plan, Planner
 from ledger.storage import StoredCheckpoint
 
 __all__ = [
+    "DECISION_COLUMNS",
     "FACT_COLUMNS",
     "GROUPS",
     "METHOD_VERSION",
     "METRICS",
     "CheckpointRef",
     "Evenness",
+    "FactSet",
     "Filters",
     "Publication",
     "compute_document",
@@ -76,17 +77,33 @@ published_statistics = Table(
     Column("document_sha256", String(64), nullable=False),
 )
 
-#: Rows fetched from the database per round trip while streaming facts.
+#: Rows fetched from the database per round trip while reading facts.
 _FETCH = 10_000
 
 
-def read_facts(session: Session, tree_size: int, platform: str | None = None) -> Iterator[tuple[Any, ...]]:
-    """Stream the facts of the records below ``tree_size`` from the index, in log order.
+def read_facts(session: Session, tree_size: int, platform: str | None = None) -> FactSet:
+    """Read the facts of the records below ``tree_size`` from the index, in log order.
 
-    One query, the needed columns only. A platform filter may be applied
-    here because amendments and appeals never change a decision's platform;
-    rules, classes and times may change by amendment, so those filters are
+    Two queries: the amendments and appeals (few, found by the index on
+    type), then the decisions with only the columns counting reads
+    (:data:`DECISION_COLUMNS`; without ``record_id`` when nothing refers
+    to a decision). A platform filter may be applied here because
+    amendments and appeals never change a decision's platform; rules,
+    classes and times may change by amendment, so those filters are
     applied after folding, in the pure core.
+    """
+    c = record_index.c
+    below = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
+    others = _rows(session, [c[name] for name in FACT_COLUMNS], [*below, c.type.in_(("amendment", "appeal"))])
+    if others:
+        decisions = _rows(session, [c[name] for name in DECISION_COLUMNS], [*below, c.type == "decision"])
+    else:  # every record below is a decision, and none needs its record id
+        decisions = _rows(session, [c[name] for name in DECISION_COLUMNS[:-1]], below)
+    return FactSet(decisions, others)
+
+
+def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``columns`` of the index where ``where`` holds, in log order.
 
     The query runs on a DBAPI cursor of the session's connection (inside
     its transaction; server-side on PostgreSQL, so the rows stream), and
@@ -95,24 +112,23 @@ def read_facts(session: Session, tree_size: int, platform: str | None = None) ->
     (Booleans come back as 0 and 1 from SQLite; the core reads them only as
     truth values.) SQLAlchemy still writes the SQL and binds the values.
     """
-    columns = [record_index.c[name] for name in FACT_COLUMNS]
-    stmt = select(*columns).where(record_index.c.leaf_index < tree_size)
-    if platform is not None:
-        stmt = stmt.where(record_index.c.platform == platform)
+    stmt = select(*columns).where(*where).order_by(record_index.c.leaf_index)
     connection = session.connection()
-    compiled = stmt.order_by(record_index.c.leaf_index).compile(dialect=connection.dialect)
+    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     values = compiled.construct_params()
     params = [values[name] for name in compiled.positiontup or ()] if compiled.positional else values
     driver = connection.connection.driver_connection
     if driver is None:
         raise AssertionError("a session's connection has a driver connection")
     cursor = driver.cursor() if connection.dialect.name == "sqlite" else driver.cursor(name="evenness_facts")
+    rows: list[tuple[Any, ...]] = []
     try:
         cursor.execute(compiled.string, params)
         while batch := cursor.fetchmany(_FETCH):
-            yield from batch
+            rows.extend(batch)
     finally:
         cursor.close()
+    return rows
 
 
 def evenness_at(session: Session, checkpoint: StoredCheckpoint, filters: Filters) -> Evenness:

@@ -11,11 +11,8 @@ which comparisons are flagged and words them.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from ledger.evenness_facts import Tally, merged
@@ -28,11 +25,10 @@ from ledger.stats import (
     compare_strata,
     fisher_exact,
     katz_risk_ratio,
-    median_interval,
     newcombe_difference,
-    normal_sf,
     pearson_chi2,
     percentile,
+    ranks,
     wilson_interval,
 )
 from ledger.vocab import ACTIONS, SEVERITIES
@@ -80,7 +76,7 @@ def time_summary(ordered: Sequence[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": n, "size": size_label(n)}
     if n < MIN_RATE_CASES:
         return out | {"quantiles": None, "median": None}
-    m = median_interval(ordered)
+    m = ranks.median_interval_sorted(ordered)
     return out | {
         "quantiles": {f"p{p}": percentile(ordered, p) for p in PERCENTILES},
         "median": {
@@ -253,7 +249,7 @@ class Times:
     @classmethod
     def of(cls, values: Sequence[int]) -> Times:
         ordered = sorted(values)
-        return cls(ordered, sum(t * t * t - t for t in Counter(ordered).values()))
+        return cls(ordered, ranks.tie_term(ordered))
 
 
 def compare_times(
@@ -304,45 +300,9 @@ def _median(values: list[int]) -> dict[str, Any]:
 
 
 def mann_whitney_sorted(x: Times, y: Times) -> MannWhitney:
-    """Return exactly ``ledger.stats.mann_whitney(x, y)``, in O(n1 log n2).
-
-    The reference group (y) can hold most of a million decisions and is
-    compared with up to eight groups; instead of ranking the pooled sample
-    each time, the midrank sum of x is counted with binary searches in the
-    sorted y, and the tie term is y's plus the change the values of x make
-    to it. A tie block of t values starting at 0-based position b has
-    midrank b + (t + 1)/2, so a block holding g values of x adds
-    g·(2b + t + 1) to twice the rank sum. From there on the arithmetic is
-    ``mann_whitney``'s, line for line (tests/test_evenness_unit.py checks
-    the two agree exactly).
-    """
-    xs, ys = x.ordered, y.ordered
-    n1, n2 = len(xs), len(ys)
-    twice_rank_sum, tie_term = 0, y.tie_term
-    i = 0
-    while i < n1:
-        v = xs[i]
-        j = bisect_right(xs, v, i)
-        lo = bisect_left(ys, v)
-        r = bisect_right(ys, v, lo) - lo
-        g, t = j - i, j - i + r
-        twice_rank_sum += g * (2 * (lo + i) + t + 1)
-        tie_term += (t * t * t - t) - (r * r * r - r)
-        i = j
-    n = n1 + n2
-    twice_u1 = twice_rank_sum - n1 * (n1 + 1)
-    u1 = twice_u1 / 2
-    pairs = n1 * n2
-    cles = twice_u1 / (2 * pairs)
-    method = "mann_whitney"
-    variance = Fraction(pairs, 12) * (n + 1 - Fraction(tie_term, n * (n - 1)))
-    if variance == 0:
-        test = Significance(method, u1, 1.0, notes=("every value is tied: the groups cannot be told apart",))
-        return MannWhitney(u1, cles, None, test)
-    twice_u = max(twice_u1, 2 * pairs - twice_u1)
-    z = (twice_u - pairs - 1) / 2 / math.sqrt(variance)
-    p = min(1.0, 2.0 * normal_sf(z))
-    return MannWhitney(u1, cles, z, Significance(method, u1, p))
+    """Return exactly ``ledger.stats.mann_whitney(x, y)`` without sorting
+    again or ranking the pooled sample (:func:`ledger.stats.ranks.mann_whitney_sorted`)."""
+    return ranks.mann_whitney_sorted(x.ordered, y.ordered, y.tie_term)
 
 
 def group_strata(by_class: Mapping[str, Mapping[Stratum, Tally]], classes: Sequence[str]) -> dict[Stratum, Tally]:

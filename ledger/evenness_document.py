@@ -14,6 +14,7 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from ledger.checkpoint import parse_checkpoint
@@ -45,6 +46,7 @@ from ledger.evenness_facts import (
     POLITICAL_ANY,
     REFERENCE,
     Fact,
+    FactSet,
     Filters,
     Tallies,
     Tally,
@@ -124,12 +126,14 @@ def parameters() -> dict[str, Any]:
     }
 
 
-def compute_document(facts: Iterable[Fact], checkpoint: CheckpointRef, filters: Filters | None = None) -> Evenness:
+def compute_document(
+    facts: Iterable[Fact] | FactSet, checkpoint: CheckpointRef, filters: Filters | None = None
+) -> Evenness:
     """Return the evenness document (method version 1) of ``facts``.
 
     ``facts`` must be exactly the record entries below ``checkpoint.size``,
-    in log order; the result is a function of them, the checkpoint and the
-    filters alone.
+    in log order (or a :class:`~ledger.evenness_facts.FactSet` of them);
+    the result is a function of them, the checkpoint and the filters alone.
     """
     filters = filters or Filters()
     counted = tally(facts, filters)
@@ -241,7 +245,7 @@ class _Builder:
         key = (platform, rule, classes)
         if key not in self._times:
             by_class = self.rules[(platform, rule)]
-            values = [v for c in classes for t in by_class.get(c, {}).values() for v in t.times]
+            values = list(chain.from_iterable(t.times for c in classes for t in by_class.get(c, {}).values()))
             self._times[key] = Times.of(values)
         return self._times[key]
 
