@@ -1,19 +1,22 @@
 """Decision facts and their tallies: the first, pure half of the evenness statistics.
 
 A *fact* is one row of the records index reduced to the columns the
-statistics read, as a plain tuple in :data:`FACT_COLUMNS` order. The server
-selects them from ``record_index``; anyone holding the log's entries makes
-the same tuples with :func:`facts_from_entries`, through the very function
-(``ledger.query.index_row``) that fills the index.
+statistics read, as a plain tuple in :data:`FACT_COLUMNS` order. Anyone
+holding the log's entries makes them with :func:`facts_from_entries`,
+through the very function (``ledger.query.index_row``) that fills the
+index. The server selects the same rows from ``record_index``, already
+split as :class:`FactSet` (decisions with only the columns counting reads,
+then amendments and appeals), which :meth:`FactSet.of` makes of any facts.
 
 :func:`tally` folds the facts as method version 1 defines (the
 definitions are stated in the document itself,
 ``ledger.evenness_document.DEFINITIONS``): the latest amendment of a
 decision replaces it, the latest appeal of a decision gives its appeal
 outcome, and what remains is counted per (platform, rule id, account
-class, severity). A million facts pass through here, so the per-fact work
-is done by C code (``itemgetter``, ``Counter``, ``dict``) wherever it can
-be, and Python touches each fact only a few times.
+class, severity). A million decisions pass through here, so the work per
+decision is done by C code (``map``, ``zip``, ``compress``, ``Counter``,
+``deque``) wherever it can be: Python code runs per cell and per distinct
+value, not per decision.
 """
 
 from __future__ import annotations
