@@ -274,9 +274,8 @@ def tally(facts: Iterable[Fact] | FactSet, filters: Filters) -> Tallies:
     logged before them (the submission rules enforce both). So taking every
     decision, then every amendment in log order, gives each decision its
     latest version, and the last appeal in log order gives its outcome.
-    A million decisions pass through here: the passes over all of them run
-    inside C (``map``, ``compress``, ``Counter``, ``zip``), and Python code
-    touches each decision once, to file its time to decision under its cell.
+    Only the decisions an amendment or appeal names get a key; filters
+    (applied to decisions as amended) are the one per-decision Python step.
     """
     fs = facts if isinstance(facts, FactSet) else FactSet.of(facts)
     current, amended, outcomes = _fold(fs)
