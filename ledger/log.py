@@ -63,6 +63,7 @@ class Log:
         # The partial tiles of the newest tree a read has needed: proofs
         # against it (or any tree sharing its partial tiles) read no tile.
         self._edge: Frontier | None = None
+        self._latest: StoredCheckpoint | None = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -92,9 +93,20 @@ class Log:
             ) from None
 
     def latest(self, session: Session) -> StoredCheckpoint:
-        cp = storage.latest_checkpoint(session)
+        """The checkpoint of the head as ``session`` sees it.
+
+        The head is always read; the checkpoint row only when the head has
+        moved since the last call, since the log signs one checkpoint per
+        size and never replaces it (the head's root must match, too).
+        """
+        head = storage.read_head(session)
+        cached = self._latest
+        if head is not None and cached is not None and (cached.size, cached.root) == (head.size, head.root):
+            return cached
+        cp = None if head is None else storage.checkpoint_at(session, head.size)
         if cp is None:
             raise StorageError("the log is not initialised: run `flask --app app ledger init`")
+        self._latest = cp
         return cp
 
     def latest_size(self) -> int:
