@@ -42,7 +42,7 @@ lint: $(VENV)/.test-installed
 test: lint
 	$(BIN)/python -m pytest
 
-# Longer crash, fault and API-fuzzing runs than `make test` does (about 15 minutes).
+# Longer crash, fault, API-fuzzing and concurrency runs than `make test` does (about 21 minutes).
 soak: $(VENV)/.test-installed
 	LEDGER_SOAK_ROUNDS=$${LEDGER_SOAK_ROUNDS:-40} LEDGER_FUZZ_EXAMPLES=$${LEDGER_FUZZ_EXAMPLES:-200} \
 		LEDGER_SOAK_SECONDS=$${LEDGER_SOAK_SECONDS:-180} \

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from ledger.tile import Tile, parse_bundle
 from ledger.verify import verify_checkpoint
 from tests.recordkit import decision, example, sign
 from tests.reference import ListReader
-from tests.server import ROOT, get, gunicorn
+from tests.server import ROOT, get, gunicorn, local_http
 
 ORIGIN = "auditor.example/ledger"
 KEY = PlatformKey(bytes([11]) * 32)
@@ -134,14 +134,8 @@ class Proxy:
 @pytest.fixture
 def proxy(live: Live) -> Iterator[Proxy]:
     p = Proxy(live.url)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), p.handler())
-    p.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield p
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with local_http(p.handler()) as p.url:
+        yield p
 
 
 def cli(*args: str | Path) -> Result:

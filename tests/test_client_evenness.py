@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from keys.note import Signer, sign_note
 from ledger.log import LogProvider
 from ledger.records import canonical, parse_json
 from tests.recordkit import sign
-from tests.server import get, gunicorn
+from tests.server import get, gunicorn, local_http
 from tests.test_auditor import Proxy
 from tests.test_evenness import KEYS, planted_records
 
@@ -71,14 +69,8 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def proxy(server: Server) -> Iterator[Proxy]:
     p = Proxy(server.url)
-    http = ThreadingHTTPServer(("127.0.0.1", 0), p.handler())
-    p.url = f"http://127.0.0.1:{http.server_address[1]}"
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield p
-    http.shutdown()
-    http.server_close()
-    thread.join(10)
+    with local_http(p.handler()) as p.url:
+        yield p
 
 
 def cli(*args: str | Path) -> Result:

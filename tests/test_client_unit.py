@@ -10,11 +10,10 @@ import hashlib
 import json
 import re
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +31,7 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import InvalidInput
 from ledger.records import canonical, entry_bytes, format_time, parse_json
 from tests.reference import ListReader
+from tests.server import local_http
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "signing.md"
 SEED = bytes(range(32))
@@ -194,15 +194,8 @@ def serve(handle: Callable[[str, str, bytes], Reply]) -> Iterator[tuple[str, lis
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with local_http(Handler) as url:
+        yield url, hits
 
 
 def problem(status: int, retry_after: str | None = None, **extra: Any) -> Reply:
