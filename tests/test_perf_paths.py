@@ -235,6 +235,10 @@ _JSON = st.recursive(
 @given(_JSON)
 def test_canonical_is_rfc8785(value: Any) -> None:
     """Whichever encoder canonical() uses, the bytes (or the refusal) are rfc8785's."""
+    _assert_canonical_is_rfc8785(value)
+
+
+def _assert_canonical_is_rfc8785(value: Any) -> None:
     try:
         expected: bytes | None = rfc8785.dumps(value)
     except rfc8785.CanonicalizationError:
@@ -251,15 +255,7 @@ def test_canonical_is_rfc8785(value: Any) -> None:
     ["\ud800", {"k": ["\udfff"]}, 2**53, -(2**53), 1.0, 1e21, {"\U0001f600": 1, "\ue000": 2}, {"a\x00": "\x1f\x7f"}],
 )
 def test_canonical_edge_cases(value: Any) -> None:
-    try:
-        expected: bytes | None = rfc8785.dumps(value)
-    except rfc8785.CanonicalizationError:
-        expected = None
-    if expected is None:
-        with pytest.raises(InvalidInput):
-            canonical(value)
-    else:
-        assert canonical(value) == expected
+    _assert_canonical_is_rfc8785(value)
 
 
 def test_shared_schemas_validate_concurrently_each_with_its_own_now() -> None:
