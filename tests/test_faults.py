@@ -6,15 +6,21 @@ a half-written batch), and the server recovers without operator action.
   restart or a dropped connection looks like to the server; restarting the
   shared test cluster itself would disturb other test runs).
 - SQLite: another process holds the write lock longer than the busy
-  timeout.
+  timeout; the disk fills up (a small tmpfs, so the test needs root, as
+  CI has; elsewhere it is skipped unless LEDGER_TEST_REQUIRE_DISK_FULL is
+  set).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +147,71 @@ def test_sqlite_locked_by_another_process(tmp_path: Path) -> None:
         check_log(provider.log)
     finally:
         provider.close()
+
+
+@contextmanager
+def _small_disk(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``where``: a disk that really fills up."""
+    where.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True, capture_output=True
+        )
+    except (OSError, subprocess.CalledProcessError) as e:
+        if os.environ.get("LEDGER_TEST_REQUIRE_DISK_FULL"):
+            raise
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {e}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Write a file until the disk refuses another byte."""
+    filler = disk / "filler"
+    error = None
+    with filler.open("wb", buffering=0) as f:
+        while error is None:
+            try:
+                f.write(b"\0" * 4096)
+            except OSError as e:
+                error = e
+    if error.errno != errno.ENOSPC:
+        raise error
+    return filler
+
+
+def test_sqlite_disk_full(tmp_path: Path) -> None:
+    """A full disk refuses the batch with a clear 503 and appends nothing; once
+    space is freed the same request succeeds with no restart."""
+    with _small_disk(tmp_path / "disk", "8m") as disk:
+        db = disk / "ledger.sqlite3"
+        env = {
+            "LEDGER_DATABASE_URL": f"sqlite:///{db}",
+            "LEDGER_KEY_FILE": str(tmp_path / "log.key"),
+            "LEDGER_ORIGIN": ORIGIN,
+        }
+        provider = LogProvider(env["LEDGER_DATABASE_URL"], env["LEDGER_KEY_FILE"], ORIGIN)
+        try:
+            with gunicorn(env) as base, httpx.Client(base_url=base, timeout=60) as http:
+                provider.log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+                first = {"records": [sign(decision(f"before-{i}"), KEY) for i in range(50)]}
+                assert http.post("/api/v1/records", json=first).status_code == 201
+                size = provider.log.latest_size()
+                filler = _fill(disk)
+                batch = {"records": [sign(decision(f"full-{i}"), KEY) for i in range(200)]}
+                r = http.post("/api/v1/records", json=batch)
+                assert r.status_code == 503, r.text
+                assert r.headers["Content-Type"] == "application/problem+json"
+                assert r.headers["Retry-After"] == "1"
+                assert "full" in r.json()["detail"], r.json()
+                assert provider.log.latest_size() == size  # nothing half-written
+                assert http.get("/checkpoint").status_code == 200  # reads go on
+                filler.unlink()  # the operator frees space; nobody restarts anything
+                r = http.post("/api/v1/records", json=batch)
+                assert r.status_code == 201, r.text
+                assert provider.log.latest_size() == size + 200
+            check_log(provider.log)
+        finally:
+            provider.close()
