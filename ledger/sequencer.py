@@ -12,6 +12,7 @@ transaction rolls back before its signature leaves the process.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,8 @@ from ledger.frontier import AppendedTree, Frontier, Row
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tile import MAX_ENTRY_SIZE
 from ledger.tlog import EMPTY_ROOT, record_hash
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
 
@@ -69,6 +72,17 @@ Planner = Callable[[Session, int, int], Plan]
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _refusal(e: DBAPIError) -> str:
+    """What to tell a client of the database's refusal. SQLite's messages
+    name the condition ("database or disk is full", "database is locked");
+    PostgreSQL's may name files and relations, so the client gets its
+    condition's name and SQLSTATE, and the operator's log the whole message."""
+    sqlstate = getattr(e.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return f"{type(e.orig).__name__} (SQLSTATE {sqlstate})"
+    return str(e.orig)
 
 
 class _WriterLock:
@@ -177,7 +191,8 @@ class Sequencer:
                 raise SplitViewError("another writer appended at the same index; nothing was written") from e
             except DBAPIError as e:
                 self._frontier = None
-                raise StorageError(f"the database refused the append: {e.orig}") from e
+                logger.warning("the database refused an append: %s", e.orig)
+                raise StorageError(f"the database refused the append: {_refusal(e)}") from e
 
     def _sequence_locked(self, planner: Planner) -> AppendResult:
         with Session(self._engine) as session, session.begin():

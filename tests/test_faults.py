@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
+import secrets
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -150,14 +154,16 @@ def test_sqlite_locked_by_another_process(tmp_path: Path) -> None:
 
 
 @contextmanager
-def _small_disk(where: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted at ``where``: a disk that really fills up."""
-    where.mkdir()
+def _small_disk(where: Path, size: str, owner: str | None = None) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``where`` (owned by ``owner``): a disk that really fills up."""
+    where.mkdir(exist_ok=True)
+    options = f"size={size}"
+    if owner is not None:
+        user = pwd.getpwnam(owner)
+        options += f",uid={user.pw_uid},gid={user.pw_gid},mode=0700"
     try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True, capture_output=True
-        )
-    except (OSError, subprocess.CalledProcessError) as e:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError, KeyError) as e:
         if os.environ.get("LEDGER_TEST_REQUIRE_DISK_FULL"):
             raise
         pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {e}")
@@ -182,36 +188,71 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-def test_sqlite_disk_full(tmp_path: Path) -> None:
+def _disk_full_refuses_then_recovers(env: dict[str, str], disk: Path, full_words: tuple[str, ...]) -> None:
     """A full disk refuses the batch with a clear 503 and appends nothing; once
     space is freed the same request succeeds with no restart."""
+    provider = LogProvider(env["LEDGER_DATABASE_URL"], env["LEDGER_KEY_FILE"], ORIGIN)
+    try:
+        with gunicorn(env) as base, httpx.Client(base_url=base, timeout=60) as http:
+            provider.log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+            first = {"records": [sign(decision(f"before-{i}"), KEY) for i in range(50)]}
+            assert http.post("/api/v1/records", json=first).status_code == 201
+            size = provider.log.latest_size()
+            filler = _fill(disk)
+            batch = {"records": [sign(decision(f"full-{i}"), KEY) for i in range(200)]}
+            r = http.post("/api/v1/records", json=batch)
+            assert r.status_code == 503, r.text
+            assert r.headers["Content-Type"] == "application/problem+json"
+            assert r.headers["Retry-After"] == "1"
+            assert any(w in r.json()["detail"] for w in full_words), r.json()
+            assert "/" not in r.json()["detail"], "no file names for clients"
+            assert provider.log.latest_size() == size  # nothing half-written
+            assert http.get("/checkpoint").status_code == 200  # reads go on
+            filler.unlink()  # the operator frees space; nobody restarts anything
+            r = http.post("/api/v1/records", json=batch)
+            assert r.status_code == 201, r.text
+            assert provider.log.latest_size() == size + 200
+        check_log(provider.log)
+    finally:
+        provider.close()
+
+
+def test_sqlite_disk_full(tmp_path: Path) -> None:
     with _small_disk(tmp_path / "disk", "8m") as disk:
-        db = disk / "ledger.sqlite3"
         env = {
-            "LEDGER_DATABASE_URL": f"sqlite:///{db}",
+            "LEDGER_DATABASE_URL": f"sqlite:///{disk / 'ledger.sqlite3'}",
             "LEDGER_KEY_FILE": str(tmp_path / "log.key"),
             "LEDGER_ORIGIN": ORIGIN,
         }
-        provider = LogProvider(env["LEDGER_DATABASE_URL"], env["LEDGER_KEY_FILE"], ORIGIN)
-        try:
-            with gunicorn(env) as base, httpx.Client(base_url=base, timeout=60) as http:
-                provider.log.registry.add_platform("example-social", "Example Social", KEY.public_key)
-                first = {"records": [sign(decision(f"before-{i}"), KEY) for i in range(50)]}
-                assert http.post("/api/v1/records", json=first).status_code == 201
-                size = provider.log.latest_size()
-                filler = _fill(disk)
-                batch = {"records": [sign(decision(f"full-{i}"), KEY) for i in range(200)]}
-                r = http.post("/api/v1/records", json=batch)
-                assert r.status_code == 503, r.text
-                assert r.headers["Content-Type"] == "application/problem+json"
-                assert r.headers["Retry-After"] == "1"
-                assert "full" in r.json()["detail"], r.json()
-                assert provider.log.latest_size() == size  # nothing half-written
-                assert http.get("/checkpoint").status_code == 200  # reads go on
-                filler.unlink()  # the operator frees space; nobody restarts anything
-                r = http.post("/api/v1/records", json=batch)
-                assert r.status_code == 201, r.text
-                assert provider.log.latest_size() == size + 200
-            check_log(provider.log)
-        finally:
-            provider.close()
+        _disk_full_refuses_then_recovers(env, disk, ("database or disk is full",))
+
+
+@pytest.mark.skipif(not PG_URL, reason="set LEDGER_TEST_POSTGRES_URL to run PostgreSQL tests")
+def test_postgresql_disk_full(tmp_path: Path) -> None:
+    """The log's tables in a tablespace on a small tmpfs (the server must run
+    on this machine, as in CI): PostgreSQL's "No space left on device",
+    told to the client as its condition, without the file names."""
+    # The server (user postgres) must reach the mount point: not under pytest's 0700 tmp_path.
+    mount = Path(tempfile.mkdtemp(prefix="ledger-tablespace-"))
+    name = f"test_{secrets.token_hex(6)}"
+    admin = create_engine(PG_URL or "", isolation_level="AUTOCOMMIT")
+    try:
+        with _small_disk(mount, "16m", owner="postgres") as disk:
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE TABLESPACE \"{name}\" LOCATION '{disk}'"))
+                conn.execute(text(f'CREATE SCHEMA "{name}"'))
+            try:
+                options = quote(f"-csearch_path={name} -cdefault_tablespace={name}")
+                env = {
+                    "LEDGER_DATABASE_URL": f"{PG_URL}{'&' if '?' in (PG_URL or '') else '?'}options={options}",
+                    "LEDGER_KEY_FILE": str(tmp_path / "log.key"),
+                    "LEDGER_ORIGIN": ORIGIN,
+                }
+                _disk_full_refuses_then_recovers(env, disk, ("DiskFull (SQLSTATE 53100)",))
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+                    conn.execute(text(f'DROP TABLESPACE "{name}"'))
+    finally:
+        admin.dispose()
+        mount.rmdir()
