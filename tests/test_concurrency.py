@@ -292,6 +292,11 @@ def server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, LogProvider]]:
         "LEDGER_RATE_LIMIT_BURST": "80",
     }
     with gunicorn(env, workers=2) as url:
+        # gunicorn forks its workers a random 0-100 ms apart, and the server
+        # answers as soon as the first is up: wait for both before counting them.
+        deadline = time.monotonic() + 30
+        while len(gunicorn_workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         provider = LogProvider(db_url, env["LEDGER_KEY_FILE"], ORIGIN)
         yield url, provider
         provider.close()
@@ -336,9 +341,13 @@ def test_many_clients_at_once(server: tuple[str, LogProvider]) -> None:
     threads = [threading.Thread(target=fn, args=(run, w), daemon=True) for fn, k in roles for w in range(k)]
     for t in threads:
         t.start()
-    samples = _sample_memory(run, threads)
-    for t in threads:
-        t.join(timeout=max(1.0, run.deadline + 120 - time.monotonic()))
+    try:
+        samples = _sample_memory(run, threads)
+    finally:  # whatever happened, no client thread outlives the server
+        if any(t.is_alive() for t in threads) and time.monotonic() < run.deadline:
+            run.fail("the test stopped early")
+        for t in threads:
+            t.join(timeout=max(1.0, run.deadline + 120 - time.monotonic()))
     assert not [t for t in threads if t.is_alive()], "a client thread did not finish"
     assert not run.errors, run.errors[:5]
     assert run.counts.get("records", 0) > 0
