@@ -15,6 +15,7 @@ from flask import Flask, Response
 import api
 import web
 from cli import ledger_cli
+from ledger.derived_watch import DerivedWatch
 from ledger.log import LogProvider
 
 ROOT = Path(__file__).resolve().parent
@@ -33,6 +34,13 @@ DEFAULTS: dict[str, Any] = {
     # Records per second per platform and per worker, and the burst allowed.
     "RATE_LIMIT_RECORDS_PER_SECOND": 5000,
     "RATE_LIMIT_BURST": 20000,
+    # The server's check of its derived rows against the entries: new
+    # entries every DERIVED_CHECK_SECONDS (0 disables), all of them every
+    # DERIVED_FULL_CHECK_SECONDS; the finding is kept in DERIVED_CHECK_STATE
+    # (default: beside the key file) and reported by /healthz.
+    "DERIVED_CHECK_SECONDS": 10,
+    "DERIVED_FULL_CHECK_SECONDS": 3600,
+    "DERIVED_CHECK_STATE": None,
 }
 
 CSP = (
@@ -49,12 +57,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    app.extensions["ledger"] = LogProvider(
+    provider = app.extensions["ledger"] = LogProvider(
         str(app.config["DATABASE_URL"]),
         str(app.config["KEY_FILE"]),
         str(app.config["ORIGIN"]),
         sqlite_busy_timeout_ms=int(app.config["SQLITE_BUSY_TIMEOUT_MS"]),
     )
+    watch = app.extensions["derived_watch"] = DerivedWatch(
+        lambda: provider.log,
+        Path(app.config["DERIVED_CHECK_STATE"] or f"{app.config['KEY_FILE']}.derived-check.json"),
+        float(app.config["DERIVED_CHECK_SECONDS"]),
+        float(app.config["DERIVED_FULL_CHECK_SECONDS"]),
+    )
+    # Serving processes only (not the operator's commands), once each, after fork.
+    app.before_request(watch.start)
     api.init_app(app)
     web.init_app(app)
     app.after_request(_security_headers)

@@ -65,7 +65,10 @@ def audit_command(quiet: bool) -> None:
     if not report.ok:
         raise SystemExit(1)
     if not quiet:
-        click.echo(f"audit ok: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}")
+        click.echo(
+            f"audit ok: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}; "
+            "every derived row matches its entry"
+        )
 
 
 def _public_key(value: str) -> bytes:
@@ -81,12 +84,16 @@ def _report(what: str, res: object) -> None:
 
 @ledger_cli.command("reindex")
 def reindex_command() -> None:
-    """Rebuild the feed's query index from the log entries alone."""
+    """Add the feed's query-index rows missing for the log's entries.
+
+    The index is append-only: existing rows are never rewritten. Rows that
+    differ from their entries are reported by `ledger audit`.
+    """
     log = _provider().log
     from sqlalchemy.orm import Session
 
     from ledger.db import writer
-    from ledger.query import reindex
+    from ledger.derived import fill_index
 
     with Session(writer(log.engine)) as s, s.begin():
         size = log.latest(s).size
@@ -97,8 +104,8 @@ def reindex_command() -> None:
                 bar.update(i - done[0])
                 done[0] = i
 
-            count = reindex(s, size, progress)
-    click.echo(f"reindexed {count} records from {size} log entries")
+            count = fill_index(s, size, progress)
+    click.echo(f"added {count} missing index rows for {size} log entries; `ledger audit` compares the rest")
 
 
 @platform_cli.command("add")

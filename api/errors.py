@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from ledger.errors import (
     Conflict,
+    DerivedDataError,
     InvalidInput,
     LedgerError,
     NotFound,
@@ -34,6 +35,7 @@ TABLE: list[tuple[type[LedgerError], int, str, str]] = [
     (RateLimited, 429, "rate-limited", "Too many requests"),
     (Unprocessable, 422, "unprocessable", "Rejected"),
     (SplitViewError, 503, "busy", "The log moved; retry"),
+    (DerivedDataError, 503, "derived-data", "Derived data differs from the log"),
     (StorageError, 503, "storage", "Storage unavailable"),
     (ProofError, 422, "proof-failed", "Verification failed"),
     (InvalidInput, 400, "invalid-input", "Invalid input"),

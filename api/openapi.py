@@ -806,12 +806,15 @@ def _health_paths() -> Paths:
                 "Whether the server answers",
                 "For load balancers: 200 and the text ok while the process serves requests. It reads no "
                 "database, so polling it costs the database nothing; a database outage shows as 503 on the "
-                "log's paths.",
+                "log's paths. 503 when the server's own check found a row derived from the log (the feed's "
+                "index, the registry tables, published statistics) that differs from its entry: the text "
+                "names the table, row, column and both values, and Retry-After says when the check runs again.",
                 {
                     "200": {
                         "description": "ok",
                         "content": {"text/plain": {"schema": {"type": "string", "const": "ok"}}},
-                    }
+                    },
+                    "503": _problem("A derived row differs from its log entry", retry=True),
                 },
                 reads_log=False,
             )

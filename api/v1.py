@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.params import parse_query
 from api.schemas import ConsistencyQuery, InclusionQuery
 from api.state import get_log
-from ledger.errors import InvalidInput
+from ledger.errors import DerivedDataError, InvalidInput
 from ledger.log import InclusionProof
 from ledger.storage import StoredCheckpoint
 
@@ -106,7 +106,13 @@ def consistency() -> Response:
 
 @health_bp.get("/healthz")
 def healthz() -> Response:
-    """The process serves requests. It reads no database, so a load balancer
-    polling it does not add to the database's load or fail with it; a broken
-    database shows as 503 on the log's own paths."""
+    """The process serves requests, and the server's check of its derived
+    rows (ledger/derived_watch.py) found none that differs from its entry.
+    It reads no database, so a load balancer polling it does not add to the
+    database's load or fail with it; a broken database shows as 503 on the
+    log's own paths. A mismatch answers 503: the feed, pages and statistics
+    would show something the log does not hold."""
+    finding = current_app.extensions["derived_watch"].finding()
+    if finding is not None and not finding.ok:
+        raise DerivedDataError(f"derived rows differ from the log entries: {finding.problem}")
     return _no_store(Response("ok", mimetype="text/plain"))

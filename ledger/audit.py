@@ -3,7 +3,12 @@
 Streams the entries in index order, rebuilds every tile hash and compares it
 with the stored one, recomputes the root at every checkpointed size and
 checks the checkpoint's root and signature, and finally checks the head.
-Reads O(n) entries and holds O(log n) hashes in memory.
+Then, from the same entries, it derives every row of the tables readers see
+(ledger/derived.py: platforms, keys, revocations, records, the feed's query
+index, published statistics) and compares each with the stored row, column
+by column; on SQLite it also has FTS5 check the full-text index against its
+column. Reads O(n) entries and holds O(log n) hashes and one batch of rows
+in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from keys.note import Verifier
-from ledger import storage
+from ledger import derived, storage
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import InvalidInput, ProofError
 from ledger.frontier import Frontier, Row
@@ -28,6 +33,8 @@ class AuditReport:
     size: int = 0
     entries: int = 0
     checkpoints: int = 0
+    #: Derived rows whose table, key, column and values differ from their entries.
+    mismatches: list[derived.Mismatch] = field(default_factory=list)
     #: (tree size at which the problem shows, message)
     found: list[tuple[int, str]] = field(default_factory=list)
 
@@ -43,14 +50,21 @@ class AuditReport:
     def add(self, at: int, msg: str) -> None:
         self.found.append((at, msg))
 
+    def add_mismatches(self, mismatches: list[derived.Mismatch]) -> None:
+        self.mismatches.extend(mismatches)
+        for m in mismatches:
+            self.add(m.at, f"derived row differs from its entry: {m}")
+
 
 def audit(
     session: Session,
     verifier: Verifier,
     progress: Callable[[int, int], None] | None = None,
     max_problems: int = 20,
+    derived_rows: bool = True,
 ) -> AuditReport:
-    """Recompute the log from its entries; report mismatches, first first."""
+    """Recompute the log, and (unless ``derived_rows`` is false) every derived
+    row, from the entries; report mismatches, first first."""
     report = AuditReport()
     head = storage.read_head(session)
     if head is None:
@@ -96,6 +110,11 @@ def audit(
         for level, i, h in new_rows:
             if stored[level].get(i) != h:
                 report.add(((i + 1) << (8 * level)), f"level {level} hash {i} differs from the recomputed hash")
+        if derived_rows:
+            try:
+                report.add_mismatches(derived.check_range(session, start, end, data))
+            except InvalidInput as e:
+                report.add(end, f"derived rows: {e}")
         if progress:
             progress(end, head.size)
         if len(report.found) >= max_problems:
@@ -109,4 +128,7 @@ def audit(
     extra = storage.entry_count(session) - head.size
     if extra:
         report.add(head.size, f"{extra} entries are stored beyond the head")
+    if derived_rows:
+        report.add_mismatches(derived.check_beyond(session))
+        report.add_mismatches(derived.check_search(session.get_bind()))  # type: ignore[arg-type]
     return report

@@ -158,6 +158,17 @@ record_index = Table(
     Column("flagged_at_ms", BigInteger),
 )
 
+#: One row per published digest of the evenness statistics, from its
+#: registry entry (migration 0005).
+published_statistics = Table(
+    "published_statistics",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("method_version", Integer, primary_key=True, autoincrement=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    Column("document_sha256", String(64), nullable=False),
+)
+
 WRITE_OPTION = "ledger_write"
 
 

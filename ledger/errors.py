@@ -11,6 +11,7 @@ from keys.errors import InvalidInput, KeyFormatError, LedgerError, NoteError, Pr
 
 __all__ = [
     "Conflict",
+    "DerivedDataError",
     "InvalidInput",
     "KeyFormatError",
     "LedgerError",
@@ -61,3 +62,13 @@ class SplitViewError(StorageError):
 
     Nothing was committed; the caller retries against the new head.
     """
+
+
+class DerivedDataError(LedgerError):
+    """Rows derived from the log (the records index, the registry tables,
+    published statistics) differ from what the entries derive: tampering or
+    a bug. Nothing that reads them may be signed until ``ledger audit``
+    finds them whole again."""
+
+    #: Seconds a client of ``/healthz`` should wait: a full check runs again.
+    retry_after = 60

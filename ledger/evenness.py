@@ -32,11 +32,12 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
-from ledger.db import metadata, record_index
+from ledger.db import published_statistics, record_index
+from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
 from ledger.errors import Conflict
 from ledger.evenness_document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
 from ledger.evenness_facts import DECISION_COLUMNS, FACT_COLUMNS, GROUPS, METRICS, FactSet, Filters, facts_from_entries
@@ -66,16 +67,6 @@ __all__ = [
     "published_statistics",
     "read_facts",
 ]
-
-#: One row per published digest, from its registry entry (migration 0005).
-published_statistics = Table(
-    "published_statistics",
-    metadata,
-    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
-    Column("method_version", Integer, primary_key=True, autoincrement=False),
-    Column("leaf_index", BigInteger, nullable=False, unique=True),
-    Column("document_sha256", String(64), nullable=False),
-)
 
 #: Rows fetched from the database per round trip while reading facts.
 _FETCH = 10_000
@@ -190,17 +181,7 @@ def publication_planner(signer: Signer, checkpoint: StoredCheckpoint, document_s
             )
         entry = entry_bytes(now, "registry", canonical(event), log_signature(signer, event))
 
-        def write(s: Session, first: int) -> None:
-            s.execute(
-                insert(published_statistics).values(
-                    tree_size=checkpoint.size,
-                    method_version=METHOD_VERSION,
-                    leaf_index=first,
-                    document_sha256=document_sha256,
-                )
-            )
-
-        return Plan([entry], write)
+        return Plan([entry], lambda s, first: insert_rows(s, registry_rows(first, now, event)))
 
     return plan
 
@@ -211,9 +192,14 @@ def publish(log: Log, tree_size: int | None = None) -> tuple[AppendResult, Evenn
 
     The document is computed in a read transaction, outside the sequencer's
     lock; the plan re-checks under the lock that nothing was published for
-    that size meanwhile.
+    that size meanwhile. In the same transaction (one snapshot on SQLite)
+    every derived row is first compared with the entry it comes from
+    (ledger/derived.py), so the digest of a document read from rows that
+    were edited behind the log's back is never signed: that raises
+    :class:`~ledger.errors.DerivedDataError` naming the first such row.
     """
     with log.read() as s:
         checkpoint = log.checkpoint_for(s, tree_size)
+        refuse_mismatches(check_all(s, log.latest(s).size) + check_search(log.engine), "publish statistics")
         document = evenness_at(s, checkpoint, Filters())
     return log.sequencer.sequence(publication_planner(log.signer, checkpoint, document.sha256)), document

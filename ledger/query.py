@@ -1,8 +1,8 @@
 """The query index: what the feed filters on, derived from log entries.
 
 ``index_row`` (pure) turns a record into its index row; the sequencer's
-transaction writes it with the entry; ``reindex`` rebuilds the whole index
-from the log alone. ``feed`` answers the public feed's questions newest
+transaction writes it with the entry (through ledger/derived.py, which also
+audits it and fills in missing rows). ``feed`` answers the public feed's questions newest
 first, with keyset pagination pinned to a tree size, so pages stay stable
 while the log grows; the cursor format and a record's appeal and amendment
 ``history`` are here too, shared by the JSON API and the web pages.
@@ -13,17 +13,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, insert, select, text
+from sqlalchemy import ColumnElement, and_, exists, insert, select, text
 from sqlalchemy.orm import Session
 
-from ledger import storage
 from ledger.db import is_sqlite, record_index, records
-from ledger.entry_check import parse_canonical_entry
 from ledger.errors import InvalidInput
 from ledger.vocab import POLITICAL_CLASSES
 
@@ -35,7 +32,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
 
-def _ms(value: Any) -> int | None:
+def time_ms(value: Any) -> int | None:
     """Milliseconds since the epoch of a schema-valid time or date.
 
     Exact integer arithmetic on the timedelta (fraction digits beyond the
@@ -59,7 +56,7 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
         "record_id": record["record_id"],
         "ref_record_id": (record.get("refs") or {}).get("record_id"),
         "logged_at_ms": logged_at_ms,
-        "decided_at_ms": _ms(record.get("decided_at")),
+        "decided_at_ms": time_ms(record.get("decided_at")),
     }
     body = record.get("corrected") if record["type"] == "amendment" else record
     if record["type"] == "appeal":
@@ -72,8 +69,8 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
     exemption = body.get("exemption") or {}
     rule = body.get("rule", {})
     row.update(
-        decided_at_ms=_ms(body.get("decided_at")),
-        flagged_at_ms=_ms(body.get("flagged_at")),
+        decided_at_ms=time_ms(body.get("decided_at")),
+        flagged_at_ms=time_ms(body.get("flagged_at")),
         account_class=account.get("class"),
         political=account.get("class") in POLITICAL_CLASSES,
         subject_key=account.get("subject_key"),
@@ -109,25 +106,6 @@ def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
         searchable = [{"rowid": r["leaf_index"], "t": r["search_text"]} for r in rows if r.get("search_text")]
         if searchable:
             session.execute(text("INSERT INTO record_search(rowid, search_text) VALUES (:rowid, :t)"), searchable)
-
-
-def reindex(session: Session, size: int, progress: Callable[[int], None] | None = None) -> int:
-    """Rebuild the index from entries [0, size); return how many records it holds."""
-    session.execute(delete(record_index))
-    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        session.execute(text("INSERT INTO record_search(record_search) VALUES ('delete-all')"))
-    count, batch = 0, []
-    for index, data in storage.iter_entries(session, 0, size):
-        entry = parse_canonical_entry(data).entry  # parse_entry's checks, without pure-Python RFC 8785
-        if entry.kind == "record":
-            batch.append(index_row(index, _ms(entry.logged_at) or 0, entry.body))
-        if len(batch) >= 1000:
-            insert_index(session, batch)
-            count, batch = count + len(batch), []
-        if progress and index % 1000 == 0:
-            progress(index)
-    insert_index(session, batch)
-    return count + len(batch)
 
 
 #: Filters that compare one column for equality.

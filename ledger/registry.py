@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
 from keys.records import ALG, REGISTRY_CONTEXT, PlatformKey, platform_key_id
 from ledger.db import key_revocations, platform_keys, platforms
+from ledger.derived import insert_rows, registry_rows
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.records import canonical, entry_bytes, format_time
 from ledger.sequencer import AppendResult, Plan, Sequencer
@@ -142,11 +144,15 @@ class Registry:
         self._sequencer = sequencer
         self._signer = signer
 
-    def _append(self, event: dict[str, Any], check: Any, write: Any) -> AppendResult:
+    def _append(self, event: dict[str, Any] | Callable[[], dict[str, Any]], check: Any) -> AppendResult:
+        """Append ``event`` (or the event ``event()`` builds after ``check``)
+        with the rows it derives (ledger/derived.py)."""
+
         def plan(session: Session, size: int, now: int) -> Plan:
             check(session)
-            entry = entry_bytes(now, "registry", canonical(event), log_signature(self._signer, event))
-            return Plan([entry], lambda s, first: write(s, first, now))
+            ev = event() if callable(event) else event
+            entry = entry_bytes(now, "registry", canonical(ev), log_signature(self._signer, ev))
+            return Plan([entry], lambda s, first: insert_rows(s, registry_rows(first, now, ev)))
 
         return self._sequencer.sequence(plan)
 
@@ -164,17 +170,7 @@ class Registry:
             if read_key_states(s, [key["key_id"]]):
                 raise Conflict(f"key {key['key_id']} is already registered")
 
-        def write(s: Session, first: int, now: int) -> None:
-            s.execute(
-                insert(platforms).values(slug=slug, display_name=display_name, created_at_ms=now, leaf_index=first)
-            )
-            s.execute(
-                insert(platform_keys).values(
-                    key_id=key["key_id"], platform=slug, public_key=public_key, valid_from_ms=now, leaf_index=first
-                )
-            )
-
-        return self._append(event, check, write)
+        return self._append(event, check)
 
     def add_key(self, slug: str, public_key: bytes) -> AppendResult:
         key = _key_json(public_key)
@@ -186,14 +182,7 @@ class Registry:
             if read_key_states(s, [key["key_id"]]):
                 raise Conflict(f"key {key['key_id']} is already registered")
 
-        def write(s: Session, first: int, now: int) -> None:
-            s.execute(
-                insert(platform_keys).values(
-                    key_id=key["key_id"], platform=slug, public_key=public_key, valid_from_ms=now, leaf_index=first
-                )
-            )
-
-        return self._append(event, check, write)
+        return self._append(event, check)
 
     def revoke_key(self, key_id: str, revoked_from_ms: int, reason: str) -> AppendResult:
         if not 1 <= len(reason) <= 500:
@@ -208,25 +197,14 @@ class Registry:
                 raise Conflict(f"key {key_id} is already revoked")
             state.append(found[key_id])
 
-        def write(s: Session, first: int, now: int) -> None:
-            s.execute(
-                insert(key_revocations).values(
-                    key_id=key_id, revoked_from_ms=revoked_from_ms, reason=reason, leaf_index=first
-                )
-            )
-
-        # The event names the platform, which only the check can look up;
-        # build the entry inside the plan.
-        def plan(session: Session, size: int, now: int) -> Plan:
-            check(session)
-            event = {
+        # The event names the platform, which only the check can look up.
+        def event() -> dict[str, Any]:
+            return {
                 "event": "key_revoked",
                 "platform": state[0].platform,
                 "key_id": key_id,
                 "revoked_from": format_time(revoked_from_ms),
                 "reason": reason,
             }
-            entry = entry_bytes(now, "registry", canonical(event), log_signature(self._signer, event))
-            return Plan([entry], lambda s, first: write(s, first, now))
 
-        return self._sequencer.sequence(plan)
+        return self._append(event, check)

@@ -23,15 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys.note import b64decode_exact
 from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.db import records
+from ledger.derived import Rows, insert_rows, merge, record_rows
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, StorageError, Unprocessable
 from ledger.frontier import AppendedTree
-from ledger.query import index_row, insert_index
 from ledger.records import canonical, entry_bytes, format_time
 from ledger.registry import KeyState, known_platforms, read_key_states
 from ledger.sequencer import Plan, Sequencer
@@ -274,8 +274,7 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
     known = _lookup(session, wanted)
     states = read_key_states(session, sorted({r.key_id for r in all_recs}))
     entries: list[bytes] = []
-    rows: list[dict[str, Any]] = []
-    index_rows: list[dict[str, Any]] = []
+    derived: Rows = {}
     for job in jobs:
         job.placed, job.error = [], None
         local: dict[tuple[str, str], _Known] = {}
@@ -348,25 +347,11 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
             if p.leaf_index != size + len(entries):
                 raise AssertionError("submit: leaf index bookkeeping is off")
             entries.append(entry_bytes(now, "record", r.canonical, r.signature))
-            rows.append(
-                {
-                    "leaf_index": p.leaf_index,
-                    "platform": r.platform,
-                    "record_id": r.record_id,
-                    "type": r.type,
-                    "record_hash": r.record_hash,
-                    "key_id": r.key_id,
-                    "logged_at_ms": now,
-                    "ref_record_id": r.ref_record_id,
-                }
-            )
-            index_rows.append(index_row(p.leaf_index, now, r.record))
+            merge(derived, record_rows(p.leaf_index, now, r.record, r.record_hash, r.key_id))
         known.update(local)
         job.placed = placed
 
     def write_index(s: Session, first: int) -> None:
-        if rows:
-            s.execute(insert(records), rows)
-            insert_index(s, index_rows)
+        insert_rows(s, derived)
 
     return Plan(entries, write_index)

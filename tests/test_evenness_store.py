@@ -45,7 +45,7 @@ def test_migration_fills_flagged_at_from_the_log(db_url: str, signer: Signer) ->
             return Plan(entries, write)
 
         first = log.sequencer.sequence(plan).first
-        upgrade(engine)
+        upgrade(engine, "0005")
         assert current_revision(engine) == "0005"
         with log.read() as s:
             got = s.execute(

@@ -1,0 +1,339 @@
+"""Rows derived from log entries: written from one definition, audited against it.
+
+Every table a reader sees besides the log itself (platforms, their keys and
+revocations, the records table, the feed's query index and published
+statistics) holds rows that are a function of one log entry and its index
+alone. The write paths build their rows here (:func:`record_rows` for the
+submission committer, :func:`registry_rows` for the registry and
+``publish-stats``), inside the sequencer's transaction; :func:`check_range`
+derives the rows of a range of entries again and compares them with what
+the database holds, column by column. So the statistics, the feed and the
+pages, which read those tables, cannot differ from the entries without the
+audit (``flask ledger audit``) and the server's own check naming the table,
+the row, the column and both values.
+
+The tables are append-only (database triggers, migrations 0002, 0005 and
+0006); an operator with database access can drop a trigger, which is why
+the rows are also checked. ``record_search``, SQLite's full-text index, is
+an FTS5 index over ``record_index.search_text`` (external content): FTS5's
+own ``integrity-check`` compares it with that column (:func:`check_search`).
+On PostgreSQL the text search is a GIN index of the same column, inside the
+database's own consistency guarantees.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from ledger import storage
+from ledger.db import (
+    is_sqlite,
+    key_revocations,
+    platform_keys,
+    platforms,
+    published_statistics,
+    record_index,
+    records,
+    writer,
+)
+from ledger.entry_check import parse_canonical_entry
+from ledger.errors import DerivedDataError, InvalidInput, StorageError
+from ledger.query import index_row, insert_index, time_ms
+
+#: The derived tables, in the order rows are inserted (foreign keys first).
+TABLES: tuple[Table, ...] = (platforms, platform_keys, key_revocations, records, record_index, published_statistics)
+_BY_NAME = {t.name: t for t in TABLES}
+
+Rows = dict[str, list[dict[str, Any]]]
+
+_AFTER_EVERY_ROW = 2**63 - 1
+
+#: Entries read per round trip by :func:`fill_index`.
+FILL_BATCH = 2048
+
+
+def record_rows(leaf_index: int, logged_at_ms: int, record: dict[str, Any], record_hash: bytes, key_id: str) -> Rows:
+    """The rows of a platform record logged at ``leaf_index``.
+
+    ``record_hash`` is the SHA-256 of the record's canonical bytes, and
+    ``key_id`` the signing key named by the entry's signature.
+    """
+    refs = record.get("refs")
+    return {
+        "records": [
+            {
+                "leaf_index": leaf_index,
+                "platform": record["platform"],
+                "record_id": record["record_id"],
+                "type": record["type"],
+                "record_hash": record_hash,
+                "key_id": key_id,
+                "logged_at_ms": logged_at_ms,
+                "ref_record_id": refs.get("record_id") if isinstance(refs, dict) else None,
+            }
+        ],
+        "record_index": [index_row(leaf_index, logged_at_ms, record)],
+    }
+
+
+def registry_rows(leaf_index: int, logged_at_ms: int, event: dict[str, Any]) -> Rows:
+    """The rows of a registry event logged at ``leaf_index`` (see ledger/registry.py)."""
+    kind = event["event"]
+    if kind == "platform_added":
+        return {
+            "platforms": [
+                {
+                    "slug": event["platform"],
+                    "display_name": event["display_name"],
+                    "created_at_ms": logged_at_ms,
+                    "leaf_index": leaf_index,
+                }
+            ],
+            "platform_keys": [_key_row(leaf_index, logged_at_ms, event)],
+        }
+    if kind == "key_added":
+        return {"platform_keys": [_key_row(leaf_index, logged_at_ms, event)]}
+    if kind == "key_revoked":
+        revoked_from_ms = time_ms(event["revoked_from"])
+        if revoked_from_ms is None:
+            raise InvalidInput(f"entry {leaf_index}: revoked_from is not a time")
+        row = {"key_id": event["key_id"], "revoked_from_ms": revoked_from_ms, "reason": event["reason"]}
+        return {"key_revocations": [row | {"leaf_index": leaf_index}]}
+    if kind == "statistics_published":
+        row = {
+            "tree_size": event["tree_size"],
+            "method_version": event["method_version"],
+            "leaf_index": leaf_index,
+            "document_sha256": event["document_sha256"],
+        }
+        return {"published_statistics": [row]}
+    raise InvalidInput(f"entry {leaf_index}: unknown registry event {kind!r}")
+
+
+def _key_row(leaf_index: int, logged_at_ms: int, event: dict[str, Any]) -> dict[str, Any]:
+    key = event["key"]
+    return {
+        "key_id": key["key_id"],
+        "platform": event["platform"],
+        "public_key": base64.b64decode(key["public_key"], validate=True),
+        "valid_from_ms": logged_at_ms,
+        "leaf_index": leaf_index,
+    }
+
+
+def entry_rows(leaf_index: int, data: bytes) -> Rows:
+    """The rows derived from the entry ``data`` at ``leaf_index``.
+
+    Bytes that are not a ledger entry derive nothing: the sequencer appends
+    any bytes (the tests' logs hold such), while the ledger's write paths
+    append only entries, and every entry is fixed by the signed tree.
+    """
+    try:
+        parsed = parse_canonical_entry(data)
+    except InvalidInput:
+        return {}
+    entry = parsed.entry
+    logged_at_ms = time_ms(entry.logged_at)
+    if logged_at_ms is None:
+        raise InvalidInput(f"entry {leaf_index}: logged_at is not a time")
+    if entry.kind == "registry":
+        return registry_rows(leaf_index, logged_at_ms, entry.body)
+    record_hash = hashlib.sha256(parsed.body).digest()
+    return record_rows(leaf_index, logged_at_ms, entry.body, record_hash, entry.signature["key_id"])
+
+
+def merge(into: Rows, rows: Rows) -> Rows:
+    for name, table_rows in rows.items():
+        into.setdefault(name, []).extend(table_rows)
+    return into
+
+
+def insert_rows(session: Session, rows: Rows) -> None:
+    """Insert derived rows, parents before children."""
+    for table in TABLES:
+        table_rows = rows.get(table.name)
+        if not table_rows:
+            continue
+        if table is record_index:
+            insert_index(session, table_rows)
+        else:
+            session.execute(insert(table), table_rows)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A derived row that differs from what its entry derives.
+
+    ``column`` is None when the whole row is missing or has no entry
+    deriving it; then ``expected`` and ``found`` say which.
+    """
+
+    #: The first tree size at which the mismatch shows (the entry's index + 1).
+    at: int
+    table: str
+    key: tuple[Any, ...]
+    column: str | None
+    expected: Any
+    found: Any
+
+    def __str__(self) -> str:
+        where = self.table
+        if self.key:
+            key = ", ".join(f"{c}={v!r}" for c, v in zip(_key_columns(self.table), self.key, strict=True))
+            where = f"{self.table} row ({key})"
+        if self.column is None:
+            return f"{where}: expected {self.expected}, found {self.found}"
+        return f"{where}, column {self.column}: expected {self.expected!r}, found {self.found!r}"
+
+
+def _key_columns(table: str) -> list[str]:
+    return [c.name for c in _BY_NAME[table].primary_key.columns]
+
+
+def _normal(value: Any) -> Any:
+    """Database values as derivation makes them (bytea may come back as memoryview)."""
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def check_range(session: Session, start: int, end: int, entries: Iterable[bytes]) -> list[Mismatch]:
+    """Compare the derived rows of entries [start, end) with the stored ones.
+
+    ``entries`` are the entries' bytes in index order, as already read (the
+    audit reads them once for the tree and the rows). Reads each derived
+    table once, by its ``leaf_index`` range. Returns mismatches in log order.
+    """
+    expected: Rows = {}
+    for i, data in enumerate(entries, start):
+        try:
+            merge(expected, entry_rows(i, data))
+        except (InvalidInput, KeyError, TypeError, ValueError) as e:
+            raise InvalidInput(f"entry {i} cannot be read to derive its rows: {e}") from None
+    found: list[Mismatch] = []
+    for table in TABLES:
+        keys = [c.name for c in table.primary_key.columns]
+        want = {tuple(r[k] for k in keys): r for r in expected.get(table.name, [])}
+        stmt = select(table).where(table.c.leaf_index >= start, table.c.leaf_index < end)
+        have = {tuple(_normal(r[k]) for k in keys): r for r in session.execute(stmt).mappings()}
+        for key, row in want.items():
+            stored = have.pop(key, None)
+            if stored is None:
+                found.append(Mismatch(row["leaf_index"] + 1, table.name, key, None, "a row", "none"))
+                continue
+            for column, value in row.items():
+                if _normal(stored[column]) != value:
+                    stored_value = _normal(stored[column])
+                    found.append(Mismatch(row["leaf_index"] + 1, table.name, key, column, value, stored_value))
+        for key, stored in have.items():
+            at = int(stored["leaf_index"]) + 1
+            found.append(Mismatch(at, table.name, key, None, "no row", "a row no entry derives"))
+    return sorted(found, key=lambda m: m.at)
+
+
+def check_beyond(session: Session) -> list[Mismatch]:
+    """Derived rows that claim entries at or beyond the head, which the log does not hold.
+
+    Race-free under PostgreSQL's READ COMMITTED too: rows commit with the
+    head that covers them, so the highest row of each table is read first
+    and the head after it.
+    """
+    highest = {t.name: session.execute(select(func.max(t.c.leaf_index))).scalar_one() for t in TABLES}
+    head = storage.read_head(session)
+    size = 0 if head is None else head.size
+    found = []
+    for name, top in highest.items():
+        if top is not None and top >= size:
+            found.append(Mismatch(size, name, (), None, f"no row beyond entry {size - 1}", f"a row for entry {top}"))
+    return found
+
+
+def check_search(engine: Engine) -> list[Mismatch]:
+    """SQLite: FTS5's own check that ``record_search`` indexes exactly ``record_index.search_text``.
+
+    FTS5 runs its check as an INSERT, so it needs SQLite's write lock: it
+    runs in a transaction of its own (``BEGIN IMMEDIATE``, then rolled
+    back), queueing behind the sequencer like any writer, for as long as
+    the check scans the index. The operator's audit and ``publish-stats``
+    run it; the server's background check does not.
+    """
+    if not is_sqlite(engine):
+        return []
+    # Closing the connection rolls back its (IMMEDIATE) transaction: the check writes nothing.
+    with writer(engine).connect() as conn:
+        try:
+            conn.execute(text("INSERT INTO record_search(record_search, rank) VALUES ('integrity-check', 1)"))
+        except DBAPIError as e:
+            if "malformed" not in str(e.orig):
+                raise StorageError(f"the full-text index could not be checked: {e.orig}") from e
+            rows = conn.execute(select(func.count()).select_from(record_index)).scalar_one()
+            expected = f"the full-text index of record_index.search_text ({rows} rows)"
+            # The index has no log order: it is reported after every row, whose
+            # own mismatch (an edited search_text) is the more precise finding.
+            found = f"FTS5 integrity-check failing: {e.orig}"
+            return [Mismatch(_AFTER_EVERY_ROW, "record_search", (), None, expected, found)]
+    return []
+
+
+def fill_index(session: Session, size: int, progress: Callable[[int], None] | None = None) -> int:
+    """Add the ``record_index`` rows missing for entries [0, size); return how many.
+
+    The index is append-only: rows that exist are never rewritten here. A
+    stored row that differs from its entry is tampering or a bug, which
+    ``flask ledger audit`` reports with the row, the column and both values.
+    """
+    added = 0
+    for start in range(0, size, FILL_BATCH):
+        end = min(size, start + FILL_BATCH)
+        c = record_index.c
+        present = set(session.execute(select(c.leaf_index).where(c.leaf_index >= start, c.leaf_index < end)).scalars())
+        missing = []
+        for i, data in enumerate(storage.read_entries(session, start, end), start):
+            if i in present:
+                continue
+            rows = entry_rows(i, data).get("record_index")
+            if rows:
+                missing.extend(rows)
+        insert_index(session, missing)
+        added += len(missing)
+        if progress:
+            progress(end)
+    if added and is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        # Rows lost from record_index may still be in the full-text index:
+        # FTS5 rebuilds it from the column (external content).
+        session.execute(text("INSERT INTO record_search(record_search) VALUES ('rebuild')"))
+    return added
+
+
+def check_all(
+    session: Session, size: int, progress: Callable[[int], None] | None = None, start: int = 0
+) -> list[Mismatch]:
+    """Compare the derived rows of entries [start, size) with the stored ones,
+    and look for rows beyond the head. Returns every mismatch, in log order.
+    The full-text index is checked apart (:func:`check_search`)."""
+    found: list[Mismatch] = []
+    for batch in range(start, size, FILL_BATCH):
+        end = min(size, batch + FILL_BATCH)
+        found.extend(check_range(session, batch, end, storage.read_entries(session, batch, end)))
+        if progress:
+            progress(end)
+    found.extend(check_beyond(session))
+    return found
+
+
+def refuse_mismatches(found: list[Mismatch], what: str) -> None:
+    """Raise :class:`DerivedDataError` naming the first of ``found``, if any."""
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise DerivedDataError(
+            f"refusing to {what}: a derived row differs from its log entry: {found[0]}{more}; "
+            "run `flask --app app ledger audit`"
+        )
