@@ -38,8 +38,9 @@ string, as in the CSV) have the rows and columns of the server's CSV export,
 defined once in :mod:`ledger.export` (``CSV_COLUMNS``, ``csv_row``), which
 documents them: one flat row per record, nested fields by dotted path, and
 text that a spreadsheet would run as a formula (beginning with ``= + - @``,
-tab or carriage return) prefixed with ``'``; numbers stay numbers. NDJSON
-stays the faithful form.
+tab or carriage return; or with ``'``, so the prefix can be removed exactly)
+prefixed with ``'``; numbers stay numbers. The CSV is byte for byte the
+export's after its ``# checkpoint:`` line. NDJSON stays the faithful form.
 """
 
 from __future__ import annotations

@@ -9,10 +9,13 @@ front, and the project's own numbers must still read as numbers.
 
 from __future__ import annotations
 
+import ast
 import copy
 import csv
 import gzip
 import io
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from tests.test_evenness import EVEN, TENTH, Builder, register, submit
 from web import charts
 
 KEY = PlatformKey(bytes([7]) * 32)
+ROOT = Path(__file__).resolve().parent.parent
 
 #: Text beginning with each formula character, and with the quote itself.
 HOSTILE = [
@@ -161,3 +165,12 @@ def test_dashboard_chart_csv_of_a_negative_looking_rule_id(app: Flask, client: F
     assert frame["tree_size"].dtype.kind == "i"
     assert frame["cases"].dtype.kind == "i"
     assert frame["estimate"].dtype.kind == "f"
+
+
+def test_the_client_writes_its_csv_without_the_server() -> None:
+    """``client.mirror`` takes the CSV definition from ledger's pure part, loading neither Flask nor SQLAlchemy."""
+    code = "import sys, client.mirror; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    loaded = set(ast.literal_eval(out))
+    assert "ledger" in loaded
+    assert not loaded & {"flask", "sqlalchemy", "marshmallow", "api", "web"}, loaded
