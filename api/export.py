@@ -27,7 +27,7 @@ from api.state import get_log
 from ledger import storage
 from ledger.db import checkpoints
 from ledger.errors import InvalidInput, NotFound
-from ledger.export import csv_preamble, csv_text, flatten, header_line, ndjson_line, stored_entry
+from ledger.export import csv_preamble, csv_row, csv_text, header_line, ndjson_line, stored_entry
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
 from ledger.tile import TILE_WIDTH
@@ -78,7 +78,7 @@ def _stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> I
             for i, d in enumerate(data):
                 entry = stored_entry(d)
                 if entry.kind == "record":
-                    rows.append(flatten(lo + i, leaves[i], entry))
+                    rows.append(csv_row(lo + i, leaves[i], entry.logged_at, entry.body, entry.signature))
             text = csv_text(rows).encode()
         chunk = gz.compress(text)
         if chunk:

@@ -732,7 +732,9 @@ def _export_paths(ma: MarshmallowPlugin) -> Paths:
             "start": "The first entry index.",
             "end": f"One past the last entry, at most start + {MAX_RANGE} and within the tree; a named end makes "
             f"the answer immutable. Absent: the smaller of the tree size and start + {MAX_RANGE}, not cached.",
-            "format": "ndjson: a header line, then one line per entry; csv: the records, flattened.",
+            "format": "ndjson: a header line, then one line per entry (the faithful form); csv: the records, "
+            "flattened into the columns of ledger/export.py, text that a spreadsheet would run as a formula "
+            "prefixed with '.",
         },
     )
     bundle = [

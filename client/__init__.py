@@ -5,8 +5,8 @@ verify every answer); ``python -m client`` is the command line, ``mdl``;
 :mod:`client.http` is the retrying HTTP layer under both.
 
 The client needs no part of the server: it imports only :mod:`keys`, the
-ledger's pure modules (records, verify, tlog, checkpoint, errors), httpx and
-click; never Flask, SQLAlchemy, ``api`` or ``web``.
+ledger's pure modules (records, verify, tlog, checkpoint, errors, export),
+httpx and click; never Flask, SQLAlchemy, ``api`` or ``web``.
 """
 
 from __future__ import annotations

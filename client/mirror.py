@@ -33,19 +33,19 @@ Exports (``--ndjson``, ``--csv``, ``--parquet``) are written from the
 mirror once it verified, records only, each beside a ``FILE.checkpoint``
 holding the signed checkpoint they belong to. NDJSON lines are the RFC 8785
 JSON of ``{"index", "leaf_hash", "logged_at", "record", "signature"}``.
-CSV (RFC 4180) and Parquet (needs pyarrow; ``index`` an int64, every
-other column a string, as in the CSV) have one flat row per record, with
-the columns of :data:`CSV_COLUMNS` in that order: nested fields are named
-by their dotted path (``account.public_subject.office``; an amendment's
-corrected decision under ``corrected.``), lists of strings are joined with
-``;``, booleans are ``true``/``false``, absent fields empty, and any field
-this list does not name goes, as RFC 8785 JSON, into the last column, ``extra``.
+CSV and Parquet (needs pyarrow; ``index`` an int64, every other column a
+string, as in the CSV) have the rows and columns of the server's CSV export,
+defined once in :mod:`ledger.export` (``CSV_COLUMNS``, ``csv_row``), which
+documents them: one flat row per record, nested fields by dotted path, and
+text that a spreadsheet would run as a formula (beginning with ``= + - @``,
+tab or carriage return; or with ``'``, so the prefix can be removed exactly)
+prefixed with ``'``; numbers stay numbers. The CSV is byte for byte the
+export's after its ``# checkpoint:`` line. NDJSON stays the faithful form.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import os
 import sqlite3
 import sys
@@ -65,6 +65,7 @@ from keys.note import Verifier
 from ledger.checkpoint import Checkpoint
 from ledger.entry_check import parse_canonical_entry
 from ledger.errors import InvalidInput
+from ledger.export import CSV_COLUMNS, csv_row, csv_text
 from ledger.frontier import Frontier
 from ledger.records import canonical, parse_json
 from ledger.tlog import HASH_SIZE, tree_hash
@@ -81,28 +82,6 @@ CREATE TABLE registry(idx INTEGER PRIMARY KEY, logged_at TEXT, event TEXT, platf
     event_json TEXT, signature_json TEXT);
 CREATE TABLE frontier(level INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 """
-
-# The decision fields of docs/records.md, in its order.
-DECISION_COLUMNS = (
-    *("rule.id", "rule.version", "rule.url", "decision_ground", "legal_reference", "category", "keywords"),
-    *("severity", "violation_found", "action", "action_ends_at", "exemption.applied", "exemption.type"),
-    *("exemption.policy.id", "exemption.policy.version", "review_path", "interim_state", "detection_source"),
-    *("automated_detection", "automated_decision", "state_involvement", "account.class", "account.class_basis"),
-    *("account.subject_key", "account.follower_bucket", "account.public_subject.display_name"),
-    *("account.public_subject.wikidata_qid", "account.public_subject.office"),
-    *("account.public_subject.jurisdiction", "account.public_subject.handle", "content.types"),
-    *("content.language", "content.ref", "content.posted_at", "flagged_at", "decided_at", "applied_at"),
-    *("territorial_scope", "statement"),
-)
-#: The CSV and Parquet columns, a stable order: the log's fields, the
-#: envelope, decision, appeal and amendment fields of docs/records.md, the
-#: signature, then ``extra``. New fields only ever go into ``extra``.
-CSV_COLUMNS = (
-    *("index", "leaf_hash", "logged_at", "type", "schema_version", "platform", "record_id", "submitted_at"),
-    *("refs.record_id", "dsa_sor_uuid", *DECISION_COLUMNS, "channel", "filed_at", "outcome", "new_action"),
-    *("reason", *(f"corrected.{c}" for c in DECISION_COLUMNS)),
-    *("signature.key_id", "signature.alg", "signature.value", "extra"),
-)
 
 
 class Mirror:
@@ -245,36 +224,6 @@ def fill(reader: TileHashReader, mirror: Mirror, progress: Callable[[int], None]
 # Exports -------------------------------------------------------------------------------
 
 
-def cell(value: Any) -> str:
-    """A CSV cell: see the module doc."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ";".join(value)
-    return str(value) if isinstance(value, int) else canonical(value).decode()
-
-
-def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
-    for k, v in obj.items():
-        if isinstance(v, dict) and v:
-            _flatten(v, f"{prefix}{k}.", out)
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def flat_row(index: int, leaf_hash: bytes, logged_at: str, record: dict[str, Any], sig: dict[str, Any]) -> list[str]:
-    """One record as CSV cells, in the order of :data:`CSV_COLUMNS`."""
-    fields = _flatten(record, "", {"leaf_hash": _b64(leaf_hash), "logged_at": logged_at})
-    fields = _flatten(sig, "signature.", fields)
-    cells = [str(index)] + [cell(fields.pop(c, None)) for c in CSV_COLUMNS[1:-1]]
-    return [*cells, canonical(fields).decode() if fields else ""]
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -308,16 +257,15 @@ def write_ndjson(mirror: Mirror, path: Path, note: bytes) -> int:
 
 def _rows(mirror: Mirror) -> Iterator[list[str]]:
     for idx, leaf, logged_at, rec, sig in mirror.records():
-        yield flat_row(idx, leaf, logged_at, parse_json(rec.encode()), parse_json(sig.encode()))
+        yield csv_row(idx, leaf, logged_at, parse_json(rec.encode()), parse_json(sig.encode()))
 
 
 def write_csv(mirror: Mirror, path: Path, note: bytes) -> int:
     n = 0
     with replacing(path, note) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
+        f.write(csv_text([CSV_COLUMNS]))
         for row in _rows(mirror):
-            w.writerow(row)
+            f.write(csv_text([row]))
             n += 1
     return n
 

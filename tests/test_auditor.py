@@ -28,7 +28,6 @@ from click.testing import CliRunner, Result
 from client.__main__ import mdl
 from client.audit import PROOF_HEADER, EntryAudit, TlogProof, Watch, check_receipt, parse_tlog_proof
 from client.http import Http
-from client.mirror import CSV_COLUMNS, flat_row
 from client.platform import VerificationFailed
 from client.tiles import TileClient, TileHashReader, TileMismatch, verified_bundles
 from keys.keyfile import read_signer
@@ -38,6 +37,7 @@ from ledger import tlog
 from ledger.checkpoint import Checkpoint
 from ledger.db import make_engine
 from ledger.errors import InvalidInput
+from ledger.export import CSV_COLUMNS, csv_row
 from ledger.log import Log, LogProvider
 from ledger.migrate import upgrade
 from ledger.records import canonical, entry_bytes, parse_entry
@@ -538,18 +538,18 @@ def test_csv_columns_cover_the_record_schema() -> None:
     for name in ("decision-head-of-state-newsworthiness", "amendment-late-classification", "appeal-reversed"):
         rec = example(name)
         sig = {"key_id": "0" * 16, "alg": "ed25519", "value": "AA=="}
-        row = dict(zip(CSV_COLUMNS, flat_row(5, bytes(32), "2026-01-01T00:00:00.000Z", rec, sig), strict=True))
+        row = dict(zip(CSV_COLUMNS, csv_row(5, bytes(32), "2026-01-01T00:00:00.000Z", rec, sig), strict=True))
         assert row["extra"] == ""
         assert row["record_id"] == rec["record_id"]
     assert row["refs.record_id"] == rec["refs"]["record_id"]
     assert row["outcome"] == "reversed"
     amended = example("amendment-late-classification")
-    row = dict(zip(CSV_COLUMNS, flat_row(1, bytes(32), "t", amended, sig), strict=True))
+    row = dict(zip(CSV_COLUMNS, csv_row(1, bytes(32), "t", amended, sig), strict=True))
     assert row["corrected.keywords"] == "misinformation_disinformation;violation_national_law"
     assert row["corrected.exemption.applied"] == "true"
     assert row["rule.id"] == ""
     odd = dict(amended, new_field={"a": 1})
-    assert flat_row(1, bytes(32), "t", odd, sig)[-1] == canonical({"new_field.a": 1}).decode()
+    assert csv_row(1, bytes(32), "t", odd, sig)[-1] == canonical({"new_field.a": 1}).decode()
 
 
 def test_entry_audit_checks_signatures_against_the_registry() -> None:

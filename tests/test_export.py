@@ -80,10 +80,11 @@ def test_export_of_a_whole_checkpoint_recomputes_its_root(client: FlaskClient, l
 def test_csv_export(client: FlaskClient, log: Log) -> None:
     _, body = _get(client, "/api/v1/export?start=0&end=303&format=csv")
     text = body.decode()
-    first, rest = text.split("\n", 1)
+    first, rest = text.split("\r\n", 1)
     assert first.startswith(f"# checkpoint: {log.origin} ")
-    rows = list(csv.DictReader(io.StringIO(rest)))
-    assert list(rows[0]) == CSV_COLUMNS
+    assert rest.startswith(",".join(CSV_COLUMNS) + "\r\n")
+    rows = list(csv.DictReader(io.StringIO(rest, newline="")))
+    assert tuple(rows[0]) == CSV_COLUMNS
     assert len(rows) == 302  # the registry entry has no row
     d0 = rows[0]
     assert d0["record_id"] == "d-0"
@@ -92,10 +93,14 @@ def test_csv_export(client: FlaskClient, log: Log) -> None:
     assert d0["territorial_scope"] == "GLOBAL"
     assert d0["account.public_subject.display_name"] == "Example Legislatora"
     by_id = {r["record_id"]: r for r in rows}
-    assert by_id["a-1"]["appeal.outcome"] == "reversed"
+    assert by_id["a-1"]["outcome"] == "reversed"
     assert by_id["a-1"]["account.class"] == ""
-    assert by_id["m-1"]["amendment.reason"] == "late_classification"
+    assert by_id["m-1"]["reason"] == "late_classification"
     assert by_id["m-1"]["refs.record_id"] == "d-2"
+    assert by_id["m-1"]["account.class"] == ""
+    assert by_id["m-1"]["corrected.account.class"] == "head_of_state"
+    assert by_id["m-1"]["corrected.account.public_subject.handle"] == "'@presidentia"  # opens as text
+    assert {r["extra"] for r in rows} == {""}
 
 
 def test_files_are_immutable(client: FlaskClient, log: Log) -> None:

@@ -21,12 +21,12 @@ shrunken one):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
+
+from ledger import export
 
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 INK, MUTED, GRID = "#1a1a1a", "#4d4d4d", "#c8c8c8"
@@ -370,10 +370,15 @@ def series_chart(
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """RFC 4180 CSV (CRLF line ends), None as an empty field, floats in
-    full (shortest round-tripping) precision."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
-    return out.getvalue()
+    full (shortest round-tripping) precision, and text that a spreadsheet
+    would run as a formula prefixed with ``'`` (``ledger.export.safe_cell``,
+    the rule of every CSV the project writes); numbers stay numbers."""
+    return export.csv_text([header, *([_csv_cell(v) for v in row] for row in rows)])
+
+
+def _csv_cell(value: object) -> str:
+    if isinstance(value, str):
+        return export.safe_cell(value)  # a platform slug or rule id, or the log's origin and root hash
+    if isinstance(value, float):
+        return repr(value)
+    return "" if value is None else str(value)
