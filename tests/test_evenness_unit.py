@@ -19,7 +19,7 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import InvalidInput
 from ledger.evenness import FACT_COLUMNS, CheckpointRef, Filters, compute_document, facts_from_entries
 from ledger.evenness_compare import Times, _rate_large, mann_whitney_sorted
-from ledger.evenness_document import jsonable
+from ledger.evenness_document import written
 from ledger.evenness_facts import tally
 from ledger.evenness_words import (
     ACTIONS_FLAGGED,
@@ -181,12 +181,13 @@ def test_infinite_odds_ratios_are_strings_and_judged_by_the_risk_difference() ->
     assert _rate_large("appeal_reversal_rate", 9.0, 0.049) is False
 
 
-def test_jsonable() -> None:
-    assert jsonable({"a": [math.inf, -math.inf, 1.5, None, (2, "x")]}) == {
+def test_written_infinities_and_nan() -> None:
+    # The rest of the numeric contract: tests/test_evenness_numbers.py.
+    assert written({"a": [math.inf, -math.inf, 1.5, None, (2, "x")]}) == {
         "a": ["Infinity", "-Infinity", 1.5, None, [2, "x"]]
     }
     with pytest.raises(AssertionError):
-        jsonable([math.nan])
+        written([math.nan])
 
 
 def test_checkpoint_reference_keeps_only_the_logs_signature() -> None:
