@@ -226,7 +226,10 @@ def flagged_sentence(c: Mapping[str, Any], cp: Mapping[str, Any]) -> str:
         )
     if metric == "action_distribution":
         return ACTIONS_FLAGGED.format(**common, **_largest_gap(c), v=f"{c['cramers_v']:.2f}")
-    fields = {**common, **_rate_fields(c), "strata": _strata(c), "test": TEST_LABELS[c["primary"]["test"]]}
+    test = c["primary"]["test"]
+    if test is None:  # flagged means q < 0.05, so there was a test
+        raise AssertionError("a flagged comparison names no test")
+    fields = {**common, **_rate_fields(c), "strata": _strata(c), "test": TEST_LABELS[test]}
     if metric == "appeal_reversal_rate":
         rd = c["risk_difference"]
         return REVERSAL_FLAGGED.format(
