@@ -13,6 +13,12 @@ the one the server's document names, whose signature by the log's key
 mirror are hashed again and must give that checkpoint's root, so the
 recomputation rests on nothing but the log's signature and the entries.
 
+Both sides write their numbers by the same numeric contract
+(:mod:`ledger.evenness_document`: floats rounded to 10 significant
+digits), so a C library whose ``exp`` or ``log`` differs in the last bit
+from the server's still gives the same bytes; the command says which
+contract it applied.
+
 Exit status: 0 identical, 1 bad input or the log unreachable, 3 the
 documents differ or a check failed (the first differences are listed,
 each as a JSON path with both values).
@@ -40,7 +46,7 @@ from client.platform import VerificationFailed
 from client.tiles import open_cp
 from keys.note import Verifier
 from ledger.errors import InvalidInput
-from ledger.evenness_document import CheckpointRef, Evenness, compute_document
+from ledger.evenness_document import NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
 from ledger.evenness_facts import GROUPS, METRICS, Filters, facts_from_entries
 from ledger.frontier import Frontier
 from ledger.records import canonical, parse_json
@@ -261,9 +267,10 @@ def evenness_cmd(
     Reads the entries of the mirror (see mirror) up to its checkpoint, or
     up to --tree-size, checks they hash to that signed checkpoint, computes
     the document of GET /api/v1/stats/evenness with the same filters, and
-    compares it with the log's byte for byte. Prints "identical (sha256
-    ...)" and exits 0, or lists the first differences as JSON paths with
-    both values and exits 3.
+    compares it with the log's byte for byte. Prints the numeric contract
+    applied ("numbers: rounded to 10 significant digits ..."), then
+    "identical (sha256 ...)" and exits 0, or lists the first differences
+    as JSON paths with both values and exits 3.
     """
     query, filters = query_and_filters(**filter_options)
     with cli_errors():
@@ -276,6 +283,7 @@ def evenness_cmd(
             out.write_bytes(ours.data)
             click.echo(f"wrote the recomputed document to {out}", err=True)
         lines = report(ours, server)
+    click.echo(f"numbers: {NUMERIC_CONTRACT}")
     if lines:
         for line in lines:
             click.echo(line)

@@ -167,11 +167,20 @@ def compare_rates(
         "odds_ratio": estimate_json(result.odds_ratio),
         "breslow_day": significance_json(result.heterogeneity),
     }
-    body["primary"] = {"test": result.association.method, "p_value": result.association.p_value}
+    body["primary"] = primary_json(result.association)
     large = _rate_large(metric, result.odds_ratio.estimate, rd.estimate)
     value = rd.estimate if metric == "appeal_reversal_rate" else result.odds_ratio.estimate
     body["effect"] = {"measure": _effect_measure(metric), "value": value, "practically_large": large}
     return body
+
+
+def primary_json(s: Significance) -> dict[str, Any]:
+    """The primary test and its p-value; a test that was not computed names
+    no test (its attempt, with the reason, is in its own block), so that
+    ``primary.test`` is null exactly when ``tested`` is false."""
+    if not s.computed:
+        return {"test": None, "p_value": None}
+    return {"test": s.method, "p_value": s.p_value}
 
 
 def _not_tested(reason: str, measure: str) -> dict[str, Any]:
@@ -229,7 +238,7 @@ def compare_actions(
         "pearson_chi2": significance_json(c.test),
         "cramers_v": c.cramers_v,
         "columns": [ACTIONS[i] for i in c.columns],
-        "primary": {"test": c.test.method, "p_value": c.test.p_value},
+        "primary": primary_json(c.test),
         "effect": {"measure": "cramers_v", "value": c.cramers_v, "practically_large": large},
     }
     return body
@@ -283,7 +292,7 @@ def compare_times(
         "tested": True,
         "not_tested": None,
         "mann_whitney": {"u1": mw.u1, "cles": mw.cles, "z": mw.z, "test": significance_json(mw.test)},
-        "primary": {"test": mw.test.method, "p_value": mw.test.p_value},
+        "primary": primary_json(mw.test),
         "effect": {"measure": "cles", "value": mw.cles, "practically_large": large},
     }
     return body

@@ -55,8 +55,13 @@ DEFINITIONS = {
     "30 cases its size is low. A time comparison needs 20 decisions per group, a reversal comparison 10 resolved "
     "appeals per group, other rate and action comparisons 10 violations found per group. Time quantiles need 10 "
     "decisions. Fewer than 5 distinct accounts in a group gives a warning.",
-    "numbers": 'Infinite values are the strings "Infinity" and "-Infinity" (RFC 8785 JSON has no infinity); what '
-    "cannot be computed is null, with the reason in notes or not_tested.",
+    "numbers": "Counts are exact integers. Every other number is computed in IEEE 754 double precision and written "
+    "correctly rounded to 10 significant digits (ties to even), and as 0 when its magnitude is below 1e-300, so that "
+    "the last bits of a platform's exp, log, lgamma or erfc do not change the document: it changes only where such a "
+    "difference carries a value across a rounding boundary, about once in 500 documents of the demo's size for "
+    "differences of one unit in the last place. Infinite values are the strings "
+    '"Infinity" and "-Infinity" (RFC 8785 JSON has no infinity); what cannot be computed is null, with the reason in '
+    "notes or not_tested.",
     "checkpoint": "signed_note is the checkpoint with the log's own signature only: witness cosignatures, which "
     "arrive later, are left out so that the document never changes.",
 }
@@ -152,7 +157,7 @@ def ratio(x: float | None) -> str:
 def p_text(p: float | None) -> str:
     if p is None:
         return "not computed"
-    if p == 0.0:
+    if p < 1e-300:  # written as 0 (ledger.evenness_document.SMALLEST_WRITTEN)
         return "below 1e-300"
     return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
@@ -221,7 +226,10 @@ def flagged_sentence(c: Mapping[str, Any], cp: Mapping[str, Any]) -> str:
         )
     if metric == "action_distribution":
         return ACTIONS_FLAGGED.format(**common, **_largest_gap(c), v=f"{c['cramers_v']:.2f}")
-    fields = {**common, **_rate_fields(c), "strata": _strata(c), "test": TEST_LABELS[c["primary"]["test"]]}
+    test = c["primary"]["test"]
+    if test is None:  # flagged means q < 0.05, so there was a test
+        raise AssertionError("a flagged comparison names no test")
+    fields = {**common, **_rate_fields(c), "strata": _strata(c), "test": TEST_LABELS[test]}
     if metric == "appeal_reversal_rate":
         rd = c["risk_difference"]
         return REVERSAL_FLAGGED.format(

@@ -98,6 +98,9 @@ def test_mirror_recomputes_the_identical_document(server: Server, tmp_path: Path
     answer = server.document(f"tree_size={size}")
     digest = answer["document_sha256"]
     assert f"identical (sha256 {digest}): tree size {size}" in res.stdout
+    assert "numbers: rounded to 10 significant digits, 0 below 1e-300 (method version 1 numeric contract)\n" in (
+        res.stdout
+    )
     assert out.read_bytes() == canonical(answer["document"])
     assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
     assert answer["document"]["totals"]["decisions"] == 1220
@@ -200,6 +203,7 @@ def test_a_changed_document_is_reported(server: Server, proxy: Proxy, tmp_path: 
     assert f"$.flagged[{len(honest['flagged']) - 1}]: recomputed {{" in res.stdout
     assert "server (absent)" in res.stdout
     assert "identical" not in res.stdout
+    assert "numbers: rounded to 10 significant digits" in res.stdout
     assert any(p.startswith(f"/api/v1/stats/evenness?tree_size={size}") for p in proxy.requests)
 
     # A digest that does not match the document served is reported too, even with identical values.

@@ -19,7 +19,7 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import InvalidInput
 from ledger.evenness import FACT_COLUMNS, CheckpointRef, Filters, compute_document, facts_from_entries
 from ledger.evenness_compare import Times, _rate_large, mann_whitney_sorted
-from ledger.evenness_document import jsonable
+from ledger.evenness_document import written
 from ledger.evenness_facts import tally
 from ledger.evenness_words import (
     ACTIONS_FLAGGED,
@@ -181,12 +181,36 @@ def test_infinite_odds_ratios_are_strings_and_judged_by_the_risk_difference() ->
     assert _rate_large("appeal_reversal_rate", 9.0, 0.049) is False
 
 
-def test_jsonable() -> None:
-    assert jsonable({"a": [math.inf, -math.inf, 1.5, None, (2, "x")]}) == {
+def test_untested_comparisons_name_no_test() -> None:
+    # Enough cases to test, but nothing to test on: no one exempted, every
+    # action a label (every stratum has a zero margin; one column of actions).
+    facts = [fact(i, account_class="legislator", subject_key=f"l{i}") for i in range(20)]
+    facts += [fact(100 + i) for i in range(40)]
+    doc = compute_document(facts, checkpoint()).document
+    by = {c["metric"]: c for c in doc["comparisons"] if c["group"] == "legislator"}
+    exemption, actions = by["exemption_rate"], by["action_distribution"]
+    assert exemption["primary"] == {"test": None, "p_value": None, "q_value": None}
+    assert exemption["association"]["method"] == "cmh_chi2"  # what was tried, and why it could not be
+    assert exemption["not_tested"] == "no stratum has both groups and both outcomes"
+    assert exemption["association"]["notes"] == [exemption["not_tested"]]
+    assert "not tested, no stratum has both groups and both outcomes" in exemption["wording"]
+    assert actions["primary"] == {"test": None, "p_value": None, "q_value": None}
+    assert actions["pearson_chi2"]["method"] == "pearson_chi2"
+    assert actions["not_tested"] == "fewer than two columns have counts"
+    assert by["time_to_decision"]["primary"]["test"] == "mann_whitney"  # all tied: tested, p = 1
+    assert by["time_to_decision"]["primary"]["p_value"] == 1
+    for c in doc["comparisons"] + doc["platform_summaries"]:
+        assert (c["primary"]["test"] is None) == (c["primary"]["p_value"] is None) == (not c["tested"]), c
+    assert doc["multiple_comparisons"]["tests"] == 2  # times, here and on the platform: nothing else
+
+
+def test_written_infinities_and_nan() -> None:
+    # The rest of the numeric contract: tests/test_evenness_numbers.py.
+    assert written({"a": [math.inf, -math.inf, 1.5, None, (2, "x")]}) == {
         "a": ["Infinity", "-Infinity", 1.5, None, [2, "x"]]
     }
     with pytest.raises(AssertionError):
-        jsonable([math.nan])
+        written([math.nan])
 
 
 def test_checkpoint_reference_keeps_only_the_logs_signature() -> None:
