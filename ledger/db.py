@@ -171,6 +171,32 @@ published_statistics = Table(
 
 WRITE_OPTION = "ledger_write"
 
+#: PostgreSQL, every connection: TCP keepalives and a user timeout on both
+#: ends, so a server that freezes or loses the network while it holds the
+#: log's head lock is noticed in seconds rather than the kernel's two hours.
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
+    "-c tcp_user_timeout=10000",
+}
+
+#: PostgreSQL, each sequencer transaction (SET LOCAL, so readers, exports and
+#: migrations keep the server's defaults): a writer waits at most 3 s for the
+#: head lock (then 503 and Retry-After), a statement runs at most 10 s, and a
+#: transaction left idle for 5 s (its server frozen, say, by SIGSTOP or a lost
+#: network) is ended by PostgreSQL, which releases the head lock: the other
+#: servers append again within seconds. Nothing acknowledged is lost (the
+#: frozen writer never committed, so it never answered) and no fork is
+#: possible (the head moves by compare-and-swap).
+PG_WRITER_SETTINGS = (
+    "SELECT set_config('lock_timeout', '3s', true), set_config('statement_timeout', '10s', true), "
+    "set_config('idle_in_transaction_session_timeout', '5s', true)"
+)
+
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
@@ -192,7 +218,21 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(u, **kwargs)
+    connect_args = {**PG_CONNECT_ARGS, **kwargs.get("connect_args", {})}
+    # The URL's own options (a search_path, say) come first; ours are added.
+    url_options = u.query.get("options")
+    if isinstance(url_options, str):
+        connect_args["options"] = f"{url_options} {connect_args['options']}"
+    kwargs["connect_args"] = connect_args
+    engine = create_engine(u, **kwargs)
+    # Many-row INSERTs as multi-row INSERT statements rather than psycopg's
+    # pipelined executemany: a client frozen right after a pipelined
+    # executemany left its transaction idle without PostgreSQL's
+    # idle-in-transaction timer running (seen on PostgreSQL 15), holding the
+    # head lock for as long as the freeze; after a plain statement the timer
+    # runs (tests/test_frozen_server.py).
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "NoteError",
     "ProofError",
     "RateLimited",
+    "Refused",
     "SplitViewError",
     "StorageError",
     "Unprocessable",
@@ -28,6 +29,11 @@ __all__ = [
 class Unprocessable(InvalidInput):
     """Well-formed input the log cannot accept: a bad signature, an unknown
     or revoked key, an unknown platform, a reference to a missing record."""
+
+
+class Refused(Unprocessable):
+    """The database refused data that every check of ours accepted (a value
+    it cannot store): retrying the same data cannot succeed."""
 
 
 class RateLimited(LedgerError):

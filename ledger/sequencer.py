@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
 from ledger import storage
 from ledger.checkpoint import Checkpoint
-from ledger.db import is_sqlite, writer
-from ledger.errors import InvalidInput, SplitViewError, StorageError
+from ledger.db import PG_WRITER_SETTINGS, is_sqlite, writer
+from ledger.errors import InvalidInput, Refused, SplitViewError, StorageError
 from ledger.frontier import AppendedTree, Frontier, Row
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tile import MAX_ENTRY_SIZE
@@ -72,6 +72,36 @@ Planner = Callable[[Session, int, int], Plan]
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+#: SQLSTATE classes of refusals that the same data meets again on retry:
+#: data exceptions (22: a value the column cannot hold) and integrity
+#: constraint violations (23). Everything else (locks, lost connections,
+#: a full disk, a cancelled statement) may pass on retry.
+_PERMANENT_CLASSES = ("22", "23")
+
+#: The log's own primary keys: a violation means another writer appended
+#: at the same index first (a lost compare-and-swap), not bad data.
+_LOG_KEYS = ("entries", "hashes", "checkpoints", "log_head")
+
+
+def _split_view(e: DBAPIError) -> bool:
+    if not isinstance(e, IntegrityError):
+        return False
+    diag = getattr(e.orig, "diag", None)
+    table = getattr(diag, "table_name", None)
+    if table is not None:  # PostgreSQL names the table
+        return table in _LOG_KEYS
+    message = str(e.orig)  # SQLite: "UNIQUE constraint failed: entries.idx"
+    return any(f"failed: {t}." in message for t in _LOG_KEYS)
+
+
+def _permanent(e: DBAPIError) -> bool:
+    """Whether the database refused the data itself, so a retry cannot pass."""
+    if isinstance(e, IntegrityError | DataError):
+        return True
+    sqlstate = getattr(e.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _PERMANENT_CLASSES
 
 
 def _refusal(e: DBAPIError) -> str:
@@ -136,6 +166,7 @@ class Sequencer:
 
     def __init__(self, engine: Engine, signer: Signer, clock: Callable[[], int] = _now_ms) -> None:
         self._engine = writer(engine)
+        self._sqlite = is_sqlite(engine)
         self._signer = signer
         self._clock = clock
         # Serialises this process's writers before they queue on the database lock.
@@ -186,16 +217,19 @@ class Sequencer:
         with self._lock, self._writer_lock.held():
             try:
                 return self._sequence_locked(planner)
-            except IntegrityError as e:
-                self._frontier = None
-                raise SplitViewError("another writer appended at the same index; nothing was written") from e
             except DBAPIError as e:
                 self._frontier = None
+                if _split_view(e):
+                    raise SplitViewError("another writer appended at the same index; nothing was written") from e
                 logger.warning("the database refused an append: %s", e.orig)
+                if _permanent(e):
+                    raise Refused(f"the database refused the data: {_refusal(e)}; nothing was appended") from e
                 raise StorageError(f"the database refused the append: {_refusal(e)}") from e
 
     def _sequence_locked(self, planner: Planner) -> AppendResult:
         with Session(self._engine) as session, session.begin():
+            if not self._sqlite:
+                session.execute(text(PG_WRITER_SETTINGS))
             head = storage.read_head(session, for_update=True)
             if head is None:
                 raise StorageError("the log is not initialised: run `flask --app app ledger init`")

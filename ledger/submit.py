@@ -30,7 +30,7 @@ from keys.note import b64decode_exact
 from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.db import records
 from ledger.derived import Rows, insert_rows, merge, record_rows
-from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, StorageError, Unprocessable
+from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, Refused, StorageError, Unprocessable
 from ledger.frontier import AppendedTree
 from ledger.records import canonical, entry_bytes, format_time
 from ledger.registry import KeyState, known_platforms, read_key_states
@@ -225,6 +225,12 @@ class Committer:
         try:
             result = self._sequencer.sequence(lambda s, size, now: _plan(s, size, now, jobs))
         except LedgerError as e:
+            if isinstance(e, Refused) and len(jobs) > 1:
+                # One submission's data made the database refuse the whole
+                # group: append each alone, so that only the one at fault fails.
+                for job in jobs:
+                    self._commit([job])
+                return
             for job in jobs:
                 job.error = e
                 job.done.set()

@@ -24,8 +24,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServerURL(str):
+    """A running server's base URL, which also knows the gunicorn master's pid."""
+
+    pid: int
+
+    def processes(self) -> list[int]:
+        """The master and its workers."""
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.pid:
+                children.append(int(stat.parent.name))
+        return [self.pid, *children]
+
+
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 90) -> Iterator[str]:
+def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 90) -> Iterator[ServerURL]:
     """Run gunicorn with ``env`` (LEDGER_* settings); yield its base URL."""
     port = free_port()
     full_env = {**os.environ, **env, "LEDGER_BIND": f"127.0.0.1:{port}", "LEDGER_WORKERS": str(workers)}
@@ -36,7 +54,8 @@ def gunicorn(env: dict[str, str], workers: int = 2, timeout: float = 90) -> Iter
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -1,0 +1,140 @@
+"""Two servers on one PostgreSQL: freezing one while it holds the log's head
+lock stalls the other for seconds, not for as long as the freeze (issue 12).
+
+Server A takes batches continuously; the test stops all of A's processes
+(SIGSTOP, as a machine that loses its network would) at a moment when one
+of A's transactions holds the row lock on ``log_head`` (seen in
+``pg_locks``), and then server B must append within 10 s. PostgreSQL ends
+A's transaction once it has been idle for 5 s (the sequencer's
+``idle_in_transaction_session_timeout``), and B's waits give up after 3 s
+(``lock_timeout``) with 503 and Retry-After, which the client honours.
+Afterwards every record either server acknowledged is in the log, once,
+and the log is whole (no fork: the head moves by compare-and-swap).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from keys.records import PlatformKey
+from ledger.db import records
+from ledger.log import LogProvider
+from tests.checklog import check_log
+from tests.conftest import ORIGIN, PG_URL
+from tests.recordkit import decision, sign
+from tests.server import ServerURL, gunicorn
+
+KEY = PlatformKey(b"\x44" * 32)
+PLATFORM = "example-social"
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="set LEDGER_TEST_POSTGRES_URL to run PostgreSQL tests")
+
+
+@pytest.fixture
+def pg_url(db_url: str) -> str:
+    if db_url.startswith("sqlite"):
+        pytest.skip("several servers share a database on PostgreSQL only")
+    return db_url
+
+
+def _holders(db_url: str) -> int:
+    """Transactions holding the row lock of this schema's log head (FOR UPDATE takes RowShareLock)."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE c.relname = 'log_head' AND c.relnamespace = current_schema()::regnamespace "
+                        "AND l.mode = 'RowShareLock' AND l.granted"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def _freeze(server: ServerURL, sig: signal.Signals) -> None:
+    for pid in server.processes():
+        os.kill(pid, sig)
+
+
+class Load:
+    """Batches posted to one server until stopped; remembers what was acknowledged."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url, self.prefix = url, prefix
+        self.acked: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            while not self.stop.is_set():
+                batch = [sign(decision(f"{self.prefix}-{n + i}"), KEY) for i in range(200)]
+                n += 200
+                try:
+                    r = http.post("/api/v1/records", json={"records": batch})
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 201:
+                    for rec in r.json()["records"]:
+                        self.acked[rec["record_id"]] = rec["leaf_index"]
+
+
+def _append_within(url: str, record_id: str, seconds: float) -> float:
+    """Post one record to ``url`` until it is appended; return how long it took."""
+    start = time.monotonic()
+    with httpx.Client(base_url=url, timeout=seconds) as http:
+        while True:
+            r = http.post("/api/v1/records", json=sign(decision(record_id), KEY))
+            if r.status_code == 201:
+                return time.monotonic() - start
+            assert r.status_code == 503, r.text
+            assert time.monotonic() - start < seconds, "the other server could not append in time"
+            time.sleep(float(r.headers.get("Retry-After", "1")) / 4)
+
+
+def test_a_frozen_server_stalls_the_other_for_seconds(pg_url: str, tmp_path: Path) -> None:
+    key_file = str(tmp_path / "log.key")
+    env = {"LEDGER_DATABASE_URL": pg_url, "LEDGER_KEY_FILE": key_file, "LEDGER_ORIGIN": ORIGIN}
+    with gunicorn(env) as a, gunicorn({**env, "LEDGER_DERIVED_CHECK_STATE": str(tmp_path / "b.json")}) as b:
+        provider = LogProvider(pg_url, key_file, ORIGIN)
+        provider.log.registry.add_platform(PLATFORM, "Example Social", KEY.public_key)
+        load = Load(a, "a")
+        frozen = False
+        try:
+            for _ in range(200):  # catch A holding the head lock: it does most of the time under load
+                time.sleep(0.05)
+                _freeze(a, signal.SIGSTOP)
+                if _holders(pg_url):
+                    frozen = True
+                    break
+                _freeze(a, signal.SIGCONT)
+            assert frozen, "server A never held the head lock while frozen"
+            took = _append_within(b, "b-0", 10)
+            assert _holders(pg_url) == 0  # PostgreSQL ended the frozen transaction
+        finally:
+            _freeze(a, signal.SIGCONT)
+            load.stop.set()
+            load.thread.join(90)
+        assert took < 10
+        log = provider.log
+        with log.read() as s:
+            logged = {r.record_id: r.leaf_index for r in s.execute(records.select()).all()}
+        for record_id, index in load.acked.items():
+            assert logged.get(record_id) == index, record_id  # nothing acknowledged was lost
+        assert "b-0" in logged
+        check_log(log)
+        provider.close()
