@@ -154,8 +154,41 @@ def _check_action(data: dict[str, Any], errors: dict[str, Any]) -> None:
         _forbid(data, errors, ("exemption",), "when violation_found is false: there is nothing to exempt")
 
 
+_CITATION_EXAMPLES = "such as DSA Art. 16, DE StGB § 130 or EU Regulation (EU) 2016/679 art. 17"
+_VERSION_FORM = "numbers joined by . or - (7, v4.2, 2026-03)"
+
+# The fields of a decision where words could be written, and the form each
+# must take about an ordinary user, so that none can hold a name, a handle or
+# an address (docs/records.md, "Ordinary users"): (path, pattern, message).
+_ORDINARY_FORMS = (
+    (
+        ("account", "subject_key"),
+        "pseudonym",
+        "ordinary users: must be 64 lower-case hex digits, the platform's HMAC-SHA-256 of the account",
+    ),
+    (("rule", "version"), "short_version", f"ordinary users: must be {_VERSION_FORM}"),
+    (("rule", "url"), "https_path_url", "ordinary users: must have no query string or fragment"),
+    (("exemption", "policy", "version"), "short_version", f"ordinary users: must be {_VERSION_FORM}"),
+    (("legal_reference",), "legal_citation", f"ordinary users: must be a short legal citation {_CITATION_EXAMPLES}"),
+)
+
+
+def _check_ordinary_forms(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    for path, pattern, message in _ORDINARY_FORMS:
+        value: Any = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if pattern == "legal_citation" and len(value) > enums.LEGAL_CITATION_MAX:
+            _add(errors, path, f"ordinary users: must be at most {enums.LEGAL_CITATION_MAX} characters")
+        elif not enums.matches(pattern, value):
+            _add(errors, path, message)
+
+
 def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
-    """Ordinary users get no statement, no content URL and a posting day only."""
+    """Ordinary users get no statement, no content URL, a posting day only,
+    and patterned values wherever free text could name them."""
     ordinary = data["account"]["account_class"] == enums.ORDINARY_USER
     posted = data["content"]["posted_at"]
     if ordinary:
@@ -164,8 +197,22 @@ def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
             _add(errors, ("content", "ref"), "forbidden for ordinary users")
         if isinstance(posted, datetime):
             _add(errors, ("content", "posted_at"), "ordinary users: a date YYYY-MM-DD only, not a date-time")
+        _check_ordinary_forms(data, errors)
     elif not isinstance(posted, datetime):
         _add(errors, ("content", "posted_at"), "public classes: an RFC 3339 UTC date-time, not a date")
+
+
+_NUMBERED = "digits and separators after at most one tag of 1 to 3 letters (dec-2026-000101, 2026-05:000000917)"
+
+
+def _check_numbered_id(data: dict[str, Any], whose: str) -> None:
+    """A record_id that cannot spell a name: see ``numbered_record_id`` in :mod:`ledger.vocab`."""
+    if not enums.matches("numbered_record_id", data["record_id"]):
+        raise ValidationError(f"{whose}: must be {_NUMBERED}", "record_id")
+
+
+def _is_ordinary(body: dict[str, Any]) -> bool:
+    return bool(body["account"]["account_class"] == enums.ORDINARY_USER)
 
 
 def _check_times(data: dict[str, Any], errors: dict[str, Any]) -> None:
@@ -238,7 +285,10 @@ class Envelope(_Strict):
 
 
 class DecisionRecord(Envelope, DecisionBody):
-    pass
+    @validates_schema
+    def _check_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if _is_ordinary(data):
+            _check_numbered_id(data, "ordinary users")
 
 
 class AppealRecord(Envelope):
@@ -263,10 +313,21 @@ class AppealRecord(Envelope):
         if errors:
             raise ValidationError(errors)
 
+    @validates_schema
+    def _check_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        # An appeal names no account, so the schema cannot tell an ordinary
+        # user's appeal from a public figure's: every appeal is numbered.
+        _check_numbered_id(data, "appeals, which may concern ordinary users")
+
 
 class AmendmentRecord(Envelope):
     reason = Choice(enums.AMENDMENT_REASONS, name="amendment reason", required=True)
     corrected = Nested(DecisionBody, required=True)
+
+    @validates_schema
+    def _check_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if _is_ordinary(data["corrected"]):
+            _check_numbered_id(data, "ordinary users")
 
 
 def _warm(schema: Schema) -> Schema:
@@ -301,6 +362,9 @@ def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
         raise ValueError("now must be a timezone-aware datetime")
     if not isinstance(record, dict):
         return [{"path": "", "message": "a record must be a JSON object"}]
+    forbidden = _forbidden_characters(record)
+    if forbidden:  # before marshmallow, whose messages would quote them
+        return sorted(forbidden, key=lambda err: (err["path"], err["message"]))
     kind = record.get("type")
     if not isinstance(kind, str) or kind not in _SCHEMAS:
         return [{"path": "type", "message": "must be one of: " + ", ".join(enums.RECORD_TYPES)}]
@@ -312,6 +376,39 @@ def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
     finally:
         NOW.reset(token)
     return []
+
+
+def _forbidden_characters(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The errors of every string, key or value, at any depth, that holds a
+    character of ``FORBIDDEN_CHARACTER``: one check for every field, present
+    and future, so that SQLite and PostgreSQL are handed the same strings.
+    Iterative, as JSON may nest as deep as the parser allows."""
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[str, object]] = [("", record)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                where = _join(path, key)
+                if isinstance(key, str) and (why := _forbidden_in(key)):
+                    errors.append({"path": where, "message": f"the field name {why}"})
+                stack.append((where, sub))
+        elif isinstance(value, list):
+            stack.extend((_join(path, i), sub) for i, sub in enumerate(value))
+        elif isinstance(value, str) and (why := _forbidden_in(value)):
+            errors.append({"path": path, "message": why})
+    return errors
+
+
+def _forbidden_in(text: str) -> str | None:
+    found = enums.FORBIDDEN_CHARACTER.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    where = f"U+{code:04X} at character {found.start() + 1}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"must not contain a lone surrogate ({where}): it is not a Unicode character"
+    return f"must not contain the control character {where}; tab and line feed are the only ones allowed"
 
 
 def _flatten(messages: object, path: str) -> list[dict[str, str]]:

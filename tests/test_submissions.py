@@ -105,11 +105,11 @@ def test_batch_and_idempotent_resubmission(client: FlaskClient, platforms: Log) 
 
 
 def test_appeal_and_amendment_chain(client: FlaskClient, platforms: Log) -> None:
-    items = [sign(decision("dec-a"), KEY), sign(appeal("apl-a", "dec-a"), KEY)]
+    items = [sign(decision("dec-a"), KEY), sign(appeal("apl-1", "dec-a"), KEY)]
     assert post(client, {"records": items}).status_code == 201
     assert post(client, sign(amendment("amd-a", "dec-a"), KEY)).status_code == 201
     got = client.get("/api/v1/platforms/example-social/records/dec-a").json
-    assert [a["record_id"] for a in got["history"]["appeals"]] == ["apl-a"]
+    assert [a["record_id"] for a in got["history"]["appeals"]] == ["apl-1"]
     assert got["history"]["superseded_by"]["record_id"] == "amd-a"
     amd = client.get("/api/v1/platforms/example-social/records/amd-a").json
     assert amd["history"]["refers_to"]["record_id"] == "dec-a"
@@ -137,7 +137,7 @@ def _mutate(**changes: Any) -> dict[str, Any]:
     return rec
 
 
-ORDINARY = decision("dec-ord", name="decision-ordinary-user")
+ORDINARY = decision("dec-9", name="decision-ordinary-user")
 
 REJECTIONS: list[tuple[str, Any, int, str, str]] = [
     # (case, items, status, path, message fragment)
