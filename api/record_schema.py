@@ -5,7 +5,10 @@
 Schema cannot state them: times are ordered (posted <= flagged <= decided <=
 applied, filed <= decided, action_ends_at after decided_at), no time is more
 than five minutes after ``now``, and a date-time names a real calendar day
-(JSON Schema leaves that to an optional format checker).
+(JSON Schema leaves that to an optional format checker). Before any of
+them, every string of the record, field names included, is searched for
+control characters and lone surrogates, so that no field, present or
+future, hands SQLite and PostgreSQL a string only one of them can store.
 
 The schemas read ``now`` from a context variable that only
 :func:`validate_record` sets: load them through it.
@@ -154,44 +157,54 @@ def _check_action(data: dict[str, Any], errors: dict[str, Any]) -> None:
         _forbid(data, errors, ("exemption",), "when violation_found is false: there is nothing to exempt")
 
 
-_CITATION_EXAMPLES = "such as DSA Art. 16, DE StGB § 130 or EU Regulation (EU) 2016/679 art. 17"
+_CITATION_EXAMPLES = "such as DSA Art. 16, DE StGB § 130 or EU Regulation (EU) 2016/679 art. 17 (docs/records.md)"
 _VERSION_FORM = "numbers joined by . or - (7, v4.2, 2026-03)"
 
 # The fields of a decision where words could be written, and the form each
 # must take about an ordinary user, so that none can hold a name, a handle or
-# an address (docs/records.md, "Ordinary users"): (path, pattern, message).
-_ORDINARY_FORMS = (
+# an address (docs/records.md, "Ordinary users"): (path, pattern, longest
+# length where it is shorter than the field's own, message).
+_ORDINARY_FORMS: tuple[tuple[tuple[str, ...], str, int | None, str], ...] = (
     (
         ("account", "subject_key"),
         "pseudonym",
+        None,
         "ordinary users: must be 64 lower-case hex digits, the platform's HMAC-SHA-256 of the account",
     ),
-    (("rule", "version"), "short_version", f"ordinary users: must be {_VERSION_FORM}"),
-    (("rule", "url"), "https_path_url", "ordinary users: must have no query string or fragment"),
-    (("exemption", "policy", "version"), "short_version", f"ordinary users: must be {_VERSION_FORM}"),
-    (("legal_reference",), "legal_citation", f"ordinary users: must be a short legal citation {_CITATION_EXAMPLES}"),
+    (("rule", "version"), "short_version", None, f"ordinary users: must be {_VERSION_FORM}"),
+    (("rule", "url"), "https_path_url", None, "ordinary users: must have no query string or fragment"),
+    (("exemption", "policy", "version"), "short_version", None, f"ordinary users: must be {_VERSION_FORM}"),
+    (
+        ("legal_reference",),
+        "legal_citation",
+        enums.LEGAL_CITATION_MAX,
+        f"ordinary users: must be a short legal citation of at most {enums.LEGAL_CITATION_MAX} characters "
+        + _CITATION_EXAMPLES,
+    ),
 )
 
 
 def _check_ordinary_forms(data: dict[str, Any], errors: dict[str, Any]) -> None:
-    for path, pattern, message in _ORDINARY_FORMS:
+    for path, pattern, longest, message in _ORDINARY_FORMS:
         value: Any = data
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
         if value is None:
             continue
-        if pattern == "legal_citation" and len(value) > enums.LEGAL_CITATION_MAX:
-            _add(errors, path, f"ordinary users: must be at most {enums.LEGAL_CITATION_MAX} characters")
-        elif not enums.matches(pattern, value):
+        if (longest is not None and len(value) > longest) or not enums.matches(pattern, value):
             _add(errors, path, message)
+
+
+def _is_ordinary(body: dict[str, Any]) -> bool:
+    """Whether the decision fields ``body`` are about an ordinary user."""
+    return bool(body["account"]["account_class"] == enums.ORDINARY_USER)
 
 
 def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
     """Ordinary users get no statement, no content URL, a posting day only,
     and patterned values wherever free text could name them."""
-    ordinary = data["account"]["account_class"] == enums.ORDINARY_USER
     posted = data["content"]["posted_at"]
-    if ordinary:
+    if _is_ordinary(data):
         _forbid(data, errors, ("statement",), "for ordinary users, whose privacy outranks the reasons")
         if "ref" in data["content"]:
             _add(errors, ("content", "ref"), "forbidden for ordinary users")
@@ -209,10 +222,6 @@ def _check_numbered_id(data: dict[str, Any], whose: str) -> None:
     """A record_id that cannot spell a name: see ``numbered_record_id`` in :mod:`ledger.vocab`."""
     if not enums.matches("numbered_record_id", data["record_id"]):
         raise ValidationError(f"{whose}: must be {_NUMBERED}", "record_id")
-
-
-def _is_ordinary(body: dict[str, Any]) -> bool:
-    return bool(body["account"]["account_class"] == enums.ORDINARY_USER)
 
 
 def _check_times(data: dict[str, Any], errors: dict[str, Any]) -> None:

@@ -206,9 +206,9 @@ _YMD = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 # the C0 controls but tab and line feed, DEL, and the C1 controls. U+0000
 # cannot be stored by PostgreSQL (text or jsonb), so allowing it would make
 # the two databases accept different records; the others have no use in text
-# and can rewrite what a terminal shows (a bare CR returns to the start of
-# the line, ESC and U+009B start control sequences). CR is refused too, so
-# that a line break has one form and two records that read alike are alike.
+# and can rewrite what a terminal shows (ESC and U+009B start control
+# sequences). CR goes too: a line break has one form, so two records that
+# read alike are alike, and a bare CR cannot hide the start of a line.
 CONTROL_CHARACTERS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
 
 # A short legal citation (an ordinary user's legal_reference): an optional
