@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,16 @@ def test_example_is_valid(name: str) -> None:
     record = EXAMPLES[name]
     assert [e.message for e in VALIDATOR.iter_errors(record)] == []
     assert validate_record(record, NOW) == []
+
+
+def test_signing_vector_record_is_valid() -> None:
+    """docs/signing.md copies the ordinary user's example: the copy follows the rules too."""
+    text = (ROOT / "docs/signing.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"^```json record\n(.*?)\n```$", text, re.M | re.S)
+    record = json.loads(block)
+    assert record["account"]["class"] == "ordinary_user"
+    assert validate_record(record, NOW) == []
+    assert VALIDATOR.is_valid(record)
 
 
 HEAD, LEGIS, ORD, COURT = (
