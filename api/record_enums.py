@@ -37,6 +37,7 @@ from ledger.vocab import (  # noqa: F401 (re-exported for the schema and its tes
     CATEGORIES,
     CLASS_BASES,
     CONTENT_TYPES,
+    CONTROL_CHARACTERS,
     COUNTRY_CODES,
     DECISION_GROUNDS,
     DETECTION_SOURCES,
@@ -47,6 +48,7 @@ from ledger.vocab import (  # noqa: F401 (re-exported for the schema and its tes
     JURISDICTIONS,
     KEYWORDS,
     LANGUAGE_CODES,
+    LEGAL_CITATION_MAX,
     ORDINARY_FOLLOWER_BUCKETS,
     ORDINARY_USER,
     PATTERNS,
@@ -65,6 +67,10 @@ FUTURE_SLACK = timedelta(minutes=5)
 #: The time a record is checked against; set by ``api.record_schema.validate_record``.
 NOW: ContextVar[datetime] = ContextVar("record_now")
 _RX = {name: re.compile(pattern) for name, pattern in PATTERNS.items()}
+#: One character no string of a record may hold: a control character of
+#: ``CONTROL_CHARACTERS``, or a lone surrogate (JSON's ``"\ud800"`` parses to
+#: one; it is no Unicode character and neither database can store it).
+FORBIDDEN_CHARACTER = re.compile(f"[{CONTROL_CHARACTERS}\ud800-\udfff]")
 _MESSAGES = {"required": "required", "null": "must not be null"}
 _DATE_TIME = (
     "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
@@ -93,6 +99,11 @@ def _parse_date_time(value: str) -> datetime:
     fraction = value[20:-1] if value[19] == "." else ""
     micro = int(fraction[:6].ljust(6, "0"))
     return datetime(day.year, day.month, day.day, int(value[11:13]), int(value[14:16]), int(value[17:19]), micro, UTC)
+
+
+def matches(pattern: str, value: str) -> bool:
+    """Whether ``value`` matches ``PATTERNS[pattern]`` in full."""
+    return _RX[pattern].fullmatch(value) is not None
 
 
 class _Field(fields.Field):

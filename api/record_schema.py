@@ -5,7 +5,10 @@
 Schema cannot state them: times are ordered (posted <= flagged <= decided <=
 applied, filed <= decided, action_ends_at after decided_at), no time is more
 than five minutes after ``now``, and a date-time names a real calendar day
-(JSON Schema leaves that to an optional format checker).
+(JSON Schema leaves that to an optional format checker). Before any of
+them, every string of the record, field names included, is searched for
+control characters and lone surrogates, so that no field, present or
+future, hands SQLite and PostgreSQL a string only one of them can store.
 
 The schemas read ``now`` from a context variable that only
 :func:`validate_record` sets: load them through it.
@@ -154,18 +157,71 @@ def _check_action(data: dict[str, Any], errors: dict[str, Any]) -> None:
         _forbid(data, errors, ("exemption",), "when violation_found is false: there is nothing to exempt")
 
 
+_CITATION_EXAMPLES = "such as DSA Art. 16, DE StGB § 130 or EU Regulation (EU) 2016/679 art. 17 (docs/records.md)"
+_VERSION_FORM = "numbers joined by . or - (7, v4.2, 2026-03)"
+
+# The fields of a decision where words could be written, and the form each
+# must take about an ordinary user, so that none can hold a name, a handle or
+# an address (docs/records.md, "Ordinary users"): (path, pattern, longest
+# length where it is shorter than the field's own, message).
+_ORDINARY_FORMS: tuple[tuple[tuple[str, ...], str, int | None, str], ...] = (
+    (
+        ("account", "subject_key"),
+        "pseudonym",
+        None,
+        "ordinary users: must be 64 lower-case hex digits, the platform's HMAC-SHA-256 of the account",
+    ),
+    (("rule", "version"), "short_version", None, f"ordinary users: must be {_VERSION_FORM}"),
+    (("rule", "url"), "https_path_url", None, "ordinary users: must have no query string or fragment"),
+    (("exemption", "policy", "version"), "short_version", None, f"ordinary users: must be {_VERSION_FORM}"),
+    (
+        ("legal_reference",),
+        "legal_citation",
+        enums.LEGAL_CITATION_MAX,
+        f"ordinary users: must be a short legal citation of at most {enums.LEGAL_CITATION_MAX} characters "
+        + _CITATION_EXAMPLES,
+    ),
+)
+
+
+def _check_ordinary_forms(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    for path, pattern, longest, message in _ORDINARY_FORMS:
+        value: Any = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if (longest is not None and len(value) > longest) or not enums.matches(pattern, value):
+            _add(errors, path, message)
+
+
+def _is_ordinary(body: dict[str, Any]) -> bool:
+    """Whether the decision fields ``body`` are about an ordinary user."""
+    return bool(body["account"]["account_class"] == enums.ORDINARY_USER)
+
+
 def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
-    """Ordinary users get no statement, no content URL and a posting day only."""
-    ordinary = data["account"]["account_class"] == enums.ORDINARY_USER
+    """Ordinary users get no statement, no content URL, a posting day only,
+    and patterned values wherever free text could name them."""
     posted = data["content"]["posted_at"]
-    if ordinary:
+    if _is_ordinary(data):
         _forbid(data, errors, ("statement",), "for ordinary users, whose privacy outranks the reasons")
         if "ref" in data["content"]:
             _add(errors, ("content", "ref"), "forbidden for ordinary users")
         if isinstance(posted, datetime):
             _add(errors, ("content", "posted_at"), "ordinary users: a date YYYY-MM-DD only, not a date-time")
+        _check_ordinary_forms(data, errors)
     elif not isinstance(posted, datetime):
         _add(errors, ("content", "posted_at"), "public classes: an RFC 3339 UTC date-time, not a date")
+
+
+_NUMBERED = "digits and separators after at most one tag of 1 to 3 letters (dec-2026-000101, 2026-05:000000917)"
+
+
+def _check_numbered_id(data: dict[str, Any], whose: str) -> None:
+    """A record_id that cannot spell a name: see ``numbered_record_id`` in :mod:`ledger.vocab`."""
+    if not enums.matches("numbered_record_id", data["record_id"]):
+        raise ValidationError(f"{whose}: must be {_NUMBERED}", "record_id")
 
 
 def _check_times(data: dict[str, Any], errors: dict[str, Any]) -> None:
@@ -238,7 +294,10 @@ class Envelope(_Strict):
 
 
 class DecisionRecord(Envelope, DecisionBody):
-    pass
+    @validates_schema
+    def _check_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if _is_ordinary(data):
+            _check_numbered_id(data, "ordinary users")
 
 
 class AppealRecord(Envelope):
@@ -263,10 +322,21 @@ class AppealRecord(Envelope):
         if errors:
             raise ValidationError(errors)
 
+    @validates_schema
+    def _check_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        # An appeal names no account, so the schema cannot tell an ordinary
+        # user's appeal from a public figure's: every appeal is numbered.
+        _check_numbered_id(data, "appeals, which may concern ordinary users")
+
 
 class AmendmentRecord(Envelope):
     reason = Choice(enums.AMENDMENT_REASONS, name="amendment reason", required=True)
     corrected = Nested(DecisionBody, required=True)
+
+    @validates_schema
+    def _check_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if _is_ordinary(data["corrected"]):
+            _check_numbered_id(data, "ordinary users")
 
 
 def _warm(schema: Schema) -> Schema:
@@ -301,6 +371,9 @@ def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
         raise ValueError("now must be a timezone-aware datetime")
     if not isinstance(record, dict):
         return [{"path": "", "message": "a record must be a JSON object"}]
+    forbidden = _forbidden_characters(record)
+    if forbidden:  # before marshmallow, whose messages would quote them
+        return sorted(forbidden, key=lambda err: (err["path"], err["message"]))
     kind = record.get("type")
     if not isinstance(kind, str) or kind not in _SCHEMAS:
         return [{"path": "type", "message": "must be one of: " + ", ".join(enums.RECORD_TYPES)}]
@@ -312,6 +385,39 @@ def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
     finally:
         NOW.reset(token)
     return []
+
+
+def _forbidden_characters(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The errors of every string, key or value, at any depth, that holds a
+    character of ``FORBIDDEN_CHARACTER``: one check for every field, present
+    and future, so that SQLite and PostgreSQL are handed the same strings.
+    Iterative, as JSON may nest as deep as the parser allows."""
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[str, object]] = [("", record)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                where = _join(path, key)
+                if isinstance(key, str) and (why := _forbidden_in(key)):
+                    errors.append({"path": where, "message": f"the field name {why}"})
+                stack.append((where, sub))
+        elif isinstance(value, list):
+            stack.extend((_join(path, i), sub) for i, sub in enumerate(value))
+        elif isinstance(value, str) and (why := _forbidden_in(value)):
+            errors.append({"path": path, "message": why})
+    return errors
+
+
+def _forbidden_in(text: str) -> str | None:
+    found = enums.FORBIDDEN_CHARACTER.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    where = f"U+{code:04X} at character {found.start() + 1}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"must not contain a lone surrogate ({where}): it is not a Unicode character"
+    return f"must not contain the control character {where}; tab and line feed are the only ones allowed"
 
 
 def _flatten(messages: object, path: str) -> list[dict[str, str]]:

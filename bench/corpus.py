@@ -76,13 +76,15 @@ class Corpus:
         # positions differ between records of one template.
         self.index_rows = [index_row(0, 0, r) for r in self.records]
 
-    def record(self, n: int, prefix: str = "bench") -> dict[str, Any]:
-        """Record ``n`` as a dict (the slow, obviously correct path)."""
+    def record(self, n: int, prefix: str = "bn") -> dict[str, Any]:
+        """Record ``n`` as a dict (the slow, obviously correct path). Its
+        record_id is numbered (a tag of at most three letters, then digits),
+        as an ordinary user's must be (docs/records.md)."""
         rec = copy.deepcopy(self.records[n % len(TEMPLATES)])
         rec["record_id"] = f"{prefix}-{n:010d}"
         return rec
 
-    def sign(self, n: int, prefix: str = "bench") -> Signed:
+    def sign(self, n: int, prefix: str = "bn") -> Signed:
         t = n % len(TEMPLATES)
         record_id = f"{prefix}-{n:010d}"
         body = self._templates[t].replace(_PLACEHOLDER.encode(), record_id.encode())
@@ -98,7 +100,7 @@ class Corpus:
             if fast.canonical != slow or fast.signature != self.key.sign(RECORD_CONTEXT, slow):
                 raise AssertionError(f"corpus: fast signing differs from the client's for record {n}")
 
-    def sign_range(self, start: int, stop: int, prefix: str = "bench") -> list[Signed]:
+    def sign_range(self, start: int, stop: int, prefix: str = "bn") -> list[Signed]:
         return [self.sign(n, prefix) for n in range(start, stop)]
 
 
@@ -135,5 +137,5 @@ def entry_chunk(args: tuple[bytes, int, int, int]) -> list[tuple[bytes, str, byt
     seed, start, stop, logged_at_ms = args
     return [
         (entry_bytes(logged_at_ms, "record", s.canonical, s.signature), s.record_id, s.record_hash, s.template)
-        for s in _get(seed).sign_range(start, stop, "bulk")
+        for s in _get(seed).sign_range(start, stop, "bk")
     ]

@@ -136,7 +136,7 @@ class Progress:
 
 
 def sign_all(corpus: Corpus, n: int, processes: int) -> list[Signed]:
-    chunks = [(corpus.seed, lo, min(n, lo + 5000), "bench") for lo in range(0, n, 5000)]
+    chunks = [(corpus.seed, lo, min(n, lo + 5000), "bn") for lo in range(0, n, 5000)]
     with mp.get_context("fork").Pool(processes, initializer=child_signals) as pool:
         parts = pool.map_async(sign_chunk, chunks).get(timeout=600)
     return [s for part in parts for s in part]

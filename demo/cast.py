@@ -4,7 +4,8 @@ figures whose decisions they record. Pure data.
 Every name is invented (most are the word "example" in some European
 language, or a country's placeholder name such as Erika Mustermann) and
 every URL is under ``.example``, a reserved top-level domain. Laws cited in
-legal references are real; the courts' case numbers are marked fictional.
+legal references are real (their short citations abbreviate them); the courts'
+case numbers are marked fictional.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class Rule:
     exemption: float  # P(exemption applied | violation found)
     actions: Mapping[str, Mapping[str, float]]
     grounds: Mapping[str, float]  # decision_ground mix
-    legal: tuple[tuple[str, str], ...] = ()  # (country or EU, legal reference)
+    # (country or EU, legal reference, the same as a short citation): ordinary
+    # users' records carry the citation (docs/records.md, "Ordinary users").
+    legal: tuple[tuple[str, str, str], ...] = ()
     exemption_types: Mapping[str, float] = field(default_factory=lambda: COMMON_EXEMPTIONS)
     content: tuple[tuple[str, ...], ...] = (("text",),)
     claims: tuple[str, ...] = ()  # what the content did, for statements
@@ -109,12 +112,12 @@ FACESPACE_HATE = "community-standards/hate-speech"
 _GROUNDS_TERMS = {"terms": 85, "both": 10, "illegal": 5}
 _VIDEO_CONTENT = (("video",), ("video", "audio"), ("video", "text"))
 _HATE_LAW = (
-    ("DE", "DE: Strafgesetzbuch (StGB) § 130, incitement to hatred"),
-    ("FR", "FR: Loi du 29 juillet 1881 sur la liberté de la presse, art. 24"),
-    ("ES", "ES: Código Penal, art. 510"),
-    ("NL", "NL: Wetboek van Strafrecht, art. 137d"),
-    ("AT", "AT: Strafgesetzbuch (StGB) § 283, Verhetzung"),
-    ("IT", "IT: Codice penale, art. 604-bis"),
+    ("DE", "DE: Strafgesetzbuch (StGB) § 130, incitement to hatred", "DE StGB § 130"),
+    ("FR", "FR: Loi du 29 juillet 1881 sur la liberté de la presse, art. 24", "FR Loi 1881 art. 24"),
+    ("ES", "ES: Código Penal, art. 510", "ES CP art. 510"),
+    ("NL", "NL: Wetboek van Strafrecht, art. 137d", "NL SR art. 137d"),
+    ("AT", "AT: Strafgesetzbuch (StGB) § 283, Verhetzung", "AT StGB § 283"),
+    ("IT", "IT: Codice penale, art. 604-bis", "IT CP art. 604-bis"),
 )
 
 CHIRP = Platform(
@@ -146,8 +149,12 @@ CHIRP = Platform(
             actions=CIVIC,
             grounds={"terms": 90, "both": 10},
             legal=(
-                ("FR", "FR: Loi n° 2018-1202 relative à la lutte contre la manipulation de l'information, art. 1"),
-                ("DE", "DE: Strafgesetzbuch (StGB) § 108a, deception of voters"),
+                (
+                    "FR",
+                    "FR: Loi n° 2018-1202 relative à la lutte contre la manipulation de l'information, art. 1",
+                    "FR Loi 2018-1202 art. 1",
+                ),
+                ("DE", "DE: Strafgesetzbuch (StGB) § 108a, deception of voters", "DE StGB § 108a"),
             ),
             exemption_types={"newsworthiness": 40, "public_interest": 30, "satire_or_counter_speech": 20, "other": 10},
             content=(("text",), ("text", "image"), ("text", "video")),
@@ -215,7 +222,7 @@ CHIRP = Platform(
             exemption=0.02,
             actions=COMMERCE,
             grounds=_GROUNDS_TERMS,
-            legal=(("DE", "DE: Strafgesetzbuch (StGB) § 263a, computer fraud"),),
+            legal=(("DE", "DE: Strafgesetzbuch (StGB) § 263a, computer fraud", "DE StGB § 263a"),),
             exemption_types={"technical_correction": 50, "other": 50},
             content=(("text",), ("text", "app")),
             claims=("links to a fake donation page in the party's colours",),
@@ -245,7 +252,7 @@ CHIRP = Platform(
             exemption=0.10,
             actions=SPEECH,
             grounds={"terms": 60, "both": 30, "illegal": 10},
-            legal=(("EU", "EU: Regulation (EU) 2016/679 (GDPR), art. 17, request for erasure"),),
+            legal=(("EU", "EU: Regulation (EU) 2016/679 (GDPR), art. 17, request for erasure", "EU GDPR art. 17"),),
             content=(("text",), ("image",)),
             claims=("publishes the home address of a polling station volunteer",),
         ),
@@ -281,7 +288,13 @@ TUBEVIEW = Platform(
             exemption=0.10,
             actions=VIDEO,
             grounds={"terms": 40, "both": 50, "illegal": 10},
-            legal=(("EU", "EU: Directive (EU) 2019/790, art. 17; notice by the rightsholder"),),
+            legal=(
+                (
+                    "EU",
+                    "EU: Directive (EU) 2019/790, art. 17; notice by the rightsholder",
+                    "EU Directive (EU) 2019/790 art. 17",
+                ),
+            ),
             exemption_types={
                 "educational_or_documentary": 40,
                 "satire_or_counter_speech": 30,
@@ -333,7 +346,13 @@ TUBEVIEW = Platform(
             exemption=0.05,
             actions=VIDEO,
             grounds={"terms": 40, "both": 45, "illegal": 15},
-            legal=(("EU", "EU: Regulation (EU) 2021/784, art. 3, removal order (fictional order TCO-2026-0417)"),),
+            legal=(
+                (
+                    "EU",
+                    "EU: Regulation (EU) 2021/784, art. 3, removal order (fictional order TCO-2026-0417)",
+                    "EU Regulation (EU) 2021/784 art. 3",
+                ),
+            ),
             exemption_types={"newsworthiness": 50, "educational_or_documentary": 50},
             content=_VIDEO_CONTENT,
             claims=("re-uploads a banned group's recruitment video",),
@@ -379,7 +398,7 @@ TUBEVIEW = Platform(
             exemption=0.08,
             actions=VIDEO,
             grounds=_GROUNDS_TERMS,
-            legal=(("NL", "NL: Wet dieren, art. 2.1"),),
+            legal=(("NL", "NL: Wet dieren, art. 2.1", "NL WD art. 2.1"),),
             exemption_types={"educational_or_documentary": 60, "newsworthiness": 40},
             content=_VIDEO_CONTENT,
             claims=("shows a dog being kicked at a campaign rally",),
@@ -431,7 +450,7 @@ FACESPACE = Platform(
             exemption=0.07,
             actions=SPEECH,
             grounds={"terms": 85, "both": 15},
-            legal=(("FR", "FR: Code électoral, art. L. 97"),),
+            legal=(("FR", "FR: Code électoral, art. L. 97", "FR CE art. L97"),),
             content=(("text",), ("text", "image"), ("video",)),
             claims=("posts a doctored poll showing a candidate withdrawing",),
             peak="2026-09-27",
@@ -447,7 +466,9 @@ FACESPACE = Platform(
             exemption=0.01,
             actions=COMMERCE,
             grounds={"terms": 60, "both": 30, "illegal": 10},
-            legal=(("EU", "EU: Regulation (EU) 2023/988 (General Product Safety Regulation), art. 22"),),
+            legal=(
+                ("EU", "EU: Regulation (EU) 2023/988 (General Product Safety Regulation), art. 22", "EU GPSR art. 22"),
+            ),
             exemption_types={"technical_correction": 100},
             content=(("product",), ("product", "image")),
             claims=("sells unlabelled campaign fireworks",),
@@ -467,7 +488,13 @@ FACESPACE = Platform(
             exemption=0.03,
             actions=COMMERCE,
             grounds={"terms": 50, "both": 40, "illegal": 10},
-            legal=(("EU", "EU: Directive 2005/29/EC (unfair commercial practices), art. 6"),),
+            legal=(
+                (
+                    "EU",
+                    "EU: Directive 2005/29/EC (unfair commercial practices), art. 6",
+                    "EU Directive 2005/29/EC art. 6",
+                ),
+            ),
             exemption_types={"technical_correction": 80, "other": 20},
             content=(("product",), ("product", "text")),
             claims=("sells party merchandise without a trader address",),
@@ -483,7 +510,7 @@ FACESPACE = Platform(
             exemption=0.05,
             actions=COMMERCE,
             grounds=_GROUNDS_TERMS,
-            legal=(("FR", "FR: Code pénal, art. 226-4-1, usurpation of identity"),),
+            legal=(("FR", "FR: Code pénal, art. 226-4-1, usurpation of identity", "FR CP art. 226-4-1"),),
             exemption_types={"satire_or_counter_speech": 70, "other": 30},
             content=(("text",), ("image",), ("other",)),
             claims=("runs a parody page without the parody label",),
@@ -500,13 +527,26 @@ FACESPACE = Platform(
             actions=SPEECH,
             grounds={"illegal": 60, "both": 40},
             legal=(
-                ("DE", "DE: order of the Landgericht Hamburg, case 324 O 123/26 (fictional), under BGB §§ 823, 1004"),
+                (
+                    "DE",
+                    "DE: order of the Landgericht Hamburg, case 324 O 123/26 (fictional), under BGB §§ 823, 1004",
+                    "DE BGB §§ 823, 1004",
+                ),
                 (
                     "PL",
                     "PL: Kodeks karny, art. 212 (defamation); prosecutor's request (fictional ref. PR 1 Ds 77.2026)",
+                    "PL KK art. 212",
                 ),
-                ("IE", "IE: Defamation Act 2009, s. 6; order of the High Court (fictional record 2026/1234P)"),
-                ("AT", "AT: Mediengesetz § 6; request of the public prosecutor (fictional ref. 12 St 34/26)"),
+                (
+                    "IE",
+                    "IE: Defamation Act 2009, s. 6; order of the High Court (fictional record 2026/1234P)",
+                    "IE DA 2009 s. 6",
+                ),
+                (
+                    "AT",
+                    "AT: Mediengesetz § 6; request of the public prosecutor (fictional ref. 12 St 34/26)",
+                    "AT MedienG § 6",
+                ),
             ),
             exemption_types={"public_interest": 50, "newsworthiness": 30, "other": 20},
             content=(("text",), ("text", "image"), ("image",)),

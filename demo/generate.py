@@ -134,18 +134,19 @@ def _record(d: Draft, fmt: Fmt) -> dict[str, Any]:
 
 
 def _assign_ids(drafts: list[Draft]) -> None:
-    """Number each platform's records in submission order, in its own style."""
+    """Number each platform's records in submission order, in its own style:
+    a tag of at most three letters, then digits (docs/records.md, record_id)."""
     counters: dict[tuple[str, ...], int] = {}
     for d in drafts:
         slug = d.platform.slug
         if slug == "demo-facespace":
             day = time.strftime("%Y%m%d", time.gmtime(d.submitted))
             n = counters[(slug, d.type, day)] = counters.get((slug, d.type, day), 0) + 1
-            d.record_id = f"fs:{d.type}:{day}:{n:04d}"
+            d.record_id = f"fs{_LETTER[d.type].lower()}:{day}:{n:04d}"
             continue
         n = counters[(slug, d.type)] = counters.get((slug, d.type), 0) + 1
         if slug == "demo-tubeview":
-            d.record_id = f"TV.{_LETTER[d.type]}.2026.{n:06d}"
+            d.record_id = f"TV{_LETTER[d.type]}.2026.{n:06d}"
         else:
             d.record_id = f"{_SHORT[d.type]}-{n:07d}"
     if len({(d.platform.slug, d.record_id) for d in drafts}) != len(drafts):
@@ -244,7 +245,8 @@ def _original(rng: random.Random, reason: str, case: Case, final: dict[str, Any]
         final["keywords"] = [case.rule.keywords[0]]
     if reason == "legal_order":
         final["decision_ground"], final["state_involvement"] = "both", "order"
-        final["legal_reference"] = rng.choice(case.rule.legal)[1]
+        legal = rng.choice(case.rule.legal)
+        final["legal_reference"] = legal[2] if case.cls == "ordinary_user" else legal[1]
     o = copy.deepcopy(final)
     if reason == "data_error":  # the follower bucket was read from a stale cache
         buckets = ORDINARY_FOLLOWER_BUCKETS if case.cls == "ordinary_user" else PUBLIC_FOLLOWER_BUCKETS

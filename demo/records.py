@@ -83,10 +83,12 @@ class Accounts:
         ordinary = [c.platform.slug for c in cases if c.cls == "ordinary_user"]
         self.pool = {slug: max(5, round(0.8 * ordinary.count(slug))) for slug in set(ordinary)}
 
-    def _key(self, slug: str, account: str) -> str:
+    def _hmac(self, slug: str, account: str) -> bytes:
         secret = hashlib.sha256(f"mdl-demo/v1/{self.seed}/{slug}/subjects".encode()).digest()
-        digest = hmac.new(secret, account.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode()
+        return hmac.new(secret, account.encode(), hashlib.sha256).digest()
+
+    def _key(self, slug: str, account: str) -> str:
+        return base64.urlsafe_b64encode(self._hmac(slug, account)[:24]).decode()
 
     def pick(self, rng: random.Random, case: Case) -> Subject:
         slug = case.platform.slug
@@ -99,8 +101,12 @@ class Accounts:
         return self.figure(case.platform, figure)
 
     def user(self, slug: str, n: int) -> Subject:
-        key = self._key(slug, f"user:{n}")
-        own = random.Random(key)  # noqa: S311 - the user's fixed traits, reproducible
+        # An ordinary user's key is the whole HMAC in lower-case hex
+        # (docs/records.md). The user's fixed traits are seeded from the
+        # public classes' shorter form of the same HMAC, which keeps them,
+        # and so the demo's planted effects, as they were before.
+        key = self._hmac(slug, f"user:{n}").hex()
+        own = random.Random(self._key(slug, f"user:{n}"))  # noqa: S311 - reproducible
         account = {"class": "ordinary_user", "subject_key": key, "follower_bucket": pick(own, USER_FOLLOWERS)}
         return Subject(account, pick(own, USER_LANGUAGES), None)
 
@@ -162,7 +168,7 @@ def _version(case: Case, decided: int) -> str:
     return [v for v, since in case.rule.versions if ts(since) <= decided][-1]
 
 
-def _ground(rng: random.Random, case: Case) -> tuple[str, tuple[str, str] | None]:
+def _ground(rng: random.Random, case: Case) -> tuple[str, tuple[str, str, str] | None]:
     """The decision ground and, with a legal one, the (country, reference) relied on."""
     rule = case.rule
     ground = pick(rng, rule.grounds)
@@ -173,7 +179,7 @@ def _ground(rng: random.Random, case: Case) -> tuple[str, tuple[str, str] | None
     return ground, rng.choice(rule.legal)
 
 
-def _scope(rng: random.Random, case: Case, legal: tuple[str, str] | None) -> list[str]:
+def _scope(rng: random.Random, case: Case, legal: tuple[str, str, str] | None) -> list[str]:
     if legal is not None:
         where = list(EU27) if legal[0] == "EU" else [legal[0]]
         if case.action == "geo_block" or rng.random() < 0.5:
@@ -267,10 +273,11 @@ def decision_body(rng: random.Random, case: Case, subject: Subject, tl: Timeline
     version = _version(case, tl.decided)
     ground, legal = _ground(rng, case)
     rule: dict[str, Any] = {"id": case.rule.id, "version": version}
-    rule["url"] = f"https://{case.platform.host}/rules/{case.rule.id}?version={version}"
+    # The version in the path: an ordinary user's rule.url has no query.
+    rule["url"] = f"https://{case.platform.host}/rules/{case.rule.id}/{version}"
     body: dict[str, Any] = {"rule": rule, "decision_ground": ground}
     if legal is not None:
-        body["legal_reference"] = legal[1]
+        body["legal_reference"] = legal[1] if subject.public else legal[2]
     body["category"] = case.rule.category
     if rng.random() < 0.75:
         body["keywords"] = rng.sample(case.rule.keywords, rng.choice((1, 1, 2)))

@@ -201,17 +201,56 @@ ENUMS: dict[str, tuple[str, ...]] = {
 # them alike; Python callers must use ``re.fullmatch``, because Python's ``$``
 # also matches before a final newline and ECMA-262's does not.
 _YMD = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+
+# Characters no string of a record may hold, as a regular-expression class:
+# the C0 controls but tab and line feed, DEL, and the C1 controls. U+0000
+# cannot be stored by PostgreSQL (text or jsonb), so allowing it would make
+# the two databases accept different records; the others have no use in text
+# and can rewrite what a terminal shows (ESC and U+009B start control
+# sequences). CR goes too: a line break has one form, so two records that
+# read alike are alike, and a bare CR cannot hide the start of a line.
+CONTROL_CHARACTERS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+
+# A short legal citation (an ordinary user's legal_reference): an optional
+# country code, an instrument written as an abbreviation that starts and ends
+# upper-case (DSA, StGB, NetzDG, with a year if needed) or as a kind and a
+# number (Regulation (EU) 2016/679, Loi 2018-1202), then provisions:
+# "DSA Art. 16", "DE StGB § 130", "IT CP art. 604-bis", "DE BGB §§ 823, 1004".
+# No word of running text fits, so neither does a name, handle or address.
+_PROVISION_NUMBER = r"[A-Z]?[0-9]{1,4}[a-z]?([.-]([0-9]{1,4}[a-z]?|bis|ter|quater))*(\(([0-9]{1,3}|[a-z])\))*"
+_INSTRUMENT = (
+    r"([A-Z][A-Za-z]{0,10}[A-Z]( [0-9]{4})?"
+    r"|(Regulation|Directive|Reg\.|Dir\.|Law|Loi) (\(E[CU]\) )?[0-9]{4}([/-][0-9]{1,5})?(/E[CU])?)"
+)
+_CITATION = rf"([A-Z]{{2}} )?{_INSTRUMENT} (Art\.|art\.|§|§§|s\.) {_PROVISION_NUMBER}(, {_PROVISION_NUMBER})*"
+#: The longest legal_reference about an ordinary user.
+LEGAL_CITATION_MAX = 80
 PATTERNS: dict[str, str] = {
     "platform": r"^[a-z0-9][a-z0-9-]{0,62}$",
     "record_id": r"^[A-Za-z0-9._:-]{1,128}$",
+    # The record_id of an appeal, and of a decision or amendment about an
+    # ordinary user: at most one tag of 1-3 letters (dec, apl, TVD), then
+    # digits and separators only, so that it cannot spell a name or handle.
+    "numbered_record_id": r"^([A-Za-z]{1,3}[.:_-])?[0-9][0-9._:-]{0,123}$",
     "rule_id": r"^[A-Za-z0-9._:/-]{1,128}$",
     "subject_key": r"^[A-Za-z0-9_-]{16,128}$",
+    # An ordinary user's subject_key: HMAC-SHA-256 (RFC 2104, FIPS 180-4) of
+    # the account under the platform's secret key, in lower-case hex.
+    "pseudonym": r"^[0-9a-f]{64}$",
+    # An ordinary user's rule.version and exemption.policy.version: numbers
+    # joined by dots or hyphens (7, v4.2, 2026-03, 2026-03-01).
+    "short_version": r"^v?[0-9]{1,4}([.-][0-9]{1,4}){0,3}$",
+    "legal_citation": rf"^{_CITATION}(; {_CITATION})*$",
     "wikidata_qid": r"^Q[1-9][0-9]*$",
     "uuid": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
     # An absolute https URL: a dotted host name, an optional port, then only
     # RFC 3986 characters (non-ASCII must be percent-encoded or punycode).
     "https_url": r"^https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?([/?#][A-Za-z0-9._~:/?#@!$&'()*+,;=%\[\]-]*)?$",
+    # The same without a query or fragment (an ordinary user's rule.url).
+    "https_path_url": r"^https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[A-Za-z0-9._~:/@!$&'()*+,;=%-]*)?$",
     # RFC 3339 in UTC only: upper-case T and Z, no offset, 0-9 fraction digits.
     "date_time": rf"^{_YMD}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{{1,9}})?Z$",
     "date": rf"^{_YMD}$",
+    # Free text: no control character but tab and line feed (CONTROL_CHARACTERS).
+    "text": rf"^[^{CONTROL_CHARACTERS}]*$",
 }

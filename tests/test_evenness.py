@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -85,7 +86,9 @@ class Builder:
         if action == "temporary_suspension":
             rec["action_ends_at"] = _time(decided + timedelta(days=7))
         rec["account"]["class"] = cls
-        rec["account"]["subject_key"] = f"{cls.replace('_', '-')}-subject-{subject:04d}"
+        key = f"{cls.replace('_', '-')}-subject-{subject:04d}"
+        # An ordinary user's key is an HMAC-SHA-256 in hex; a digest of the label stands in for one.
+        rec["account"]["subject_key"] = hashlib.sha256(key.encode()).hexdigest() if ordinary else key
         posted = flagged - timedelta(hours=1)
         rec["content"]["posted_at"] = posted.strftime("%Y-%m-%d") if ordinary else _time(posted)
         self.records.append(rec)

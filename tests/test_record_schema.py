@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def mutate(name: str, *edits: tuple[str, Any]) -> dict[str, Any]:
         if value is DELETE:
             del node[last]
         else:
-            node[int(last) if isinstance(node, list) else last] = value
+            node[int(last) if isinstance(node, list) else last] = copy.deepcopy(value)  # never alias EXAMPLES
     return record
 
 
@@ -87,6 +88,16 @@ def test_example_is_valid(name: str) -> None:
     assert validate_record(record, NOW) == []
 
 
+def test_signing_vector_record_is_valid() -> None:
+    """docs/signing.md copies the ordinary user's example: the copy follows the rules too."""
+    text = (ROOT / "docs/signing.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"^```json record\n(.*?)\n```$", text, re.M | re.S)
+    record = json.loads(block)
+    assert record["account"]["class"] == "ordinary_user"
+    assert validate_record(record, NOW) == []
+    assert VALIDATOR.is_valid(record)
+
+
 HEAD, LEGIS, ORD, COURT = (
     "decision-head-of-state-newsworthiness",
     "decision-legislator-removal",
@@ -94,6 +105,12 @@ HEAD, LEGIS, ORD, COURT = (
     "decision-illegal-court-order",
 )
 APPEAL, AMEND = "appeal-reversed", "amendment-late-classification"
+# The decision fields of the ordinary user's example, as an amendment's corrected.
+ORD_BODY = {
+    k: v
+    for k, v in EXAMPLES[ORD].items()
+    if k not in {"type", "schema_version", "platform", "record_id", "submitted_at", "refs", "dsa_sor_uuid"}
+}
 
 # (example, edits, the one path validate_record reports); rejected by both.
 NEGATIVE = {
@@ -189,6 +206,75 @@ NEGATIVE = {
     "territorial_scope repeated": (COURT, [("territorial_scope", ["DE", "DE"])], "territorial_scope"),
     "territorial_scope EU": (COURT, [("territorial_scope", ["EU"])], "territorial_scope/0"),
     "statement over 5000": (HEAD, [("statement", "x" * 5001)], "statement"),
+    # Ordinary users: no field can hold a name, a handle or an address.
+    "ordinary subject_key the old free form": (
+        ORD,
+        [("account/subject_key", "u_7fQ2bN9xK4mR1vT8wY3zL6cH0dJ5gS2pA9eU4iO7")],
+        "account/subject_key",
+    ),
+    "ordinary subject_key upper-case hex": (ORD, [("account/subject_key", "A" * 64)], "account/subject_key"),
+    "ordinary subject_key 63 hex digits": (ORD, [("account/subject_key", "a" * 63)], "account/subject_key"),
+    "ordinary subject_key a handle": (ORD, [("account/subject_key", "jane_doe_berlin_1990")], "account/subject_key"),
+    "ordinary legal_reference in prose": (
+        ORD,
+        [("decision_ground", "illegal"), ("legal_reference", "Germany, StGB § 130; reported by Jane Doe, 1 Main St")],
+        "legal_reference",
+    ),
+    "ordinary legal_reference with a name after the citation": (
+        ORD,
+        [("decision_ground", "both"), ("legal_reference", "DSA Art. 16 Jane Doe")],
+        "legal_reference",
+    ),
+    "ordinary legal_reference over 80": (
+        ORD,
+        [("decision_ground", "both"), ("legal_reference", "; ".join(["DE StGB § 130"] * 6))],
+        "legal_reference",
+    ),
+    "ordinary rule version a word": (ORD, [("rule/version", "jane.doe")], "rule/version"),
+    "ordinary rule version with a suffix": (ORD, [("rule/version", "v4.2-beta")], "rule/version"),
+    "ordinary rule url with a query": (ORD, [("rule/url", "https://video.example/rules/phishing?u=jane")], "rule/url"),
+    "ordinary rule url with a fragment": (ORD, [("rule/url", "https://video.example/rules/phishing#jane")], "rule/url"),
+    "ordinary exemption policy version a word": (
+        ORD,
+        [("exemption", {"applied": True, "type": "other", "policy": {"id": "exemptions/other", "version": "jane"}})],
+        "exemption/policy/version",
+    ),
+    "ordinary record_id a handle": (ORD, [("record_id", "jane.doe")], "record_id"),
+    "ordinary record_id a name after digits": (ORD, [("record_id", "2026-jane")], "record_id"),
+    "ordinary record_id two tags": (ORD, [("record_id", "ann.lee.1")], "record_id"),
+    "appeal record_id a name": (APPEAL, [("record_id", "apl-jane-doe")], "record_id"),
+    "amendment of an ordinary user, record_id a name": (
+        AMEND,
+        [("corrected", ORD_BODY), ("record_id", "amd-jane.doe")],
+        "record_id",
+    ),
+    "amendment of an ordinary user, subject_key a handle": (
+        AMEND,
+        [("corrected", ORD_BODY), ("corrected/account/subject_key", "jane_doe_berlin_1990")],
+        "corrected/account/subject_key",
+    ),
+    # Control characters, anywhere.
+    "U+0000 in the statement": (HEAD, [("statement", "before\x00after")], "statement"),
+    "U+0000 in a nested free-text field": (
+        HEAD,
+        [("account/public_subject/office", "President\x00")],
+        "account/public_subject/office",
+    ),
+    "U+0000 in a vocabulary value": (HEAD, [("severity", "low\x00")], "severity"),
+    "U+0000 in a field name": (HEAD, [("colo\x00ur", "blue")], "colo\x00ur"),
+    "CR in the statement": (HEAD, [("statement", "one\r\ntwo")], "statement"),
+    "ESC in the handle": (
+        HEAD,
+        [("account/public_subject/handle", "\x1b[2J@president")],
+        "account/public_subject/handle",
+    ),
+    "DEL in the display name": (
+        HEAD,
+        [("account/public_subject/display_name", "A\x7f")],
+        "account/public_subject/display_name",
+    ),
+    "C1 control in a legal reference": (COURT, [("legal_reference", "StGB \x9b 86a")], "legal_reference"),
+    "U+001F in the rule version": (HEAD, [("rule/version", "2026-01\x1f")], "rule/version"),
     "appeal pending with decided_at": (APPEAL, [("outcome", "pending"), ("new_action", DELETE)], "decided_at"),
     "appeal upheld with new_action": (APPEAL, [("outcome", "upheld")], "new_action"),
     "appeal decided without decided_at": (APPEAL, [("decided_at", DELETE)], "decided_at"),
@@ -229,6 +315,9 @@ MARSHMALLOW_ONLY = {
     "ordinary posted tomorrow": (ORD, [("content/posted_at", "2026-11-02")], "content/posted_at"),
     "platform with final newline": (HEAD, [("platform", "example-social\n")], "platform"),
     "schema_version 1.0": (HEAD, [("schema_version", 1.0)], "schema_version"),
+    # JSON Schema patterns see UTF-16 code units in ECMA-262 and code points
+    # in Python, and cannot name a lone surrogate portably; the ledger refuses it.
+    "lone surrogate in the statement": (HEAD, [("statement", "x\ud800")], "statement"),
 }
 
 
@@ -248,6 +337,60 @@ def test_boundaries_accepted() -> None:
     pending = mutate(APPEAL, ("outcome", "pending"), ("decided_at", DELETE), ("new_action", DELETE))
     assert paths(pending) == []
     assert VALIDATOR.is_valid(pending)
+
+
+def test_ordinary_user_forms_accepted() -> None:
+    """The realistic citations, versions and IDs the rules are written for pass both validators."""
+    accepted = [mutate(ORD, ("rule/version", version)) for version in ("7", "v4.2", "2026-03", "2026-03-01", "1.0.3")]
+    accepted += [
+        mutate(ORD, ("decision_ground", "both"), ("legal_reference", citation))
+        for citation in (
+            "DSA Art. 16",
+            "DE StGB § 130",
+            "DE BGB §§ 823, 1004",
+            "IT CP art. 604-bis",
+            "FR CP art. 226-4-1",
+            "FR CE art. L97",
+            "NL WD art. 2.1",
+            "IE DA 2009 s. 6",
+            "DSA Art. 17(3)(d); GDPR Art. 17",
+            "EU Regulation (EU) 2016/679 art. 17",
+            "EU Directive 2005/29/EC art. 6",
+            "FR Loi 2018-1202 art. 1",
+        )
+    ]
+    accepted += [mutate(ORD, ("record_id", rid)) for rid in ("2026-05:000000917", "dec-2026-000101", "TVD.2026.1", "7")]
+    accepted.append(mutate(ORD, ("rule/url", "https://video.example/rules/spam-and-scams/phishing/7")))
+    accepted.append(mutate(AMEND, ("corrected", ORD_BODY), ("record_id", "amd-2026-000008")))
+    accepted.append(mutate(APPEAL, ("record_id", "2026:31")))
+    for record in accepted:
+        assert paths(record) == [], record
+        assert VALIDATOR.is_valid(record), record
+
+
+def test_public_classes_keep_free_text() -> None:
+    """The ordinary users' forms bind ordinary users only: a public figure's decision may cite a court's file."""
+    record = mutate(COURT, ("rule/version", "2026-01 (spring revision)"), ("record_id", "dec-candidata"))
+    record["rule"]["url"] = "https://social.example/policies/local-law?version=2026-01"
+    assert paths(record) == []
+    assert VALIDATOR.is_valid(record)
+
+
+def test_tab_and_line_feed_accepted() -> None:
+    record = mutate(HEAD, ("statement", "first\n\tsecond"))
+    assert paths(record) == []
+    assert VALIDATOR.is_valid(record)
+
+
+def test_control_character_messages() -> None:
+    [error] = validate_record(mutate(HEAD, ("statement", "ab\x00c")), NOW)
+    assert error == {
+        "path": "statement",
+        "message": "must not contain the control character U+0000 at character 3; "
+        "tab and line feed are the only ones allowed",
+    }
+    # Reported alone: the schema's messages would quote the character back.
+    assert paths(mutate(HEAD, ("record_id", "dec\x00"), ("severity", "severe"))) == ["record_id"]
 
 
 def test_messages_name_the_check() -> None:

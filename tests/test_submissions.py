@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from keys.errors import InvalidInput
 from keys.records import RECORD_CONTEXT, PlatformKey, verify_signature
 from ledger import tlog, verify
 from ledger.log import Log
@@ -105,11 +106,11 @@ def test_batch_and_idempotent_resubmission(client: FlaskClient, platforms: Log) 
 
 
 def test_appeal_and_amendment_chain(client: FlaskClient, platforms: Log) -> None:
-    items = [sign(decision("dec-a"), KEY), sign(appeal("apl-a", "dec-a"), KEY)]
+    items = [sign(decision("dec-a"), KEY), sign(appeal("apl-1", "dec-a"), KEY)]
     assert post(client, {"records": items}).status_code == 201
     assert post(client, sign(amendment("amd-a", "dec-a"), KEY)).status_code == 201
     got = client.get("/api/v1/platforms/example-social/records/dec-a").json
-    assert [a["record_id"] for a in got["history"]["appeals"]] == ["apl-a"]
+    assert [a["record_id"] for a in got["history"]["appeals"]] == ["apl-1"]
     assert got["history"]["superseded_by"]["record_id"] == "amd-a"
     amd = client.get("/api/v1/platforms/example-social/records/amd-a").json
     assert amd["history"]["refers_to"]["record_id"] == "dec-a"
@@ -137,7 +138,7 @@ def _mutate(**changes: Any) -> dict[str, Any]:
     return rec
 
 
-ORDINARY = decision("dec-ord", name="decision-ordinary-user")
+ORDINARY = decision("dec-9", name="decision-ordinary-user")
 
 REJECTIONS: list[tuple[str, Any, int, str, str]] = [
     # (case, items, status, path, message fragment)
@@ -184,6 +185,36 @@ REJECTIONS: list[tuple[str, Any, int, str, str]] = [
         "record/severity",
         "",
     ),
+    # Ordinary users: fields that could name them take fixed forms.
+    (
+        "ordinary user's subject_key not an HMAC",
+        [sign(ORDINARY | {"account": ORDINARY["account"] | {"subject_key": "jane-doe-berlin-1990"}}, KEY)],
+        400,
+        "record/account/subject_key",
+        "64 lower-case hex digits",
+    ),
+    (
+        "ordinary user's record_id spells a name",
+        [sign(ORDINARY | {"record_id": "jane.doe"}, KEY)],
+        400,
+        "record/record_id",
+        "",
+    ),
+    (
+        "ordinary user's legal_reference in prose",
+        [sign(ORDINARY | {"decision_ground": "both", "legal_reference": "DSA Art. 16, reported by Jane Doe"}, KEY)],
+        400,
+        "record/legal_reference",
+        "short legal citation",
+    ),
+    (
+        "ordinary user's rule url with a query",
+        [sign(ORDINARY | {"rule": ORDINARY["rule"] | {"url": "https://video.example/rules?user=jane"}}, KEY)],
+        400,
+        "record/rule/url",
+        "no query string",
+    ),
+    ("appeal record_id spells a name", [sign(appeal("apl-jane.doe", "dec-x"), KEY)], 400, "record/record_id", ""),
     (
         "duplicate record_id in one batch",
         [sign(decision("dec-d"), KEY), sign(decision("dec-d", severity="low"), KEY)],
@@ -207,6 +238,62 @@ def test_rejections_change_nothing(
     assert "nothing was appended" in problem["detail"]
     assert any(e["path"] == path and fragment in e["message"] for e in problem["errors"]), problem["errors"]
     assert _size(platforms) == size
+    check_log(platforms)
+
+
+# U+0000 is the reason for the check: PostgreSQL cannot store it (in text or
+# jsonb), so before the check this record was a 201 on SQLite and a 503 on
+# PostgreSQL. Each string sits somewhere else: top level, nested, a field
+# name, an array item, a record_id.
+CONTROL_CHARACTERS = [
+    ("statement", {"statement": "before\x00after"}, "record/statement", "U+0000 at character 7"),
+    (
+        "nested",
+        {"account": decision("x")["account"] | {"public_subject": {"display_name": "A\x00"}}},
+        "record/account/public_subject/display_name",
+        "U+0000 at character 2",
+    ),
+    ("field name", {"stat\x00ement": "why"}, "record/stat\x00ement", "the field name must not contain"),
+    ("array item", {"keywords": ["hate_speech\x00"]}, "record/keywords/0", "U+0000"),
+    ("carriage return", {"statement": "one\r\ntwo"}, "record/statement", "U+000D"),
+    ("escape", {"statement": "\x1b[31mred"}, "record/statement", "U+001B at character 1"),
+    ("delete", {"statement": "x\x7f"}, "record/statement", "U+007F"),
+    ("C1 control", {"statement": "x\x9b"}, "record/statement", "U+009B"),
+    ("lone surrogate", {"statement": "x\ud800"}, "record/statement", "lone surrogate"),
+]
+
+
+@pytest.mark.parametrize("case,changes,path,fragment", CONTROL_CHARACTERS, ids=[c[0] for c in CONTROL_CHARACTERS])
+def test_control_characters_are_refused_alike(
+    client: FlaskClient, platforms: Log, case: str, changes: dict[str, Any], path: str, fragment: str
+) -> None:
+    """Both databases give the same 400 naming the path, before either sees the record."""
+    clean = decision("dec-ctl")
+    try:
+        item = sign(clean | changes, KEY)  # validly signed: only the check stops it
+    except InvalidInput:  # a lone surrogate has no UTF-8 form to sign
+        item = sign(clean, KEY) | {"record": clean | changes}
+    size = _size(platforms)
+    r = post(client, item)
+    assert r.status_code == 400, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    [error] = r.json["errors"]
+    assert (error["index"], error["path"]) == (0, path)
+    assert fragment in error["message"]
+    assert "nothing was appended" in r.json["detail"]
+    assert _size(platforms) == size
+    assert client.get("/api/v1/platforms/example-social/records/dec-ctl").status_code == 404
+    # The same record without the character is logged: the character alone was refused.
+    assert post(client, sign(clean, KEY)).status_code == 201
+    check_log(platforms)
+
+
+def test_tab_and_line_feed_are_kept(client: FlaskClient, platforms: Log) -> None:
+    """The two control characters text needs are stored and served back unchanged by both databases."""
+    record = decision("dec-tab", statement="first line\n\tindented second line")
+    assert post(client, sign(record, KEY)).status_code == 201
+    got = client.get("/api/v1/platforms/example-social/records/dec-tab").json
+    assert got["record"]["statement"] == "first line\n\tindented second line"
     check_log(platforms)
 
 

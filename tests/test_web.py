@@ -75,12 +75,12 @@ PAGES = [
     "/records?account_class=political&violation_found=true",
     "/records/example-social/dec-hos",
     "/records/example-social/dec-leg",
-    "/records/example-social/dec-ord",
+    "/records/example-social/ord-1",
     "/records/example-social/dec-court",
     "/records/example-social/apl-1",
     "/records/example-social/amd-1",
     "/records/example-social/dec-xss",
-    "/records/other-video/vid-old-0",
+    "/records/other-video/old-0",
     f"/subjects/{PRESIDENT}",
     "/subjects/xss-subject-key-0001",
     "/platforms",
@@ -190,10 +190,10 @@ def test_filters_pick_the_right_records(client: FlaskClient, data: Data) -> None
     def ids(query: str) -> set[str]:
         return set(re.findall(r'<span class="id">([^<]+)</span>', _get(client, "/records?" + query)))
 
-    assert ids("platform=other-video") == {"vid-old-0", "vid-old-1", "vid-0", "vid-1"}
-    political = {"vid-old-0", "vid-0", "dec-leg", "dec-court", "dec-hos", "dec-xss", "amd-1"}
+    assert ids("platform=other-video") == {"old-0", "old-1", "vid-0", "vid-1"}
+    political = {"old-0", "vid-0", "dec-leg", "dec-court", "dec-hos", "dec-xss", "amd-1"}
     assert ids("account_class=political") == political | {f"dec-hos-{i}" for i in range(3)}
-    assert ids("decided_from=2026-04-16&decided_to=2026-04-16") == {"dec-leg", "vid-old-0", "vid-0"}
+    assert ids("decided_from=2026-04-16&decided_to=2026-04-16") == {"dec-leg", "old-0", "vid-0"}
     assert "dec-hos" not in ids("current=true")
     assert ids("q=mayor") == {"dec-xss"}
 
@@ -294,11 +294,11 @@ def test_chains_banners_and_keys(client: FlaskClient, data: Data) -> None:
     leg = _get(client, "/records/example-social/dec-leg")
     assert "apl-1" in leg
     assert "Replaced by" not in leg
-    old = _get(client, "/records/other-video/vid-old-0")
+    old = _get(client, "/records/other-video/old-0")
     assert "The key that signed this record was revoked" in old
     assert "rotated after a suspected leak" in old
     assert "was revoked" not in _get(client, "/records/other-video/vid-0")
-    ordinary = _get(client, "/records/example-social/dec-ord")
+    ordinary = _get(client, "/records/example-social/ord-1")
     assert "An ordinary user (not named" in ordinary
 
 

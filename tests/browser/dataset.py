@@ -43,7 +43,7 @@ def social_records() -> list[dict[str, Any]]:
     recs = [
         decision("dec-hos", name="decision-head-of-state-newsworthiness"),
         decision("dec-leg", name="decision-legislator-removal"),
-        decision("dec-ord", name="decision-ordinary-user"),
+        decision("ord-1", name="decision-ordinary-user"),
         decision("dec-court", name="decision-illegal-court-order"),
         appeal("apl-1", "dec-leg"),
         amendment("amd-1", "dec-hos"),
@@ -73,7 +73,7 @@ def build(registry: Any, post: Post, now_ms: int, demo: bool = False) -> dict[st
     registry.add_platform("other-video", "Other Video", KEY_VIDEO_OLD.public_key)
     social = social_records()
     post([sign(r, KEY_SOCIAL) for r in social])
-    old = video_records("vid-old")
+    old = video_records("old")
     post([sign(r, KEY_VIDEO_OLD) for r in old])
     registry.add_key("other-video", KEY_VIDEO.public_key)
     registry.revoke_key(KEY_VIDEO_OLD.key_id, now_ms, "rotated after a suspected leak")

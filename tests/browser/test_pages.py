@@ -258,7 +258,7 @@ def test_a_record_verifies_in_the_browser(site: tuple[str, str], page: Page) -> 
 
 def test_a_record_signed_with_a_revoked_key_still_verifies(site: tuple[str, str], page: Page) -> None:
     _, url = site
-    page.goto(url + "/records/other-video/vid-old-0")
+    page.goto(url + "/records/other-video/old-0")
     assert "was revoked" in page.locator(".banner-warn").inner_text()
     steps = _verify(page)
     assert all(cls == "ok" for cls, _ in steps), _show(steps)
