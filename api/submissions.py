@@ -3,8 +3,8 @@
 The body is parsed strictly (UTF-8, no duplicate keys), every item is
 validated against the record schema and its signature checked over the
 RFC 8785 form of the record *as received* (never a re-dump), and only then
-handed to the per-process committer, which appends every queued submission
-in one transaction. A request is all or nothing.
+handed to the server's one committer (ledger/intake.py), which appends
+every queued submission in one transaction. A request is all or nothing.
 """
 
 from __future__ import annotations
@@ -127,11 +127,10 @@ def submit() -> tuple[Response, int]:
     log = get_log()
     with log.read() as s:
         verified = verify_items(s, items, now_ms)
-    outcome = log.committer.submit(verified)
-    proofs = log.inclusions([p.leaf_index for p in outcome.placed], outcome.checkpoint, outcome.tree)
-    cp = outcome.checkpoint
+    receipt = log.intake.append(verified)
+    cp = receipt.checkpoint
     out = []
-    for r, p, proof in zip(verified, outcome.placed, proofs, strict=True):
+    for r, p, proof in zip(verified, receipt.placed, receipt.proofs, strict=True):
         out.append(
             {
                 "platform": r.platform,
@@ -153,7 +152,7 @@ def submit() -> tuple[Response, int]:
         },
         "records": out,
     }
-    status = 201 if any(p.status == "created" for p in outcome.placed) else 200
+    status = 201 if any(p.status == "created" for p in receipt.placed) else 200
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"
     return resp, status

@@ -24,6 +24,7 @@ from ledger.checkpoint import open_checkpoint
 from ledger.db import make_engine
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.frontier import AppendedTree, Frontier
+from ledger.intake import Intake
 from ledger.migrate import upgrade
 from ledger.registry import Registry
 from ledger.sequencer import Sequencer
@@ -51,7 +52,9 @@ class ConsistencyProof:
 class Log:
     """One Merkle log in one database, signed by one key."""
 
-    def __init__(self, engine: Engine, signer: Signer, tile_cache_size: int = 4096) -> None:
+    def __init__(
+        self, engine: Engine, signer: Signer, tile_cache_size: int = 4096, rendezvous: str | None = None
+    ) -> None:
         self.engine = engine
         self.signer = signer
         self.origin = signer.name
@@ -59,6 +62,9 @@ class Log:
         self.sequencer = Sequencer(engine, signer)
         self.registry = Registry(self.sequencer, signer)
         self.committer = Committer(self.sequencer)
+        #: Records from every worker of the server go through one committer
+        #: (ledger/intake.py); without a rendezvous this process's own.
+        self.intake = Intake(self, rendezvous)
         self._tiles = TileCache(tile_cache_size)
         # The partial tiles of the newest tree a read has needed: proofs
         # against it (or any tree sharing its partial tiles) read no tile.
@@ -253,7 +259,7 @@ class LogProvider:
                 f"key file {self.key_file} holds a key named {signer.name!r}, but the origin is {self.origin!r}"
             )
         engine = make_engine(self.database_url, self._busy_ms, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
-        log = Log(engine, signer)
+        log = Log(engine, signer, rendezvous=f"{self.key_file}.intake")
         log.check_key()
         return log
 
@@ -272,5 +278,6 @@ class LogProvider:
 
     def close(self) -> None:
         if self._log is not None:
+            self._log.intake.close()
             self._log.engine.dispose()
             self._log = None
