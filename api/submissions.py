@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,15 +119,15 @@ def submit() -> tuple[Response, int]:
     items = _items(parse_json(request.get_data(cache=False)))
     now_ms = time.time_ns() // 1_000_000
     _validate(items, datetime.fromtimestamp(now_ms / 1000, UTC))
-    counts: dict[str, int] = {}
-    for it in items:
-        counts[it["record"]["platform"]] = counts.get(it["record"]["platform"], 0) + 1
+    counts = Counter(str(it["record"]["platform"]) for it in items)
     limiter = _limiter()
-    for platform, n in counts.items():
-        limiter.take(platform, n)
+    limiter.check(counts)
     log = get_log()
     with log.read() as s:
         verified = verify_items(s, items, now_ms)
+    # Charged only now that every signature verified: the platform itself
+    # sent these records, not someone naming it (api/ratelimit.py).
+    limiter.take(counts)
     outcome = log.committer.submit(verified)
     proofs = log.inclusions([p.leaf_index for p in outcome.placed], outcome.checkpoint, outcome.tree)
     cp = outcome.checkpoint
