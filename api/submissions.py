@@ -22,6 +22,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from api.params import flatten
 from api.ratelimit import RateLimiter
 from api.record_schema import validate_record
+from api.request_body import read_body
 from api.state import get_log
 from ledger.errors import InvalidInput
 from ledger.records import format_time, parse_json
@@ -116,7 +117,7 @@ def _limiter() -> RateLimiter:
 def submit() -> tuple[Response, int]:
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the submission as Content-Type: application/json")
-    items = _items(parse_json(request.get_data(cache=False)))
+    items = _items(parse_json(read_body()))
     now_ms = time.time_ns() // 1_000_000
     _validate(items, datetime.fromtimestamp(now_ms / 1000, UTC))
     counts = Counter(str(it["record"]["platform"]) for it in items)
