@@ -3,8 +3,9 @@
 The body is parsed strictly (UTF-8, no duplicate keys), every item is
 validated against the record schema and its signature checked over the
 RFC 8785 form of the record *as received* (never a re-dump), and only then
-handed to the per-process committer, which appends every queued submission
-in one transaction. A request is all or nothing.
+charged to its platform's rate limit and handed to the per-process
+committer, which appends every queued submission in one transaction. A
+request is all or nothing.
 """
 
 from __future__ import annotations
