@@ -15,11 +15,13 @@ threads = int(os.environ.get("LEDGER_THREADS", "16"))
 timeout = int(os.environ.get("LEDGER_TIMEOUT", "30"))
 # How long a stopping worker may finish the requests it holds.
 graceful_timeout = 10
-# gunicorn has no timeout for reading a request: each connection holds one
-# of the workers' threads from its first byte until its request is read, so
-# workers x threads (32) slow clients stop the server answering. It must run
-# behind the reverse proxy of docs/deployment.md, which reads whole requests
-# itself and times out slow ones (tests/test_slow_clients.py).
+# Nothing here drops slow clients: gunicorn has no timeout for reading a
+# request, and each connection holds one of a worker's threads from its
+# first byte until its request is read. Slow clients that fill a worker's
+# threads (16) stall what that worker accepts, and workers x threads (32)
+# stall the server. It must run behind the reverse proxy of
+# docs/deployment.md, which reads whole requests itself and times out slow
+# ones (tests/test_slow_clients.py).
 limit_request_line = 8190
 limit_request_fields = 100
 accesslog = os.environ.get("LEDGER_ACCESS_LOG") or None
