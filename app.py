@@ -24,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": f"sqlite:///{ROOT / 'data' / 'ledger.sqlite3'}",
     "ORIGIN": "localhost/moderation-ledger",
     "KEY_FILE": str(ROOT / "data" / "log.key"),
-    # Bodies above this are refused with 413 before they are read.
+    # Bodies above this are refused with 413: by their Content-Length before
+    # they are read, chunked ones once one byte past it arrives (api/request_body.py).
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
     # How long a SQLite writer waits for another process's lock before the
     # request fails with 503 and Retry-After.

@@ -10,9 +10,18 @@ workers = int(os.environ.get("LEDGER_WORKERS", "2"))
 # threads cost little; ledger/log.py's connection pool (POOL_SIZE) must
 # stay above this.
 threads = int(os.environ.get("LEDGER_THREADS", "16"))
+# gthread: restarts a worker whose main loop stops answering the master,
+# not one whose thread waits on a slow client or a slow request.
 timeout = int(os.environ.get("LEDGER_TIMEOUT", "30"))
-# Requests slower than this to send their headers are dropped (slow clients).
+# How long a stopping worker may finish the requests it holds.
 graceful_timeout = 10
+# Nothing here drops slow clients: gunicorn has no timeout for reading a
+# request, and each connection holds one of a worker's threads from its
+# first byte until its request is read. Slow clients that fill a worker's
+# threads (16) stall what that worker accepts, and workers x threads (32)
+# stall the server. It must run behind the reverse proxy of
+# docs/deployment.md, which reads whole requests itself and times out slow
+# ones (tests/test_slow_clients.py).
 limit_request_line = 8190
 limit_request_fields = 100
 accesslog = os.environ.get("LEDGER_ACCESS_LOG") or None

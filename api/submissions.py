@@ -3,14 +3,16 @@
 The body is parsed strictly (UTF-8, no duplicate keys), every item is
 validated against the record schema and its signature checked over the
 RFC 8785 form of the record *as received* (never a re-dump), and only then
-handed to the server's one committer (ledger/intake.py), which appends
-every queued submission in one transaction. A request is all or nothing.
+charged to its platform's rate limit and handed to the server's one
+committer (ledger/intake.py), which appends every queued submission in one
+transaction. A request is all or nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from api.params import flatten
 from api.ratelimit import RateLimiter
 from api.record_schema import validate_record
+from api.request_body import read_body
 from api.state import get_log
 from ledger.errors import InvalidInput
 from ledger.records import format_time, parse_json
@@ -115,18 +118,18 @@ def _limiter() -> RateLimiter:
 def submit() -> tuple[Response, int]:
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the submission as Content-Type: application/json")
-    items = _items(parse_json(request.get_data(cache=False)))
+    items = _items(parse_json(read_body()))
     now_ms = time.time_ns() // 1_000_000
     _validate(items, datetime.fromtimestamp(now_ms / 1000, UTC))
-    counts: dict[str, int] = {}
-    for it in items:
-        counts[it["record"]["platform"]] = counts.get(it["record"]["platform"], 0) + 1
+    counts = Counter(str(it["record"]["platform"]) for it in items)
     limiter = _limiter()
-    for platform, n in counts.items():
-        limiter.take(platform, n)
+    limiter.check(counts)
     log = get_log()
     with log.read() as s:
         verified = verify_items(s, items, now_ms)
+    # Charged only now that every signature verified: the platform itself
+    # sent these records, not someone naming it (api/ratelimit.py).
+    limiter.take(counts)
     receipt = log.intake.append(verified)
     cp = receipt.checkpoint
     out = []

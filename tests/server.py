@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NGINX = "/usr/sbin/nginx"
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
 
 
 def free_port() -> int:
@@ -103,3 +107,84 @@ def local_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def documented_nginx_conf(upstream_port: int, listen_port: int) -> str:
+    """The nginx configuration of docs/deployment.md, as tested: the one
+    ``nginx`` block verbatim except its upstream address and its TLS listen
+    line (plain HTTP on loopback; TLS changes no timeout or buffer). Each
+    rewritten line must occur exactly once, so a changed document fails
+    here rather than testing something else."""
+    blocks = re.findall(r"^```nginx\n(.*?)^```$", DEPLOYMENT.read_text(), flags=re.M | re.S)
+    if len(blocks) != 1:
+        raise AssertionError(f"docs/deployment.md has {len(blocks)} nginx blocks, not one")
+    conf = blocks[0]
+    for documented, tested in [
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};"),
+    ]:
+        if conf.count(documented) != 1:
+            raise AssertionError(f"docs/deployment.md's nginx block no longer has {documented!r} once")
+        conf = conf.replace(documented, tested)
+    return conf
+
+
+@contextmanager
+def nginx(site: str, tmp: Path, listen_port: int, timeout: float = 30) -> Iterator[str]:
+    """Run Debian's nginx in the foreground with ``site`` (an http-context
+    snippet, as a file in /etc/nginx/conf.d/ would be) under Debian's own
+    main settings, every file in ``tmp``; yield its base URL."""
+    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    # As root, nginx's workers would run as "nobody" and could not write
+    # their temporary files in a private tmp dir.
+    user = "user root;" if os.geteuid() == 0 else ""
+    (tmp / "nginx.conf").write_text(
+        f"""{user}
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 768; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+{site}
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{listen_port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", listen_port), timeout=1):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                log = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
+                raise RuntimeError(f"nginx did not start:\n{out}\n{log}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # nginx's fast shutdown: stalled connections are not waited for
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

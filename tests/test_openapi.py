@@ -260,7 +260,8 @@ class _Checker:
 
 
 def test_answers_match_the_document(app: Flask, client: FlaskClient, spec: dict[str, Any]) -> None:
-    # Tokens: 3 + 3 (the batch twice) + 1 (conflict) + 1 (bad signature); the next submission is over.
+    # Tokens: 3 + 3 (the batch twice) + 1 (conflict) of 8; the forged record
+    # spends none (api/ratelimit.py), so a submission of two is over.
     app.config.update(RATE_LIMIT_RECORDS_PER_SECOND=0.001, RATE_LIMIT_BURST=8)
     app.extensions["ledger"].log.registry.add_platform("example-social", "Example Social", KEY.public_key)
     check = _Checker(spec)
@@ -283,7 +284,7 @@ def test_answers_match_the_document(app: Flask, client: FlaskClient, spec: dict[
     post(None, 415, raw=b"{}", mimetype="text/plain")
     post(None, 400, raw=b"{")
     post({"records": [{"record": {}, "signature": {}}]}, 400)
-    post(sign(decision("dec-4"), KEY), 429)
+    post({"records": [sign(decision("dec-4"), KEY), sign(decision("dec-5"), KEY)]}, 429)
     app.config["MAX_CONTENT_LENGTH"] = 100
     post(batch, 413)
 

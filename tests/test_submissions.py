@@ -365,6 +365,46 @@ def test_rate_limit(client: FlaskClient, app: Flask, platforms: Log) -> None:
     assert "rate limit" in r.json["detail"]
 
 
+def test_badly_signed_records_spend_no_tokens(client: FlaskClient, app: Flask, platforms: Log) -> None:
+    """Anyone can name a platform in a record; only its key can sign one. A
+    flood of records naming example-social under a signature that does not
+    verify leaves example-social's own quota whole, and its valid records are
+    still limited."""
+    app.config.update(RATE_LIMIT_RECORDS_PER_SECOND=1, RATE_LIMIT_BURST=3)
+    size = _size(platforms)
+    forged = []
+    for i in range(3):
+        item = sign(decision(f"dec-f{i}"), KEY)
+        item["signature"]["value"] = sign(decision(f"dec-f{i}"), ROGUE)["signature"]["value"]
+        forged.append(item)
+    for _ in range(20):
+        r = post(client, {"records": forged})
+        assert r.status_code == 422, r.json
+        assert {e["path"] for e in r.json["errors"]} == {"signature/value"}
+    items = [sign(decision(f"dec-v{i}"), KEY) for i in range(3)]
+    assert post(client, {"records": items}).status_code == 201
+    r = post(client, sign(decision("dec-v9"), KEY))
+    assert r.status_code == 429
+    # A platform over its limit is refused before its signatures are
+    # checked, so a forged record naming it is refused the same way.
+    assert post(client, forged[0]).status_code == 429
+    assert _size(platforms) == size + 3
+
+
+def test_a_refused_request_spends_no_platforms_tokens(client: FlaskClient, app: Flask, platforms: Log) -> None:
+    """A request naming two platforms, one of them over its limit, is
+    refused whole and spends neither platform's tokens."""
+    app.config.update(RATE_LIMIT_RECORDS_PER_SECOND=1, RATE_LIMIT_BURST=3)
+    assert (
+        post(client, {"records": [sign(decision(f"dec-o{i}", "other-video"), OTHER) for i in range(3)]}).status_code
+        == 201
+    )
+    mixed = [sign(decision("dec-m0"), KEY), sign(decision("dec-m1", "other-video"), OTHER)]
+    assert post(client, {"records": mixed}).status_code == 429
+    items = [sign(decision(f"dec-e{i}"), KEY) for i in range(3)]
+    assert post(client, {"records": items}).status_code == 201
+
+
 def test_signature_is_over_the_json_as_received(client: FlaskClient, platforms: Log) -> None:
     """Whitespace and key order in the body do not matter (RFC 8785), but a
     single changed value does."""
