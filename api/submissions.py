@@ -125,8 +125,7 @@ def submit() -> tuple[Response, int]:
     limiter = _limiter()
     limiter.check(counts)
     log = get_log()
-    with log.read() as s:
-        verified = verify_items(s, items, now_ms)
+    verified = verify_items(log.registry_cache, items, now_ms)
     # Charged only now that every signature verified: the platform itself
     # sent these records, not someone naming it (api/ratelimit.py).
     limiter.take(counts)

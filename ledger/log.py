@@ -26,7 +26,7 @@ from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, St
 from ledger.frontier import AppendedTree, Frontier
 from ledger.intake import Intake
 from ledger.migrate import upgrade
-from ledger.registry import Registry
+from ledger.registry import Registry, RegistryCache
 from ledger.sequencer import Sequencer
 from ledger.storage import StoredCheckpoint, TileCache, TileHashReader
 from ledger.submit import Committer
@@ -60,7 +60,9 @@ class Log:
         self.origin = signer.name
         self.verifier: Verifier = signer.verifier
         self.sequencer = Sequencer(engine, signer)
-        self.registry = Registry(self.sequencer, signer)
+        #: Key states and platforms for request threads (read through, 1 s).
+        self.registry_cache = RegistryCache(self.read)
+        self.registry = Registry(self.sequencer, signer, self.registry_cache)
         self.committer = Committer(self.sequencer)
         #: Records from every worker of the server go through one committer
         #: (ledger/intake.py); without a rendezvous this process's own.

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -137,12 +139,60 @@ def list_platforms(session: Session) -> list[dict[str, Any]]:
     return out
 
 
+class RegistryCache:
+    """Key states and known platforms for the request threads, read through.
+
+    Verifying a record needs its key's state and its platform's existence;
+    reading them per request cost two queries and a transaction. Entries
+    are kept for ``ttl`` seconds and read from the database on a miss, so a
+    key added by a registry entry is usable at once, and a revocation is
+    seen by request threads within ``ttl``. The sequencer re-reads every
+    key's state under its lock for each group (ledger/submit.py), so a
+    record signed with a key revoked meanwhile is refused all the same.
+    """
+
+    def __init__(self, read: Callable[[], AbstractContextManager[Session]], ttl: float = 1.0) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._keys: dict[str, tuple[float, KeyState]] = {}
+        self._platforms: dict[str, float] = {}
+
+    def key_states(self, key_ids: list[str]) -> dict[str, KeyState]:
+        now = time.monotonic()
+        found = {k: hit[1] for k in key_ids if (hit := self._keys.get(k)) is not None and now - hit[0] < self._ttl}
+        missing = [k for k in key_ids if k not in found]
+        if missing:
+            with self._read() as s:
+                fresh = read_key_states(s, missing)
+            for k, state in fresh.items():
+                self._keys[k] = (now, state)
+            found |= fresh
+        return found
+
+    def clear(self) -> None:
+        """Forget everything: this process just changed the registry."""
+        self._keys, self._platforms = {}, {}
+
+    def known_platforms(self, slugs: list[str]) -> set[str]:
+        now = time.monotonic()
+        known = {p for p in slugs if now - self._platforms.get(p, -1e9) < self._ttl}
+        missing = [p for p in slugs if p not in known]
+        if missing:
+            with self._read() as s:
+                fresh = known_platforms(s, missing)
+            for p in fresh:
+                self._platforms[p] = now
+            known |= fresh
+        return known
+
+
 class Registry:
     """Changes to the registry, each appended to the log by the sequencer."""
 
-    def __init__(self, sequencer: Sequencer, signer: Signer) -> None:
+    def __init__(self, sequencer: Sequencer, signer: Signer, cache: RegistryCache | None = None) -> None:
         self._sequencer = sequencer
         self._signer = signer
+        self._cache = cache
 
     def _append(self, event: dict[str, Any] | Callable[[], dict[str, Any]], check: Any) -> AppendResult:
         """Append ``event`` (or the event ``event()`` builds after ``check``)
@@ -154,7 +204,11 @@ class Registry:
             entry = entry_bytes(now, "registry", canonical(ev), log_signature(self._signer, ev))
             return Plan([entry], lambda s, first: insert_rows(s, registry_rows(first, now, ev)))
 
-        return self._sequencer.sequence(plan)
+        try:
+            return self._sequencer.sequence(plan)
+        finally:
+            if self._cache is not None:
+                self._cache.clear()
 
     def add_platform(self, slug: str, display_name: str, public_key: bytes) -> AppendResult:
         if not SLUG.fullmatch(slug):

@@ -33,7 +33,7 @@ from ledger.derived import Rows, insert_rows, merge, record_rows
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, Refused, StorageError, Unprocessable
 from ledger.frontier import AppendedTree
 from ledger.records import canonical, entry_bytes, format_time
-from ledger.registry import KeyState, known_platforms, read_key_states
+from ledger.registry import KeyState, RegistryCache, read_key_states
 from ledger.sequencer import Plan, Sequencer
 from ledger.storage import StoredCheckpoint
 from ledger.tile import MAX_ENTRY_SIZE
@@ -86,13 +86,13 @@ class Outcome:
     tree: AppendedTree | None = None
 
 
-def verify_items(session: Session, items: Sequence[dict[str, Any]], now_ms: int) -> list[VerifiedRecord]:
+def verify_items(registry: RegistryCache, items: Sequence[dict[str, Any]], now_ms: int) -> list[VerifiedRecord]:
     """Check items already validated against the schema: canonical size,
     keys and signatures. Raises with every problem found, or returns all."""
     errors: list[dict[str, object]] = []
     key_ids = sorted({it["signature"]["key_id"] for it in items})
-    states = read_key_states(session, key_ids)
-    platforms = known_platforms(session, sorted({it["record"]["platform"] for it in items}))
+    states = registry.key_states(key_ids)
+    platforms = registry.known_platforms(sorted({it["record"]["platform"] for it in items}))
     seen: dict[tuple[str, str], int] = {}
     out: list[VerifiedRecord] = []
     for i, it in enumerate(items):
@@ -143,20 +143,24 @@ def _check_item(
 ) -> tuple[str, str] | None:
     if not platform_known:
         return "record/platform", f"unknown platform {rec['platform']!r}: the operator has not registered it"
+    problem = _key_problem(sig["key_id"], state, rec["platform"], now_ms)
+    return None if problem is None else ("signature/key_id", problem)
+
+
+def _key_problem(key_id: str, state: KeyState | None, platform: str, now_ms: int) -> str | None:
+    """Why ``key_id`` may not sign for ``platform`` at ``now_ms``, or None.
+
+    Asked twice: by the request's thread (from a cache) and by the
+    sequencer under its lock (from the database), which decides.
+    """
     if state is None:
-        return "signature/key_id", f"unknown key {sig['key_id']}: not registered for any platform"
-    if state.platform != rec["platform"]:
-        return (
-            "signature/key_id",
-            f"key {sig['key_id']} belongs to platform {state.platform!r}, not {rec['platform']!r}",
-        )
+        return f"unknown key {key_id}: not registered for any platform"
+    if state.platform != platform:
+        return f"key {key_id} belongs to platform {state.platform!r}, not {platform!r}"
     if state.revoked_from_ms is not None and now_ms >= state.revoked_from_ms:
-        return (
-            "signature/key_id",
-            f"key {sig['key_id']} was revoked from {format_time(state.revoked_from_ms)}: {state.revoked_reason}",
-        )
+        return f"key {key_id} was revoked from {format_time(state.revoked_from_ms)}: {state.revoked_reason}"
     if now_ms < state.valid_from_ms:
-        return "signature/key_id", f"key {sig['key_id']} is valid only from {format_time(state.valid_from_ms)}"
+        return f"key {key_id} is valid only from {format_time(state.valid_from_ms)}"
     return None
 
 
@@ -305,11 +309,9 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
                         }
                     )
                 continue
-            state = states.get(r.key_id)
-            if state is None or not state.valid_at(now):
-                unprocessable.append(
-                    {"index": i, "path": "signature/key_id", "message": f"key {r.key_id} is no longer valid"}
-                )
+            problem = _key_problem(r.key_id, states.get(r.key_id), r.platform, now)
+            if problem is not None:
+                unprocessable.append({"index": i, "path": "signature/key_id", "message": problem})
                 continue
             if r.ref_record_id is not None:
                 target = local.get((r.platform, r.ref_record_id)) or known.get((r.platform, r.ref_record_id))

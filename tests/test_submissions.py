@@ -310,6 +310,19 @@ def test_revoked_key_is_refused(client: FlaskClient, platforms: Log) -> None:
     assert got["key"]["revocation_reason"] == "compromised"
 
 
+def test_a_revocation_by_another_process_is_enforced_at_once(client: FlaskClient, platforms: Log) -> None:
+    """The request threads' key cache may still hold the key as valid; the
+    sequencer reads its state under the lock and refuses."""
+    assert post(client, sign(decision("dec-cached"), KEY)).status_code == 201  # the key is now cached
+    other = Log(platforms.engine, platforms.signer)  # the operator's CLI, another process
+    other.registry.revoke_key(KEY.key_id, 0, "compromised")
+    size = _size(platforms)
+    r = post(client, sign(decision("dec-after-elsewhere"), KEY))
+    assert r.status_code == 422
+    assert "revoked from 1970-01-01T00:00:00.000Z: compromised" in r.json["errors"][0]["message"]
+    assert _size(platforms) == size
+
+
 def test_conflicting_resubmission_is_409(client: FlaskClient, platforms: Log) -> None:
     first = post(client, sign(decision("dec-c"), KEY)).json["records"][0]
     size = _size(platforms)
