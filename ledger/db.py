@@ -12,6 +12,7 @@ functions take a ``Session`` and never commit.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -30,8 +31,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 metadata = MetaData()
 
@@ -200,6 +203,30 @@ PG_WRITER_SETTINGS = (
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (each with every column of ``table``) in the session's transaction.
+
+    On SQLite straight through the driver's ``executemany`` with one
+    prepared statement: SQLAlchemy's per-row parameter processing cost as
+    much as SQLite's own inserting for the feed index's 30 columns (as
+    profiled). On PostgreSQL through SQLAlchemy's multi-row INSERTs (see
+    :func:`make_engine`), whose types need no help either.
+    """
+    if not rows:
+        return
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        session.execute(insert(table), list(rows))
+        return
+    columns = _COLUMNS.get(table.name)
+    if columns is None:
+        columns = _COLUMNS[table.name] = tuple(table.c.keys())
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    session.connection().exec_driver_sql(sql, [tuple(map(row.__getitem__, columns)) for row in rows])
+
+
+_COLUMNS: dict[str, tuple[str, ...]] = {}
 
 
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -> Engine:

@@ -30,12 +30,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import (
+    insert_many,
     is_sqlite,
     key_revocations,
     platform_keys,
@@ -173,7 +174,7 @@ def insert_rows(session: Session, rows: Rows) -> None:
         if table is record_index:
             insert_index(session, table_rows)
         else:
-            session.execute(insert(table), table_rows)
+            insert_many(session, table, table_rows)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, select, text
+from sqlalchemy import ColumnElement, and_, exists, select, text
 from sqlalchemy.orm import Session
 
-from ledger.db import is_sqlite, record_index, records
+from ledger.db import insert_many, is_sqlite, record_index, records
 from ledger.errors import InvalidInput
 from ledger.vocab import POLITICAL_CLASSES
 
@@ -106,7 +106,7 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
 def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    session.execute(insert(record_index), rows)
+    insert_many(session, record_index, rows)
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         searchable = [{"rowid": r["leaf_index"], "t": r["search_text"]} for r in rows if r.get("search_text")]
         if searchable:
