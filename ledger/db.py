@@ -1,9 +1,17 @@
 """Database schema and engines (SQLAlchemy 2 Core).
 
 The schema is created only by the Alembic migrations in ``migrations/``;
-the tables here describe it for queries. Every log table is append-only:
+the tables here describe it for queries. Every table is append-only:
 database triggers reject UPDATE and DELETE (see the first migration), except
-that ``log_head`` may move forward, and only forward.
+that ``log_head`` may move forward, and only forward. That includes the
+tables derived from the entries (platforms, keys, revocations, records, the
+feed's ``record_index``, published statistics: migrations 0002, 0005,
+0006), whose rows ``ledger/derived.py`` writes and the audit compares with
+their entries. The one exception is SQLite's full-text index
+``record_search`` (FTS5): a virtual table takes no triggers, and FTS5
+rewrites its own segments as it merges them; it is an external-content
+index of ``record_index.search_text`` that FTS5's ``integrity-check``
+proves equal to that column.
 
 Engines are made here, sessions by the caller (principle 8): storage
 functions take a ``Session`` and never commit.
@@ -127,7 +135,8 @@ records = Table(
     UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
 )
 
-#: The feed's query index: derived from the log, rebuilt by ``ledger reindex``.
+#: The feed's query index: derived from the log (ledger/derived.py), append-only,
+#: audited row by row; ``ledger reindex`` adds rows that are missing.
 record_index = Table(
     "record_index",
     metadata,
