@@ -10,7 +10,7 @@ from flask import abort, render_template
 from ledger import query
 from ledger.registry import list_platforms
 from ledger.storage import StoredCheckpoint
-from web import _log, bp
+from web import bp, current_log
 from web.queries import counts, platform_names
 
 NEWEST = 10
@@ -28,7 +28,7 @@ def _checkpoint(cp: StoredCheckpoint) -> dict[str, object]:
 
 @bp.get("/")
 def index() -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         cp = log.latest(s)
         names = platform_names(s)
@@ -52,7 +52,7 @@ def index() -> str:
 
 @bp.get("/log")
 def log_page() -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         cp = log.latest(s)
     return render_template("log.html", origin=log.origin, vkey=log.verifier.to_key(), cp=_checkpoint(cp))
@@ -65,7 +65,7 @@ def about() -> str:
 
 @bp.get("/platforms")
 def platforms() -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         listed = list_platforms(s)
         tally = counts(s, log.latest(s).size)
@@ -77,7 +77,7 @@ def platforms() -> str:
 
 @bp.get("/platforms/<slug>")
 def platform(slug: str) -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         found = [p for p in list_platforms(s) if p["platform"] == slug]
         if not found:

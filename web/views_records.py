@@ -19,13 +19,13 @@ from ledger.query import history, record_by_id
 from ledger.registry import read_key_states
 from ledger.submit import permalink
 from ledger.tlog import record_hash
-from web import _log, bp, present
+from web import bp, current_log, present
 from web.queries import entry_at, platform_names, record_at
 
 
 @bp.get("/records/<platform>/<record_id>")
 def record(platform: str, record_id: str) -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         row = record_by_id(s, platform, record_id)
         if row is None:
@@ -72,7 +72,7 @@ def _ms(time: str) -> int:
 @bp.get("/entries/<int(max=9223372036854775807):index>")
 def entry_page(index: int) -> str | Response:
     """A record's entry redirects to its page; a registry entry is shown here."""
-    log = _log()
+    log = current_log()
     with log.read() as s:
         size = log.latest(s).size
         if index >= size:

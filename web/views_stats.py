@@ -31,7 +31,7 @@ from ledger.errors import InvalidInput
 from ledger.evenness import Filters, Publication, find_publication
 from ledger.evenness_cache import EXTENSION, Documents
 from ledger.vocab import PATTERNS
-from web import _log, bp, dashboard
+from web import bp, current_log, dashboard
 from web.queries import platform_names
 
 #: Drawing widths: the page's column on a desktop, and a 360 px phone's.
@@ -79,7 +79,7 @@ def _rule_id(args: Mapping[str, str]) -> str:
 
 def _shown() -> Shown:
     pinned = _tree_size(request.args)
-    log = _log()
+    log = current_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
         publication = find_publication(s, cp.size)
