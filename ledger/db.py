@@ -39,9 +39,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    insert,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 metadata = MetaData()
@@ -220,19 +220,37 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     On SQLite straight through the driver's ``executemany`` with one
     prepared statement: SQLAlchemy's per-row parameter processing cost as
     much as SQLite's own inserting for the feed index's 30 columns (as
-    profiled). On PostgreSQL through SQLAlchemy's multi-row INSERTs (see
-    :func:`make_engine`), whose types need no help either.
+    profiled). On PostgreSQL with ``COPY ... FROM STDIN`` on the session's
+    connection: SQLAlchemy's multi-row INSERTs spent most of a batch in
+    psycopg parsing 30,000-placeholder statements, and psycopg's pipelined
+    ``executemany`` left a frozen client's transaction without PostgreSQL's
+    idle timer (see :data:`PG_WRITER_SETTINGS`); a COPY ends with
+    ReadyForQuery like any statement, and ``statement_timeout`` bounds a
+    COPY whose client stopped sending.
     """
     if not rows:
-        return
-    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        session.execute(insert(table), list(rows))
         return
     columns = _COLUMNS.get(table.name)
     if columns is None:
         columns = _COLUMNS[table.name] = tuple(table.c.keys())
+    values = [tuple(map(row.__getitem__, columns)) for row in rows]
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        connection = session.connection()
+        dbapi = connection.dialect.loaded_dbapi
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        cursor = connection.connection.cursor()
+        try:
+            with cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+                for value in values:
+                    copy.write_row(value)
+        except dbapi.Error as e:
+            # As SQLAlchemy would have wrapped it: DataError, IntegrityError, ...
+            raise DBAPIError.instance(sql, None, e, dbapi.Error, dialect=connection.dialect) from e
+        finally:
+            cursor.close()
+        return
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    session.connection().exec_driver_sql(sql, [tuple(map(row.__getitem__, columns)) for row in rows])
+    session.connection().exec_driver_sql(sql, values)
 
 
 _COLUMNS: dict[str, tuple[str, ...]] = {}
@@ -261,12 +279,13 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -
         connect_args["options"] = f"{url_options} {connect_args['options']}"
     kwargs["connect_args"] = connect_args
     engine = create_engine(u, **kwargs)
-    # Many-row INSERTs as multi-row INSERT statements rather than psycopg's
-    # pipelined executemany: a client frozen right after a pipelined
-    # executemany left its transaction idle without PostgreSQL's
+    # Any other many-row INSERT as multi-row INSERT statements rather than
+    # psycopg's pipelined executemany: a client frozen right after a
+    # pipelined executemany left its transaction idle without PostgreSQL's
     # idle-in-transaction timer running (seen on PostgreSQL 15), holding the
     # head lock for as long as the freeze; after a plain statement the timer
-    # runs (tests/test_frozen_server.py).
+    # runs (tests/test_frozen_server.py). The sequencer's own bulk inserts
+    # use COPY (insert_many).
     engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
 
