@@ -176,8 +176,11 @@ def statement_fields(body: Mapping[str, Any]) -> dict[str, str | None]:
     content = body.get("content", {})
     src = body.get("detection_source")
     out: dict[str, str | None] = {
-        "decision_ground": {"illegal": DECISION_GROUNDS[0], "terms": DECISION_GROUNDS[1], "both": DECISION_GROUNDS[1]}
-        .get(ground or ""),
+        "decision_ground": {
+            "illegal": DECISION_GROUNDS[0],
+            "terms": DECISION_GROUNDS[1],
+            "both": DECISION_GROUNDS[1],
+        }.get(ground or ""),
         "incompatible_content_illegal": {"terms": "No", "both": "Yes"}.get(ground or ""),
         "decision_ground_reference_url": body.get("rule", {}).get("url"),
         "illegal_content_legal_ground": body.get("legal_reference"),
@@ -197,9 +200,7 @@ def statement_fields(body: Mapping[str, Any]) -> dict[str, str | None]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def dsa_row(
-    index: int, leaf_hash: bytes, logged_at: str, record: Mapping[str, Any], checkpoint: str
-) -> list[str]:
+def dsa_row(index: int, leaf_hash: bytes, logged_at: str, record: Mapping[str, Any], checkpoint: str) -> list[str]:
     """One logged record as a row of :data:`DSA_CSV_COLUMNS`.
 
     The DSA columns hold the decision (an amendment's corrected decision; an
