@@ -247,8 +247,8 @@ def _action(st: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def _detection(st: Mapping[str, Any], extra: Mapping[str, Any], detected: bool, where: str) -> str:
     source_type = st.get("source_type")
-    allowed = dsa.DETECTION_SOURCES.get(source_type)  # type: ignore[arg-type]
-    if allowed is None:
+    allowed = dsa.DETECTION_SOURCES.get(source_type) if isinstance(source_type, str) else None
+    if allowed is None or not isinstance(source_type, str):
         raise _refuse(where, "source_type", f"{source_type!r} is not one of {', '.join(dsa.SOURCE_TYPES)}")
     default = {"SOURCE_VOLUNTARY": "automated" if detected else "internal_staff"}.get(source_type, allowed[-1])
     src = extra.get("detection_source", default)
@@ -261,7 +261,7 @@ def _yes_no(st: Mapping[str, Any], field: str, where: str) -> bool:
     v = st.get(field)
     if v not in dsa.YES_NO:
         raise _refuse(where, field, f"{v!r} is neither 'Yes' nor 'No'")
-    return v == "Yes"
+    return bool(v == "Yes")
 
 
 def _content(st: Mapping[str, Any], extra: Mapping[str, Any], ordinary: bool, where: str) -> dict[str, Any]:

@@ -85,21 +85,41 @@ RESTRICTION_FIELDS = (
 #: The restriction a record's action is written as in the DSA layout:
 #: (field, value if the action has an end, value if it has none).
 ACTION_RESTRICTIONS: dict[str, tuple[str, str, str]] = {
-    "remove_content": ("decision_visibility", *["DECISION_VISIBILITY_CONTENT_REMOVED"] * 2),
-    "geo_block": ("decision_visibility", *["DECISION_VISIBILITY_CONTENT_DISABLED"] * 2),
-    "reduce_reach": ("decision_visibility", *["DECISION_VISIBILITY_CONTENT_DEMOTED"] * 2),
-    "age_restrict": ("decision_visibility", *["DECISION_VISIBILITY_CONTENT_AGE_RESTRICTED"] * 2),
-    "restrict_interaction": ("decision_visibility", *["DECISION_VISIBILITY_CONTENT_INTERACTION_RESTRICTED"] * 2),
-    "label": ("decision_visibility", *["DECISION_VISIBILITY_CONTENT_LABELLED"] * 2),
-    "interstitial": ("decision_visibility", *["DECISION_VISIBILITY_OTHER"] * 2),
+    "remove_content": (
+        "decision_visibility",
+        "DECISION_VISIBILITY_CONTENT_REMOVED",
+        "DECISION_VISIBILITY_CONTENT_REMOVED",
+    ),
+    "geo_block": (
+        "decision_visibility",
+        "DECISION_VISIBILITY_CONTENT_DISABLED",
+        "DECISION_VISIBILITY_CONTENT_DISABLED",
+    ),
+    "reduce_reach": (
+        "decision_visibility",
+        "DECISION_VISIBILITY_CONTENT_DEMOTED",
+        "DECISION_VISIBILITY_CONTENT_DEMOTED",
+    ),
+    "age_restrict": (
+        "decision_visibility",
+        "DECISION_VISIBILITY_CONTENT_AGE_RESTRICTED",
+        "DECISION_VISIBILITY_CONTENT_AGE_RESTRICTED",
+    ),
+    "restrict_interaction": (
+        "decision_visibility",
+        "DECISION_VISIBILITY_CONTENT_INTERACTION_RESTRICTED",
+        "DECISION_VISIBILITY_CONTENT_INTERACTION_RESTRICTED",
+    ),
+    "label": ("decision_visibility", "DECISION_VISIBILITY_CONTENT_LABELLED", "DECISION_VISIBILITY_CONTENT_LABELLED"),
+    "interstitial": ("decision_visibility", "DECISION_VISIBILITY_OTHER", "DECISION_VISIBILITY_OTHER"),
     "demonetize": ("decision_monetary", "DECISION_MONETARY_SUSPENSION", "DECISION_MONETARY_TERMINATION"),
     "feature_limit": (
         "decision_provision",
         "DECISION_PROVISION_PARTIAL_SUSPENSION",
         "DECISION_PROVISION_PARTIAL_TERMINATION",
     ),
-    "temporary_suspension": ("decision_account", *["DECISION_ACCOUNT_SUSPENDED"] * 2),
-    "permanent_ban": ("decision_account", *["DECISION_ACCOUNT_TERMINATED"] * 2),
+    "temporary_suspension": ("decision_account", "DECISION_ACCOUNT_SUSPENDED", "DECISION_ACCOUNT_SUSPENDED"),
+    "permanent_ban": ("decision_account", "DECISION_ACCOUNT_TERMINATED", "DECISION_ACCOUNT_TERMINATED"),
 }
 END_DATE_FIELDS = {field: end for field, end, _ in RESTRICTION_FIELDS}
 
