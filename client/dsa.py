@@ -312,12 +312,13 @@ def import_statement(st: Mapping[str, Any], mapping: DsaMapping = EMPTY_MAPPING,
     the field; the server remains the judge of the whole record.
     """
     puid = st.get("puid")
-    where = f"statement {puid!r}" if isinstance(puid, str) else "statement without puid"
+    where = f"puid {puid!r}" if isinstance(puid, str) else "no puid"
     own = st.get("ledger", {})
     if not isinstance(own, dict):
         raise _refuse(where, "ledger", "must be an object")
     _check_extras(where + " ledger", own)
     _refuse_unsayable(st, where)
+    action = _action(st, where)  # before the mapping's checks: a refusal of the statement comes first
     extra = _merge(mapping.defaults, mapping.by_puid.get(puid, {}) if isinstance(puid, str) else {}, own)
     _required(extra, where, "rule", "severity", "review_path", "interim_state", "account", "flagged_at", "decided_at")
     account = extra["account"]
@@ -352,7 +353,7 @@ def import_statement(st: Mapping[str, Any], mapping: DsaMapping = EMPTY_MAPPING,
     record["category"] = _enum(st, "category", dsa.CATEGORY_PREFIX, vocab.CATEGORIES, where)
     if st.get("category_specification"):
         record["keywords"] = _enum_list(st, "category_specification", dsa.KEYWORD_PREFIX, vocab.KEYWORDS, where)
-    record.update(severity=extra["severity"], violation_found=True, **_action(st, where))
+    record.update(severity=extra["severity"], violation_found=True, **action)
     record["exemption"] = extra.get("exemption", {"applied": False})
     record.update(review_path=extra["review_path"], interim_state=extra["interim_state"])
     record["detection_source"] = _detection(st, extra, detected, where)
