@@ -427,7 +427,10 @@ class Agreement:
 
 def _as_list(v: Any) -> Any:
     if isinstance(v, str) and v.startswith("["):  # a dump's cell
-        v = json.loads(v)
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return v
     return sorted(v) if isinstance(v, list) else v
 
 

@@ -1,13 +1,16 @@
 """``dsa-import --url`` end to end through real gunicorn workers, on SQLite and
 PostgreSQL: the documented example statements become records that the log
-accepts and the client verifies, by ``submit``'s own code."""
+accepts and the client verifies, by ``submit``'s own code; ``mirror
+--dsa-csv`` then writes them as the server's ``format=dsa-csv`` does."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -55,3 +58,11 @@ def test_dsa_import_submits_and_verifies(server: tuple[str, LogProvider], tmp_pa
     assert "2 records: 0 created, 2 already logged" in res.output
     assert provider.log.latest_size() == size
     check_log(provider.log)
+    # A researcher's copy in the DSA dumps' layout: the server's dsa-csv export, byte for byte.
+    db, csv_path = tmp_path / "mirror.sqlite3", tmp_path / "records-dsa.csv"
+    res = CliRunner().invoke(mdl, ["mirror", "--url", url, "--vkey", vkey, "--db", str(db), "--dsa-csv", str(csv_path)])
+    assert res.exit_code == 0, res.output
+    assert f"wrote 2 records to {csv_path}" in res.output
+    exported = httpx.get(f"{url}/api/v1/export", params={"start": 0, "end": size, "format": "dsa-csv"})
+    assert exported.status_code == 200
+    assert gzip.decompress(exported.content) == csv_path.read_bytes()
