@@ -159,11 +159,13 @@ LEDGER_COLUMNS = (
 DSA_CSV_COLUMNS = DSA_DUMP_COLUMNS + LEDGER_COLUMNS
 
 
+def _json_list(values: list[str]) -> str:
+    """A list column as the dumps write it: a compact JSON array."""
+    return json.dumps(values, separators=(",", ":"))
+
+
 def _upper_list(prefix: str, values: list[str] | None) -> str | None:
-    """A list column as the dumps write it: a JSON array of the DSA values."""
-    if not values:
-        return None
-    return json.dumps([prefix + v.upper() for v in values], separators=(",", ":"))
+    return _json_list([prefix + v.upper() for v in values]) if values else None
 
 
 def _day(value: str | None) -> str | None:
@@ -179,7 +181,7 @@ def restriction_columns(body: Mapping[str, Any]) -> dict[str, str | None]:
     field, with_end, without_end = spec
     ends = body.get("action_ends_at")
     value = with_end if ends else without_end
-    out[field] = json.dumps([value]) if field == "decision_visibility" else value
+    out[field] = _json_list([value]) if field == "decision_visibility" else value
     if body.get("action") == "interstitial":
         out["decision_visibility_other"] = "interstitial (schema v1 action)"
     out[END_DATE_FIELDS[field]] = _day(ends)
@@ -209,7 +211,7 @@ def statement_fields(body: Mapping[str, Any]) -> dict[str, str | None]:
         "content_type": _upper_list(CONTENT_TYPE_PREFIX, content.get("types")),
         "content_language": content["language"].upper() if "language" in content else None,
         "content_date": _day(content.get("posted_at")),
-        "territorial_scope": json.dumps(body["territorial_scope"]) if "territorial_scope" in body else None,
+        "territorial_scope": _json_list(body["territorial_scope"]) if "territorial_scope" in body else None,
         "application_date": _day(body.get("applied_at")),
         "decision_facts": body.get("statement"),
         "source_type": SOURCE_TYPE_OF.get(src or ""),
