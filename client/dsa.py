@@ -304,6 +304,46 @@ def _refuse_unsayable(st: Mapping[str, Any], where: str) -> None:
         raise _refuse(where, "content_id", "schema v1 has no content identifier")
 
 
+def _envelope(
+    st: Mapping[str, Any], extra: Mapping[str, Any], mapping: DsaMapping, ordinary: bool, where: str
+) -> dict[str, Any]:
+    """The envelope: the mapping's platform, the ``puid`` as ``record_id``, the DSA's ``uuid``."""
+    platform = extra.get("platform", mapping.platform)
+    if platform is None:
+        raise _refuse(where, "platform", "give the ledger's platform name in the mapping")
+    record_id = extra.get("record_id", st.get("puid"))
+    if not isinstance(record_id, str):
+        raise _refuse(where, "puid", "absent: give record_id in the mapping")
+    id_pattern = vocab.PATTERNS["numbered_record_id" if ordinary else "record_id"]
+    if not re.fullmatch(id_pattern, record_id):
+        raise _refuse(where, "puid", f"{record_id!r} does not fit a record_id ({id_pattern}): map one")
+    record: dict[str, Any] = {"type": "decision", "schema_version": 1, "platform": platform, "record_id": record_id}
+    record["submitted_at"] = extra["submitted_at"]
+    if "uuid" in st:
+        if not isinstance(st["uuid"], str) or not _UUID.fullmatch(st["uuid"]):
+            raise _refuse(where, "uuid", "not a lower-case UUID")
+        record["dsa_sor_uuid"] = st["uuid"]
+    return record
+
+
+def _rule(st: Mapping[str, Any], extra: Mapping[str, Any], where: str) -> Any:
+    """The mapping's rule, with the statement's ``decision_ground_reference_url`` as its ``url``."""
+    rule = dict(extra["rule"]) if isinstance(extra["rule"], dict) else extra["rule"]
+    url = st.get("decision_ground_reference_url")
+    if url is not None and isinstance(rule, dict):
+        if "url" in rule and rule["url"] != url:
+            raise _refuse(where, "rule.url", "differs from the statement's decision_ground_reference_url")
+        rule["url"] = url
+    return rule
+
+
+def _automated_decision(st: Mapping[str, Any], where: str) -> str:
+    ad = st.get("automated_decision")
+    if not isinstance(ad, str) or ad not in dsa.AUTOMATED_DECISION_OF:
+        raise _refuse(where, "automated_decision", f"{ad!r} is not one of {', '.join(dsa.AUTOMATED_DECISIONS)}")
+    return dsa.AUTOMATED_DECISION_OF[ad]
+
+
 def import_statement(st: Mapping[str, Any], mapping: DsaMapping = EMPTY_MAPPING, *, now: str) -> dict[str, Any]:
     """The schema-v1 decision record of one DSA statement, completed by ``mapping``.
 
@@ -319,52 +359,22 @@ def import_statement(st: Mapping[str, Any], mapping: DsaMapping = EMPTY_MAPPING,
     _check_extras(where + " ledger", own)
     _refuse_unsayable(st, where)
     action = _action(st, where)  # before the mapping's checks: a refusal of the statement comes first
-    extra = _merge(mapping.defaults, mapping.by_puid.get(puid, {}) if isinstance(puid, str) else {}, own)
+    by_puid = mapping.by_puid.get(puid, {}) if isinstance(puid, str) else {}
+    extra = _merge({"submitted_at": now, "exemption": {"applied": False}, "state_involvement": "none"})
+    extra = _merge(extra, mapping.defaults, by_puid, own)
     _required(extra, where, "rule", "severity", "review_path", "interim_state", "account", "flagged_at", "decided_at")
-    account = extra["account"]
-    ordinary = isinstance(account, dict) and account.get("class") == vocab.ORDINARY_USER
-    platform = extra.get("platform", mapping.platform)
-    if platform is None:
-        raise _refuse(where, "platform", "give the ledger's platform name in the mapping")
-    record: dict[str, Any] = {
-        "type": "decision",
-        "schema_version": 1,
-        "platform": platform,
-        "record_id": extra.get("record_id", puid),
-        "submitted_at": extra.get("submitted_at", now),
-    }
-    if not isinstance(record["record_id"], str):
-        raise _refuse(where, "puid", "absent: give record_id in the mapping")
-    id_pattern = vocab.PATTERNS["numbered_record_id" if ordinary else "record_id"]
-    if not re.fullmatch(id_pattern, record["record_id"]):
-        raise _refuse(where, "puid", f"{record['record_id']!r} does not fit a record_id ({id_pattern}): map one")
-    if "uuid" in st:
-        if not isinstance(st["uuid"], str) or not _UUID.fullmatch(st["uuid"]):
-            raise _refuse(where, "uuid", "not a lower-case UUID")
-        record["dsa_sor_uuid"] = st["uuid"]
-    rule = dict(extra["rule"]) if isinstance(extra["rule"], dict) else extra["rule"]
-    url = st.get("decision_ground_reference_url")
-    if url is not None and isinstance(rule, dict):
-        if "url" in rule and rule["url"] != url:
-            raise _refuse(where, "rule.url", "differs from the statement's decision_ground_reference_url")
-        rule["url"] = url
+    ordinary = isinstance(extra["account"], dict) and extra["account"].get("class") == vocab.ORDINARY_USER
     detected = _yes_no(st, "automated_detection", where)
-    record.update(rule=rule, **_ground(st, extra, where))
+    record = _envelope(st, extra, mapping, ordinary, where)
+    record.update(rule=_rule(st, extra, where), **_ground(st, extra, where))
     record["category"] = _enum(st, "category", dsa.CATEGORY_PREFIX, vocab.CATEGORIES, where)
     if st.get("category_specification"):
         record["keywords"] = _enum_list(st, "category_specification", dsa.KEYWORD_PREFIX, vocab.KEYWORDS, where)
-    record.update(severity=extra["severity"], violation_found=True, **action)
-    record["exemption"] = extra.get("exemption", {"applied": False})
+    record.update(severity=extra["severity"], violation_found=True, **action, exemption=extra["exemption"])
     record.update(review_path=extra["review_path"], interim_state=extra["interim_state"])
-    record["detection_source"] = _detection(st, extra, detected, where)
-    record["automated_detection"] = detected
-    ad = st.get("automated_decision")
-    if ad not in dsa.AUTOMATED_DECISION_OF:
-        raise _refuse(where, "automated_decision", f"{ad!r} is not one of {', '.join(dsa.AUTOMATED_DECISIONS)}")
-    record["automated_decision"] = dsa.AUTOMATED_DECISION_OF[ad]
-    record["state_involvement"] = extra.get("state_involvement", "none")
-    record["account"] = account
-    record["content"] = _content(st, extra, ordinary, where)
+    record.update(detection_source=_detection(st, extra, detected, where), automated_detection=detected)
+    record.update(automated_decision=_automated_decision(st, where), state_involvement=extra["state_involvement"])
+    record.update(account=extra["account"], content=_content(st, extra, ordinary, where))
     record.update(flagged_at=extra["flagged_at"], decided_at=extra["decided_at"])
     applied = _day(st, "application_date", where)
     record["applied_at"] = _time_on(extra, "applied_at", applied, "application_date", where)
