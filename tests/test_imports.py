@@ -25,6 +25,7 @@ PURE_LEDGER = {
     "ledger",
     "ledger.checkpoint",
     "ledger.cosigned",
+    "ledger.dsa",
     "ledger.entry_check",
     "ledger.errors",
     "ledger.evenness_compare",
