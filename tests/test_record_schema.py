@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
 from api import record_enums
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs/schema/record-v1.schema.json").read_text())

@@ -1,0 +1,543 @@
+"""Record schema version 1: :func:`validate_record`, the one check every submitted record passes.
+
+``docs/schema/record-v1.schema.json`` is the source of truth: platforms code
+against it, and this module compiles that very file once, at import, with
+jsonschema-rs (a compiled Rust validator: about a tenth of the marshmallow
+load it replaced, as measured by ``bench/validate.py``). What the JSON Schema
+cannot state is checked here in Python, in one small pass, and the schema's
+``description`` says so:
+
+- **Characters.** Every string, field names included, is searched for the
+  control characters of ``CONTROL_CHARACTERS`` and for lone surrogates,
+  before anything else, so that no field, present or future, hands SQLite
+  and PostgreSQL a string only one of them can store. The schema's ``text``
+  pattern covers free text only; a key is no value a pattern sees, and a
+  lone surrogate has no portable pattern (ECMA-262 sees UTF-16 code units,
+  Python code points).
+- **Times.** A date-time or date names a real calendar day (the schema's
+  ``format`` is an annotation unless a validator opts in); no time but
+  ``action_ends_at`` lies more than five minutes after ``now``, which no
+  schema knows; and times are ordered (posted <= flagged <= decided <=
+  applied, filed <= decided, action_ends_at after decided_at), which JSON
+  Schema cannot compare.
+- **Integers.** JSON Schema counts ``1.0`` as the integer 1; the ledger does
+  not, because RFC 8785 would sign it as ``1``.
+
+Each error is ``{"path", "message"}``, the path slash-separated inside the
+record (RFC 6901 escapes), at most one message per path. The validator's
+error kinds become the messages of the table in :func:`_describe`, which name
+the rule (``ordinary users: ...``, ``required when ...``), never the schema's
+keyword. Pure: no Flask, no marshmallow, no I/O but reading the schema once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+from ledger.vocab import CONTROL_CHARACTERS, ENUMS, LEGAL_CITATION_MAX, PATTERNS, RECORD_TYPES
+
+__all__ = [
+    "FORBIDDEN_CHARACTER",
+    "FUTURE_SLACK",
+    "SCHEMA",
+    "SCHEMA_PATH",
+    "parse_date",
+    "parse_date_time",
+    "pointer_join",
+    "refused_strings",
+    "validate_record",
+]
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "schema" / "record-v1.schema.json"
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+# Formats stay annotations, as the draft 2020-12 default: the patterns fix
+# every form, and the Python pass below checks the calendar day.
+_VALIDATOR = jsonschema_rs.Draft202012Validator(SCHEMA, validate_formats=False)
+
+#: How far past ``now`` a record's times may lie (clock skew between platform and log).
+FUTURE_SLACK = timedelta(minutes=5)
+#: One character no string of a record may hold: a control character of
+#: ``CONTROL_CHARACTERS``, or a lone surrogate (JSON's ``"\ud800"`` parses to
+#: one; it is no Unicode character and neither database can store it).
+FORBIDDEN_CHARACTER = re.compile(f"[{CONTROL_CHARACTERS}\ud800-\udfff]")
+# The deepest a valid record nests is 4 (corrected/exemption/policy/version);
+# past this, a value is refused by its path alone, before the compiled
+# validator, which stops at its own recursion limit with an exception.
+_MAX_DEPTH = 32
+_RX = {name: re.compile(pattern) for name, pattern in PATTERNS.items()}
+
+_DATE_TIME = (
+    "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
+    "(upper-case T and Z; offsets such as +01:00 and naive times are not accepted)"
+)
+_POSTED = "must be an RFC 3339 UTC date-time (public classes) or a date YYYY-MM-DD (ordinary users)"
+_NUMBERED = "digits and separators after at most one tag of 1 to 3 letters (dec-2026-000101, 2026-05:000000917)"
+_VERSION_FORM = "numbers joined by . or - (7, v4.2, 2026-03)"
+_CITATION_EXAMPLES = "such as DSA Art. 16, DE StGB § 130 or EU Regulation (EU) 2016/679 art. 17 (docs/records.md)"
+_CITATION = (
+    f"ordinary users: must be a short legal citation of at most {LEGAL_CITATION_MAX} characters {_CITATION_EXAMPLES}"
+)
+_PUBLIC_POSTED = "public classes: an RFC 3339 UTC date-time, not a date"
+_SCHEMA_VERSION = "must be the integer 1: this is schema version 1"
+_UNKNOWN = "unknown field (record schema version 1)"
+
+# What an ordinary user's patterned field must be (docs/records.md, "Ordinary
+# users"), by the pattern's name under ``$defs``.
+_ORDINARY_PATTERNS = {
+    "pseudonym": "ordinary users: must be 64 lower-case hex digits, the platform's HMAC-SHA-256 of the account",
+    "short_version": f"ordinary users: must be {_VERSION_FORM}",
+    "https_path_url": "ordinary users: must have no query string or fragment",
+    "legal_citation": _CITATION,
+    "date": "ordinary users: a date YYYY-MM-DD only, not a date-time",
+}
+# Patterns that also bound the length: a string outside it is told its length.
+_PATTERN_LENGTHS = {"platform": (1, 63), "record_id": (1, 128), "rule_id": (1, 128), "subject_key": (16, 128)}
+_PATTERN_NAMES = {pattern: name for name, pattern in PATTERNS.items()}
+
+# Vocabularies of at most 12 values are listed in full; longer ones are named.
+_VOCABULARY_NAMES = {
+    "category": "DSA statement category",
+    "keyword": "DSA keyword",
+    "jurisdiction": "jurisdiction",
+    "language": "ISO 639-1 language",
+}
+_COUNTRY = (
+    'must be an ISO 3166-1 alpha-2 country code, one of the 249 listed in docs/records.md ("GLOBAL" stands alone)'
+)
+
+
+def _enum_message(name: str, values: tuple[str, ...]) -> str:
+    if name == "country":
+        return _COUNTRY
+    if name == "ordinary_follower_bucket":  # reached only through the ordinary users' branch
+        return "ordinary users are top-coded: one of " + ", ".join(values)
+    if name == "public_follower_bucket":  # reached only through the public classes' branch
+        return "public classes: one of " + ", ".join(values) + " (10k+ is for ordinary users only)"
+    if len(values) <= 12:
+        return "must be one of: " + ", ".join(values)
+    return f"must be one of the {len(values)} {_VOCABULARY_NAMES[name]} values listed in docs/records.md"
+
+
+_ENUM_MESSAGES = {values: _enum_message(name, values) for name, values in ENUMS.items()}
+
+_TYPE_MESSAGES = {
+    "object": "must be a JSON object",
+    "string": "must be a string",
+    "boolean": "must be true or false",
+    "integer": _SCHEMA_VERSION,
+    "array": "must be a list",
+}
+
+_DEFS = "$defs"
+_BODY = (_DEFS, "decision_body", "allOf")
+# Messages of the conditional rules, by the keyword location of the failing
+# ``required`` or ``false`` (``property`` names the field for ``required``).
+_RULES: dict[tuple[object, ...], str] = {
+    (_DEFS, "exemption", "then", "required"): "required when applied is true",
+    (_DEFS, "exemption", "else", "properties", "type"): "forbidden when applied is false",
+    (_DEFS, "exemption", "else", "properties", "policy"): "forbidden when applied is false",
+    (_DEFS, "account", "then", "properties", "class_basis"): "forbidden for ordinary users",
+    (_DEFS, "account", "then", "properties", "public_subject"): "forbidden for ordinary users",
+    (_DEFS, "account", "else", "required"): "required for every class but ordinary_user",
+    (*_BODY, 0, "then", "properties", "legal_reference"): "forbidden when decision_ground is terms",
+    (*_BODY, 0, "else", "required"): "required when decision_ground is illegal or both",
+    (*_BODY, 1, "then", "required"): "required for temporary_suspension",
+    (*_BODY, 3, "then", "required"): "required when violation_found is true",
+    (*_BODY, 3, "else", "properties", "exemption"): (
+        "forbidden when violation_found is false: there is nothing to exempt"
+    ),
+    (*_BODY, 4, "then", "properties", "statement"): "forbidden for ordinary users, whose privacy outranks the reasons",
+    (*_BODY, 4, "then", "properties", "content", "properties", "ref"): "forbidden for ordinary users",
+    (_DEFS, "decision_record", "properties", "refs"): "forbidden for decisions, which refer to no earlier record",
+    (_DEFS, "appeal_record", "required"): "required for appeals and amendments",
+    (_DEFS, "amendment_record", "required"): "required for appeals and amendments",
+    (_DEFS, "appeal_record", "allOf", 0, "then", "properties", "decided_at"): "forbidden while the outcome is pending",
+    (_DEFS, "appeal_record", "allOf", 0, "then", "properties", "new_action"): "forbidden while the outcome is pending",
+    (_DEFS, "appeal_record", "allOf", 0, "else", "required"): "required once the outcome is not pending",
+    (_DEFS, "appeal_record", "allOf", 1, "then", "properties", "new_action"): "forbidden when the decision was upheld",
+}
+# ``required`` lists that hold envelope fields as well as the rule's own: the
+# rule's message is for these fields only.
+_RULE_FIELDS = {(_DEFS, "appeal_record", "required"): {"refs"}, (_DEFS, "amendment_record", "required"): {"refs"}}
+_ANY_OF = {
+    "follower_bucket": "must be one of: "
+    + ", ".join(dict.fromkeys(ENUMS["public_follower_bucket"] + ENUMS["ordinary_follower_bucket"])),
+    "posted_at": _POSTED,
+}
+
+
+def _properties(*names: str) -> frozenset[str]:
+    return frozenset(k for name in names for k in SCHEMA["$defs"].get(name, SCHEMA).get("properties", {}))
+
+
+# The fields each kind of object may hold, for ``unevaluatedProperties``: a
+# validator collects no annotations from a failing ``then``, so when a rule
+# fails it lists known fields as unevaluated too; those already have their error.
+_KNOWN = {
+    "decision": frozenset(SCHEMA["properties"]) | _properties("decision_body"),
+    "appeal": frozenset(SCHEMA["properties"]) | _properties("appeal_record"),
+    "amendment": frozenset(SCHEMA["properties"]) | _properties("amendment_record"),
+    "corrected": _properties("decision_body"),
+}
+
+
+def _text_lengths(node: object, out: dict[str, int]) -> dict[str, int]:
+    """The ``maxLength`` of every free-text property, by name, so that an empty one is told its range."""
+    if isinstance(node, dict):
+        for name, sub in node.get("properties", {}).items():
+            is_text = isinstance(sub, dict) and sub.get("$ref") == "#/$defs/text" and "maxLength" in sub
+            if is_text and out.setdefault(name, sub["maxLength"]) != sub["maxLength"]:
+                raise AssertionError(f"two lengths for text field {name}")
+        for sub in node.values():
+            _text_lengths(sub, out)
+    elif isinstance(node, list):
+        for sub in node:
+            _text_lengths(sub, out)
+    return out
+
+
+_TEXT_LENGTHS = _text_lengths(SCHEMA, {})
+
+# At one path, the error that explains most wins: "forbidden" over anything,
+# a field's overall form (anyOf) over one branch's detail, a type over a value.
+_RANK = {"FalseSchema": 0, "AnyOf": 1, "Type": 2}
+_RANK_OTHER, _RANK_PYTHON = 3, 4
+
+
+def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
+    """Return the errors of ``record`` against schema version 1, sorted; ``[]`` if valid.
+
+    Each error is ``{"path": "account/class", "message": ...}``, the path
+    slash-separated inside the record (RFC 6901 escapes; ``""`` is the record
+    itself), one per path. Never raises for a JSON value, however malformed.
+    ``now`` is the aware time that record times may exceed by at most five minutes.
+    """
+    if now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    if not isinstance(record, dict):
+        return [{"path": "", "message": "a record must be a JSON object"}]
+    refused = refused_strings(record)
+    if refused:  # alone: the other messages could quote what is refused here
+        return sorted(refused, key=lambda err: (err["path"], err["message"]))
+    kind = record.get("type")
+    if not isinstance(kind, str) or kind not in RECORD_TYPES:
+        return [{"path": "type", "message": "must be one of: " + ", ".join(RECORD_TYPES)}]
+    best: dict[str, tuple[int, str]] = {}
+    for path, rank, message in _schema_errors(record, kind):
+        if path not in best or rank < best[path][0]:
+            best[path] = (rank, message)
+    times = _Times(now.astimezone(UTC))
+    for path, message in times.check(record, kind):
+        best.setdefault(path, (_RANK_PYTHON, message))
+    if not best:  # ordering is meaningless until every time has its form
+        for path, message in times.order(record, kind):
+            best.setdefault(path, (_RANK_PYTHON, message))
+    return sorted(({"path": p, "message": m} for p, (_, m) in best.items()), key=lambda e: (e["path"], e["message"]))
+
+
+def _schema_errors(record: dict[str, Any], kind: str) -> list[tuple[str, int, str]]:
+    """The ``(path, rank, message)`` of each error the compiled JSON Schema
+    finds, but those of an ``if``/``then``/``else`` rule whose ``if`` reads a
+    field that is itself in error: a rule keyed on a wrong or missing value
+    says nothing true (``exemption/applied: "yes"`` is not "false")."""
+    found = [(error, _controls(error), list(_describe(error, kind))) for error in _VALIDATOR.iter_errors(record)]
+    if len(found) == 1:
+        return found[0][2]
+    # Until nothing changes, as a dropped error shields no rule; never down to
+    # no error at all, so the schema's verdict stands.
+    kept = found
+    for _ in found:
+        wrong = {path for _, _, described in kept for path, _, _ in described}
+        now_kept = [f for f in found if not any(_in_error(field, wrong) for field in f[1])]
+        if now_kept == kept or not now_kept:
+            break
+        kept = now_kept
+    return [err for _, _, described in kept for err in described]
+
+
+def _in_error(field: str, wrong: set[str]) -> bool:
+    """Whether ``field`` or an object that holds it (but the record) has an error."""
+    while field:
+        if field in wrong:
+            return True
+        field = field.rpartition("/")[0]
+    return False
+
+
+def _controls(error: Any) -> tuple[str, ...]:
+    """The fields (paths in the record) read by the ``if`` of the innermost
+    ``then`` or ``else`` that reported ``error``; ``()`` for an unconditional error."""
+    steps = list(error.evaluation_path)
+    branch = max((i for i, step in enumerate(steps) if step in ("then", "else")), default=None)
+    if branch is None:
+        return ()
+    depth = steps[branch:].count("properties")  # each descends one object level
+    parts = list(error.instance_path)
+    base = _path(parts[: len(parts) - depth])
+    return tuple(_join_path(base, field) for field in _if_fields(tuple(steps[:branch])))
+
+
+@functools.cache
+def _if_fields(steps: tuple[object, ...]) -> tuple[str, ...]:
+    """The fields the ``if`` beside the subschema at evaluation path ``steps`` reads."""
+    node: Any = SCHEMA
+    for step in steps:
+        node = _resolve(node["$ref"]) if step == "$ref" else node[step]
+    return tuple(_read_fields(node["if"], ""))
+
+
+def _read_fields(node: Any, prefix: str) -> Iterator[str]:
+    if "$ref" in node:
+        yield from _read_fields(_resolve(node["$ref"]), prefix)
+    for name in node.get("required", ()):
+        yield pointer_join(prefix, name)
+    for name, sub in node.get("properties", {}).items():
+        yield from _read_fields(sub, pointer_join(prefix, name))
+
+
+def _resolve(ref: str) -> Any:
+    if not ref.startswith("#/$defs/"):
+        raise AssertionError(f"the record schema refers outside itself: {ref}")
+    return SCHEMA["$defs"][ref.removeprefix("#/$defs/")]
+
+
+def _join_path(base: str, path: str) -> str:
+    return f"{base}/{path}" if base else path
+
+
+def _describe(error: Any, kind: str) -> Iterator[tuple[str, int, str]]:
+    """The ``(path, rank, message)`` of one jsonschema-rs error: the table of messages."""
+    what = type(error.kind).__name__
+    where = _path(error.instance_path)
+    at = tuple(error.schema_path)
+    rank = _RANK.get(what, _RANK_OTHER)
+    if what in ("AdditionalProperties", "UnevaluatedProperties"):
+        known = _KNOWN["corrected" if where == "corrected" else kind] if what == "UnevaluatedProperties" else ()
+        for name in error.kind.unexpected:
+            if name not in known:
+                yield pointer_join(where, name), rank, _UNKNOWN
+    elif what == "Required":
+        name = error.kind.property
+        rule = _RULES.get(at) if name in _RULE_FIELDS.get(at, {name}) else None
+        yield pointer_join(where, name), rank, rule or "required"
+    elif what == "AnyOf":
+        if at == (_DEFS, "territorial_scope", "anyOf"):
+            yield from _territorial_scope(error, where, kind)
+        else:
+            yield where, rank, _ANY_OF[where.rsplit("/", 1)[-1]]
+    else:
+        yield where, rank, _message(error, what, at, where, kind)
+
+
+def _message(error: Any, what: str, at: tuple[object, ...], where: str, kind: str) -> str:
+    value = error.instance
+    if at in _RULES:
+        return _RULES[at]
+    if what == "FalseSchema":
+        return "forbidden"
+    if what == "Type":
+        return "must not be null" if value is None else _TYPE_MESSAGES[error.kind.types[0]]
+    if what == "Constant":
+        return _SCHEMA_VERSION
+    if what == "Enum":
+        return _ENUM_MESSAGES[tuple(error.kind.options)]
+    if what == "Pattern":
+        return _pattern_message(error.kind.pattern, value, where, kind)
+    if what == "MaxLength":
+        if at[:2] == (_DEFS, "legal_citation"):
+            return _CITATION
+        return f"must be 1 to {error.kind.limit} characters long"
+    if what == "MinLength":
+        longest = _TEXT_LENGTHS.get(where.rsplit("/", 1)[-1])
+        return f"must be 1 to {longest} characters long" if longest else "must not be empty"
+    if what == "MinItems":
+        return "must not be empty"
+    if what == "UniqueItems":
+        return "must not repeat an item"
+    raise AssertionError(f"no message for the schema's {what} at {'/'.join(map(str, at))}")
+
+
+def _pattern_message(pattern: str, value: str, where: str, kind: str) -> str:
+    name = _PATTERN_NAMES[pattern]
+    if name == "numbered_record_id":
+        whose = "appeals, which may concern ordinary users" if kind == "appeal" else "ordinary users"
+        return f"{whose}: must be {_NUMBERED}"
+    if name in _ORDINARY_PATTERNS:
+        return _ORDINARY_PATTERNS[name]
+    if name == "date_time":
+        # At content/posted_at only the public classes' branch reports the
+        # pattern alone; a value of neither form fails the anyOf first.
+        return _PUBLIC_POSTED if where.endswith("content/posted_at") else _DATE_TIME
+    shortest, longest = _PATTERN_LENGTHS.get(name, (0, len(value)))
+    if not shortest <= len(value) <= longest:
+        return f"must be {shortest} to {longest} characters long"
+    return f"must match {pattern}"
+
+
+def _territorial_scope(error: Any, where: str, kind: str) -> Iterator[tuple[str, int, str]]:
+    """``["GLOBAL"]``, or a list of countries: a list that holds GLOBAL among
+    others is told so; any other value gets the country-list branch's errors."""
+    value = error.instance
+    if isinstance(value, list) and "GLOBAL" in value:
+        yield where, _RANK["AnyOf"], "GLOBAL must stand alone"
+        return
+    _, countries = error.kind.context
+    for sub in countries:
+        yield from _describe(sub, kind)
+
+
+def refused_strings(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The errors of every string, key or value, at any depth, that holds a
+    character of ``FORBIDDEN_CHARACTER``, of every key that is no string,
+    and of values nested deeper than any record. One check for every field,
+    present and future, so that SQLite and PostgreSQL are handed the same
+    strings. Iterative, as JSON may nest as deep as the parser allows."""
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[str, int, object]] = [("", 0, record)]
+    while stack:
+        path, depth, value = stack.pop()
+        if isinstance(value, dict | list) and depth > _MAX_DEPTH:
+            errors.append({"path": path, "message": f"nested deeper than {_MAX_DEPTH} levels: no record field is"})
+        elif isinstance(value, dict):
+            for key, sub in value.items():
+                where = pointer_join(path, key)
+                if not isinstance(key, str):
+                    errors.append({"path": where, "message": "the field name must be a string"})
+                elif why := _forbidden_in(key):
+                    errors.append({"path": where, "message": f"the field name {why}"})
+                stack.append((where, depth + 1, sub))
+        elif isinstance(value, list):
+            stack.extend((pointer_join(path, i), depth + 1, sub) for i, sub in enumerate(value))
+        elif isinstance(value, str) and (why := _forbidden_in(value)):
+            errors.append({"path": path, "message": why})
+    return errors
+
+
+def _forbidden_in(text: str) -> str | None:
+    found = FORBIDDEN_CHARACTER.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    where = f"U+{code:04X} at character {found.start() + 1}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"must not contain a lone surrogate ({where}): it is not a Unicode character"
+    return f"must not contain the control character {where}; tab and line feed are the only ones allowed"
+
+
+def parse_date(value: str) -> date | None:
+    """The day of a string that matches ``PATTERNS["date"]`` or ``["date_time"]``; None if no such day exists."""
+    try:
+        return date(int(value[0:4]), int(value[5:7]), int(value[8:10]))
+    except ValueError:
+        return None
+
+
+def parse_date_time(value: str) -> datetime | None:
+    """The UTC time of a string that matches ``PATTERNS["date_time"]``; None if its day does not exist."""
+    day = parse_date(value)
+    if day is None:
+        return None
+    # Python keeps microseconds: digits past the sixth are dropped, so two
+    # times that differ only there compare equal, which ordering allows.
+    fraction = value[20:-1] if value[19] == "." else ""
+    micro = int(fraction[:6].ljust(6, "0"))
+    return datetime(day.year, day.month, day.day, int(value[11:13]), int(value[14:16]), int(value[17:19]), micro, UTC)
+
+
+_BODY_TIMES = ("flagged_at", "decided_at", "applied_at", "action_ends_at")
+_APPEAL_TIMES = ("filed_at", "decided_at")
+
+
+class _Times:
+    """The checks on times that JSON Schema cannot state: a real day, not in
+    the future, and in order. ``check`` parses and bounds each time that has
+    its schema form; ``order`` compares them, once the record is otherwise valid."""
+
+    def __init__(self, now: datetime) -> None:
+        self.limit = now + FUTURE_SLACK
+        self.parsed: dict[str, date] = {}
+
+    def check(self, record: dict[str, Any], kind: str) -> Iterator[tuple[str, str]]:
+        if type(record.get("schema_version")) is float:
+            yield "schema_version", _SCHEMA_VERSION
+        yield from self._one(record, "submitted_at", future_ok=False)
+        if kind == "appeal":
+            for name in _APPEAL_TIMES:
+                yield from self._one(record, name, future_ok=False)
+            return
+        body, prefix = (record, "") if kind == "decision" else (record.get("corrected"), "corrected")
+        if not isinstance(body, dict):
+            return
+        for name in _BODY_TIMES:
+            yield from self._one(body, name, future_ok=name == "action_ends_at", prefix=prefix)
+        content = body.get("content")
+        if isinstance(content, dict):
+            yield from self._one(content, "posted_at", future_ok=False, prefix=pointer_join(prefix, "content"))
+
+    def _one(self, node: dict[str, Any], name: str, *, future_ok: bool, prefix: str = "") -> Iterator[tuple[str, str]]:
+        value, path = node.get(name), pointer_join(prefix, name)
+        if not isinstance(value, str):
+            return
+        when: date | None
+        if _RX["date_time"].fullmatch(value):
+            when = parse_date_time(value)
+        elif name == "posted_at" and _RX["date"].fullmatch(value):
+            when = parse_date(value)
+        else:
+            return  # the schema has told this value its form
+        if when is None:
+            yield path, "is not a real calendar date"
+            return
+        self.parsed[path] = when
+        if not future_ok and when > (self.limit if isinstance(when, datetime) else self.limit.date()):
+            yield path, "must not be more than 5 minutes in the future"
+
+    def order(self, record: dict[str, Any], kind: str) -> Iterator[tuple[str, str]]:
+        """posted <= flagged <= decided <= applied; action_ends_at > decided; filed <= decided."""
+        t = self.parsed
+        if kind == "appeal":
+            if "decided_at" in t and t["decided_at"] < t["filed_at"]:
+                yield "decided_at", "must not be before filed_at"
+            return
+        p = "" if kind == "decision" else "corrected/"
+        posted, flagged, decided = t[p + "content/posted_at"], t[p + "flagged_at"], t[p + "decided_at"]
+        # An ordinary user's posting day compares with the UTC day of flagged_at.
+        if posted > (flagged if isinstance(posted, datetime) else _day(flagged)):
+            yield p + "flagged_at", "must not be before content/posted_at"
+        if decided < flagged:
+            yield p + "decided_at", "must not be before flagged_at"
+        applied, ends = t.get(p + "applied_at"), t.get(p + "action_ends_at")
+        if applied is not None and applied < decided:
+            yield p + "applied_at", "must not be before decided_at"
+        if ends is not None and ends <= decided:
+            yield p + "action_ends_at", "must be after decided_at"
+
+
+def _day(when: date) -> date:
+    return when.date() if isinstance(when, datetime) else when
+
+
+def _path(parts: object) -> str:
+    path = ""
+    for part in parts:  # type: ignore[attr-defined]
+        path = pointer_join(path, part)
+    return path
+
+
+def pointer_join(path: str, key: object) -> str:
+    """Append one key to a path, escaped as RFC 6901 says."""
+    if isinstance(key, str):
+        name = key.replace("~", "~0").replace("/", "~1")
+    elif isinstance(key, int) and key.bit_length() < 64:  # a list index
+        name = str(key)
+    else:  # not JSON: only a Python caller can build such a key
+        name = "?"
+    return f"{path}/{name}" if path else name
