@@ -119,8 +119,8 @@ def _enum_message(name: str, values: tuple[str, ...]) -> str:
         return _COUNTRY
     if name == "ordinary_follower_bucket":  # reached only through the ordinary users' branch
         return "ordinary users are top-coded: one of " + ", ".join(values)
-    if name == "public_follower_bucket":  # reached only through the public classes' branch
-        return "public classes: one of " + ", ".join(values) + " (10k+ is for ordinary users only)"
+    if name == "public_follower_bucket":  # reached only through the public classes' branch, by 10k+ alone
+        return "10k+ is for ordinary users only; use 10k-100k, 100k-1M or >1M"
     if len(values) <= 12:
         return "must be one of: " + ", ".join(values)
     return f"must be one of the {len(values)} {_VOCABULARY_NAMES[name]} values listed in docs/records.md"
@@ -150,6 +150,9 @@ _RULES: dict[tuple[object, ...], str] = {
     (*_BODY, 0, "then", "properties", "legal_reference"): "forbidden when decision_ground is terms",
     (*_BODY, 0, "else", "required"): "required when decision_ground is illegal or both",
     (*_BODY, 1, "then", "required"): "required for temporary_suspension",
+    (*_BODY, 2, "then", "properties", "action_ends_at"): (
+        "forbidden for actions without an end: " + ", ".join(ENUMS["unlimited_action"])
+    ),
     (*_BODY, 3, "then", "required"): "required when violation_found is true",
     (*_BODY, 3, "else", "properties", "exemption"): (
         "forbidden when violation_found is false: there is nothing to exempt"
@@ -217,7 +220,8 @@ def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
 
     Each error is ``{"path": "account/class", "message": ...}``, the path
     slash-separated inside the record (RFC 6901 escapes; ``""`` is the record
-    itself), one per path. Never raises for a JSON value, however malformed.
+    itself), one per path (but a field name and its value may each hold a
+    refused character). Never raises for a JSON value, however malformed.
     ``now`` is the aware time that record times may exceed by at most five minutes.
     """
     if now.utcoffset() is None:
