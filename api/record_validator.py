@@ -368,7 +368,9 @@ def _message(error: Any, what: str, at: tuple[object, ...], where: str, kind: st
         return "must not be empty"
     if what == "UniqueItems":
         return "must not repeat an item"
-    raise AssertionError(f"no message for the schema's {what} at {'/'.join(map(str, at))}")
+    # No keyword of the schema reports any other kind; a jsonschema-rs
+    # limit (BacktrackLimitExceeded) must still refuse, not fail the request.
+    return f"does not satisfy record schema version 1 ({what})"
 
 
 def _pattern_message(pattern: str, value: str, where: str, kind: str) -> str:

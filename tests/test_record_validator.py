@@ -400,3 +400,89 @@ def test_openapi_schemas_agree_with_published_schema(case: tuple[dict[str, Any],
 def test_seeds_valid_under_reference(i: int) -> None:
     record, now = seeds()[i]
     assert reference_paths(record, now) == set()
+
+
+# --- messages ---------------------------------------------------------------------
+
+HEAD, ORD, COURT, LEGIS = (
+    "decision-head-of-state-newsworthiness",
+    "decision-ordinary-user",
+    "decision-illegal-court-order",
+    "decision-legislator-removal",
+)
+MESSAGES = [
+    (HEAD, {"severity": "severe"}, "severity", "must be one of: low, medium, high, critical"),
+    (
+        HEAD,
+        {"category": "x"},
+        "category",
+        "must be one of the 16 DSA statement category values listed in docs/records.md",
+    ),
+    (HEAD, {"violation_found": 1}, "violation_found", "must be true or false"),
+    (HEAD, {"automated_detection": None}, "automated_detection", "must not be null"),
+    (HEAD, {"schema_version": 1.0}, "schema_version", "must be the integer 1: this is schema version 1"),
+    (HEAD, {"rule": "x"}, "rule", "must be a JSON object"),
+    (HEAD, {"colour": "blue"}, "colour", "unknown field (record schema version 1)"),
+    (HEAD, {"record_id": "d" * 129}, "record_id", "must be 1 to 128 characters long"),
+    (HEAD, {"record_id": "dec 1"}, "record_id", "must match ^[A-Za-z0-9._:-]{1,128}$"),
+    (HEAD, {"statement": "x" * 5001}, "statement", "must be 1 to 5000 characters long"),
+    (HEAD, {"keywords": []}, "keywords", "must not be empty"),
+    (HEAD, {"territorial_scope": ["DE", "DE"]}, "territorial_scope", "must not repeat an item"),
+    (HEAD, {"territorial_scope": ["GLOBAL", "DE"]}, "territorial_scope", "GLOBAL must stand alone"),
+    (
+        HEAD,
+        {"content": {**EXAMPLES[HEAD]["content"], "posted_at": "2026-03-02"}},
+        "content/posted_at",
+        "public classes: an RFC 3339 UTC date-time, not a date",
+    ),
+    (
+        HEAD,
+        {"submitted_at": "2026-03-03T17:25:07+01:00"},
+        "submitted_at",
+        "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
+        "(upper-case T and Z; offsets such as +01:00 and naive times are not accepted)",
+    ),
+    (HEAD, {"flagged_at": "2026-02-30T10:00:00Z"}, "flagged_at", "is not a real calendar date"),
+    (HEAD, {"legal_reference": "StGB 86a"}, "legal_reference", "forbidden when decision_ground is terms"),
+    (
+        LEGIS,
+        {"action_ends_at": "2026-05-01T00:00:00Z"},
+        "action_ends_at",
+        "forbidden for actions without an end: none, remove_content, permanent_ban",
+    ),
+    (ORD, {"statement": "why"}, "statement", "forbidden for ordinary users, whose privacy outranks the reasons"),
+    (
+        ORD,
+        {"record_id": "jane.doe"},
+        "record_id",
+        "ordinary users: must be digits and separators after at most one tag of 1 to 3 letters "
+        "(dec-2026-000101, 2026-05:000000917)",
+    ),
+    (COURT, {"legal_reference": None}, "legal_reference", "must not be null"),
+]
+
+
+@pytest.mark.parametrize(("name", "edits", "path", "message"), MESSAGES)
+def test_messages(name: str, edits: dict[str, Any], path: str, message: str) -> None:
+    assert validate_record({**EXAMPLES[name], **edits}, NOW) == [{"path": path, "message": message}]
+
+
+def test_rule_on_a_field_in_error_is_not_reported() -> None:
+    """exemption.applied "yes" is neither true nor false: its type is the one error, not "forbidden" type and policy."""
+    record = copy.deepcopy(EXAMPLES[HEAD])
+    record["exemption"]["applied"] = "yes"
+    assert validate_record(record, NOW) == [{"path": "exemption/applied", "message": "must be true or false"}]
+    assert {e.validator for e in VALIDATOR.iter_errors(record)} > {"type"}  # the schema alone says more
+    record = {k: v for k, v in EXAMPLES[COURT].items() if k not in ("decision_ground", "legal_reference")}
+    assert validate_record(record, NOW) == [{"path": "decision_ground", "message": "required"}]
+
+
+def test_not_json_from_a_python_caller() -> None:
+    nested: Any = []
+    for _ in range(100):
+        nested = [nested]
+    [error] = validate_record({**EXAMPLES[HEAD], "x": nested}, NOW)
+    assert error["message"] == "nested deeper than 32 levels: no record field is"
+    assert validate_record({**EXAMPLES[HEAD], 7: 1}, NOW) == [
+        {"path": "?", "message": "the field name must be a string"}
+    ]
