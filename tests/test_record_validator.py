@@ -484,5 +484,5 @@ def test_not_json_from_a_python_caller() -> None:
     [error] = validate_record({**EXAMPLES[HEAD], "x": nested}, NOW)
     assert error["message"] == "nested deeper than 32 levels: no record field is"
     assert validate_record({**EXAMPLES[HEAD], 7: 1}, NOW) == [
-        {"path": "?", "message": "the field name must be a string"}
+        {"path": "7", "message": "the field name must be a string"}
     ]
