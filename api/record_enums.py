@@ -3,21 +3,8 @@ check one value against the vocabularies and patterns of :mod:`ledger.vocab`.
 They build the OpenAPI document's record schemas (``api/openapi.py``); records
 are validated by :mod:`api.record_validator`.
 
-Every vocabulary and pattern lives here and nowhere else in Python.
-``docs/schema/record-v1.schema.json`` repeats each under ``$defs``;
-``tests/test_record_schema.py`` checks that the two are equal, so they cannot
-drift. Change both together, and say so in ``docs/records.md``.
-
-Sources:
-
-- DSA categories, keywords and content types: the EU DSA Transparency
-  Database's statement-of-reasons API, version 2 (in force since 1 July 2025),
-  as documented in the repository digital-services-act/transparency-database,
-  ``resources/markdown/api-documentation-two.md`` (``STATEMENT_CATEGORY_*``,
-  ``KEYWORD_*``, ``CONTENT_TYPE_*``), written here lower-case without the prefix.
-- Country and language codes: ISO 3166-1 alpha-2 and ISO 639-1, as shipped
-  in Debian's ``iso-codes`` 4.15.0 (``iso_3166-1.json``, the ``alpha_2``
-  codes of ``iso_639-2.json``).
+The vocabularies and patterns themselves live in :mod:`ledger.vocab`
+(re-exported here), and the time parsing in :mod:`api.record_validator`.
 """
 
 from __future__ import annotations
