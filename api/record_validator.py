@@ -338,7 +338,11 @@ def _describe(error: Any, kind: str) -> Iterator[tuple[str, int, str]]:
         if at == (_DEFS, "territorial_scope", "anyOf"):
             yield from _territorial_scope(error, where, kind)
         else:
-            yield where, rank, _ANY_OF[where.rsplit("/", 1)[-1]]
+            yield (
+                where,
+                rank,
+                _ANY_OF.get(where.rsplit("/", 1)[-1], "matches none of the forms record schema version 1 allows"),
+            )
     else:
         yield where, rank, _message(error, what, at, where, kind)
 
