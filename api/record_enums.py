@@ -4,7 +4,7 @@ They build the OpenAPI document's record schemas (``api/openapi.py``); records
 are validated by :mod:`api.record_validator`.
 
 The vocabularies and patterns themselves live in :mod:`ledger.vocab`
-(re-exported here), and the time parsing in :mod:`api.record_validator`.
+(re-exported here), and the time parsing in :mod:`api.record_checks`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from marshmallow import ValidationError, fields
 
-from api.record_validator import FUTURE_SLACK, parse_date, parse_date_time
+from api.record_checks import FUTURE_SLACK, parse_date, parse_date_time
 from ledger.vocab import (  # noqa: F401 (re-exported for the schema and its tests)
     ACCOUNT_CLASSES,
     ACTIONS,

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
 
 from api import record_enums as enums
+from api.record_checks import pointer_join, refused_strings
 from api.record_enums import (
     NOW,
     Choice,
@@ -31,7 +32,6 @@ from api.record_enums import (
     Text,
     UniqueList,
 )
-from api.record_validator import pointer_join, refused_strings
 
 __all__ = ["AmendmentRecord", "AppealRecord", "DecisionRecord", "load_errors"]
 
