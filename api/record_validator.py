@@ -64,7 +64,13 @@ _ORDINARY_PATTERNS = {
     "date": "ordinary users: a date YYYY-MM-DD only, not a date-time",
 }
 # Patterns that also bound the length: a string outside it is told its length.
-_PATTERN_LENGTHS = {"platform": (1, 63), "record_id": (1, 128), "rule_id": (1, 128), "subject_key": (16, 128)}
+_PATTERN_LENGTHS = {
+    "platform": (1, 63),
+    "record_id": (1, 128),
+    "rule_id": (1, 128),
+    "subject_key": (16, 128),
+    "uuid": (1, 36),
+}
 _PATTERN_NAMES = {pattern: name for name, pattern in PATTERNS.items()}
 
 # Vocabularies of at most 12 values are listed in full; longer ones are named.
@@ -319,8 +325,12 @@ def _message(error: Any, what: str, at: tuple[object, ...], where: str, kind: st
         return _RULES[at]
     if what == "FalseSchema":
         return "forbidden"
+    if value is None and what in ("Type", "Enum", "Constant"):
+        return "must not be null"  # JSON Schema has no "required, not null": say which it is
     if what == "Type":
-        return "must not be null" if value is None else _TYPE_MESSAGES[error.kind.types[0]]
+        if at == (_DEFS, "date_time", "type"):  # a time's type error names the form it must take
+            return _DATE_TIME
+        return _TYPE_MESSAGES[error.kind.types[0]]
     if what == "Constant":
         return SCHEMA_VERSION_MESSAGE
     if what == "Enum":
