@@ -410,6 +410,10 @@ HEAD, ORD, COURT, LEGIS = (
     "decision-illegal-court-order",
     "decision-legislator-removal",
 )
+MESSAGES_DATE_TIME = (
+    "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
+    "(upper-case T and Z; offsets such as +01:00 and naive times are not accepted)"
+)
 MESSAGES = [
     (HEAD, {"severity": "severe"}, "severity", "must be one of: low, medium, high, critical"),
     (
@@ -435,14 +439,9 @@ MESSAGES = [
         "content/posted_at",
         "public classes: an RFC 3339 UTC date-time, not a date",
     ),
-    (
-        HEAD,
-        {"submitted_at": "2026-03-03T17:25:07+01:00"},
-        "submitted_at",
-        "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
-        "(upper-case T and Z; offsets such as +01:00 and naive times are not accepted)",
-    ),
+    (HEAD, {"submitted_at": "2026-03-03T17:25:07+01:00"}, "submitted_at", MESSAGES_DATE_TIME),
     (HEAD, {"flagged_at": "2026-02-30T10:00:00Z"}, "flagged_at", "is not a real calendar date"),
+    (HEAD, {"flagged_at": 5}, "flagged_at", MESSAGES_DATE_TIME),
     (HEAD, {"legal_reference": "StGB 86a"}, "legal_reference", "forbidden when decision_ground is terms"),
     (
         LEGIS,
@@ -459,6 +458,8 @@ MESSAGES = [
         "(dec-2026-000101, 2026-05:000000917)",
     ),
     (COURT, {"legal_reference": None}, "legal_reference", "must not be null"),
+    (COURT, {"review_path": None}, "review_path", "must not be null"),
+    (COURT, {"dsa_sor_uuid": "a" * 37}, "dsa_sor_uuid", "must be 1 to 36 characters long"),
 ]
 
 
