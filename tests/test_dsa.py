@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 from client.__main__ import mdl
 from client.dsa import AGREES, DIFFERS, DsaMapping, Unmappable, compare, import_statement, statements_of
 from client.mirror import Mirror, write_dsa_csv
