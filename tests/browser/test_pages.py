@@ -323,11 +323,11 @@ def test_the_verification_works_by_keyboard_and_announces_its_result(site: tuple
     assert result.inner_text().startswith("✓ Verified")
     assert page.evaluate("window.scrollY") > scrolled, "the result was already in view: this checks nothing"
     assert result.evaluate(IN_VIEW)
+    page.screenshot(path=str(SHOTS / f"verify-passed-phone-dark-{backend}.png"))  # what the reader sees
     page.keyboard.press("Shift+Tab")
     assert _focused(page, "#verify-button")
     found = axe.violations(page)
     assert not found, axe.show(found)
-    page.screenshot(path=str(SHOTS / f"verify-passed-phone-dark-{backend}.png"), full_page=True)
     watch.check(page)
     context.close()
 
@@ -355,6 +355,7 @@ def test_a_printed_record_carries_its_proof_and_checkpoint(site: tuple[str, str]
     assert colours == ["rgb(0, 0, 0)", "rgb(255, 255, 255)"]
     (SHOTS.parent / "print").mkdir(parents=True, exist_ok=True)
     page.pdf(path=str(SHOTS.parent / "print" / f"record-{backend}.pdf"), format="A4")
+    page.screenshot(path=str(SHOTS / f"record-print-{backend}.png"), full_page=True)
     context.close()
 
 
