@@ -74,7 +74,7 @@ def contrast(a: str, b: str) -> float:
 
 def themes(css: str) -> dict[str, dict[str, str]]:
     """The custom properties of the first ``:root`` block (light) and of the
-    ``:root`` inside ``@media (prefers-color-scheme: dark)``."""
+    ``:root`` inside ``@media screen and (prefers-color-scheme: dark)``."""
 
     def block(start: int) -> dict[str, str]:
         open_ = css.index("{", css.index(":root", start))
@@ -82,7 +82,7 @@ def themes(css: str) -> dict[str, dict[str, str]]:
         return dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-f]{3,6})\s*;", body))
 
     light = block(0)
-    dark = {**light, **block(css.index("@media (prefers-color-scheme: dark)"))}
+    dark = {**light, **block(css.index("@media screen and (prefers-color-scheme: dark)"))}
     return {"light": light, "dark": dark}
 
 

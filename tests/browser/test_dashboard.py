@@ -240,6 +240,8 @@ def test_a_printed_rule_page_shows_light_charts_and_their_numbers(
     for hidden in ("header.site nav", "footer.site", "figure.chart summary", ".downloads"):
         assert not page.locator(hidden).first.is_visible(), hidden
     assert _chart_paper(page) == [BACKGROUND["light"]] * 3
+    found = axe.violations(page)
+    assert not found, axe.show(found)
     (SHOTS.parent / "print").mkdir(parents=True, exist_ok=True)
     page.pdf(path=str(SHOTS.parent / "print" / f"stats-rule-{backend}.pdf"), format="A4")
     page.screenshot(path=str(SHOTS / f"stats-rule-print-{backend}.png"), full_page=True)

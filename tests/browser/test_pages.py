@@ -353,6 +353,8 @@ def test_a_printed_record_carries_its_proof_and_checkpoint(site: tuple[str, str]
     assert note.startswith(ORIGIN + "\n")
     colours = page.evaluate("[getComputedStyle(document.body).color, getComputedStyle(document.body).backgroundColor]")
     assert colours == ["rgb(0, 0, 0)", "rgb(255, 255, 255)"]
+    found = axe.violations(page)  # the contrast of every printed colour pair, banners and steps included
+    assert not found, axe.show(found)
     (SHOTS.parent / "print").mkdir(parents=True, exist_ok=True)
     page.pdf(path=str(SHOTS.parent / "print" / f"record-{backend}.pdf"), format="A4")
     page.screenshot(path=str(SHOTS / f"record-print-{backend}.png"), full_page=True)
