@@ -419,9 +419,10 @@ PAGES = {
     "about": "/about",
     "record-tampered": "/records/example-social/dec-leg?tamper=proof",
     "not-found": "/records/example-social/no-such-record",
+    "unknown-address": "/no/such/page",
     "api-docs": "/api/v1/docs",
 }
-STATUS = {"feed-invalid": 400, "not-found": 404}
+STATUS = {"feed-invalid": 400, "not-found": 404, "unknown-address": 404}
 #: The page background of each theme (web/static/style.css, api/static/docs.css).
 BACKGROUND = {"light": "rgb(255, 255, 255)", "dark": "rgb(21, 23, 26)"}
 
@@ -469,7 +470,8 @@ def test_main_pages_render_cleanly(site: tuple[str, str], browser: Browser, widt
     short = {name: text for name, text in descriptions.items() if len(text) < 60}
     assert not short, f"pages without a description of their own: {short}"
     shared = [(a, b) for a, b in itertools.combinations(descriptions, 2) if descriptions[a] == descriptions[b]]
-    assert shared == [("feed-filtered", "feed-invalid")], descriptions  # one page, other filters
+    # One page with other filters; two addresses that are not in the log.
+    assert shared == [("feed-filtered", "feed-invalid"), ("not-found", "unknown-address")], descriptions
 
 
 # Every inclusion proof of every tree up to this size is checked by verify.js.
