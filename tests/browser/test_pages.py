@@ -268,6 +268,26 @@ def test_the_feed_filters_work_by_keyboard(site: tuple[str, str], page: Page) ->
     watch.check(page)
 
 
+def test_wide_tables_scroll_sideways_by_keyboard(site: tuple[str, str], browser: Browser) -> None:
+    """On a phone, the API reference's tables are wider than the screen:
+    Tab reaches each one's region, named by its caption, and the arrow keys scroll it."""
+    _, url = site
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(url + "/api/v1/docs")
+    wide = page.eval_on_selector_all(".table-wrap", "ws => ws.filter(w => w.scrollWidth > w.clientWidth).length")
+    assert wide >= 10
+    _tab_to(page, ".table-wrap")
+    region = page.evaluate_handle("document.activeElement")
+    name = page.evaluate("e => document.getElementById(e.getAttribute('aria-labelledby')).textContent", region)
+    assert name.startswith("Parameters of GET ")
+    assert page.evaluate("e => e.scrollWidth > e.clientWidth", region)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("e => e.scrollLeft > 0", arg=region, timeout=5000)  # keyboard scrolling is animated
+    context.close()
+
+
 def test_an_invalid_filter_shows_a_form_error(site: tuple[str, str], page: Page) -> None:
     _, url = site
     page.goto(url + "/records?decided_from=2026-02-31&category=nonsense")
