@@ -390,8 +390,13 @@ def test_a_record_signed_with_a_revoked_key_still_verifies(site: tuple[str, str]
     assert "revoked" in steps[-1][1]
 
 
-def test_a_tampered_proof_fails_visibly(site: tuple[str, str], page: Page) -> None:
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_tampered_proof_fails_visibly(site: tuple[str, str], browser: Browser, theme: str) -> None:
+    """Every step's status (passed, failed, the tampering note) and the
+    failed result are readable in both themes: axe checks them shown."""
     backend, url = site
+    context = browser.new_context(viewport=DESKTOP, color_scheme=theme)
+    page = context.new_page()
     watch = Watch(page)
     page.goto(url + "/records/example-social/dec-leg?tamper=proof")
     steps = _verify(page)
@@ -406,8 +411,11 @@ def test_a_tampered_proof_fails_visibly(site: tuple[str, str], page: Page) -> No
     result = page.locator("#verify-result")
     assert "Verification failed" in result.inner_text()
     assert result.is_visible()
-    page.screenshot(path=str(SHOTS / f"verify-tampered-{backend}.png"), full_page=True)
+    found = axe.violations(page)
+    assert not found, axe.show(found)
+    page.screenshot(path=str(SHOTS / f"verify-tampered-{theme}-{backend}.png"), full_page=True)
     watch.check(page)
+    context.close()
 
 
 def test_pages_work_without_javascript(site: tuple[str, str], browser: Browser) -> None:
