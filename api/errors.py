@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, current_app, json, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import (
@@ -69,7 +70,7 @@ def _ledger_error(e: LedgerError) -> Response:
     raise AssertionError("LedgerError is in the table")
 
 
-def _http_error(e: HTTPException) -> Any:
+def _http_error(e: HTTPException) -> ResponseReturnValue | HTTPException:
     if not request.path.startswith(MACHINE_PREFIXES):
         page = current_app.extensions.get("page_error")
         return e if page is None else page(e)

@@ -3,9 +3,10 @@
 The record page shows every field in plain words, the platform's key and
 signature, the appeal and amendment chain, the inclusion proof against the
 latest signed checkpoint (so that a printed page carries what it takes to
-check it), and the "Verify in your browser" panel: ``static/verify.js`` fetches ``/api/v1/records/<index>``
-and ``/api/v1/log`` and checks the entry, its inclusion proof, the
-checkpoint's signature and the platform's signature with WebCrypto.
+check it), and the "Verify in your browser" panel: ``static/verify.js``
+fetches ``/api/v1/records/<index>`` and ``/api/v1/log`` and checks the
+entry, its inclusion proof, the checkpoint's signature and the platform's
+signature with WebCrypto.
 """
 
 from __future__ import annotations
