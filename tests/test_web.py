@@ -268,6 +268,9 @@ def test_invalid_filters_are_form_errors(client: FlaskClient, data: Data) -> Non
     invalid = {a.get("id") for _, a in page.tags if a.get("aria-invalid") == "true"}
     assert invalid == {"f-category", "f-decided_from", "f-q", "f-limit", "f-rule_id"}
     assert "“2026-02-31” is not a date" in body
+    # The reader sees what they typed: a date field would show an invalid date as empty.
+    [decided_from] = [a for t, a in page.tags if a.get("id") == "f-decided_from"]
+    assert (decided_from.get("type"), decided_from.get("value")) == ("text", "2026-02-31")
     assert not _indexes(body)
     assert "Not a valid" not in body
     _get(client, "/records?decided_from=2026-05-02&decided_to=2026-05-01", 400)

@@ -434,7 +434,7 @@ PAGES = {
     "home": "/",
     "feed": "/records",
     "feed-filtered": "/records?account_class=political&violation_found=true",
-    "feed-invalid": "/records?category=nonsense&rule_id=a%20b",
+    "feed-invalid": "/records?decided_from=2026-02-31&category=nonsense&rule_id=a%20b",
     "record": "/records/example-social/dec-hos",
     "record-amendment": "/records/example-social/amd-1",
     "record-appeal": "/records/example-social/apl-1",
