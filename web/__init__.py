@@ -71,4 +71,5 @@ def init_app(app: Flask) -> None:
     from web import errors, views_feed, views_pages, views_records, views_stats  # noqa: F401
 
     shared(app.extensions)  # the evenness documents, cached once for the pages and the API
+    errors.init_app(app)
     app.register_blueprint(bp)

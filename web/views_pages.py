@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from flask import abort, render_template
+from flask import Response, abort, render_template
 
 from ledger import query
 from ledger.registry import list_platforms
@@ -24,6 +24,13 @@ def _checkpoint(cp: StoredCheckpoint) -> dict[str, object]:
         "note": cp.note.decode(),
         "signed_at_ms": cp.created_at_ms,
     }
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The pages' icon (every page links it) where a browser looks for one
+    unprompted: a chart or a JSON answer opened on its own links none."""
+    return bp.send_static_file("favicon.svg")
 
 
 @bp.get("/")
