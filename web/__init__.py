@@ -30,7 +30,7 @@ def current_log() -> Log:
 
 
 @bp.context_processor
-def _globals() -> dict[str, Any]:
+def page_globals() -> dict[str, Any]:
     try:
         log = current_log()
         with log.read() as s:

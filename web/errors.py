@@ -14,7 +14,7 @@ from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import InvalidInput, LedgerError, NotFound, RateLimited, StorageError
-from web import _globals, bp
+from web import bp, page_globals
 
 #: Error class -> (HTTP status, title). First match wins.
 TABLE: list[tuple[type[LedgerError], int, str]] = [
@@ -48,7 +48,7 @@ def http_page(e: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
     405's Allow) are kept. The blueprint's context is not there: it is added."""
     status = e.code or 500
     title = "Not in the log" if status == 404 else (e.name or "Error")
-    body = render_template("error.html", status=status, title=title, detail=e.description or "", **_globals())
+    body = render_template("error.html", status=status, title=title, detail=e.description or "", **page_globals())
     return body, status, [(k, v) for k, v in e.get_headers() if k.lower() != "content-type"]
 
 
