@@ -88,7 +88,9 @@ class Config:
 
     def records_needed(self) -> int:
         per_run = self.batches_per_run * self.batch_size + self.singles_per_run
-        return self.small + (self.runs + self.profile) * per_run
+        # The two-server runs (PostgreSQL) take as many as one batch run each.
+        two_servers = self.runs * self.batches_per_run * self.batch_size
+        return self.small + (self.runs + self.profile) * per_run + two_servers
 
 
 def parse_args(argv: list[str] | None) -> Config:
