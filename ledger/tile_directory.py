@@ -21,11 +21,14 @@ Durability, the order every reader relies on:
   the new one), then ``<dir>`` is fsynced. The publisher calls it last, after
   ``sync``, so a checkpoint that survives a crash never names a missing tile.
 * Partial tiles may be deleted once their full tile exists (c2sp.org/tlog-tiles,
-  "Partial Tiles"): :meth:`TileDirectory.remove_partials`.
+  "Partial Tiles"): :meth:`TileDirectory.remove_partials`. ``<dir>/.previous``
+  holds the size published before the current checkpoint, so that a
+  deletion interrupted by a crash is finished by the next writer.
 
 One writer per directory: :meth:`TileDirectory.try_lock` takes an exclusive
-``flock`` on ``<dir>/.lock``, held until the process exits. Neither ``.lock``
-nor ``.tmp/`` is under ``tile/``, so a server that exposes only
+``flock`` on ``<dir>/.lock``, held until :meth:`TileDirectory.unlock` or the
+process exits. None of ``.lock``,
+``.previous`` and ``.tmp/`` is under ``tile/``, so a server that exposes only
 ``/checkpoint`` and ``/tile/`` (docs/deployment.md) never serves them.
 """
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +48,8 @@ from ledger.tlog import HASH_SIZE
 CHECKPOINT = "checkpoint"
 TMP = ".tmp"
 LOCK = ".lock"
+PREVIOUS = ".previous"
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 class TileDirectoryError(LedgerError):
@@ -84,6 +90,12 @@ class TileDirectory:
             return False
         self._lock_fd = fd
         return True
+
+    def unlock(self) -> None:
+        """Release the writer lock (the kernel also drops it when the process exits)."""
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def clean(self) -> None:
         """Remove what an interrupted writer left in ``.tmp/`` (under the lock only)."""
@@ -162,11 +174,26 @@ class TileDirectory:
         os.replace(tmp, self.root / CHECKPOINT)
         _fsync_dir(self.root)
 
+    def read_previous(self) -> int | None:
+        """The size published before the current checkpoint, as :meth:`write_previous` left it."""
+        try:
+            text = (self.root / PREVIOUS).read_text()
+        except FileNotFoundError:
+            return None
+        return int(text) if _DECIMAL.fullmatch(text) else None
+
+    def write_previous(self, size: int) -> None:
+        """Record, durably, the size of the checkpoint about to be replaced."""
+        tmp = self._temp(str(size).encode())
+        os.replace(tmp, self.root / PREVIOUS)
+        _fsync_dir(self.root)
+
     def remove_partials(self, tile: Tile) -> None:
-        """Delete every partial form of the full ``tile``, which must exist."""
-        if tile.is_partial or not (self.root / tile.path()).is_file():
-            raise AssertionError("tile directory: partial tiles removed before their full tile exists")
-        shutil.rmtree(self.root / f"{tile.path()}.p", ignore_errors=True)
+        """Delete every partial form of the full ``tile``; nothing if the full tile is absent."""
+        if tile.is_partial:
+            raise AssertionError("tile directory: remove_partials takes the full tile")
+        if (self.root / tile.path()).is_file():
+            shutil.rmtree(self.root / f"{tile.path()}.p", ignore_errors=True)
 
 
 class DirectoryHashReader:

@@ -25,13 +25,16 @@ One round (:func:`publish`), and what a crash at each step leaves:
    the tile above, each bundle's entries hash to their leaves, and the old
    checkpoint is consistent with the new one (a consistency proof from the
    directory's tiles). On any failure nothing is published.
-4. Delete the partial tiles of tiles now full (c2sp.org/tlog-tiles allows
-   it once the full tile exists; clients fall back to the full tile, and
-   the documented nginx falls back to the app, which still serves them).
-   A crash here repeats the deletion next round: the old checkpoint, and so
-   the set of tiles to clean, is unchanged.
-5. Replace ``checkpoint`` last (compare-and-swap against the one read in
-   step 1). After it is durable, every tile it needs is durable too.
+4. Record the old size in ``.previous``, then replace ``checkpoint``
+   (compare-and-swap against the one read in step 1). After it is durable,
+   every tile it needs is durable too. A crash before the rename leaves the
+   old checkpoint, with all its tiles.
+5. Delete the partial tiles of the tiles the new checkpoint has full
+   (c2sp.org/tlog-tiles allows it once the full tile exists: a client
+   holding an older checkpoint falls back to the full tile, and the
+   documented nginx to the app, which still serves them). A crash here is
+   finished by the next round, which deletes what ``.previous`` and the
+   current checkpoint say it should have.
 
 Partial tiles are written only for the sizes this follower publishes, not
 for every size the log signed; with no app behind the directory, a client
@@ -133,7 +136,11 @@ def new_tiles(old: int, new: int) -> list[Tile]:
 
 def completed(old: int, new: int) -> list[Tile]:
     """The tiles partial in the tree of ``old`` and full in that of ``new``."""
-    return [t for t in new_tiles(old, new) if not t.is_partial and t.n == _count(old, t.level) // TILE_WIDTH]
+    return [
+        t
+        for t in new_tiles(old, new)
+        if not t.is_partial and t.n == _count(old, t.level) // TILE_WIDTH and _count(old, t.level) % TILE_WIDTH
+    ]
 
 
 def _count(size: int, level: int) -> int:
@@ -205,6 +212,11 @@ def publish(
         raise TileDirectoryError(f"another process is publishing to {directory.root} (it holds .lock)")
     directory.clean()
     old = published(directory, source, verifier)
+    previous = directory.read_previous()
+    if previous is not None and previous < old.size:
+        # Finish what a writer killed after its last checkpoint left (step 5).
+        for t in completed(previous, old.size):
+            directory.remove_partials(t)
     head = source.latest()
     if head.note is None:
         raise AssertionError("tile publisher: the source's latest checkpoint has no note")
@@ -231,9 +243,10 @@ def publish(
             progress(i + len(batch), len(tiles))
     directory.sync()
     verify_directory(directory, old, head)
+    directory.write_previous(old.size)
+    _swap_checkpoint(directory, old, head)
     for t in completed(old.size, head.size):
         directory.remove_partials(t)
-    _swap_checkpoint(directory, old, head)
     return Published(old.size, head.size, added, True)
 
 
