@@ -162,9 +162,9 @@ def verify_directory(directory: TileDirectory, old: Head, new: Head) -> None:
                 entries = parse_bundle(reader.tile_data(t.level, t.n), t.width)
             except InvalidInput as e:
                 raise TileDirectoryError(f"{t.path()} in {directory.root}: {e}") from None
-            first = t.n * TILE_WIDTH
-            leaves = reader.read_hashes([tlog.stored_hash_index(0, first + i) for i in range(t.width)])
-            if [tlog.record_hash(e) for e in entries] != leaves:
+            # The level-0 tile of the same index and width holds their leaf hashes.
+            leaves = reader.tile_data(0, t.n)
+            if b"".join(tlog.record_hash(e) for e in entries) != leaves:
                 raise TileDirectoryError(f"{t.path()} in {directory.root}: entries differ from their leaf hashes")
         elif not t.is_partial:
             # A partial tile is covered by the root; a full one by the hash of it in the tile above.

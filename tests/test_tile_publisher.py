@@ -337,16 +337,15 @@ def test_a_writer_killed_at_any_step_leaves_a_whole_checkpoint(tmp_path: Path) -
 
 
 def test_a_writer_killed_while_a_level_fills(tmp_path: Path) -> None:
-    """A round that completes a level-1 tile: the first and middle file, and every step after the last."""
+    """A round that completes a level-1 tile, killed midway through its
+    files and while it deletes partial tiles after its checkpoint."""
     src = ListSource()
     src.add(300)
     src.add(65_300)
-    d, done = _crashing(tmp_path / "count", 10**9)
-    run(src.prefix(300), d.root)
-    publish(src, d, LOG_KEY.verifier)
-    d.unlock()
-    total = done[0]
-    for at in (0, total // 2, *range(total - 6, total)):
+    # Every file, the sync, .previous, the checkpoint, then the deletions.
+    total = len(new_tiles(300, src.size)) + 3 + len(completed(300, src.size))
+    assert [t.level for t in completed(300, src.size)] == [-1, 0, 1]
+    for at in (total // 2, total - 3, total - 1):
         assert _crash_and_recover(tmp_path, src, 300, at)
     assert not _crash_and_recover(tmp_path, src, 300, total)
 
