@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app
@@ -249,31 +250,34 @@ def publish_tiles_command(directory: Path, follow: bool, interval: float, count:
     if count is not None and not follow:
         raise click.UsageError("--count needs --follow")
     log = _provider().log
-    tiles = TileDirectory(directory)
-    source = LogTileSource(log)
+    source, tiles = LogTileSource(log), TileDirectory(directory)
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        # The first round's catch-up may write millions of files.
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="writing tiles and bundles", file=sys.stderr).__enter__()
+        bar.update(done - bar.pos)
+
     rounds = 0
-    while True:
-        bar = None
-
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = click.progressbar(length=total, label="writing tiles and bundles", file=sys.stderr)
-                bar.__enter__()
-            bar.update(done - bar.pos)
-
-        try:
-            res = publish(source, tiles, log.verifier, progress if rounds == 0 else None)
-        except LedgerError as e:
-            raise click.ClickException(str(e)) from None
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
-        if res.checkpoint_written:
-            click.echo(f"published tree size {res.size} to {directory} ({res.added} new files since {res.old})")
-        elif rounds == 0:
-            click.echo(f"{directory} is at the log's latest checkpoint, tree size {res.size}")
-        rounds += 1
-        if not follow or (count is not None and rounds >= count):
-            break
-        time.sleep(interval)
+    try:
+        while True:
+            try:
+                res = publish(source, tiles, log.verifier, progress if rounds == 0 else None)
+            except LedgerError as e:
+                raise click.ClickException(str(e)) from None
+            finally:
+                if bar is not None:
+                    bar.__exit__(None, None, None)
+                    bar = None
+            if res.checkpoint_written:
+                click.echo(f"published tree size {res.size} to {directory} ({res.added} new files since {res.old})")
+            elif rounds == 0:
+                click.echo(f"{directory} is at the log's latest checkpoint, tree size {res.size}")
+            rounds += 1
+            if not follow or (count is not None and rounds >= count):
+                return
+            time.sleep(interval)
+    finally:
+        tiles.unlock()

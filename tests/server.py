@@ -133,6 +133,19 @@ def documented_nginx_conf(upstream_port: int, listen_port: int, tiles_dir: Path 
     return conf
 
 
+def require_nginx() -> None:
+    """Skip the calling test without Debian's nginx, or fail it when
+    LEDGER_TEST_REQUIRE_NGINX=1 (as in CI)."""
+    import pytest
+
+    if Path(NGINX).exists():
+        return
+    why = f"{NGINX} is missing: apt-get install nginx"
+    if os.environ.get("LEDGER_TEST_REQUIRE_NGINX") == "1":
+        pytest.fail(f"nginx tests required (LEDGER_TEST_REQUIRE_NGINX=1) but {why}", pytrace=False)
+    pytest.skip(f"nginx tests skipped: {why}")
+
+
 @contextmanager
 def nginx(site: str, tmp: Path, listen_port: int, timeout: float = 30) -> Iterator[str]:
     """Run Debian's nginx in the foreground with ``site`` (an http-context
