@@ -233,14 +233,7 @@ def publish(
         if head.note != old.note:
             _swap_checkpoint(directory, old, head)
         return Published(old.size, head.size, 0, head.note != old.note)
-    tiles = new_tiles(old.size, head.size)
-    added = 0
-    for i in range(0, len(tiles), BATCH_TILES):
-        batch = tiles[i : i + BATCH_TILES]
-        for t, data in zip(batch, source.read_tiles(batch), strict=True):
-            added += directory.add_tile(t, data)
-        if progress is not None:
-            progress(i + len(batch), len(tiles))
+    added = _write_tiles(source, directory, new_tiles(old.size, head.size), progress)
     directory.sync()
     verify_directory(directory, old, head)
     directory.write_previous(old.size)
@@ -248,6 +241,20 @@ def publish(
     for t in completed(old.size, head.size):
         directory.remove_partials(t)
     return Published(old.size, head.size, added, True)
+
+
+def _write_tiles(
+    source: TileSource, directory: TileDirectory, tiles: list[Tile], progress: Callable[[int, int], None] | None
+) -> int:
+    """Write ``tiles`` a batch (one read transaction) at a time; return how many were new."""
+    added = 0
+    for i in range(0, len(tiles), BATCH_TILES):
+        batch = tiles[i : i + BATCH_TILES]
+        for t, data in zip(batch, source.read_tiles(batch), strict=True):
+            added += directory.add_tile(t, data)
+        if progress is not None:
+            progress(i + len(batch), len(tiles))
+    return added
 
 
 def _swap_checkpoint(directory: TileDirectory, old: Head, new: Head) -> None:
