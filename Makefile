@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint init vkey audit soak demo bench clean
+.PHONY: run test lint init vkey audit soak demo bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,16 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The browser tests' axe-core, from the npm registry, exactly as package-lock.json pins it
+# (test-only: tests/browser/axe.py puts it in the pages under test; the ledger never serves it).
+# Without npm the browser tests skip, as without Chromium; CI (.ci/run) installs npm and requires them.
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --ignore-scripts --no-audit --no-fund && touch $@; \
+	else echo "npm is missing (apt-get install npm): the browser tests will be skipped"; fi
+
+browser-deps: node_modules/.installed
+
+test: lint browser-deps
 	$(BIN)/python -m pytest
 
 # Longer crash, fault, API-fuzzing and concurrency runs than `make test` does (about 21 minutes).
@@ -53,4 +62,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m bench.run $(if $(filter 1 yes true,$(BENCH_QUICK)),--quick,--update-docs)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules

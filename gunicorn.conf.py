@@ -4,9 +4,10 @@ import os
 
 bind = os.environ.get("LEDGER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("LEDGER_WORKERS", "2"))
-# Each worker's committer appends what its threads have queued as one
-# transaction: with 16 threads a burst of single-record submissions shares
-# one commit (and one fsync) per 16 records rather than per 4. gthread
+# One worker's committer appends what every worker's threads have queued
+# as one transaction (ledger/intake.py): with 16 threads each, a burst of
+# single-record submissions shares one commit (and one fsync) per up to 32
+# records rather than per 4. gthread
 # threads cost little; ledger/log.py's connection pool (POOL_SIZE) must
 # stay above this.
 threads = int(os.environ.get("LEDGER_THREADS", "16"))

@@ -2,7 +2,10 @@
 
 Every error under the JSON API and the C2SP read paths is an RFC 9457
 ``application/problem+json`` document; views never build error bodies.
-Registered on the app, so unknown ``/api/`` URLs answer JSON too.
+Registered on the app, so unknown ``/api/`` URLs answer JSON too; an HTTP
+error anywhere else (an unknown page, a wrong method) goes to the handler
+the pages register as ``app.extensions["page_error"]`` (``web/errors.py``),
+if any, so that it gets the site's own page rather than Werkzeug's.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, current_app, json, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import (
@@ -66,9 +70,10 @@ def _ledger_error(e: LedgerError) -> Response:
     raise AssertionError("LedgerError is in the table")
 
 
-def _http_error(e: HTTPException) -> Response | HTTPException:
+def _http_error(e: HTTPException) -> ResponseReturnValue | HTTPException:
     if not request.path.startswith(MACHINE_PREFIXES):
-        return e
+        page = current_app.extensions.get("page_error")
+        return e if page is None else page(e)
     status = e.code or 500
     slug = (e.name or "error").lower().replace(" ", "-")
     detail = e.description or ""

@@ -1,13 +1,15 @@
 """Bulk downloads: gzip-compressed NDJSON or CSV of a range of log entries.
 
-``GET /api/v1/export?start=&end=&format=ndjson|csv`` streams entries
+``GET /api/v1/export?start=&end=&format=ndjson|csv|dsa-csv`` streams entries
 [start, end), at most ``MAX_RANGE`` per request. Every file names the
 checkpoint it belongs to: the *smallest* signed checkpoint covering
 ``end``, so the bytes of a file for a given range never change, and a
 request that names its ``end`` is served as immutable. Downloads therefore
 cache and resume by range; corrections arrive as new entries, never as
 rewritten files. ``/api/v1/export/bundles/<N>.<format>.gz`` is the same for
-the 256 entries of bundle N.
+the 256 entries of bundle N. ``dsa-csv`` is the records in the column
+layout of the DSA Transparency Database's dumps (:mod:`ledger.dsa`), with
+no preamble (the checkpoint is a column), so DSA tooling reads it as it is.
 
 Memory stays flat: entries are read, formatted and compressed a batch at a
 time while the response streams.
@@ -26,6 +28,7 @@ from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger import storage
 from ledger.db import checkpoints
+from ledger.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
 from ledger.errors import InvalidInput, NotFound
 from ledger.export import csv_preamble, csv_row, csv_text, header_line, ndjson_line, stored_entry
 from ledger.log import Log
@@ -37,6 +40,7 @@ bp = Blueprint("export", __name__, url_prefix="/api/v1/export")
 MAX_RANGE = 100_000
 BATCH = 256  # one entry bundle per read
 IMMUTABLE = "public, max-age=31536000, immutable"
+FORMATS = ("ndjson", "csv", "dsa-csv")
 
 
 class ExportQuery(Schema):
@@ -45,7 +49,7 @@ class ExportQuery(Schema):
 
     start = StrictInt(required=True)
     end = StrictInt()
-    format = fields.String(load_default="ndjson", validate=validate.OneOf(("ndjson", "csv")))
+    format = fields.String(load_default="ndjson", validate=validate.OneOf(FORMATS))
 
 
 def _covering_checkpoint(log: Log, end: int) -> StoredCheckpoint:
@@ -64,8 +68,11 @@ def _stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> I
     gz = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip container, mtime 0: byte-for-byte reproducible
     if fmt == "ndjson":
         yield gz.compress(header_line(log.origin, cp.size, cp.root, cp.note, start, end).encode())
-    else:
+    elif fmt == "csv":
         yield gz.compress(csv_preamble(log.origin, cp.size, cp.root).encode())
+    else:
+        yield gz.compress(csv_text([DSA_CSV_COLUMNS]).encode())
+    cp_cell = checkpoint_cell(log.origin, cp.size, cp.root)
     for lo in range(start, end, BATCH):
         hi = min(end, lo + BATCH)
         with log.read() as s:
@@ -77,8 +84,12 @@ def _stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> I
             rows = []
             for i, d in enumerate(data):
                 entry = stored_entry(d)
-                if entry.kind == "record":
+                if entry.kind != "record":
+                    continue
+                if fmt == "csv":
                     rows.append(csv_row(lo + i, leaves[i], entry.logged_at, entry.body, entry.signature))
+                else:
+                    rows.append(dsa_row(lo + i, leaves[i], entry.logged_at, entry.body, cp_cell))
             text = csv_text(rows).encode()
         chunk = gz.compress(text)
         if chunk:
@@ -119,8 +130,8 @@ def export_range() -> Response:
 
 @bp.get("/bundles/<int(max=36028797018963967):n>.<fmt>.gz")
 def export_bundle(n: int, fmt: str) -> Response:
-    if fmt not in ("ndjson", "csv"):
-        raise NotFound("formats are ndjson and csv")
+    if fmt not in FORMATS:
+        raise NotFound(f"formats are {', '.join(FORMATS)}")
     start, end = n * TILE_WIDTH, (n + 1) * TILE_WIDTH
     if end > get_log().latest_size():
         raise NotFound(f"bundle {n} is not full yet; use /api/v1/export?start={start} for its entries so far")

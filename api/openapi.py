@@ -23,7 +23,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
-from api.export import MAX_RANGE, ExportQuery
+from api.export import FORMATS, MAX_RANGE, ExportQuery
 from api.feed import FeedQuery, StrictBoolParam, TimeParam
 from api.openapi_page import METHODS as METHODS  # re-exported: the tests walk the document with it
 from api.openapi_page import docs_context
@@ -734,12 +734,13 @@ def _export_paths(ma: MarshmallowPlugin) -> Paths:
             f"the answer immutable. Absent: the smaller of the tree size and start + {MAX_RANGE}, not cached.",
             "format": "ndjson: a header line, then one line per entry (the faithful form); csv: the records, "
             "flattened into the columns of ledger/export.py, text that a spreadsheet would run as a formula "
-            "prefixed with '.",
+            "prefixed with '.; dsa-csv: the records in the columns of the DSA Transparency Database's daily "
+            "dumps, then this ledger's (ledger/dsa.py, docs/records.md), without a preamble.",
         },
     )
     bundle = [
         _path_param("n", {"type": "integer", "minimum": 0}, "The bundle index."),
-        _path_param("fmt", {"type": "string", "enum": ["ndjson", "csv"]}, "The format."),
+        _path_param("fmt", {"type": "string", "enum": list(FORMATS)}, "The format."),
     ]
     tag = "Bulk export"
     return {

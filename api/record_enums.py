@@ -1,32 +1,22 @@
-"""The leaves of record schema version 1: the marshmallow fields that check
-one value against the vocabularies and patterns of :mod:`ledger.vocab`.
+"""The leaves of record schema version 1 in marshmallow: the fields that
+check one value against the vocabularies and patterns of :mod:`ledger.vocab`.
+They build the OpenAPI document's record schemas (``api/openapi.py``); records
+are validated by :mod:`api.record_validator`.
 
-Every vocabulary and pattern lives here and nowhere else in Python.
-``docs/schema/record-v1.schema.json`` repeats each under ``$defs``;
-``tests/test_record_schema.py`` checks that the two are equal, so they cannot
-drift. Change both together, and say so in ``docs/records.md``.
-
-Sources:
-
-- DSA categories, keywords and content types: the EU DSA Transparency
-  Database's statement-of-reasons API, version 2 (in force since 1 July 2025),
-  as documented in the repository digital-services-act/transparency-database,
-  ``resources/markdown/api-documentation-two.md`` (``STATEMENT_CATEGORY_*``,
-  ``KEYWORD_*``, ``CONTENT_TYPE_*``), written here lower-case without the prefix.
-- Country and language codes: ISO 3166-1 alpha-2 and ISO 639-1, as shipped
-  in Debian's ``iso-codes`` 4.15.0 (``iso_3166-1.json``, the ``alpha_2``
-  codes of ``iso_639-2.json``).
+The vocabularies and patterns themselves live in :mod:`ledger.vocab`
+(re-exported here), and the time parsing in :mod:`api.record_checks`.
 """
 
 from __future__ import annotations
 
 import re
 from contextvars import ContextVar
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from marshmallow import ValidationError, fields
 
+from api.record_checks import FUTURE_SLACK, parse_date, parse_date_time
 from ledger.vocab import (  # noqa: F401 (re-exported for the schema and its tests)
     ACCOUNT_CLASSES,
     ACTIONS,
@@ -61,16 +51,9 @@ from ledger.vocab import (  # noqa: F401 (re-exported for the schema and its tes
     UNLIMITED_ACTIONS,
 )
 
-#: How far past ``now`` a record's times may lie (clock skew between platform and log).
-FUTURE_SLACK = timedelta(minutes=5)
-
-#: The time a record is checked against; set by ``api.record_schema.validate_record``.
+#: The time a record is checked against; set by ``api.record_schema.load_errors``.
 NOW: ContextVar[datetime] = ContextVar("record_now")
 _RX = {name: re.compile(pattern) for name, pattern in PATTERNS.items()}
-#: One character no string of a record may hold: a control character of
-#: ``CONTROL_CHARACTERS``, or a lone surrogate (JSON's ``"\ud800"`` parses to
-#: one; it is no Unicode character and neither database can store it).
-FORBIDDEN_CHARACTER = re.compile(f"[{CONTROL_CHARACTERS}\ud800-\udfff]")
 _MESSAGES = {"required": "required", "null": "must not be null"}
 _DATE_TIME = (
     "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
@@ -86,19 +69,17 @@ def _not_future(when: date) -> None:
 
 
 def _parse_date(value: str) -> date:
-    try:
-        return date(int(value[0:4]), int(value[5:7]), int(value[8:10]))
-    except ValueError:
-        raise ValidationError("is not a real calendar date") from None
+    day = parse_date(value)
+    if day is None:
+        raise ValidationError("is not a real calendar date")
+    return day
 
 
 def _parse_date_time(value: str) -> datetime:
-    day = _parse_date(value)
-    # Python keeps microseconds: digits past the sixth are dropped, so two
-    # times that differ only there compare equal, which ordering allows.
-    fraction = value[20:-1] if value[19] == "." else ""
-    micro = int(fraction[:6].ljust(6, "0"))
-    return datetime(day.year, day.month, day.day, int(value[11:13]), int(value[14:16]), int(value[17:19]), micro, UTC)
+    when = parse_date_time(value)
+    if when is None:
+        raise ValidationError("is not a real calendar date")
+    return when
 
 
 def matches(pattern: str, value: str) -> bool:

@@ -1,17 +1,15 @@
-"""Record schema version 1 in marshmallow, and :func:`validate_record`.
+"""Record schema version 1 in marshmallow: the schemas the OpenAPI document is generated from.
 
-``docs/schema/record-v1.schema.json`` states the same rules as JSON Schema and
-``docs/records.md`` explains them. Three checks live here only, because JSON
-Schema cannot state them: times are ordered (posted <= flagged <= decided <=
-applied, filed <= decided, action_ends_at after decided_at), no time is more
-than five minutes after ``now``, and a date-time names a real calendar day
-(JSON Schema leaves that to an optional format checker). Before any of
-them, every string of the record, field names included, is searched for
-control characters and lone surrogates, so that no field, present or
-future, hands SQLite and PostgreSQL a string only one of them can store.
+Records are validated by :func:`api.record_validator.validate_record`, which
+compiles ``docs/schema/record-v1.schema.json``, the source of truth. These
+schemas describe the same rules field by field for ``api/openapi.py``, and
+:func:`load_errors` runs them so that ``tests/test_record_validator.py`` can
+hold them to the JSON Schema's verdicts. Time ordering, the five-minute
+future bound and the control-character search are stated here as well as in
+:mod:`api.record_validator`, so that this second statement stands on its own.
 
 The schemas read ``now`` from a context variable that only
-:func:`validate_record` sets: load them through it.
+:func:`load_errors` sets: load them through it.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from typing import Any, ClassVar
 from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
 
 from api import record_enums as enums
+from api.record_checks import pointer_join, refused_strings
 from api.record_enums import (
     NOW,
     Choice,
@@ -34,7 +33,7 @@ from api.record_enums import (
     UniqueList,
 )
 
-__all__ = ["validate_record"]
+__all__ = ["AmendmentRecord", "AppealRecord", "DecisionRecord", "load_errors"]
 
 _MESSAGES = {"required": "required", "null": "must not be null"}
 
@@ -359,21 +358,21 @@ _SCHEMAS: dict[str, Schema] = {
 }
 
 
-def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
-    """Return the errors of ``record`` against schema version 1, sorted; ``[]`` if valid.
+def load_errors(record: object, now: datetime) -> list[dict[str, str]]:
+    """The errors marshmallow finds in ``record``, in :func:`api.record_validator.validate_record`'s form.
 
-    Each error is ``{"path": "account/class", "message": ...}``, the path
-    slash-separated inside the record (RFC 6901 escapes; ``""`` is the record
-    itself). Never raises for a JSON value, however malformed. ``now`` is the
-    aware time that record times may exceed by at most five minutes.
+    Not on the write path: a second, independent statement of the rules, held
+    to the JSON Schema's verdicts by ``tests/test_record_validator.py`` so that
+    the OpenAPI document generated from these schemas cannot drift from the
+    contract. Paths may differ where the two phrase one rule at different places.
     """
     if now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     if not isinstance(record, dict):
         return [{"path": "", "message": "a record must be a JSON object"}]
-    forbidden = _forbidden_characters(record)
-    if forbidden:  # before marshmallow, whose messages would quote them
-        return sorted(forbidden, key=lambda err: (err["path"], err["message"]))
+    refused = refused_strings(record)
+    if refused:  # before marshmallow, whose messages would quote them
+        return sorted(refused, key=lambda err: (err["path"], err["message"]))
     kind = record.get("type")
     if not isinstance(kind, str) or kind not in _SCHEMAS:
         return [{"path": "type", "message": "must be one of: " + ", ".join(enums.RECORD_TYPES)}]
@@ -387,55 +386,13 @@ def validate_record(record: object, now: datetime) -> list[dict[str, str]]:
     return []
 
 
-def _forbidden_characters(record: dict[str, Any]) -> list[dict[str, str]]:
-    """The errors of every string, key or value, at any depth, that holds a
-    character of ``FORBIDDEN_CHARACTER``: one check for every field, present
-    and future, so that SQLite and PostgreSQL are handed the same strings.
-    Iterative, as JSON may nest as deep as the parser allows."""
-    errors: list[dict[str, str]] = []
-    stack: list[tuple[str, object]] = [("", record)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                where = _join(path, key)
-                if isinstance(key, str) and (why := _forbidden_in(key)):
-                    errors.append({"path": where, "message": f"the field name {why}"})
-                stack.append((where, sub))
-        elif isinstance(value, list):
-            stack.extend((_join(path, i), sub) for i, sub in enumerate(value))
-        elif isinstance(value, str) and (why := _forbidden_in(value)):
-            errors.append({"path": path, "message": why})
-    return errors
-
-
-def _forbidden_in(text: str) -> str | None:
-    found = enums.FORBIDDEN_CHARACTER.search(text)
-    if found is None:
-        return None
-    code = ord(found.group())
-    where = f"U+{code:04X} at character {found.start() + 1}"
-    if 0xD800 <= code <= 0xDFFF:
-        return f"must not contain a lone surrogate ({where}): it is not a Unicode character"
-    return f"must not contain the control character {where}; tab and line feed are the only ones allowed"
-
-
 def _flatten(messages: object, path: str) -> list[dict[str, str]]:
     if isinstance(messages, dict):
-        return [err for key, sub in messages.items() for err in _flatten(sub, _join(path, key))]
+        return [
+            err
+            for key, sub in messages.items()
+            for err in _flatten(sub, path if key == "_schema" else pointer_join(path, key))
+        ]
     if isinstance(messages, list):
         return [err for m in messages for err in _flatten(m, path)]
     return [{"path": path, "message": str(messages)}]
-
-
-def _join(path: str, key: object) -> str:
-    """Append one key to a path; ``_schema`` is marshmallow's name for the object itself."""
-    if key == "_schema":
-        return path
-    if isinstance(key, str):
-        name = key.replace("~", "~0").replace("/", "~1")
-    elif isinstance(key, int) and key.bit_length() < 64:  # a list index
-        name = str(key)
-    else:  # not JSON: only a Python caller can build such a key
-        name = "?"
-    return f"{path}/{name}" if path else name

@@ -22,7 +22,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from api.params import flatten
 from api.ratelimit import RateLimiter
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 from api.request_body import read_body
 from api.state import get_log
 from ledger.errors import InvalidInput

@@ -26,7 +26,7 @@ from typing import Any
 import nacl.signing
 
 from keys.records import ALG, RECORD_CONTEXT, PlatformKey
-from ledger.query import index_row
+from ledger.index_rows import index_row
 from ledger.records import canonical, entry_bytes
 
 ROOT = Path(__file__).resolve().parent.parent

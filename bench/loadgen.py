@@ -64,6 +64,18 @@ class Result:
     def per_second(self) -> float:
         return self.done / self.elapsed if self.elapsed else 0.0
 
+    def merged(self, other: Result) -> Result:
+        """Two loads run at the same time, as one: their counts added, over the longer time."""
+        return Result(
+            self.done + other.done,
+            self.weight + other.weight,
+            self.errors + other.errors,
+            self.statuses + other.statuses,
+            self.latencies + other.latencies,
+            self.bodies + other.bodies,
+            max(self.elapsed, other.elapsed),
+        )
+
     @property
     def weight_per_second(self) -> float:
         return self.weight / self.elapsed if self.elapsed else 0.0

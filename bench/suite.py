@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -43,6 +45,10 @@ Progress = Callable[[str], None]
 EXPORT_LARGE = 25_600
 #: Read endpoints sampled with py-spy under --profile.
 PROFILED_READS = ("checkpoint", "inclusion proof by index", "tile, level 0", "filtered feed page")
+
+
+def _submit_into(out: list[Any], k: int, port: int, items: Sequence[Signed], clients: int, cfg: Config) -> None:
+    out[k] = ingest.submit(port, items, cfg.batch_size, clients, cfg.ingest_seconds)
 
 
 class Suite:
@@ -86,6 +92,8 @@ class Suite:
         self._export("small", srv, db, 0, size)
         self._client_tools("small", srv, db, tmp, size, self.cfg.runs)
         self._ingestion(srv)
+        if db.kind == "postgresql":
+            self._two_servers(db, srv, tmp)
         out["storage"] = self._storage(db, srv, first, empty)
         out["memory_kib"] = srv.peak_memory_kib()
         self._memory(out["memory_kib"])
@@ -286,6 +294,40 @@ class Suite:
                     )
             fig = load_figure(f"{label}; latency = time to inclusion", "records/s", results, per="weight")
             self.figs[key] = with_ceiling(fig, f"Ed25519 ({self.cfg.nproc} cores)", self.ed25519)
+
+    def _two_servers(self, db: Database, srv: Server, tmp: Path) -> None:
+        """Batch ingestion split across two servers sharing the database, each
+        with the same key and its own workers, against the one-server figure."""
+        cfg = self.cfg
+        second_dir = tmp / "second-server"
+        second_dir.mkdir()
+        shutil.copy2(srv.key_file, second_dir / "log.key")
+        label = f"batch ingestion, two servers ({cfg.batch_size:,}/request, {cfg.batch_clients} clients split)"
+        results = []
+        with gunicorn(db, second_dir, cfg.workers, cfg.threads) as other:
+            for run in range(cfg.runs):
+                half = cfg.batches_per_run * cfg.batch_size // 2
+                items = [self._take(half), self._take(half)]
+                out: list[Any] = [None, None]
+                ports = (srv.port, other.port)
+                clients = max(1, cfg.batch_clients // 2)
+                threads = [
+                    threading.Thread(target=_submit_into, args=(out, k, ports[k], items[k], clients, cfg))
+                    for k in range(2)
+                ]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                for k, res in enumerate(out):
+                    if res.errors:
+                        raise RuntimeError(f"{label}: {res.errors} errors, e.g. {res.error_sample}")
+                    ingest.check_answers(res, items[k], cfg.batch_size, self.verifier)
+                merged = out[0].merged(out[1])
+                results.append(merged)
+                self.say(f"{label} run {run + 1}: {merged.weight_per_second:,.0f} records/s")
+        fig = load_figure(f"{label}; latency = time to inclusion", "records/s", results, per="weight")
+        self.figs["ingest_batch_two_servers"] = with_ceiling(fig, f"Ed25519 ({self.cfg.nproc} cores)", self.ed25519)
 
     def _profile_path(self, step: str) -> Path | None:
         if self.profile_to is None:

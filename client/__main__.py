@@ -24,6 +24,7 @@ from typing import IO, Any, BinaryIO, TypeVar
 import click
 
 from client.audit import COMMANDS as AUDIT_COMMANDS
+from client.dsa import AGREES, DIFFERS, EMPTY_MAPPING, DsaMapping, compare, import_statements, statements_of
 from client.evenness import evenness_cmd
 from client.http import ClientError, check_base_url
 from client.mirror import mirror_cmd
@@ -89,16 +90,18 @@ def parse_lines(lines: Iterable[bytes], parse: Callable[[Any, int], T]) -> Itera
 
 
 class BadLines:
-    """Collects ``line N: message`` for the first few bad lines, counts the rest."""
+    """Collects ``line N: message`` for the first few bad lines (or other
+    ``unit``: statements), counts the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "line") -> None:
+        self.unit = unit
         self.messages: list[str] = []
         self.count = 0
 
     def add(self, n: int, e: InvalidInput) -> None:
         self.count += 1
         if len(self.messages) < MAX_REPORTED:
-            self.messages.append(f"line {n}: {e}")
+            self.messages.append(f"{self.unit} {n}: {e}")
 
     def exit_if_any(self) -> None:
         """Print them and exit 1, if there were any."""
@@ -107,7 +110,7 @@ class BadLines:
         for msg in self.messages:
             click.echo(msg, err=True)
         if self.count > len(self.messages):
-            click.echo(f"... and {self.count - len(self.messages)} more bad lines", err=True)
+            click.echo(f"... and {self.count - len(self.messages)} more bad {self.unit}s", err=True)
         sys.exit(1)
 
 
@@ -212,7 +215,9 @@ def sign(key_file: Path, infile: BinaryIO, outfile: Path) -> None:
         bad.exit_if_any()
 
 
-def _url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def _url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:  # only where --url is optional
+        return None
     try:
         return check_base_url(value)
     except ClientError as e:
@@ -249,50 +254,57 @@ def _items(f: BinaryIO) -> Iterator[SignedItem]:
         yield item
 
 
-@mdl.command()
-@click.option(
-    "--url",
-    required=True,
-    envvar="MDL_URL",
-    callback=_url,
-    help="The ledger's base URL, e.g. https://ledger.example (or $MDL_URL).",
-)
-@click.option(
-    "--vkey",
-    envvar="MDL_VKEY",
-    help="The log's verifier key (name+id+key), obtained out of band (or $MDL_VKEY). Without it, the key "
-    "pinned in --state is used, or else the one the log serves is pinned on first use, with a warning.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, MAX_BATCH),
-    default=500,
-    show_default=True,
-    help=f"Records per request, 1 to {MAX_BATCH}; a batch the log finds too large is split in two.",
-)
-@click.option(
-    "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=_default_state,
-    show_default="$XDG_STATE_HOME/mdl/state.json",
-    help="File pinning each log's key and the latest checkpoint seen, so the log cannot later show a forked history.",
-)
-@click.option(
-    "--receipts",
-    type=click.File("w"),
-    help="Write one NDJSON receipt per record here: its inclusion proof and checkpoint.",
-)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def submit(url: str, vkey: str | None, batch_size: int, state: Path, receipts: IO[str] | None, file: Path) -> None:
-    """Submit signed items and verify the log's answers.
+def _submit_options(url_required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of ``submit``, shared by every command that submits."""
+    url_help = "The ledger's base URL, e.g. https://ledger.example" + (" (or $MDL_URL)." if url_required else ".")
+    options = [
+        click.option(
+            "--url",
+            required=url_required,
+            envvar="MDL_URL" if url_required else None,
+            callback=_url,
+            help=url_help if url_required else url_help + " Given, the signed items are then submitted as submit does.",
+        ),
+        click.option(
+            "--vkey",
+            envvar="MDL_VKEY",
+            help="The log's verifier key (name+id+key), obtained out of band (or $MDL_VKEY). Without it, the key "
+            "pinned in --state is used, or else the one the log serves is pinned on first use, with a warning.",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, MAX_BATCH),
+            default=500,
+            show_default=True,
+            help=f"Records per request, 1 to {MAX_BATCH}; a batch the log finds too large is split in two.",
+        ),
+        click.option(
+            "--state",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=_default_state,
+            show_default="$XDG_STATE_HOME/mdl/state.json",
+            help="File pinning each log's key and the latest checkpoint seen, so the log cannot later show a "
+            "forked history.",
+        ),
+        click.option(
+            "--receipts",
+            type=click.File("w"),
+            help="Write one NDJSON receipt per record here: its inclusion proof and checkpoint.",
+        ),
+    ]
 
-    FILE holds NDJSON submission items, as written by sign. Every
-    checkpoint signature, every record's entry hash and inclusion proof, and
-    the consistency of successive checkpoints are checked. Safe to re-run
-    after a failure: records already logged come back as "existing" and are
-    not appended twice. Exits 1 if the log rejects a batch, 3 if an answer
-    fails verification.
-    """
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+def _submit_file(
+    url: str, vkey: str | None, batch_size: int, state: Path, receipts: IO[str] | None, file: Path
+) -> None:
+    """Submit the signed items of ``file``, verifying every answer (the body of ``submit``)."""
     total = _read_items(file)
     if not total:
         click.echo(f"{file} holds no records; nothing to submit", err=True)
@@ -328,6 +340,123 @@ def submit(url: str, vkey: str | None, batch_size: int, state: Path, receipts: I
         f"{summary.created + summary.existing} records: {summary.created} created, {summary.existing} already logged; "
         f"all verified in the log's tree of size {summary.tree_size}"
     )
+
+
+@mdl.command()
+@_submit_options(url_required=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def submit(url: str, vkey: str | None, batch_size: int, state: Path, receipts: IO[str] | None, file: Path) -> None:
+    """Submit signed items and verify the log's answers.
+
+    FILE holds NDJSON submission items, as written by sign. Every
+    checkpoint signature, every record's entry hash and inclusion proof, and
+    the consistency of successive checkpoints are checked. Safe to re-run
+    after a failure: records already logged come back as "existing" and are
+    not appended twice. Exits 1 if the log rejects a batch, 3 if an answer
+    fails verification.
+    """
+    _submit_file(url, vkey, batch_size, state, receipts, file)
+
+
+# The DSA Transparency Database (client/dsa.py) ---------------------------------
+
+
+def _json_file(f: BinaryIO, what: str) -> Any:
+    try:
+        return parse_json(f.read())
+    except InvalidInput as e:
+        raise click.ClickException(f"{what} {f.name}: {e}") from None
+
+
+@mdl.command(name="dsa-import")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help=KEY_HELP)
+@click.option(
+    "--mapping",
+    type=click.File("rb"),
+    help="JSON giving what the statements lack: {platform, defaults, statements: {puid: {...}}} (docs/records.md).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the signed submission items (NDJSON, as sign writes them).",
+)
+@_submit_options(url_required=False)
+@click.argument("statements", type=click.File("rb"))
+def dsa_import(
+    key_file: Path,
+    mapping: BinaryIO | None,
+    out: Path,
+    url: str | None,
+    vkey: str | None,
+    batch_size: int,
+    state: Path,
+    receipts: IO[str] | None,
+    statements: BinaryIO,
+) -> None:
+    """Turn DSA statements of reasons into signed records, and submit them.
+
+    STATEMENTS is JSON in the DSA Transparency Database API's form: one
+    statement, a list, or {"statements": [...]}. Each becomes a schema-v1
+    decision (docs/records.md, "The DSA Transparency Database"), completed
+    from --mapping and any "ledger" object in the statement, then signed
+    into --out. With --url the items are then submitted and verified as
+    submit does. A statement no record can say faithfully is refused: every
+    refusal is listed and nothing is written.
+    """
+    key = _key(key_file)
+    try:
+        dsa_map = DsaMapping.from_json(_json_file(mapping, "mapping")) if mapping else EMPTY_MAPPING
+        sts = statements_of(_json_file(statements, "statements"))
+    except InvalidInput as e:
+        raise click.ClickException(str(e)) from None
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    bad = BadLines("statement")
+    items = []
+    for n, rec in enumerate(import_statements(sts, dsa_map, now=now), 1):
+        try:
+            if isinstance(rec, InvalidInput):
+                raise rec
+            items.append(sign_record(key, rec, n))
+        except InvalidInput as e:
+            bad.add(n, e)
+    bad.exit_if_any()
+    with all_or_nothing(out) as sink:
+        for item in items:
+            sink.write(item.to_bytes() + b"\n")
+    click.echo(f"imported and signed {len(items)} statements into {out}", err=True)
+    if url is not None:
+        _submit_file(url, vkey, batch_size, state, receipts, out)
+
+
+@mdl.command(name="dsa-check")
+@click.argument("record", type=click.File("rb"))
+@click.argument("statement", type=click.File("rb"))
+def dsa_check(record: BinaryIO, statement: BinaryIO) -> None:
+    """Check that a logged record and its DSA statement of reasons agree.
+
+    RECORD is a record's JSON (or an object holding it under "record": a
+    submission item, an export line); STATEMENT is the statement as the DSA
+    Transparency Database serves it. Prints each field both can hold as
+    agreeing, differing or absent; exits 1 if any differs.
+    """
+    rec = _json_file(record, "record")
+    if isinstance(rec, dict) and isinstance(rec.get("record"), dict):
+        rec = rec["record"]
+    st = _json_file(statement, "statement")
+    if not isinstance(rec, dict) or not isinstance(st, dict):
+        raise click.ClickException("the record and the statement must each be a JSON object")
+    try:
+        results = compare(rec, st)
+    except InvalidInput as e:
+        raise click.ClickException(str(e)) from None
+    for r in results:
+        click.echo(r.line())
+    differing = [r for r in results if r.status == DIFFERS]
+    if differing:
+        raise click.ClickException(f"{len(differing)} of {len(results)} fields differ")
+    agreeing = sum(r.status == AGREES for r in results)
+    click.echo(f"no field differs: {agreeing} agree, {len(results) - agreeing} absent from one side or both")
 
 
 # The auditor's commands (client/audit.py, client/mirror.py, client/evenness.py).

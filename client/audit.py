@@ -45,7 +45,7 @@ from client.checks import PROOF_HEADER as PROOF_HEADER
 from client.checks import EntryAudit, TlogProof, Watch, check_receipt, describe_entry
 from client.checks import parse_tlog_proof as parse_tlog_proof
 from client.http import ClientError, Http, ProblemResponse, Unreachable, check_base_url
-from client.platform import TrustStore, VerificationFailed, _get, _hash, establish_trust
+from client.platform import TrustStore, VerificationFailed, b64_hash, establish_trust, get_field
 from client.tiles import (
     ForkDetected,
     TileClient,
@@ -181,10 +181,10 @@ def fetch_receipt(
         path = f"/api/v1/platforms/{quote(platform or '', safe='')}/records/{quote(record_id or '', safe='')}"
     ans = http.get_json(path)
     try:
-        got = _get(ans, "leaf_index", int)
-        entry = b64decode_exact(_get(ans, "entry", str), "entry")
-        proof = tuple(_hash(h, "inclusion_path") for h in _get(ans, "inclusion_path", list))
-        note = _get(_get(ans, "checkpoint", dict), "signed_note", str).encode()
+        got = get_field(ans, "leaf_index", int)
+        entry = b64decode_exact(get_field(ans, "entry", str), "entry")
+        proof = tuple(b64_hash(h, "inclusion_path") for h in get_field(ans, "inclusion_path", list))
+        note = get_field(get_field(ans, "checkpoint", dict), "signed_note", str).encode()
     except InvalidInput as e:
         raise VerificationFailed(f"malformed answer from {path}: {e}") from None
     if index is not None and got != index:
@@ -310,8 +310,10 @@ def prove_step(http: Http, vkey: Verifier, old: tuple[Checkpoint, bytes], new: t
         return
     try:
         ans = http.get_json("/api/v1/proofs/consistency", {"first": small.size, "second": big.size})
-        proof = [_hash(h, "consistency_path") for h in _get(ans, "consistency_path", list)]
-        notes = [_get(_get(ans, k, dict), "signed_note", str).encode() for k in ("first_checkpoint", "checkpoint")]
+        proof = [b64_hash(h, "consistency_path") for h in get_field(ans, "consistency_path", list)]
+        notes = [
+            get_field(get_field(ans, k, dict), "signed_note", str).encode() for k in ("first_checkpoint", "checkpoint")
+        ]
     except (ProblemResponse, InvalidInput) as e:
         raise VerificationFailed(f"no consistency proof from size {small.size} to {big.size}: {e}") from None
     # The answer carries the log's own checkpoints of both sizes: if either

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from client.platform import VerificationFailed, _get
+from client.platform import VerificationFailed, get_field
 from client.tiles import open_cp
 from keys.note import Verifier, b64decode_exact
 from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT, platform_key_id, verify_signature
@@ -140,16 +140,16 @@ class EntryAudit:
             # entry is checked canonical, so its body's bytes are that form.
             checked = parse_canonical_entry(data)
             e, body, sig = checked.entry, checked.body, checked.entry.signature
-            value = b64decode_exact(_get(sig, "value", str), "signature.value")
-            key_id = _get(sig, "key_id", str)
+            value = b64decode_exact(get_field(sig, "value", str), "signature.value")
+            key_id = get_field(sig, "key_id", str)
             if e.kind == "registry":
                 if key_id != self.log_key_id:
                     raise ProofError(f"a registry event signed by key {key_id}, not the log's {self.log_key_id}")
                 verify_signature(self.log_key, REGISTRY_CONTEXT, body, value)
                 if e.body.get("event") in ("platform_added", "key_added"):
-                    key = _get(e.body, "key", dict)
-                    public = b64decode_exact(_get(key, "public_key", str), "key.public_key")
-                    self.keys[platform_key_id(public)] = (_get(e.body, "platform", str), public)
+                    key = get_field(e.body, "key", dict)
+                    public = b64decode_exact(get_field(key, "public_key", str), "key.public_key")
+                    self.keys[platform_key_id(public)] = (get_field(e.body, "platform", str), public)
             else:
                 platform, public = self.keys.get(key_id, (None, b""))
                 if platform != e.body.get("platform"):

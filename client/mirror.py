@@ -41,6 +41,10 @@ text that a spreadsheet would run as a formula (beginning with ``= + - @``,
 tab or carriage return; or with ``'``, so the prefix can be removed exactly)
 prefixed with ``'``; numbers stay numbers. The CSV is byte for byte the
 export's after its ``# checkpoint:`` line. NDJSON stays the faithful form.
+``--dsa-csv`` writes the records in the column layout of the DSA
+Transparency Database's daily dumps, then this ledger's columns
+(:mod:`ledger.dsa`): byte for byte the server's ``format=dsa-csv`` export
+of the same records at the same checkpoint.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from client.platform import VerificationFailed
 from client.tiles import TileClient, TileHashReader, check_extends, open_cp, verified_bundles
 from keys.note import Verifier
 from ledger.checkpoint import Checkpoint
+from ledger.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
 from ledger.entry_check import parse_canonical_entry
 from ledger.errors import InvalidInput
 from ledger.export import CSV_COLUMNS, csv_row, csv_text
@@ -270,6 +275,21 @@ def write_csv(mirror: Mirror, path: Path, note: bytes) -> int:
     return n
 
 
+def write_dsa_csv(mirror: Mirror, path: Path, note: bytes) -> int:
+    """The records in the DSA dump's columns and this ledger's (:mod:`ledger.dsa`)."""
+    if mirror.last is None:
+        raise AssertionError("mirror: export before any checkpoint was verified")
+    cp = mirror.last[0]
+    cell = checkpoint_cell(cp.origin, cp.size, cp.root)
+    n = 0
+    with replacing(path, note) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+        f.write(csv_text([DSA_CSV_COLUMNS]))
+        for idx, leaf, logged_at, rec, _ in mirror.records():
+            f.write(csv_text([dsa_row(idx, leaf, logged_at, parse_json(rec.encode()), cell)]))
+            n += 1
+    return n
+
+
 def require_pyarrow() -> Any:
     try:
         import pyarrow  # type: ignore[import-not-found]  # noqa: F401
@@ -326,6 +346,12 @@ def _progress(total: int) -> Any:
 @click.option("--ndjson", type=click.Path(dir_okay=False, path_type=Path), help="Export the records as NDJSON here.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Export them as CSV here.")
 @click.option("--parquet", type=click.Path(dir_okay=False, path_type=Path), help="Export as Parquet (needs pyarrow).")
+@click.option(
+    "--dsa-csv",
+    "dsa_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Export them as CSV in the DSA Transparency Database dump's columns here.",
+)
 @evidence_option
 def mirror_cmd(
     url: str,
@@ -334,6 +360,7 @@ def mirror_cmd(
     ndjson: Path | None,
     csv_path: Path | None,
     parquet: Path | None,
+    dsa_csv: Path | None,
     evidence: Path,
 ) -> None:
     """Copy the log into a local SQLite file, verifying every entry first.
@@ -360,7 +387,13 @@ def mirror_cmd(
             m.add_checkpoint(cp, note)
             click.echo(f"mirrored {added} new entries: {db} holds all {m.size} entries, verified")
             click.echo(f"checkpoint: {cp.origin}, tree size {cp.size}, root {_b64(cp.root)}")
-            for path, write in ((ndjson, write_ndjson), (csv_path, write_csv), (parquet, write_parquet)):
+            exports = (
+                (ndjson, write_ndjson),
+                (csv_path, write_csv),
+                (parquet, write_parquet),
+                (dsa_csv, write_dsa_csv),
+            )
+            for path, write in exports:
                 if path is not None:
                     n = write(m, path, note)
                     click.echo(f"wrote {n} records to {path} (checkpoint in {path}.checkpoint)")

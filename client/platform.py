@@ -161,14 +161,14 @@ def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
 
 
-def _get(obj: Any, key: str, kind: type[T]) -> T:
+def get_field(obj: Any, key: str, kind: type[T]) -> T:
     v = obj.get(key) if isinstance(obj, dict) else None
     if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
         raise InvalidInput(f"{key}: missing or not a {kind.__name__}")
     return v
 
 
-def _hash(s: Any, what: str) -> bytes:
+def b64_hash(s: Any, what: str) -> bytes:
     raw = b64decode_exact(s, what) if isinstance(s, str) else b""
     if len(raw) != HASH_SIZE:
         raise InvalidInput(f"{what}: not the base64 of a {HASH_SIZE}-byte hash")
@@ -177,20 +177,20 @@ def _hash(s: Any, what: str) -> bytes:
 
 def _receipt(r: Any, note: str) -> Receipt:
     """Parse one element of the answer's ``records``; no verification yet."""
-    status = _get(r, "status", str)
+    status = get_field(r, "status", str)
     if status not in ("created", "existing"):
         raise InvalidInput(f"status: unknown value {status!r}")
-    path = _get(r, "inclusion_path", list)
+    path = get_field(r, "inclusion_path", list)
     return Receipt(
-        platform=_get(r, "platform", str),
-        record_id=_get(r, "record_id", str),
+        platform=get_field(r, "platform", str),
+        record_id=get_field(r, "record_id", str),
         status=status,
-        leaf_index=_get(r, "leaf_index", int),
-        leaf_hash=_hash(r.get("leaf_hash"), "leaf_hash"),
-        logged_at=_get(r, "logged_at", str),
-        tree_size=_get(r, "tree_size", int),
-        inclusion_path=[_hash(h, "inclusion_path") for h in path],
-        permalink=_get(r, "permalink", str),
+        leaf_index=get_field(r, "leaf_index", int),
+        leaf_hash=b64_hash(r.get("leaf_hash"), "leaf_hash"),
+        logged_at=get_field(r, "logged_at", str),
+        tree_size=get_field(r, "tree_size", int),
+        inclusion_path=[b64_hash(h, "inclusion_path") for h in path],
+        permalink=get_field(r, "permalink", str),
         checkpoint=note,
     )
 
@@ -268,8 +268,8 @@ def establish_trust(
         )
     info = http.get_json("/api/v1/log")
     try:
-        verifier = _verifier(_get(info, "verifier_key", str), "the log's verifier_key")
-        note = _get(_get(info, "checkpoint", dict), "signed_note", str)
+        verifier = _verifier(get_field(info, "verifier_key", str), "the log's verifier_key")
+        note = get_field(get_field(info, "checkpoint", dict), "signed_note", str)
     except InvalidInput as e:
         raise VerificationFailed(f"malformed answer from /api/v1/log: {e}") from None
     where = f"pinned in {store.path}" if store else "trusted for this run only"
@@ -306,7 +306,7 @@ class Session:
             if small.size not in (0, big.size):
                 try:
                     ans = self.http.get_json("/api/v1/proofs/consistency", {"first": small.size, "second": big.size})
-                    proof = [_hash(h, "consistency_path") for h in _get(ans, "consistency_path", list)]
+                    proof = [b64_hash(h, "consistency_path") for h in get_field(ans, "consistency_path", list)]
                 except (ProblemResponse, InvalidInput) as e:
                     raise VerificationFailed(
                         f"cannot check that the log's tree of size {big.size} extends that of size {small.size}: {e}"
@@ -347,9 +347,9 @@ class Session:
         """Verify the log's answer to ``batch``, record by record, against its checkpoint."""
         span = f"records {first + 1}-{first + len(batch)}"
         try:
-            cpj = _get(answer, "checkpoint", dict)
-            note = _get(cpj, "signed_note", str)
-            records = _get(answer, "records", list)
+            cpj = get_field(answer, "checkpoint", dict)
+            note = get_field(cpj, "signed_note", str)
+            records = get_field(answer, "records", list)
         except InvalidInput as e:
             raise VerificationFailed(f"malformed answer to {span}: {e}") from None
         cp = _open(note, self.verifier, f"the checkpoint answering {span}")
@@ -394,7 +394,7 @@ class Session:
         check it holds this very record at this leaf hash."""
         try:
             ans = self.http.get_json(f"/api/v1/entries/{rc.leaf_index}")
-            data = b64decode_exact(_get(ans, "entry", str), "entry")
+            data = b64decode_exact(get_field(ans, "entry", str), "entry")
             e = parse_entry(data)
         except (ProblemResponse, InvalidInput) as exc:
             raise VerificationFailed(f"{where}: cannot fetch logged entry {rc.leaf_index}: {exc}") from None

@@ -41,8 +41,7 @@ from ledger.tile import (
 
 # Go's tile reader uses tlog's subTreeIndex too: the stored hashes whose
 # fold is the tree hash, i.e. the right edge of the tree.
-from ledger.tlog import HASH_SIZE, node_hash, prove_tree, record_hash, stored_hash_index, tree_hash
-from ledger.tlog import _sub_tree_index as sub_tree_index
+from ledger.tlog import HASH_SIZE, node_hash, prove_tree, record_hash, stored_hash_index, sub_tree_index, tree_hash
 from ledger.verify import verify_checkpoint
 
 #: A checkpoint is a few lines; anything much longer is not one.

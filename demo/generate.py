@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 from client.platform import SignedItem, sign_record
 from demo.cast import PLATFORMS, Platform
 from demo.design import DAY, HORIZON, Case, allocate, design, group, spread, ts

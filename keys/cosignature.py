@@ -34,9 +34,9 @@ import nacl.signing
 from keys.errors import KeyFormatError, NoteError
 from keys.note import (
     Signature,
-    _check_name,
-    _check_text,
     b64decode_exact,
+    check_name,
+    check_text,
     key_id,
     parse_verifier_key,
 )
@@ -60,7 +60,7 @@ def cosigned_message(text: str, timestamp: int) -> bytes:
     """Return the message a cosignature/v1 signs for note ``text`` at ``timestamp``."""
     if not 0 <= timestamp <= MAX_TIMESTAMP:
         raise NoteError("cosignature timestamp out of range")
-    _check_text(text)
+    check_text(text)
     return f"{HEADER}time {timestamp}\n{text}".encode()
 
 
@@ -120,7 +120,7 @@ class CosignatureSigner:
 
     @classmethod
     def from_seed(cls, name: str, seed: bytes) -> CosignatureSigner:
-        _check_name(name)
+        check_name(name)
         if len(seed) != 32:
             raise KeyFormatError("an Ed25519 seed is 32 bytes")
         pub = bytes(nacl.signing.SigningKey(seed).verify_key)

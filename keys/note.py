@@ -49,7 +49,7 @@ def key_id(name: str, key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + key).digest()[:4]
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     if not name or any(c.isspace() or c == "+" for c in name) or not name.isprintable():
         raise KeyFormatError(f"invalid key name {name!r}")
 
@@ -82,7 +82,7 @@ def parse_verifier_key(vkey: str, alg: int) -> tuple[str, bytes, bytes]:
     if len(parts) != 3:
         raise KeyFormatError("malformed verifier key: expected name+keyid+key")
     name, hex_id, b64 = parts
-    _check_name(name)
+    check_name(name)
     if len(hex_id) != 8 or hex_id != hex_id.lower():
         raise KeyFormatError("malformed verifier key: key ID must be 8 lower-case hex digits")
     try:
@@ -137,13 +137,13 @@ class Signer:
 
     @classmethod
     def generate(cls, name: str) -> Signer:
-        _check_name(name)
+        check_name(name)
         seed = bytes(nacl.signing.SigningKey.generate())
         return cls.from_seed(name, seed)
 
     @classmethod
     def from_seed(cls, name: str, seed: bytes) -> Signer:
-        _check_name(name)
+        check_name(name)
         if len(seed) != 32:
             raise KeyFormatError("an Ed25519 seed is 32 bytes")
         pub = bytes(nacl.signing.SigningKey(seed).verify_key)
@@ -203,7 +203,7 @@ class Note:
         return (self.text + "\n" + sigs).encode()
 
 
-def _check_text(text: str) -> None:
+def check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise NoteError("note text must end in a newline")
     if any(ord(c) < 0x20 and c != "\n" for c in text):
@@ -212,7 +212,7 @@ def _check_text(text: str) -> None:
 
 def sign_note(text: str, *signers: Signer) -> bytes:
     """Return the signed note for ``text``."""
-    _check_text(text)
+    check_text(text)
     msg = text.encode()
     sigs = [Signature(s.name, s.key_id, s.sign(msg)) for s in signers]
     return Note(text, tuple(sigs), ()).encode()
@@ -235,7 +235,7 @@ def open_note(msg: bytes, *verifiers: NoteVerifier) -> Note:
     if split < 0:
         raise NoteError("note has no signature block")
     text, block = s[: split + 1], s[split + 2 :]
-    _check_text(text)
+    check_text(text)
     if not block.endswith("\n"):
         raise NoteError("note signature block must end in a newline")
     lines = block[:-1].split("\n")
@@ -270,7 +270,7 @@ def _parse_signature_line(line: str) -> Signature:
     if not sep:
         raise NoteError("malformed signature line")
     try:
-        _check_name(name)
+        check_name(name)
     except KeyFormatError:
         raise NoteError("malformed signature line: bad key name") from None
     raw = b64decode_exact(b64, "signature")

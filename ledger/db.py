@@ -1,9 +1,17 @@
 """Database schema and engines (SQLAlchemy 2 Core).
 
 The schema is created only by the Alembic migrations in ``migrations/``;
-the tables here describe it for queries. Every log table is append-only:
+the tables here describe it for queries. Every table is append-only:
 database triggers reject UPDATE and DELETE (see the first migration), except
-that ``log_head`` may move forward, and only forward.
+that ``log_head`` may move forward, and only forward. That includes the
+tables derived from the entries (platforms, keys, revocations, records, the
+feed's ``record_index``, published statistics: migrations 0002, 0005,
+0006), whose rows ``ledger/derived.py`` writes and the audit compares with
+their entries. The one exception is SQLite's full-text index
+``record_search`` (FTS5): a virtual table takes no triggers, and FTS5
+rewrites its own segments as it merges them; it is an external-content
+index of ``record_index.search_text`` that FTS5's ``integrity-check``
+proves equal to that column.
 
 Engines are made here, sessions by the caller (principle 8): storage
 functions take a ``Session`` and never commit.
@@ -12,6 +20,7 @@ functions take a ``Session`` and never commit.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +41,8 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 metadata = MetaData()
 
@@ -124,7 +135,8 @@ records = Table(
     UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
 )
 
-#: The feed's query index: derived from the log, rebuilt by ``ledger reindex``.
+#: The feed's query index: derived from the log (ledger/derived.py), append-only,
+#: audited row by row; ``ledger reindex`` adds rows that are missing.
 record_index = Table(
     "record_index",
     metadata,
@@ -202,6 +214,48 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (each with every column of ``table``) in the session's transaction.
+
+    On SQLite straight through the driver's ``executemany`` with one
+    prepared statement: SQLAlchemy's per-row parameter processing cost as
+    much as SQLite's own inserting for the feed index's 30 columns (as
+    profiled). On PostgreSQL with ``COPY ... FROM STDIN`` on the session's
+    connection: SQLAlchemy's multi-row INSERTs spent most of a batch in
+    psycopg parsing 30,000-placeholder statements, and psycopg's pipelined
+    ``executemany`` left a frozen client's transaction without PostgreSQL's
+    idle timer (see :data:`PG_WRITER_SETTINGS`); a COPY ends with
+    ReadyForQuery like any statement, and ``statement_timeout`` bounds a
+    COPY whose client stopped sending.
+    """
+    if not rows:
+        return
+    columns = _COLUMNS.get(table.name)
+    if columns is None:
+        columns = _COLUMNS[table.name] = tuple(table.c.keys())
+    values = [tuple(map(row.__getitem__, columns)) for row in rows]
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        connection = session.connection()
+        dbapi = connection.dialect.loaded_dbapi
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        cursor = connection.connection.cursor()
+        try:
+            with cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+                for value in values:
+                    copy.write_row(value)
+        except dbapi.Error as e:
+            # As SQLAlchemy would have wrapped it: DataError, IntegrityError, ...
+            raise DBAPIError.instance(sql, None, e, dbapi.Error, dialect=connection.dialect) from e
+        finally:
+            cursor.close()
+        return
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    session.connection().exec_driver_sql(sql, values)
+
+
+_COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with the settings the ledger relies on.
 
@@ -225,12 +279,13 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -
         connect_args["options"] = f"{url_options} {connect_args['options']}"
     kwargs["connect_args"] = connect_args
     engine = create_engine(u, **kwargs)
-    # Many-row INSERTs as multi-row INSERT statements rather than psycopg's
-    # pipelined executemany: a client frozen right after a pipelined
-    # executemany left its transaction idle without PostgreSQL's
+    # Any other many-row INSERT as multi-row INSERT statements rather than
+    # psycopg's pipelined executemany: a client frozen right after a
+    # pipelined executemany left its transaction idle without PostgreSQL's
     # idle-in-transaction timer running (seen on PostgreSQL 15), holding the
     # head lock for as long as the freeze; after a plain statement the timer
-    # runs (tests/test_frozen_server.py).
+    # runs (tests/test_frozen_server.py). The sequencer's own bulk inserts
+    # use COPY (insert_many).
     engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
 

@@ -30,12 +30,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import (
+    insert_many,
     is_sqlite,
     key_revocations,
     platform_keys,
@@ -46,7 +47,8 @@ from ledger.db import (
     writer,
 )
 from ledger.errors import DerivedDataError, InvalidInput, StorageError
-from ledger.query import index_row, insert_index, time_ms
+from ledger.index_rows import index_row, time_ms
+from ledger.query import insert_index
 
 #: The derived tables, in the order rows are inserted (foreign keys first).
 TABLES: tuple[Table, ...] = (platforms, platform_keys, key_revocations, records, record_index, published_statistics)
@@ -173,7 +175,7 @@ def insert_rows(session: Session, rows: Rows) -> None:
         if table is record_index:
             insert_index(session, table_rows)
         else:
-            session.execute(insert(table), table_rows)
+            insert_many(session, table, table_rows)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from operator import call, floordiv, is_, itemgetter, not_, sub
 from typing import Any
 
 from ledger.errors import InvalidInput
-from ledger.query import index_row
+from ledger.index_rows import index_row
 from ledger.records import format_time, parse_entry
 from ledger.vocab import ORDINARY_USER, PATTERNS, POLITICAL_CLASSES, PUBLIC_CLASSES
 

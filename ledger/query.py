@@ -1,8 +1,8 @@
 """The query index: what the feed filters on, derived from log entries.
 
-``index_row`` (pure) turns a record into its index row; the sequencer's
-transaction writes it with the entry (through ledger/derived.py, which also
-audits it and fills in missing rows). ``feed`` answers the public feed's questions newest
+``ledger.index_rows.index_row`` (pure) turns a record into its index row;
+the sequencer's transaction writes it with the entry (through
+ledger/derived.py, which also audits it and fills in missing rows). ``feed`` answers the public feed's questions newest
 first, with keyset pagination pinned to a tree size, so pages stay stable
 while the log grows; the cursor format and a record's appeal and amendment
 ``history`` are here too, shared by the JSON API and the web pages.
@@ -14,99 +14,24 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, select, text
+from sqlalchemy import ColumnElement, and_, exists, select, text
 from sqlalchemy.orm import Session
 
-from ledger.db import is_sqlite, record_index, records
+from ledger.db import insert_many, is_sqlite, record_index, records
 from ledger.errors import InvalidInput
-from ledger.vocab import POLITICAL_CLASSES
+from ledger.index_rows import index_row as index_row
+from ledger.index_rows import time_ms as time_ms
 
 MAX_PAGE = 200
 MIN_SEARCH = 3
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
-
-
-def time_ms(value: Any) -> int | None:
-    """Milliseconds since the epoch of a schema-valid time or date.
-
-    Exact integer arithmetic on the timedelta (fraction digits beyond the
-    millisecond are dropped), so no float rounding needs arguing about: the
-    evenness statistics subtract these to get times to decision.
-    """
-    if not isinstance(value, str):
-        return None
-    if len(value) == 10:  # a date, for ordinary users' content
-        value += "T00:00:00Z"
-    return (datetime.fromisoformat(value.replace("Z", "+00:00")) - _EPOCH) // _MILLISECOND
-
-
-#: The index's columns, listed once (reading them from the table costs as
-#: much as the rest of index_row).
-_INDEX_COLUMNS = tuple(record_index.c.keys())
-
-
-def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dict[str, Any]:
-    """Return the index row of a schema-valid record (every column present)."""
-    row: dict[str, Any] = dict.fromkeys(_INDEX_COLUMNS)
-    row |= {
-        "leaf_index": leaf_index,
-        "platform": record["platform"],
-        "type": record["type"],
-        "record_id": record["record_id"],
-        "ref_record_id": (record.get("refs") or {}).get("record_id"),
-        "logged_at_ms": logged_at_ms,
-        "decided_at_ms": time_ms(record.get("decided_at")),
-    }
-    body = record.get("corrected") if record["type"] == "amendment" else record
-    if record["type"] == "appeal":
-        row["appeal_outcome"] = record.get("outcome")
-        return row
-    if not isinstance(body, dict):
-        return row
-    account = body.get("account", {})
-    subject = account.get("public_subject") or {}
-    exemption = body.get("exemption") or {}
-    rule = body.get("rule", {})
-    row.update(
-        decided_at_ms=time_ms(body.get("decided_at")),
-        flagged_at_ms=time_ms(body.get("flagged_at")),
-        account_class=account.get("class"),
-        political=account.get("class") in POLITICAL_CLASSES,
-        subject_key=account.get("subject_key"),
-        display_name=subject.get("display_name"),
-        rule_id=rule.get("id"),
-        rule_version=rule.get("version"),
-        category=body.get("category"),
-        severity=body.get("severity"),
-        action=body.get("action"),
-        violation_found=body.get("violation_found"),
-        exemption_applied=exemption.get("applied") if exemption else None,
-        exemption_type=exemption.get("type"),
-        review_path=body.get("review_path"),
-        interim_state=body.get("interim_state"),
-        detection_source=body.get("detection_source"),
-        automated_decision=body.get("automated_decision"),
-        territories="," + ",".join(body.get("territorial_scope", [])) + ",",
-        search_text=" ".join(
-            str(x)
-            for x in (subject.get("display_name"), subject.get("office"), subject.get("handle"), body.get("statement"))
-            if x
-        ).lower()
-        or None,
-    )
-    return row
-
-
 def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    session.execute(insert(record_index), rows)
+    insert_many(session, record_index, rows)
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         searchable = [{"rowid": r["leaf_index"], "t": r["search_text"]} for r in rows if r.get("search_text")]
         if searchable:

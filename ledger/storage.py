@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from ledger.db import checkpoints, entries, hashes, is_sqlite, log_head
+from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, log_head
 from ledger.errors import StorageError
 from ledger.frontier import Frontier, Row, partial_ranges
 from ledger.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
@@ -97,13 +97,11 @@ def iter_checkpoints(session: Session, start: int = 0, batch: int = 1000) -> Ite
 
 
 def insert_entries(session: Session, first: int, data: Sequence[bytes]) -> None:
-    if data:
-        session.execute(insert(entries), [{"idx": first + i, "data": d} for i, d in enumerate(data)])
+    insert_many(session, entries, [{"idx": first + i, "data": d} for i, d in enumerate(data)])
 
 
 def insert_hashes(session: Session, rows: Sequence[Row]) -> None:
-    if rows:
-        session.execute(insert(hashes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in rows])
+    insert_many(session, hashes, [{"level": lv, "idx": i, "hash": h} for lv, i, h in rows])
 
 
 def read_entries(session: Session, start: int, end: int) -> list[bytes]:

@@ -135,19 +135,19 @@ def stored_hashes_for_record_hash(n: int, h: bytes, reader: HashReader) -> list[
     return hashes
 
 
-def _sub_tree_index(lo: int, hi: int, need: list[int]) -> list[int]:
+def sub_tree_index(lo: int, hi: int, need: list[int]) -> list[int]:
     """Append the stored indexes needed to hash records [lo, hi)."""
     while lo < hi:
         k, level = _maxpow2(hi - lo + 1)
         if lo & (k - 1):
-            raise AssertionError("tlog: bad math in _sub_tree_index")
+            raise AssertionError("tlog: bad math in sub_tree_index")
         need.append(stored_hash_index(level, lo >> level))
         lo += k
     return need
 
 
 def _sub_tree_hash(lo: int, hi: int, hashes: list[bytes]) -> tuple[bytes, list[bytes]]:
-    """Hash records [lo, hi) from the hashes _sub_tree_index asked for.
+    """Hash records [lo, hi) from the hashes sub_tree_index asked for.
 
     Returns the hash and the unconsumed rest of ``hashes``.
     """
@@ -172,7 +172,7 @@ def tree_hash(n: int, reader: HashReader) -> bytes:
     """Return the hash of the tree of size n, reading at most 1 + log2 n hashes."""
     if n == 0:
         return EMPTY_ROOT
-    indexes = _sub_tree_index(0, n, [])
+    indexes = sub_tree_index(0, n, [])
     hashes = reader.read_hashes(indexes)
     if len(hashes) != len(indexes):
         raise AssertionError("tlog: reader returned the wrong number of hashes")
@@ -209,9 +209,9 @@ def _leaf_proof_index(lo: int, hi: int, n: int, need: list[int]) -> list[int]:
     k, _ = _maxpow2(hi - lo)
     if n < lo + k:
         need = _leaf_proof_index(lo, lo + k, n, need)
-        need = _sub_tree_index(lo + k, hi, need)
+        need = sub_tree_index(lo + k, hi, need)
     else:
-        need = _sub_tree_index(lo, lo + k, need)
+        need = sub_tree_index(lo, lo + k, need)
         need = _leaf_proof_index(lo + k, hi, n, need)
     return need
 
@@ -294,13 +294,13 @@ def _tree_proof_index(lo: int, hi: int, n: int, need: list[int]) -> list[int]:
     if n == hi:
         if lo == 0:
             return need
-        return _sub_tree_index(lo, hi, need)
+        return sub_tree_index(lo, hi, need)
     k, _ = _maxpow2(hi - lo)
     if n <= lo + k:
         need = _tree_proof_index(lo, lo + k, n, need)
-        need = _sub_tree_index(lo + k, hi, need)
+        need = sub_tree_index(lo + k, hi, need)
     else:
-        need = _sub_tree_index(lo, lo + k, need)
+        need = sub_tree_index(lo, lo + k, need)
         need = _tree_proof_index(lo + k, hi, n, need)
     return need
 

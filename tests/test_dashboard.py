@@ -180,6 +180,7 @@ def test_charts_are_safe_svg_and_csv_holds_the_documents_numbers(client: FlaskCl
         assert f"tree{doc['checkpoint']['tree_size']}." in r.headers["Content-Disposition"]
         if ".svg" in url:
             assert r.mimetype == "image/svg+xml"
+            assert r.headers["Content-Security-Policy"] == views_stats.SVG_CSP
             _check_svg(r.get_data(as_text=True), url)
         else:
             assert r.mimetype == "text/csv"
@@ -191,10 +192,12 @@ def test_charts_are_safe_svg_and_csv_holds_the_documents_numbers(client: FlaskCl
 def _check_svg(text: str, url: str) -> None:
     root = ET.fromstring(text)  # well-formed XML, or this raises
     assert root.tag == f"{SVG}svg"
-    assert [child.tag for child in root][:2] == [f"{SVG}title", f"{SVG}desc"]
+    assert [child.tag for child in root][:3] == [f"{SVG}title", f"{SVG}desc", f"{SVG}style"]
+    # The one style is the constant dark theme, which no input reaches.
+    assert [s.text for s in root.iter(f"{SVG}style")] == [charts.STYLE], url
     for element in root.iter():
         assert element.tag.startswith(SVG), (url, element.tag)
-        assert element.tag not in (f"{SVG}script", f"{SVG}foreignObject", f"{SVG}style", f"{SVG}a"), url
+        assert element.tag not in (f"{SVG}script", f"{SVG}foreignObject", f"{SVG}a"), url
         assert not [a for a in element.attrib if a.startswith("on") or "href" in a], (url, element.attrib)
     title = root.findtext(f"{SVG}title") or ""
     if "/third-forum/" in url:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 from demo.__main__ import main
 from demo.cast import CHIRP_CIVIC, FACESPACE_HATE, FIGURES, PLATFORMS
 from demo.design import ADVERSE, END, HORIZON, PLANT_EXEMPTION, POLITICAL, START, allocate, spread

@@ -227,3 +227,10 @@ def _healthz_within(http: httpx.Client, status: int, seconds: float) -> httpx.Re
             assert r.status_code == status, r.text
             return r
         time.sleep(0.1)
+
+
+def test_the_pure_index_row_has_the_tables_columns() -> None:
+    from ledger.db import record_index
+    from ledger.index_rows import INDEX_COLUMNS
+
+    assert tuple(record_index.c.keys()) == INDEX_COLUMNS

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from keys.note import Signer
 from ledger.db import make_engine, record_index
 from ledger.evenness import published_statistics
+from ledger.index_rows import index_row
 from ledger.log import Log
 from ledger.migrate import current_revision, upgrade
-from ledger.query import index_row
 from ledger.records import canonical, entry_bytes
 from ledger.sequencer import Plan
 from tests.recordkit import amendment, appeal, decision

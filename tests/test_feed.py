@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 from keys.records import PlatformKey
 from ledger.db import is_sqlite
 from ledger.log import Log

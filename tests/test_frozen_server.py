@@ -15,6 +15,7 @@ and the log is whole (no fork: the head moves by compare-and-swap).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -109,32 +110,43 @@ def _append_within(url: str, record_id: str, seconds: float) -> float:
 def test_a_frozen_server_stalls_the_other_for_seconds(pg_url: str, tmp_path: Path) -> None:
     key_file = str(tmp_path / "log.key")
     env = {"LEDGER_DATABASE_URL": pg_url, "LEDGER_KEY_FILE": key_file, "LEDGER_ORIGIN": ORIGIN}
-    with gunicorn(env) as a, gunicorn({**env, "LEDGER_DERIVED_CHECK_STATE": str(tmp_path / "b.json")}) as b:
-        provider = LogProvider(pg_url, key_file, ORIGIN)
-        provider.log.registry.add_platform(PLATFORM, "Example Social", KEY.public_key)
-        load = Load(a, "a")
-        frozen = False
-        try:
-            for _ in range(200):  # catch A holding the head lock: it does most of the time under load
-                time.sleep(0.05)
-                _freeze(a, signal.SIGSTOP)
-                if _holders(pg_url):
-                    frozen = True
-                    break
-                _freeze(a, signal.SIGCONT)
-            assert frozen, "server A never held the head lock while frozen"
-            took = _append_within(b, "b-0", 10)
-            assert _holders(pg_url) == 0  # PostgreSQL ended the frozen transaction
-        finally:
+    # Server B, as on another machine: its own copy of the key, so its own
+    # intake lock and derived-row check beside it.
+    other = tmp_path / "b"
+    other.mkdir()
+    with gunicorn(env) as a:
+        shutil.copy2(key_file, other / "log.key")
+        b_env = {**env, "LEDGER_KEY_FILE": str(other / "log.key")}
+        with gunicorn(b_env) as b:
+            _freeze_and_append(a, b, pg_url, key_file)
+
+
+def _freeze_and_append(a: ServerURL, b: ServerURL, pg_url: str, key_file: str) -> None:
+    provider = LogProvider(pg_url, key_file, ORIGIN)
+    provider.log.registry.add_platform(PLATFORM, "Example Social", KEY.public_key)
+    load = Load(a, "a")
+    frozen = False
+    try:
+        for _ in range(200):  # catch A holding the head lock: it does most of the time under load
+            time.sleep(0.05)
+            _freeze(a, signal.SIGSTOP)
+            if _holders(pg_url):
+                frozen = True
+                break
             _freeze(a, signal.SIGCONT)
-            load.stop.set()
-            load.thread.join(90)
-        assert took < 10
-        log = provider.log
-        with log.read() as s:
-            logged = {r.record_id: r.leaf_index for r in s.execute(records.select()).all()}
-        for record_id, index in load.acked.items():
-            assert logged.get(record_id) == index, record_id  # nothing acknowledged was lost
-        assert "b-0" in logged
-        check_log(log)
-        provider.close()
+        assert frozen, "server A never held the head lock while frozen"
+        took = _append_within(b, "b-0", 10)
+        assert _holders(pg_url) == 0  # PostgreSQL ended the frozen transaction
+    finally:
+        _freeze(a, signal.SIGCONT)
+        load.stop.set()
+        load.thread.join(90)
+    assert took < 10
+    log = provider.log
+    with log.read() as s:
+        logged = {r.record_id: r.leaf_index for r in s.execute(records.select()).all()}
+    for record_id, index in load.acked.items():
+        assert logged.get(record_id) == index, record_id  # nothing acknowledged was lost
+    assert "b-0" in logged
+    check_log(log)
+    provider.close()

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, event
 
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 from app import create_app
 from ledger import storage, tlog
 from ledger.errors import InvalidInput, NotFound

@@ -1,8 +1,8 @@
-"""Record schema version 1: the JSON Schema and the marshmallow schemas say the same thing.
+"""Record schema version 1: the JSON Schema and the ledger's validator say the same thing.
 
 Every example in docs/examples validates under both; every negative case, a
 small mutation of an example, is rejected by both at the path asserted; the
-few checks JSON Schema cannot state are pinned as marshmallow-only; and
+few checks JSON Schema cannot state are pinned as the ledger's only; and
 hypothesis checks that validate_record never raises and never accepts what
 the JSON Schema rejects.
 """
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
 from api import record_enums
-from api.record_schema import validate_record
+from api.record_validator import validate_record
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs/schema/record-v1.schema.json").read_text())
@@ -297,8 +297,8 @@ def test_negative_rejected_by_both(case: str) -> None:
 # Checks JSON Schema cannot express: time ordering, the 5-minute future bound,
 # and two places where python-jsonschema is laxer than the ledger (Python's
 # re.search lets "$" match before a final newline; JSON Schema counts 1.0 as
-# the integer 1). Only marshmallow rejects these; the JSON Schema accepts them.
-MARSHMALLOW_ONLY = {
+# the integer 1). Only validate_record rejects these; the JSON Schema accepts them.
+LEDGER_ONLY = {
     "flagged before posted": (HEAD, [("flagged_at", "2026-03-02T18:00:00Z")], "flagged_at"),
     "decided before flagged": (HEAD, [("decided_at", "2026-03-02T18:40:01Z")], "decided_at"),
     "applied before decided": (HEAD, [("applied_at", "2026-03-03T16:19:59.999Z")], "applied_at"),
@@ -321,9 +321,9 @@ MARSHMALLOW_ONLY = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(MARSHMALLOW_ONLY))
-def test_marshmallow_only(case: str) -> None:
-    name, edits, path = MARSHMALLOW_ONLY[case]
+@pytest.mark.parametrize("case", sorted(LEDGER_ONLY))
+def test_ledger_only(case: str) -> None:
+    name, edits, path = LEDGER_ONLY[case]
     record = mutate(name, *edits)
     assert VALIDATOR.is_valid(record)
     assert paths(record) == [path]

@@ -116,6 +116,63 @@ def test_every_page_renders_accessibly(client: FlaskClient, data: Data, url: str
             assert attrs.get("id") in labelled or attrs.get("aria-label"), attrs
     assert page.all("a")[0].get("href") == "#main"
     assert {"id": "main", "tabindex": "-1"}.items() <= page.all("main")[0].items()
+    # A description of what the page shows, and the site's icon.
+    [description] = [a.get("content") or "" for a in page.all("meta") if a.get("name") == "description"]
+    assert len(description) >= 60, description
+    assert [a.get("href") for a in page.all("link") if a.get("rel") == "icon"] == ["/static/favicon.svg"]
+    _check_table_regions(page)
+
+
+def _check_table_regions(page: Parsed) -> None:
+    """Each table wrapper that may scroll sideways can take focus and is named by its table's caption."""
+    ids = {a.get("id") for _, a in page.tags}
+    for _, attrs in page.tags:
+        if "table-wrap" in (attrs.get("class") or "").split():
+            assert (attrs.get("role"), attrs.get("tabindex")) == ("region", "0"), attrs
+            assert attrs.get("aria-labelledby") in ids, attrs
+
+
+def test_api_docs_tables_are_named_focusable_regions(client: FlaskClient) -> None:
+    page = Parsed(_get(client, "/api/v1/docs"))
+    assert len([a for a in page.all("div") if a.get("class") == "table-wrap"]) >= 20
+    _check_table_regions(page)
+    assert [a.get("href") for a in page.all("link") if a.get("rel") == "icon"] == ["/static/favicon.svg"]
+    [description] = [a.get("content") or "" for a in page.all("meta") if a.get("name") == "description"]
+    assert "JSON API" in description
+
+
+def test_the_icon_is_where_browsers_look_for_it(client: FlaskClient) -> None:
+    with client.get("/favicon.ico") as r, client.get("/static/favicon.svg") as linked:
+        assert r.status_code == 200
+        assert r.mimetype == "image/svg+xml"
+        assert r.data == linked.data
+
+
+def test_unknown_addresses_get_the_sites_error_page_and_the_api_keeps_json(client: FlaskClient, data: Data) -> None:
+    body = _get(client, "/no/such/page", 404)
+    assert '<html lang="en">' in body
+    assert "<main" in body
+    assert "Search and filter all decisions" in body
+    r = client.post("/about")
+    assert r.status_code == 405
+    assert r.mimetype == "text/html"
+    assert "GET" in r.headers["Allow"]
+    assert "<main" in r.get_data(as_text=True)
+    for url in ("/api/v1/nope", "/checkpoint/nope"):
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert r.mimetype == "application/problem+json", url
+
+
+def test_a_record_page_carries_its_inclusion_proof_and_checkpoint(client: FlaskClient, data: Data) -> None:
+    body = _get(client, "/records/example-social/dec-hos")
+    proof = client.get("/api/v1/platforms/example-social/records/dec-hos").json
+    assert proof is not None
+    section = body[body.index('id="proof-heading"') :]
+    shown = re.findall(r'<li><code class="hash">([^<]+)</code></li>', section[: section.index("</ol>")])
+    assert shown == proof["inclusion_path"]
+    assert len(shown) >= 2
+    assert html.escape(proof["checkpoint"]["signed_note"], quote=False) in section
 
 
 def test_home_counts_and_newest(client: FlaskClient, data: Data) -> None:
@@ -211,6 +268,9 @@ def test_invalid_filters_are_form_errors(client: FlaskClient, data: Data) -> Non
     invalid = {a.get("id") for _, a in page.tags if a.get("aria-invalid") == "true"}
     assert invalid == {"f-category", "f-decided_from", "f-q", "f-limit", "f-rule_id"}
     assert "“2026-02-31” is not a date" in body
+    # The reader sees what they typed: a date field would show an invalid date as empty.
+    [decided_from] = [a for t, a in page.tags if a.get("id") == "f-decided_from"]
+    assert (decided_from.get("type"), decided_from.get("value")) == ("text", "2026-02-31")
     assert not _indexes(body)
     assert "Not a valid" not in body
     _get(client, "/records?decided_from=2026-05-02&decided_to=2026-05-01", 400)

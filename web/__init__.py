@@ -25,14 +25,14 @@ from web.queries import has_demo_platform
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
 
-def _log() -> Log:
+def current_log() -> Log:
     return cast(Log, current_app.extensions["ledger"].log)
 
 
 @bp.context_processor
-def _globals() -> dict[str, Any]:
+def page_globals() -> dict[str, Any]:
     try:
-        log = _log()
+        log = current_log()
         with log.read() as s:
             demo = has_demo_platform(s)
     except (LedgerError, SQLAlchemyError):  # an error page must still render
@@ -71,4 +71,5 @@ def init_app(app: Flask) -> None:
     from web import errors, views_feed, views_pages, views_records, views_stats  # noqa: F401
 
     shared(app.extensions)  # the evenness documents, cached once for the pages and the API
+    errors.init_app(app)
     app.register_blueprint(bp)

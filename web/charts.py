@@ -3,9 +3,17 @@
 Pure: no Flask, no document parsing (``web/views_stats.py`` picks the
 numbers). Every string that reaches the SVG passes through :func:`esc`, so
 a platform's display name or a rule id can never become markup; the
-output has no script, no event handler, no style element, no external
-reference, and a ``<title>`` and ``<desc>`` for screen readers. Pages show
-the charts as ``<img>``, where an SVG can run nothing anyway.
+output has no script, no event handler, no external reference, and a
+``<title>`` and ``<desc>`` for screen readers. Pages show the charts as
+``<img>``, where an SVG can run nothing anyway.
+
+Colours come from :data:`PALETTE`, one role per pair of light and dark
+colours: the light ones are presentation attributes (what a viewer
+without CSS shows), the dark ones one constant ``<style>``
+(:data:`STYLE`) applies by class when the reader prefers a dark scheme,
+in a page's ``<img>`` as in the file opened on its own. No input reaches
+the style, so a standalone chart's Content-Security-Policy allows it by
+its hash (:data:`STYLE_CSP_SOURCE`).
 
 Three kinds, each drawn for a given width (in CSS pixels, so that text
 stays legible on a phone, which gets a narrower drawing rather than a
@@ -21,6 +29,8 @@ shrunken one):
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,10 +39,28 @@ from html import escape
 from ledger import export
 
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
-INK, MUTED, GRID = "#1a1a1a", "#4d4d4d", "#c8c8c8"
-#: Stroke/fill per style: groups in the site's accent blue, the reference
-#: in dark orange; both above 4.5:1 on white, and shapes differ too.
-COLOURS = {"group": "#0b5394", "reference": "#8a4b00"}
+#: Role -> (light, dark), the site's roles (web/static/style.css). On
+#: "paper", text ("ink", "muted") keeps at least 4.5:1 and the marks
+#: ("group" in the accent blue, "reference" in orange; their shapes differ
+#: too) at least 3:1 in both themes, as the median bar ("group") does on a
+#: box's "tint" (tests/test_contrast.py). "grid" lines are decoration.
+PALETTE = {
+    "paper": ("#fff", "#15171a"),
+    "ink": ("#1a1a1a", "#e8e8e8"),
+    "muted": ("#4d4d4d", "#b4b8bf"),
+    "grid": ("#c8c8c8", "#4b5058"),
+    "group": ("#0b5394", "#8fc3ff"),
+    "reference": ("#8a4b00", "#f0a35c"),
+    "tint": ("#dbe7f3", "#1d3550"),
+}
+#: The dark theme. "screen": a printed page stays light.
+STYLE = (
+    "@media screen and (prefers-color-scheme: dark){"
+    + "".join(f".f-{role}{{fill:{dark}}}.s-{role}{{stroke:{dark}}}" for role, (_, dark) in PALETTE.items())
+    + "}"
+)
+#: The CSP source that allows :data:`STYLE` and nothing else (CSP 3, hash-source).
+STYLE_CSP_SOURCE = "'sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode() + "'"
 PAD = 12
 ROW = 46
 TITLE_SIZE, TEXT_SIZE, SMALL_SIZE = 15, 13, 12
@@ -52,11 +80,26 @@ def fit(text: str, width: float, size: int = TEXT_SIZE) -> str:
     return text if len(text) <= most else text[: most - 1] + "…"
 
 
-def _text(x: float, y: float, text: str, size: int = TEXT_SIZE, anchor: str = "start", **attrs: str) -> str:
-    """A text element; ``attrs`` become attributes (``font_weight`` as ``font-weight``)."""
-    attrs.setdefault("fill", INK)
+def paint(fill: str | None = None, stroke: str | None = None) -> str:
+    """Attributes that paint an element's fill and stroke in roles of
+    :data:`PALETTE`: the light roles, and classes for the dark ones."""
+    attrs, classes = [], []
+    for prop, role in (("fill", fill), ("stroke", stroke)):
+        if role is not None:
+            attrs.append(f'{prop}="{PALETTE[role][0]}"')
+            classes.append(f"{prop[0]}-{role}")
+    return " ".join(attrs) + f' class="{" ".join(classes)}"'
+
+
+def _text(
+    x: float, y: float, text: str, size: int = TEXT_SIZE, anchor: str = "start", role: str = "ink", **attrs: str
+) -> str:
+    """A text element in colour ``role``; ``attrs`` become attributes (``font_weight`` as ``font-weight``)."""
     extra = "".join(f' {k.replace("_", "-")}="{esc(v)}"' for k, v in attrs.items())
-    return f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"{extra}>{esc(text)}</text>'
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" {paint(role)}{extra}>'
+        f"{esc(text)}</text>"
+    )
 
 
 def wrap(text: str, width: float, size: int = TEXT_SIZE) -> list[str]:
@@ -92,8 +135,8 @@ def _header_height(heading: Sequence[str], width: int) -> float:
 
 
 def _svg(width: int, height: float, title: str, desc: str, heading: Sequence[str], body: list[str]) -> str:
-    """The document: title and desc for accessibility, a white background,
-    the heading lines drawn at the top, then the body."""
+    """The document: title and desc for accessibility, the dark theme, a
+    background ("paper"), the heading lines drawn at the top, then the body."""
     top: list[str] = []
     y = float(PAD)
     for line, size in _heading(heading, width):
@@ -106,7 +149,8 @@ def _svg(width: int, height: float, title: str, desc: str, heading: Sequence[str
             f'role="img" aria-labelledby="chart-title chart-desc" font-family="{esc(FONT)}">',
             f'<title id="chart-title">{esc(title)}</title>',
             f'<desc id="chart-desc">{esc(desc)}</desc>',
-            f'<rect width="{width}" height="{h}" fill="#fff"/>',
+            f"<style>{STYLE}</style>",
+            f'<rect width="{width}" height="{h}" {paint("paper")}/>',
             *top,
             *body,
             "</svg>",
@@ -115,13 +159,13 @@ def _svg(width: int, height: float, title: str, desc: str, heading: Sequence[str
     )
 
 
-def _stroke(colour: str, width: float) -> str:
-    return f'stroke="{colour}" stroke-width="{width:g}"'
+def _stroke(role: str, width: float, fill: str | None = None) -> str:
+    return f'{paint(fill, role)} stroke-width="{width:g}"'
 
 
-def _line(x1: float, y1: float, x2: float, y2: float, colour: str, width: float = 1, dash: bool = False) -> str:
+def _line(x1: float, y1: float, x2: float, y2: float, role: str, width: float = 1, dash: bool = False) -> str:
     dashes = ' stroke-dasharray="4 3"' if dash else ""
-    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" {_stroke(colour, width)}{dashes}/>'
+    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" {_stroke(role, width)}{dashes}/>'
 
 
 @dataclass(frozen=True)
@@ -139,20 +183,19 @@ class Interval:
 
 def _marker(x: float, y: float, style: str, r: float = 5.5) -> str:
     """A dot for a group, a square for the reference: told apart without colour."""
-    colour = COLOURS[style]
     if style == "reference":
         side = 2 * r * 0.9
         return (
             f'<rect x="{x - side / 2:.1f}" y="{y - side / 2:.1f}" width="{side:.1f}" height="{side:.1f}" '
-            f'fill="{colour}" {_stroke(colour, 2)}/>'
+            f"{_stroke(style, 2, fill=style)}/>"
         )
-    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}" {_stroke(colour, 2)}/>'
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" {_stroke(style, 2, fill=style)}/>'
 
 
-def _whisker(x0: float, x1: float, y: float, colour: str) -> str:
+def _whisker(x0: float, x1: float, y: float, role: str) -> str:
     return (
         f'<path d="M{x0:.1f} {y - 6:.1f}V{y + 6:.1f}M{x0:.1f} {y:.1f}H{x1:.1f}M{x1:.1f} {y - 6:.1f}V{y + 6:.1f}" '
-        f'{_stroke(colour, 2)} fill="none"/>'
+        f'{_stroke(role, 2)} fill="none"/>'
     )
 
 
@@ -196,25 +239,28 @@ class _Rows:
         for i, (label, value) in enumerate(self.labels):
             y = self.band(i)
             # Grid and reference lines in the band only, clear of the words.
-            out += [_line(self.at(f), y - 11, self.at(f), y + 11, GRID) for f, _ in ticks]
+            out += [_line(self.at(f), y - 11, self.at(f), y + 11, "grid") for f, _ in ticks]
             if reference is not None:
-                out.append(
-                    _line(self.at(reference), y - 11, self.at(reference), y + 11, COLOURS["reference"], dash=True)
-                )
+                out.append(_line(self.at(reference), y - 11, self.at(reference), y + 11, "reference", dash=True))
             if self.two_lines:
                 out.append(_text(self.x0, y - 33, fit(label, full), font_weight="600"))
-                out.append(_text(self.x0, y - 17, fit(value, full), fill=MUTED))
+                out.append(_text(self.x0, y - 17, fit(value, full), role="muted"))
             else:
                 out.append(_text(self.x0, y - 17, label, font_weight="600"))
-                out.append(_text(self.x1, y - 17, value, anchor="end", fill=MUTED))
+                out.append(_text(self.x1, y - 17, value, anchor="end", role="muted"))
         axis = self.band(len(self.labels) - 1) + 19
-        out.append(_line(self.x0, axis, self.x1, axis, MUTED))
+        out.append(_line(self.x0, axis, self.x1, axis, "muted"))
         for f, text in ticks:
-            out.append(_line(self.at(f), axis, self.at(f), axis + 5, MUTED))
-            out.append(_text(self.at(f), axis + 18, text, SMALL_SIZE, "middle", fill=MUTED))
+            out.append(_line(self.at(f), axis, self.at(f), axis + 5, "muted"))
+            out.append(_text(self.at(f), axis + 18, text, SMALL_SIZE, "middle", role="muted"))
         out.append(
             _text(
-                (self.x0 + self.x1) / 2, axis + 36, fit(axis_label, full, SMALL_SIZE), SMALL_SIZE, "middle", fill=MUTED
+                (self.x0 + self.x1) / 2,
+                axis + 36,
+                fit(axis_label, full, SMALL_SIZE),
+                SMALL_SIZE,
+                "middle",
+                role="muted",
             )
         )
         return out
@@ -239,8 +285,8 @@ def interval_chart(
     for i, r in enumerate(rows):
         if r.estimate is None or r.lower is None or r.upper is None:
             continue
-        y, colour = layout.band(i), COLOURS[r.style]
-        body.append(_whisker(layout.at(r.lower), layout.at(r.upper), y, colour))
+        y, role = layout.band(i), r.style
+        body.append(_whisker(layout.at(r.lower), layout.at(r.upper), y, role))
         body.append(_marker(layout.at(r.estimate), y, r.style))
     return _svg(width, layout.height, title, desc, heading, body)
 
@@ -291,14 +337,14 @@ def spread_chart(
         if r.quantiles is None:
             continue
         p10, p25, p50, p75, p90 = (layout.at(q / span) for q in r.quantiles)
-        y, colour = layout.band(i), COLOURS[r.style]
-        body.append(_whisker(p10, p90, y, colour))
-        fill = "#fff" if r.style == "reference" else "#dbe7f3"
+        y, role = layout.band(i), r.style
+        body.append(_whisker(p10, p90, y, role))
+        fill = "paper" if r.style == "reference" else "tint"
         box = max(p75 - p25, 1)
         body.append(
-            f'<rect x="{p25:.1f}" y="{y - 8:.1f}" width="{box:.1f}" height="16" fill="{fill}" {_stroke(colour, 2)}/>'
+            f'<rect x="{p25:.1f}" y="{y - 8:.1f}" width="{box:.1f}" height="16" {_stroke(role, 2, fill=fill)}/>'
         )
-        body.append(_line(p50, y - 10, p50, y + 10, colour, 4))
+        body.append(_line(p50, y - 10, p50, y + 10, role, 4))
     return _svg(width, layout.height, title, desc, heading, body)
 
 
@@ -314,19 +360,19 @@ class Series:
 def _series_marks(s: Series, xs: Sequence[float], y: Callable[[float], float], r: float) -> list[str]:
     """One series: a whisker per charted point, a line through consecutive
     charted points, and the markers (radius ``r``) on top."""
-    colour, out, path = COLOURS[s.style], [], []
+    role, out, path = s.style, [], []
     for i, (x, p) in enumerate(zip(xs, s.points, strict=True)):
         if p is None:
             continue
         est, lo, hi = p
         out.append(
             f'<path d="M{x - r:.1f} {y(hi):.1f}H{x + r:.1f}M{x:.1f} {y(hi):.1f}V{y(lo):.1f}M{x - r:.1f} {y(lo):.1f}'
-            f'H{x + r:.1f}" {_stroke(colour, 1.5)} fill="none"/>'
+            f'H{x + r:.1f}" {_stroke(role, 1.5)} fill="none"/>'
         )
         joined = i > 0 and s.points[i - 1] is not None
         path.append(f"{'L' if joined else 'M'}{x:.1f} {y(est):.1f}")
     if path:
-        out.append(f'<path d="{"".join(path)}" {_stroke(colour, 1.5)} fill="none"/>')
+        out.append(f'<path d="{"".join(path)}" {_stroke(role, 1.5)} fill="none"/>')
     return out + [_marker(x, y(p[0]), s.style, r) for x, p in zip(xs, s.points, strict=True) if p is not None]
 
 
@@ -351,8 +397,8 @@ def series_chart(
         body.append(_text(left + 18, legend + 22 * i + 7, fit(s.name, right - left - 18)))
     for tick in (0, 25, 50, 75, 100):
         y = bottom - plot * tick / 100
-        body.append(_line(left, y, right, y, GRID))
-        body.append(_text(left - 6, y + 4, f"{tick}%", SMALL_SIZE, "end", fill=MUTED))
+        body.append(_line(left, y, right, y, "grid"))
+        body.append(_text(left - 6, y + 4, f"{tick}%", SMALL_SIZE, "end", role="muted"))
     slot = (right - left) / max(len(x_labels), 1)
     offset = min(6.0, slot / 6)
     r = max(2.5, min(5.5, slot / 5))  # markers shrink when many periods share the width
@@ -360,11 +406,11 @@ def series_chart(
         xs = [left + slot * (i + 0.5) + offset * (2 * k - len(series) + 1) for i in range(len(s.points))]
         body += _series_marks(s, xs, lambda v: bottom - plot * v, r)
     every = max(1, math.ceil(58 / slot))  # labels about 58 px wide must not touch
-    body.append(_line(left, bottom, right, bottom, MUTED))
+    body.append(_line(left, bottom, right, bottom, "muted"))
     for i, label in enumerate(x_labels):
         if i % every == 0:
-            body.append(_text(left + slot * (i + 0.5), bottom + 18, label, SMALL_SIZE, "middle", fill=MUTED))
-    body.append(_text((left + right) / 2, bottom + 38, axis_label, SMALL_SIZE, "middle", fill=MUTED))
+            body.append(_text(left + slot * (i + 0.5), bottom + 18, label, SMALL_SIZE, "middle", role="muted"))
+    body.append(_text((left + right) / 2, bottom + 38, axis_label, SMALL_SIZE, "middle", role="muted"))
     return _svg(width, bottom + 48, title, desc, heading, body)
 
 

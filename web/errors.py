@@ -2,16 +2,19 @@
 
 Registered on the blueprint, so they answer for the pages' own URLs: a
 record, subject, platform or entry that is not in the log gets a page that
-says so and where to look instead. Views never build error pages.
+says so and where to look instead. Views never build error pages. Any
+other URL outside the API that fails (an unknown address, a wrong method)
+gets the same page through :func:`http_page`, which ``api/errors.py``
+calls for every path that is not the API's.
 """
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import InvalidInput, LedgerError, NotFound, RateLimited, StorageError
-from web import bp
+from web import bp, page_globals
 
 #: Error class -> (HTTP status, title). First match wins.
 TABLE: list[tuple[type[LedgerError], int, str]] = [
@@ -38,3 +41,16 @@ def _ledger_error(e: LedgerError) -> tuple[str, int]:
 @bp.errorhandler(404)
 def _not_found(e: HTTPException) -> tuple[str, int]:
     return page(404, "Not in the log", e.description or "")
+
+
+def http_page(e: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
+    """An HTTP error outside the pages' views, as a page; its headers (a
+    405's Allow) are kept. The blueprint's context is not there: it is added."""
+    status = e.code or 500
+    title = "Not in the log" if status == 404 else (e.name or "Error")
+    body = render_template("error.html", status=status, title=title, detail=e.description or "", **page_globals())
+    return body, status, [(k, v) for k, v in e.get_headers() if k.lower() != "content-type"]
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["page_error"] = http_page

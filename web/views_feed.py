@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from ledger import query
 from ledger.log import Log
 from ledger.vocab import PATTERNS, PUBLIC_CLASSES
-from web import _log, bp, filters
+from web import bp, current_log, filters
 from web.queries import platform_names, subject_latest
 
 
@@ -48,7 +48,7 @@ def feed() -> tuple[str, int] | Response:
         # The form sends every input, empty or not; keep bookmarks short.
         kept = [(k, v) for k, v in request.args.items(multi=True) if v.strip()]
         return redirect(url_for("web.feed") + ("?" + urlencode(kept) if kept else ""))
-    log = _log()
+    log = current_log()
     with log.read() as s:
         names = platform_names(s)
         form = filters.parse(request.args, names)
@@ -74,7 +74,7 @@ def feed() -> tuple[str, int] | Response:
 def subject(subject_key: str) -> tuple[str, int]:
     if not re.fullmatch(PATTERNS["subject_key"], subject_key):
         abort(404, "A subject key is 16 to 128 letters, digits, '-' and '_'.")
-    log = _log()
+    log = current_log()
     with log.read() as s:
         names = platform_names(s)
         latest = subject_latest(s, subject_key)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 
-from flask import abort, render_template
+from flask import Response, abort, render_template
 
 from ledger import query
 from ledger.registry import list_platforms
 from ledger.storage import StoredCheckpoint
-from web import _log, bp
+from web import bp, current_log
 from web.queries import counts, platform_names
 
 NEWEST = 10
@@ -26,9 +26,16 @@ def _checkpoint(cp: StoredCheckpoint) -> dict[str, object]:
     }
 
 
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The pages' icon (every page links it) where a browser looks for one
+    unprompted: a chart or a JSON answer opened on its own links none."""
+    return bp.send_static_file("favicon.svg")
+
+
 @bp.get("/")
 def index() -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         cp = log.latest(s)
         names = platform_names(s)
@@ -52,7 +59,7 @@ def index() -> str:
 
 @bp.get("/log")
 def log_page() -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         cp = log.latest(s)
     return render_template("log.html", origin=log.origin, vkey=log.verifier.to_key(), cp=_checkpoint(cp))
@@ -65,7 +72,7 @@ def about() -> str:
 
 @bp.get("/platforms")
 def platforms() -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         listed = list_platforms(s)
         tally = counts(s, log.latest(s).size)
@@ -77,7 +84,7 @@ def platforms() -> str:
 
 @bp.get("/platforms/<slug>")
 def platform(slug: str) -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         found = [p for p in list_platforms(s) if p["platform"] == slug]
         if not found:

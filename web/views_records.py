@@ -1,10 +1,12 @@
 """A record's page, and log entries by index.
 
 The record page shows every field in plain words, the platform's key and
-signature, the appeal and amendment chain, and the "Verify in your
-browser" panel: ``static/verify.js`` fetches ``/api/v1/records/<index>``
-and ``/api/v1/log`` and checks the entry, its inclusion proof, the
-checkpoint's signature and the platform's signature with WebCrypto.
+signature, the appeal and amendment chain, the inclusion proof against the
+latest signed checkpoint (so that a printed page carries what it takes to
+check it), and the "Verify in your browser" panel: ``static/verify.js``
+fetches ``/api/v1/records/<index>`` and ``/api/v1/log`` and checks the
+entry, its inclusion proof, the checkpoint's signature and the platform's
+signature with WebCrypto.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from ledger.query import history, record_by_id
 from ledger.registry import read_key_states
 from ledger.submit import permalink
 from ledger.tlog import record_hash
-from web import _log, bp, present
+from web import bp, current_log, present
 from web.queries import entry_at, platform_names, record_at
 
 
 @bp.get("/records/<platform>/<record_id>")
 def record(platform: str, record_id: str) -> str:
-    log = _log()
+    log = current_log()
     with log.read() as s:
         row = record_by_id(s, platform, record_id)
         if row is None:
@@ -38,6 +40,9 @@ def record(platform: str, record_id: str) -> str:
         chain = history(s, row)
         names = platform_names(s)
         cp = log.latest(s)
+    # The proof a printed page carries: anyone can check it, on paper or
+    # offline, against the checkpoint printed beside it.
+    proof = log.inclusions([row.leaf_index], cp)[0]
     body = entry.body
     subject = body.get("corrected", body) if body.get("type") == "amendment" else body
     revoked_at = key.revoked_from_ms
@@ -57,6 +62,8 @@ def record(platform: str, record_id: str) -> str:
         chain=chain,
         names=names,
         tree_size=cp.size,
+        checkpoint_note=cp.note.decode(),
+        proof=[base64.b64encode(h).decode() for h in proof.proof],
         permalink=permalink(row.platform, row.record_id),
         tamper=request.args.get("tamper") == "proof",
     )
@@ -72,7 +79,7 @@ def _ms(time: str) -> int:
 @bp.get("/entries/<int(max=9223372036854775807):index>")
 def entry_page(index: int) -> str | Response:
     """A record's entry redirects to its page; a registry entry is shown here."""
-    log = _log()
+    log = current_log()
     with log.read() as s:
         size = log.latest(s).size
         if index >= size:

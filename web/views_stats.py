@@ -31,7 +31,7 @@ from ledger.errors import InvalidInput
 from ledger.evenness import Filters, Publication, find_publication
 from ledger.evenness_cache import EXTENSION, Documents
 from ledger.vocab import PATTERNS
-from web import _log, bp, dashboard
+from web import bp, charts, current_log, dashboard
 from web.queries import platform_names
 
 #: Drawing widths: the page's column on a desktop, and a 360 px phone's.
@@ -40,6 +40,9 @@ WIDTHS = (WIDE, NARROW)
 #: A chart of a pinned tree size never changes (the document does not).
 PINNED_CACHE = "public, max-age=86400"
 _TREE_SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
+#: A chart opened on its own is a document: it may apply its one constant
+#: style (the dark theme), by hash, and load nothing.
+SVG_CSP = f"default-src 'none'; style-src {charts.STYLE_CSP_SOURCE}; base-uri 'none'; frame-ancestors 'none'"
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def _rule_id(args: Mapping[str, str]) -> str:
 
 def _shown() -> Shown:
     pinned = _tree_size(request.args)
-    log = _log()
+    log = current_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
         publication = find_publication(s, cp.size)
@@ -201,7 +204,9 @@ def stats_svg(platform: str, name: str) -> Response:
         raise InvalidInput(f"width must be one of {', '.join(str(w) for w in WIDTHS)}")
     shown, chart = _chart(platform, name)
     svg = chart.svg(int(width))
-    return _file(shown, svg, "image/svg+xml", f'inline; filename="{_filename(shown, platform, name, "svg")}"')
+    resp = _file(shown, svg, "image/svg+xml", f'inline; filename="{_filename(shown, platform, name, "svg")}"')
+    resp.headers["Content-Security-Policy"] = SVG_CSP
+    return resp
 
 
 @bp.get("/stats/<platform>/charts/<name>.csv")

@@ -1,16 +1,19 @@
 """The evenness dashboard in real Chromium against a real gunicorn, on the
 planted-disparity data set of ``tests/test_evenness.py``: every page
-renders at desktop and phone widths with its charts visible (the phone
-gets the narrow drawing), no console error, no failed request, no CSP
-violation and no sideways scroll; the pages work without JavaScript; a
-platform display name holding markup stays text. Screenshots go to
-``test-artifacts/screenshots/``.
+renders at desktop and phone widths, in the light and the dark theme, with
+its charts visible (the phone gets the narrow drawing, the dark theme a
+dark one), no console error, no failed request, no CSP violation, no
+sideways scroll and no axe-core violation of any impact; the pages work
+without JavaScript; printed, they show their charts light and their
+numbers; a platform display name holding markup stays text. Screenshots
+go to ``test-artifacts/screenshots/``.
 
 Skipped where Chromium or Playwright is missing, as ``test_pages.py`` is.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,9 @@ import pytest
 
 from keys.keyfile import write_signer
 from ledger.log import LogProvider
+from tests.browser import axe
 from tests.browser.test_pages import (  # noqa: F401  (fixtures)
+    BACKGROUND,
     DESKTOP,
     ORIGIN,
     PHONE,
@@ -85,11 +90,44 @@ def _charts(page: Page) -> list[dict[str, Any]]:
     return result
 
 
+def _pixel(page: Page, x: float, y: float) -> str:
+    """The colour the page shows at (x, y), as rgb(r, g, b). A 1x1 PNG's
+    one scanline is its filter byte and the pixel, which every PNG filter
+    leaves as it is (there are no neighbours to predict from)."""
+    png = page.screenshot(clip={"x": x, "y": y, "width": 1, "height": 1})
+    data, at = b"", 8
+    while at < len(png):
+        length = int.from_bytes(png[at : at + 4], "big")
+        if png[at + 4 : at + 8] == b"IDAT":
+            data += png[at + 8 : at + 8 + length]
+        at += 12 + length
+    r, g, b = zlib.decompress(data)[1:4]
+    return f"rgb({r}, {g}, {b})"
+
+
+def _chart_paper(page: Page) -> list[str]:
+    """The colour of each chart's background, just inside its border."""
+    out = []
+    for img in page.locator("figure.chart img").all():
+        img.scroll_into_view_if_needed()
+        box = img.bounding_box()
+        assert box is not None
+        out.append(_pixel(page, box["x"] + 4, box["y"] + 4))
+    return out
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("width", ["desktop", "phone"])
-def test_dashboard_pages_render_cleanly(planted_site: tuple[str, str], browser: Browser, width: str) -> None:  # noqa: F811
+def test_dashboard_pages_render_cleanly(
+    planted_site: tuple[str, str],
+    browser: Browser,  # noqa: F811
+    width: str,
+    theme: str,
+) -> None:
     backend, url = planted_site
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE, color_scheme=theme)
+    found: dict[str, str] = {}
     for name, path in PAGES.items():
         page = context.new_page()
         watch = Watch(page)
@@ -112,12 +150,21 @@ def test_dashboard_pages_render_cleanly(planted_site: tuple[str, str], browser: 
             assert HOSTILE in page.locator("h1").inner_text()
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width} width"
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == BACKGROUND[theme], name
+        # The numbers under each chart, shown: the tables a phone scrolls sideways, by keyboard too.
+        for summary in page.locator("figure.chart summary").all():
+            summary.click()
+        violations = axe.violations(page)
+        if violations:
+            found[name] = axe.show(violations)
+        assert _chart_paper(page) == [BACKGROUND[theme]] * len(charts), name
         watch.check(page)
         # After the checks: a full-page screenshot briefly resizes the page,
         # and <picture> then starts (and aborts) a fetch of the other drawing.
-        page.screenshot(path=str(SHOTS / f"{name}-{width}-{backend}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}-{theme}-{backend}.png"), full_page=True)
         page.close()
     context.close()
+    assert not found, "\n".join(f"{name} ({width}, {theme}):\n{text}" for name, text in found.items())
 
 
 def test_dashboard_needs_no_javascript(planted_site: tuple[str, str], browser: Browser) -> None:  # noqa: F811
@@ -143,10 +190,12 @@ def test_dashboard_needs_no_javascript(planted_site: tuple[str, str], browser: B
     context.close()
 
 
-def test_a_chart_opened_on_its_own_is_a_clean_svg(planted_site: tuple[str, str], browser: Browser) -> None:  # noqa: F811
-    """The SVG file, opened as a document (where a script would run), runs nothing and renders."""
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_chart_opened_on_its_own_is_a_clean_svg(planted_site: tuple[str, str], browser: Browser, theme: str) -> None:  # noqa: F811
+    """The SVG file, opened as a document (where a script would run), runs
+    nothing and renders, in the reader's theme: its one style passes its CSP."""
     _, url = planted_site
-    context = browser.new_context(viewport=DESKTOP)
+    context = browser.new_context(viewport=DESKTOP, color_scheme=theme)
     page = context.new_page()
     watch = Watch(page)
     failed: list[str] = []
@@ -162,13 +211,38 @@ def test_a_chart_opened_on_its_own_is_a_clean_svg(planted_site: tuple[str, str],
     assert page.evaluate("document.scripts.length") == 0
     assert HOSTILE in page.evaluate("document.querySelector('title').textContent")
     assert page.locator("text").count() > 10
-    page.screenshot(path=str(SHOTS / "stats-chart-svg.png"))
-    # A bare SVG has no <link rel=icon>: the browser asks for /favicon.ico, which is not there.
-    assert [u for u in failed if not u.endswith("/favicon.ico")] == []
-    watch.problems = [
-        p
-        for p in watch.problems
-        if p != "console error: Failed to load resource: the server responded with a status of 404 (NOT FOUND)"
-    ]
+    assert page.evaluate("getComputedStyle(document.querySelector('rect')).fill") == BACKGROUND[theme]
+    page.screenshot(path=str(SHOTS / f"stats-chart-svg-{theme}.png"))
+    # A bare SVG has no <link rel=icon>: the browser asks for /favicon.ico, which is the site's icon.
+    assert failed == []
     watch.check(page)
+    context.close()
+
+
+def test_a_printed_rule_page_shows_light_charts_and_their_numbers(
+    planted_site: tuple[str, str],
+    browser: Browser,  # noqa: F811
+) -> None:
+    """Printed from the dark theme: black on white, the charts light, the
+    numbers under each chart shown though their <details> are closed, and
+    none of the site's navigation or forms."""
+    backend, url = planted_site
+    context = browser.new_context(viewport=DESKTOP, color_scheme="dark")
+    page = context.new_page()
+    page.goto(url + PAGES["stats-rule-exemptions"])
+    page.emulate_media(media="print")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+    assert page.locator("figure.chart details[open]").count() == 0
+    tables = page.locator("figure.chart table")
+    assert tables.count() == 3
+    for i in range(3):
+        assert tables.nth(i).is_visible(), i
+    for hidden in ("header.site nav", "footer.site", "figure.chart summary", ".downloads"):
+        assert not page.locator(hidden).first.is_visible(), hidden
+    assert _chart_paper(page) == [BACKGROUND["light"]] * 3
+    found = axe.violations(page)
+    assert not found, axe.show(found)
+    (SHOTS.parent / "print").mkdir(parents=True, exist_ok=True)
+    page.pdf(path=str(SHOTS.parent / "print" / f"stats-rule-{backend}.pdf"), format="A4")
+    page.screenshot(path=str(SHOTS / f"stats-rule-print-{backend}.png"), full_page=True)
     context.close()

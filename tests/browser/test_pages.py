@@ -1,8 +1,11 @@
 """The pages in real Chromium (Debian's package, driven by Playwright) against
-a real gunicorn: the feed's filters narrow results, a record verifies in the
-browser and a tampered proof fails visibly, and every main page renders at
-desktop and phone widths with no console error, no failed request and no
-CSP violation. Screenshots go to ``test-artifacts/screenshots/``.
+a real gunicorn: the feed's filters narrow results, by mouse and by
+keyboard; a record verifies in the browser, by keyboard, and a tampered
+proof fails visibly; every main page renders at desktop and phone widths,
+in the light and the dark theme, with no console error, no failed request,
+no CSP violation and no axe-core violation of any impact; a printed record
+carries its proof and checkpoint. Screenshots go to
+``test-artifacts/screenshots/``.
 
 Skipped where Chromium or Playwright is missing, unless
 ``LEDGER_TEST_REQUIRE_BROWSER=1`` (CI), which makes that a failure.
@@ -11,6 +14,7 @@ Skipped where Chromium or Playwright is missing, unless
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import secrets
 import time
@@ -26,6 +30,7 @@ from keys.keyfile import write_signer
 from keys.note import Signer
 from ledger import tlog
 from ledger.log import LogProvider
+from tests.browser import axe
 from tests.browser.dataset import PRESIDENT, XSS, build
 from tests.conftest import PG_URL, _pg_schema_url
 from tests.reference import ListReader
@@ -225,6 +230,64 @@ def test_feed_filters_narrow_the_results(site: tuple[str, str], page: Page) -> N
     watch.check(page)
 
 
+def _tab_to(page: Page, selector: str, limit: int = 200) -> None:
+    """Press Tab, from wherever focus is, until ``selector`` has it."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement?.matches(s) ?? false", selector):
+            return
+    raise AssertionError(f"{selector} is not reached with {limit} presses of Tab")
+
+
+def _focused(page: Page, selector: str) -> bool:
+    return bool(page.evaluate("s => document.activeElement?.matches(s) ?? false", selector))
+
+
+def test_the_feed_filters_work_by_keyboard(site: tuple[str, str], page: Page) -> None:
+    _, url = site
+    watch = Watch(page)
+    page.goto(url + "/records")
+    _tab_to(page, "#f-platform")
+    page.keyboard.type("Other")  # a focused list picks the option whose text starts so
+    assert page.eval_on_selector("#f-platform", "e => e.value") == "other-video"
+    _tab_to(page, "details.more > summary")
+    page.keyboard.press("Enter")
+    assert page.eval_on_selector("details.more", "d => d.open")
+    page.keyboard.press("Tab")
+    assert _focused(page, "details.more .field-grid *"), "Tab after opening “More filters” leads into them"
+    _tab_to(page, "form.filters button[type=submit]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "platform=other-video" in page.url
+    assert _rows(page) == 4
+    _tab_to(page, "p.jump a")
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#results-heading")
+    page.keyboard.press("Tab")
+    assert _focused(page, "section.results a"), "after the jump, Tab goes on into the results"
+    watch.check(page)
+
+
+def test_wide_tables_scroll_sideways_by_keyboard(site: tuple[str, str], browser: Browser) -> None:
+    """On a phone, the API reference's tables are wider than the screen:
+    Tab reaches each one's region, named by its caption, and the arrow keys scroll it."""
+    _, url = site
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(url + "/api/v1/docs")
+    wide = page.eval_on_selector_all(".table-wrap", "ws => ws.filter(w => w.scrollWidth > w.clientWidth).length")
+    assert wide >= 10
+    _tab_to(page, ".table-wrap")
+    region = page.evaluate_handle("document.activeElement")
+    name = page.evaluate("e => document.getElementById(e.getAttribute('aria-labelledby')).textContent", region)
+    assert name.startswith("Parameters of GET ")
+    assert page.evaluate("e => e.scrollWidth > e.clientWidth", region)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("e => e.scrollLeft > 0", arg=region, timeout=5000)  # keyboard scrolling is animated
+    context.close()
+
+
 def test_an_invalid_filter_shows_a_form_error(site: tuple[str, str], page: Page) -> None:
     _, url = site
     page.goto(url + "/records?decided_from=2026-02-31&category=nonsense")
@@ -256,6 +319,68 @@ def test_a_record_verifies_in_the_browser(site: tuple[str, str], page: Page) -> 
     watch.check(page)
 
 
+IN_VIEW = "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"
+
+
+def test_the_verification_works_by_keyboard_and_announces_its_result(site: tuple[str, str], browser: Browser) -> None:
+    """Tab to the button, Enter: when the check ends, focus is on its result,
+    a live region, scrolled into view (on a phone it starts below the fold),
+    and Shift+Tab goes back to the button. In the dark theme, axe finds
+    nothing on the page with its seven steps shown."""
+    backend, url = site
+    context = browser.new_context(viewport=PHONE, color_scheme="dark")
+    page = context.new_page()
+    watch = Watch(page)
+    page.goto(url + "/records/example-social/dec-hos")
+    result = page.locator("#verify-result")
+    assert (result.get_attribute("role"), result.get_attribute("aria-live")) == ("status", "polite")
+    assert page.locator("#verify-steps").get_attribute("aria-live") is None  # the steps would bury the result
+    _tab_to(page, "#verify-button")
+    scrolled = page.evaluate("window.scrollY")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#verify-result.ok", timeout=15000)
+    page.wait_for_function("document.activeElement?.id === 'verify-result'", timeout=5000)
+    assert result.inner_text().startswith("✓ Verified")
+    assert page.evaluate("window.scrollY") > scrolled, "the result was already in view: this checks nothing"
+    assert result.evaluate(IN_VIEW)
+    page.screenshot(path=str(SHOTS / f"verify-passed-phone-dark-{backend}.png"))  # what the reader sees
+    page.keyboard.press("Shift+Tab")
+    assert _focused(page, "#verify-button")
+    found = axe.violations(page)
+    assert not found, axe.show(found)
+    watch.check(page)
+    context.close()
+
+
+def test_a_printed_record_carries_its_proof_and_checkpoint(site: tuple[str, str], browser: Browser) -> None:
+    """Printed (in the dark theme, which print overrides): the record, its
+    inclusion proof, the signed checkpoint and what the verification found,
+    black on white, without the site's navigation or the panel's controls."""
+    backend, url = site
+    context = browser.new_context(viewport=DESKTOP, color_scheme="dark")
+    page = context.new_page()
+    page.goto(url + "/records/example-social/dec-hos")
+    page.emulate_media(media="print")
+    assert not page.locator(".verify").is_visible(), "an unverified panel has nothing to print"
+    page.emulate_media(media="screen")
+    _verify(page)
+    page.emulate_media(media="print")
+    for shown in ("h1", "ol.proof-path", "section.proof pre.note", "#verify-steps", "#verify-result", ".demo-banner"):
+        assert page.locator(shown).first.is_visible(), shown
+    for hidden in ("header.site nav", "footer.site", "#verify-button"):
+        assert not page.locator(hidden).is_visible(), hidden
+    note = page.locator("section.proof pre.note").inner_text()
+    assert note.startswith(ORIGIN + "\n")
+    colours = page.evaluate("[getComputedStyle(document.body).color, getComputedStyle(document.body).backgroundColor]")
+    assert colours == ["rgb(0, 0, 0)", "rgb(255, 255, 255)"]
+    found = axe.violations(page)  # the contrast of every printed colour pair, banners and steps included
+    assert not found, axe.show(found)
+    (SHOTS.parent / "print").mkdir(parents=True, exist_ok=True)
+    page.pdf(path=str(SHOTS.parent / "print" / f"record-{backend}.pdf"), format="A4")
+    page.screenshot(path=str(SHOTS / f"record-print-{backend}.png"), full_page=True)
+    context.close()
+
+
 def test_a_record_signed_with_a_revoked_key_still_verifies(site: tuple[str, str], page: Page) -> None:
     _, url = site
     page.goto(url + "/records/other-video/old-0")
@@ -265,8 +390,13 @@ def test_a_record_signed_with_a_revoked_key_still_verifies(site: tuple[str, str]
     assert "revoked" in steps[-1][1]
 
 
-def test_a_tampered_proof_fails_visibly(site: tuple[str, str], page: Page) -> None:
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_tampered_proof_fails_visibly(site: tuple[str, str], browser: Browser, theme: str) -> None:
+    """Every step's status (passed, failed, the tampering note) and the
+    failed result are readable in both themes: axe checks them shown."""
     backend, url = site
+    context = browser.new_context(viewport=DESKTOP, color_scheme=theme)
+    page = context.new_page()
     watch = Watch(page)
     page.goto(url + "/records/example-social/dec-leg?tamper=proof")
     steps = _verify(page)
@@ -281,8 +411,11 @@ def test_a_tampered_proof_fails_visibly(site: tuple[str, str], page: Page) -> No
     result = page.locator("#verify-result")
     assert "Verification failed" in result.inner_text()
     assert result.is_visible()
-    page.screenshot(path=str(SHOTS / f"verify-tampered-{backend}.png"), full_page=True)
+    found = axe.violations(page)
+    assert not found, axe.show(found)
+    page.screenshot(path=str(SHOTS / f"verify-tampered-{theme}-{backend}.png"), full_page=True)
     watch.check(page)
+    context.close()
 
 
 def test_pages_work_without_javascript(site: tuple[str, str], browser: Browser) -> None:
@@ -301,6 +434,7 @@ PAGES = {
     "home": "/",
     "feed": "/records",
     "feed-filtered": "/records?account_class=political&violation_found=true",
+    "feed-invalid": "/records?decided_from=2026-02-31&category=nonsense&rule_id=a%20b",
     "record": "/records/example-social/dec-hos",
     "record-amendment": "/records/example-social/amd-1",
     "record-appeal": "/records/example-social/apl-1",
@@ -311,36 +445,61 @@ PAGES = {
     "entry": "/entries/0",
     "log": "/log",
     "about": "/about",
+    "record-tampered": "/records/example-social/dec-leg?tamper=proof",
     "not-found": "/records/example-social/no-such-record",
+    "unknown-address": "/no/such/page",
+    "api-docs": "/api/v1/docs",
 }
+STATUS = {"feed-invalid": 400, "not-found": 404, "unknown-address": 404}
+#: The page background of each theme (web/static/style.css, api/static/docs.css).
+BACKGROUND = {"light": "rgb(255, 255, 255)", "dark": "rgb(21, 23, 26)"}
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("width", ["desktop", "phone"])
-def test_main_pages_render_cleanly(site: tuple[str, str], browser: Browser, width: str) -> None:
+def test_main_pages_render_cleanly(site: tuple[str, str], browser: Browser, width: str, theme: str) -> None:
+    """Every page type: no console error, failed request or CSP violation,
+    no sideways scroll, one h1, a description of its own, the icon, and
+    no axe-core violation at all."""
     backend, url = site
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE, color_scheme=theme)
+    found: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
     for name, path in PAGES.items():
         page = context.new_page()
         watch = Watch(page)
         resp = page.goto(url + path)
         assert resp is not None
-        if name == "not-found":
-            assert resp.status == 404
-            # The page's own 404 is expected; the browser logs it as a console error.
-            watch.problems = [p for p in watch.problems if "404" not in p]
-        else:
-            assert resp.status == 200, name
+        assert resp.status == STATUS.get(name, 200), name
+        if name in STATUS:
+            # The page's own error status is expected; the browser logs it as a console error.
+            watch.problems = [p for p in watch.problems if str(STATUS[name]) not in p]
         assert page.locator("h1").count() == 1, name
-        assert page.locator(".demo-banner").is_visible(), name
+        if name != "api-docs":  # the API reference describes the API, not the data
+            assert page.locator(".demo-banner").is_visible(), name
         if name == "record-xss":
             assert XSS in page.locator("main").inner_text()
-        page.screenshot(path=str(SHOTS / f"{name}-{width}-{backend}.png"), full_page=True)
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == BACKGROUND[theme], name
+        descriptions[name] = page.locator('meta[name="description"]').get_attribute("content") or ""
+        icon = page.locator('link[rel="icon"]').get_attribute("href")
+        assert icon, name
+        assert page.request.get(url + icon).headers["content-type"].startswith("image/svg+xml"), name
+        page.screenshot(path=str(SHOTS / f"{name}-{width}-{theme}-{backend}.png"), full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width} width"
+        violations = axe.violations(page)
+        if violations:
+            found[name] = axe.show(violations)
         watch.check(page)
         page.close()
     context.close()
+    assert not found, "\n".join(f"{name} ({width}, {theme}):\n{text}" for name, text in found.items())
+    short = {name: text for name, text in descriptions.items() if len(text) < 60}
+    assert not short, f"pages without a description of their own: {short}"
+    shared = [(a, b) for a, b in itertools.combinations(descriptions, 2) if descriptions[a] == descriptions[b]]
+    # One page with other filters; two addresses that are not in the log.
+    assert shared == [("feed-filtered", "feed-invalid"), ("not-found", "unknown-address")], descriptions
 
 
 # Every inclusion proof of every tree up to this size is checked by verify.js.
@@ -400,3 +559,10 @@ def test_every_small_inclusion_proof_in_the_browser(site: tuple[str, str], page:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def test_axe_reports_what_it_finds(page: Page) -> None:
+    """The check the page tests rely on can fail: a page with known faults gets them reported."""
+    page.set_content('<html><body><img src="data:,"><p><a href="#"></a></p></body></html>')
+    found = {v["id"] for v in axe.violations(page)}
+    assert {"html-has-lang", "image-alt", "link-name", "region", "landmark-one-main", "document-title"} <= found

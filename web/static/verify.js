@@ -16,6 +16,13 @@
 // flipped before step 3, to show that a tampered proof fails.
 //
 // Every string from the server is put in the page with textContent, never as HTML.
+//
+// For keyboard and screen-reader users (WCAG 2.4.3, 4.1.3): while the check
+// runs, the button stays focusable (aria-disabled, not disabled, which
+// would drop focus to the page's body); when it ends, focus moves to the
+// result, which is a live region, and the result is scrolled into view.
+// The steps are not a live region themselves: read as they arrive, seven
+// of them would bury the result.
 "use strict";
 
 (function () {
@@ -320,8 +327,12 @@
     return s.failed;
   }
 
+  let running = false;
+
   async function run() {
-    button.disabled = true;
+    if (running) return;
+    running = true;
+    button.setAttribute("aria-disabled", "true");
     list.replaceChildren();
     list.setAttribute("aria-busy", "true");
     result.className = "result";
@@ -340,7 +351,10 @@
     result.textContent = failed
       ? `✗ Verification failed${tamper ? ", as it must when the proof is tampered with" : ""}: see the steps marked “Failed” above.`
       : "✓ Verified: this record is in the log, under a checkpoint signed by the log's key, and the platform signed it.";
-    button.disabled = false;
+    button.removeAttribute("aria-disabled");
+    running = false;
+    result.focus({ preventScroll: true });
+    result.scrollIntoView({ block: "center" });
   }
 
   // The pure parts, for tests and for readers who want to check them in the console.
