@@ -17,6 +17,7 @@ import web
 from cli import ledger_cli
 from ledger.derived_watch import DerivedWatch
 from ledger.log import LogProvider
+from ledger.tile_publisher import TilesWatch
 
 ROOT = Path(__file__).resolve().parent
 
@@ -42,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "DERIVED_CHECK_SECONDS": 10,
     "DERIVED_FULL_CHECK_SECONDS": 3600,
     "DERIVED_CHECK_STATE": None,
+    # A directory to keep in the c2sp.org/tlog-tiles layout for a static web
+    # server (ledger/tile_publisher.py), checked every TILES_INTERVAL_SECONDS
+    # by one process per machine; None publishes nothing.
+    "TILES_DIR": None,
+    "TILES_INTERVAL_SECONDS": 1.0,
 }
 
 CSP = (
@@ -72,6 +78,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     # Serving processes only (not the operator's commands), once each, after fork.
     app.before_request(watch.start)
+    if app.config["TILES_DIR"]:
+        tiles = app.extensions["tiles_watch"] = TilesWatch(
+            lambda: provider.log, Path(app.config["TILES_DIR"]), float(app.config["TILES_INTERVAL_SECONDS"])
+        )
+        app.before_request(tiles.start)
     api.init_app(app)
     web.init_app(app)
     app.after_request(_security_headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app
@@ -220,3 +221,63 @@ def publish_stats_command(tree_size: int | None) -> None:
     size = document.document["checkpoint"]["tree_size"]
     click.echo(f"evenness statistics (method version {METHOD_VERSION}) of tree size {size}: sha256 {document.sha256}")
     _report("published", res)
+
+
+@ledger_cli.command("publish-tiles")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory a static web server serves as the log's /checkpoint and /tile/.",
+)
+@click.option("--follow", is_flag=True, help="Keep publishing new checkpoints, every --interval seconds.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between rounds."
+)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="With --follow: stop after this many rounds.")
+def publish_tiles_command(directory: Path, follow: bool, interval: float, count: int | None) -> None:
+    """Write the log's tiles, entry bundles and latest checkpoint to DIR (c2sp.org/tlog-tiles).
+
+    Writes only what the tree gained since DIR's own checkpoint, verifies the
+    files against the new checkpoint, and replaces DIR/checkpoint last. Files
+    are never replaced; partial tiles are deleted once their full tile exists.
+    Exits 1 if DIR disagrees with the log (another log's, or a fork).
+    """
+    from ledger.tile_directory import TileDirectory
+    from ledger.tile_publisher import LogTileSource, publish
+
+    if count is not None and not follow:
+        raise click.UsageError("--count needs --follow")
+    log = _provider().log
+    source, tiles = LogTileSource(log), TileDirectory(directory)
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        # The first round's catch-up may write millions of files.
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="writing tiles and bundles", file=sys.stderr).__enter__()
+        bar.update(done - bar.pos)
+
+    rounds = 0
+    try:
+        while True:
+            try:
+                res = publish(source, tiles, log.verifier, progress if rounds == 0 else None)
+            except LedgerError as e:
+                raise click.ClickException(str(e)) from None
+            finally:
+                if bar is not None:
+                    bar.__exit__(None, None, None)
+                    bar = None
+            if res.checkpoint_written:
+                click.echo(f"published tree size {res.size} to {directory} ({res.added} new files since {res.old})")
+            elif rounds == 0:
+                click.echo(f"{directory} is at the log's latest checkpoint, tree size {res.size}")
+            rounds += 1
+            if not follow or (count is not None and rounds >= count):
+                return
+            time.sleep(interval)
+    finally:
+        tiles.unlock()

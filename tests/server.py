@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = "/usr/sbin/nginx"
 DEPLOYMENT = ROOT / "docs" / "deployment.md"
+DOCUMENTED_TILES_DIR = "/var/lib/ledger/tiles"
 
 
 def free_port() -> int:
@@ -109,24 +110,40 @@ def local_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         thread.join(10)
 
 
-def documented_nginx_conf(upstream_port: int, listen_port: int) -> str:
+def documented_nginx_conf(upstream_port: int, listen_port: int, tiles_dir: Path | None = None) -> str:
     """The nginx configuration of docs/deployment.md, as tested: the one
-    ``nginx`` block verbatim except its upstream address and its TLS listen
-    line (plain HTTP on loopback; TLS changes no timeout or buffer). Each
-    rewritten line must occur exactly once, so a changed document fails
-    here rather than testing something else."""
+    ``nginx`` block verbatim except its upstream address, its TLS listen
+    line (plain HTTP on loopback; TLS changes no timeout or buffer) and,
+    given ``tiles_dir``, the tile directory's ``root``. Each rewritten line
+    must occur exactly once, so a changed document fails here rather than
+    testing something else."""
     blocks = re.findall(r"^```nginx\n(.*?)^```$", DEPLOYMENT.read_text(), flags=re.M | re.S)
     if len(blocks) != 1:
         raise AssertionError(f"docs/deployment.md has {len(blocks)} nginx blocks, not one")
     conf = blocks[0]
+    root = f"root {DOCUMENTED_TILES_DIR};"
     for documented, tested in [
         ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
         ("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};"),
+        (root, root if tiles_dir is None else f"root {tiles_dir};"),
     ]:
         if conf.count(documented) != 1:
             raise AssertionError(f"docs/deployment.md's nginx block no longer has {documented!r} once")
         conf = conf.replace(documented, tested)
     return conf
+
+
+def require_nginx() -> None:
+    """Skip the calling test without Debian's nginx, or fail it when
+    LEDGER_TEST_REQUIRE_NGINX=1 (as in CI)."""
+    import pytest
+
+    if Path(NGINX).exists():
+        return
+    why = f"{NGINX} is missing: apt-get install nginx"
+    if os.environ.get("LEDGER_TEST_REQUIRE_NGINX") == "1":
+        pytest.fail(f"nginx tests required (LEDGER_TEST_REQUIRE_NGINX=1) but {why}", pytrace=False)
+    pytest.skip(f"nginx tests skipped: {why}")
 
 
 @contextmanager

@@ -15,7 +15,6 @@ makes that a failure.
 from __future__ import annotations
 
 import json
-import os
 import select
 import socket
 import threading
@@ -31,8 +30,9 @@ import pytest
 
 from keys.records import PlatformKey
 from ledger.log import LogProvider
+from tests import server
 from tests.recordkit import decision, sign
-from tests.server import NGINX, documented_nginx_conf, free_port, gunicorn, nginx
+from tests.server import documented_nginx_conf, free_port, gunicorn, nginx
 
 pytestmark = pytest.mark.slow
 
@@ -155,12 +155,7 @@ def _served(tmp: Path, workers: int) -> Iterator[str]:
 
 @pytest.fixture
 def require_nginx() -> None:
-    if Path(NGINX).exists():
-        return
-    why = f"{NGINX} is missing: apt-get install nginx"
-    if os.environ.get("LEDGER_TEST_REQUIRE_NGINX") == "1":
-        pytest.fail(f"nginx tests required (LEDGER_TEST_REQUIRE_NGINX=1) but {why}", pytrace=False)
-    pytest.skip(f"nginx tests skipped: {why}")
+    server.require_nginx()
 
 
 def test_gunicorn_alone_stops_answering(tmp_path: Path) -> None:
