@@ -83,7 +83,9 @@ class Intake:
         """Append ``recs`` (all or none); raise the project error that says why not."""
         deadline = time.monotonic() + FIND_LEADER_SECONDS
         while True:
-            if self._lead():
+            # A follower already connected to the leader asks no lock: only a
+            # lost connection means the leader may be gone.
+            if not self._connected() and self._lead():
                 return self._append_here(recs)
             try:
                 return self._append_there(recs)
@@ -207,6 +209,9 @@ class Intake:
         if detail:
             error.errors = detail  # type: ignore[attr-defined]
         raise error
+
+    def _connected(self) -> bool:
+        return getattr(self._local, "conn", None) is not None and getattr(self._local, "pid", 0) == os.getpid()
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
