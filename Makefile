@@ -55,7 +55,7 @@ test: lint browser-deps
 soak: $(VENV)/.test-installed
 	LEDGER_SOAK_ROUNDS=$${LEDGER_SOAK_ROUNDS:-40} LEDGER_FUZZ_EXAMPLES=$${LEDGER_FUZZ_EXAMPLES:-200} \
 		LEDGER_SOAK_SECONDS=$${LEDGER_SOAK_SECONDS:-180} \
-		$(BIN)/python -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_fuzz_api.py tests/test_concurrency.py
+		$(BIN)/python -m pytest -q tests/ledger/test_crash.py tests/ledger/test_faults.py tests/api/test_fuzz_api.py tests/e2e/test_concurrency.py
 
 # make bench: the benchmark suite with ceilings (BENCH_QUICK=1 for a < 2 minute run).
 bench: $(VENV)/.test-installed

@@ -15,7 +15,7 @@ from keys.records import public_key_from_text
 from ledger.audit import audit
 from ledger.errors import LedgerError
 from ledger.log import LogProvider
-from ledger.records import format_time
+from ledger.records.entries import format_time
 from ledger.registry import list_platforms, parse_time
 
 ledger_cli = AppGroup("ledger", help="Operate the ledger: initialise it, show its key, audit it, manage platforms.")
@@ -212,7 +212,7 @@ def publish_stats_command(tree_size: int | None) -> None:
     entry, signed by the log's key, recording its digest. Anyone can
     recompute the document from the log and compare.
     """
-    from ledger.evenness import METHOD_VERSION, publish
+    from ledger.evenness_store import METHOD_VERSION, publish
 
     try:
         res, document = publish(_provider().log, tree_size)

@@ -8,7 +8,7 @@ request that names its ``end`` is served as immutable. Downloads therefore
 cache and resume by range; corrections arrive as new entries, never as
 rewritten files. ``/api/v1/export/bundles/<N>.<format>.gz`` is the same for
 the 256 entries of bundle N. ``dsa-csv`` is the records in the column
-layout of the DSA Transparency Database's dumps (:mod:`ledger.dsa`), with
+layout of the DSA Transparency Database's dumps (:mod:`ledger.records.dsa`), with
 no preamble (the checkpoint is a column), so DSA tooling reads it as it is.
 
 Memory stays flat: entries are read, formatted and compressed a batch at a
@@ -28,12 +28,12 @@ from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger import storage
 from ledger.db import checkpoints
-from ledger.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
 from ledger.errors import InvalidInput, NotFound
-from ledger.export import csv_preamble, csv_row, csv_text, header_line, ndjson_line, stored_entry
 from ledger.log import Log
+from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
+from ledger.records.export import csv_preamble, csv_row, csv_text, header_line, ndjson_line, stored_entry
 from ledger.storage import StoredCheckpoint
-from ledger.tile import TILE_WIDTH
+from ledger.tlog.tile import TILE_WIDTH
 
 bp = Blueprint("export", __name__, url_prefix="/api/v1/export")
 

@@ -19,9 +19,8 @@ from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger import query
 from ledger.errors import InvalidInput
-from ledger.records import format_time
-from ledger.submit import permalink
-from ledger.vocab import (
+from ledger.records.entries import format_time
+from ledger.records.vocab import (
     ACCOUNT_CLASSES,
     ACTIONS,
     AUTOMATED_DECISIONS,
@@ -35,6 +34,7 @@ from ledger.vocab import (
     REVIEW_PATHS,
     SEVERITIES,
 )
+from ledger.submit import permalink
 
 bp = Blueprint("feed", __name__, url_prefix="/api/v1")
 

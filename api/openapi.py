@@ -5,7 +5,7 @@ apispec generates the document from the marshmallow schemas that validate
 input (``api/schemas.py``, ``api/submissions.py``, ``api/record_schema.py``,
 ``api/feed.py``), so what is documented is what is checked. The views build
 their answers as dicts, so the response schemas below are written here from
-the view code: they document and never validate. ``tests/test_openapi.py``
+the view code: they document and never validate. ``tests/api/test_openapi.py``
 holds them to the real answers field by field, and every route of the app to
 the document and back.
 
@@ -42,7 +42,7 @@ from api.record_schema import AmendmentRecord, AppealRecord, DecisionRecord
 from api.schemas import ConsistencyQuery, InclusionQuery
 from api.stats import EvennessQuery
 from api.submissions import MAX_ITEMS, SignatureSchema, SubmissionItemSchema
-from ledger.vocab import (
+from ledger.records.vocab import (
     ACCOUNT_CLASSES,
     ACTIONS,
     APPEAL_OUTCOMES,
@@ -76,11 +76,11 @@ B64_32 = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"
 B64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 # api.params.Hash: 64 lower-case hex digits or padded base64, exactly.
 HASH_PARAM = r"^(?:[0-9a-f]{64}|[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)$"
-# ledger.records.format_time: RFC 3339 UTC with milliseconds.
+# ledger.records.entries.format_time: RFC 3339 UTC with milliseconds.
 LOG_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
 # api.feed.TimeParam: a date, or a UTC date-time with 0-6 fraction digits.
 FEED_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)?$"
-# ledger.tile.parse_tile_path, without the leading "tile/": level -1 (entries)
+# ledger.tlog.tile.parse_tile_path, without the leading "tile/": level -1 (entries)
 # to 63, index groups without a leading x000, partial width 1 to 255.
 TILE_PATH = (
     r"^(?:entries|[0-9]|[1-5][0-9]|6[0-3])/(?:x(?:00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})/(?:x[0-9]{3}/)*)?[0-9]{3}"
@@ -733,9 +733,9 @@ def _export_paths(ma: MarshmallowPlugin) -> Paths:
             "end": f"One past the last entry, at most start + {MAX_RANGE} and within the tree; a named end makes "
             f"the answer immutable. Absent: the smaller of the tree size and start + {MAX_RANGE}, not cached.",
             "format": "ndjson: a header line, then one line per entry (the faithful form); csv: the records, "
-            "flattened into the columns of ledger/export.py, text that a spreadsheet would run as a formula "
+            "flattened into the columns of ledger/records/export.py, text that a spreadsheet would run as a formula "
             "prefixed with '.; dsa-csv: the records in the columns of the DSA Transparency Database's daily "
-            "dumps, then this ledger's (ledger/dsa.py, docs/records.md), without a preamble.",
+            "dumps, then this ledger's (ledger/records/dsa.py, docs/records.md), without a preamble.",
         },
     )
     bundle = [
@@ -868,7 +868,7 @@ def _stats_paths(ma: MarshmallowPlugin) -> Paths:
                 "Were public accounts and ordinary users treated alike, as far as the recorded decisions show? "
                 "Rates, times and actions by platform, rule and account class, compared with ordinary users, "
                 "with intervals, tests, Benjamini-Hochberg q-values and plain-words sentences. Reproducible byte "
-                "for byte from the log's entries (ledger.evenness.compute_document).",
+                "for byte from the log's entries (ledger.evenness_store.compute_document).",
                 {
                     "200": ok,
                     "304": {"description": "Not modified (If-None-Match)."},
@@ -902,7 +902,7 @@ c2sp.org/tlog-tiles).
 
 Every proof names the signed checkpoint it was computed against, so no answer needs to be
 trusted: verify the checkpoint with the log's verifier key, obtained out of band, then the
-proof against it. README.md, section "Verifying the log", shows how, with ledger/verify.py
+proof against it. README.md, section "Verifying the log", shows how, with ledger/tlog/verify.py
 or Go's sumdb packages. Hashes and entries are standard padded base64. Errors are RFC 9457
 application/problem+json."""
 

@@ -26,7 +26,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ledger.vocab import CONTROL_CHARACTERS, PATTERNS
+from ledger.records.vocab import CONTROL_CHARACTERS, PATTERNS
 
 __all__ = [
     "FORBIDDEN_CHARACTER",

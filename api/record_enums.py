@@ -1,9 +1,9 @@
 """The leaves of record schema version 1 in marshmallow: the fields that
-check one value against the vocabularies and patterns of :mod:`ledger.vocab`.
+check one value against the vocabularies and patterns of :mod:`ledger.records.vocab`.
 They build the OpenAPI document's record schemas (``api/openapi.py``); records
 are validated by :mod:`api.record_validator`.
 
-The vocabularies and patterns themselves live in :mod:`ledger.vocab`
+The vocabularies and patterns themselves live in :mod:`ledger.records.vocab`
 (re-exported here), and the time parsing in :mod:`api.record_checks`.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from marshmallow import ValidationError, fields
 
 from api.record_checks import FUTURE_SLACK, parse_date, parse_date_time
-from ledger.vocab import (  # noqa: F401 (re-exported for the schema and its tests)
+from ledger.records.vocab import (  # noqa: F401 (re-exported for the schema and its tests)
     ACCOUNT_CLASSES,
     ACTIONS,
     AMENDMENT_REASONS,

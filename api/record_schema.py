@@ -3,7 +3,7 @@
 Records are validated by :func:`api.record_validator.validate_record`, which
 compiles ``docs/schema/record-v1.schema.json``, the source of truth. These
 schemas describe the same rules field by field for ``api/openapi.py``, and
-:func:`load_errors` runs them so that ``tests/test_record_validator.py`` can
+:func:`load_errors` runs them so that ``tests/api/test_record_validator.py`` can
 hold them to the JSON Schema's verdicts. Time ordering, the five-minute
 future bound and the control-character search are stated here as well as in
 :mod:`api.record_validator`, so that this second statement stands on its own.
@@ -218,7 +218,7 @@ _NUMBERED = "digits and separators after at most one tag of 1 to 3 letters (dec-
 
 
 def _check_numbered_id(data: dict[str, Any], whose: str) -> None:
-    """A record_id that cannot spell a name: see ``numbered_record_id`` in :mod:`ledger.vocab`."""
+    """A record_id that cannot spell a name: see ``numbered_record_id`` in :mod:`ledger.records.vocab`."""
     if not enums.matches("numbered_record_id", data["record_id"]):
         raise ValidationError(f"{whose}: must be {_NUMBERED}", "record_id")
 
@@ -362,7 +362,7 @@ def load_errors(record: object, now: datetime) -> list[dict[str, str]]:
     """The errors marshmallow finds in ``record``, in :func:`api.record_validator.validate_record`'s form.
 
     Not on the write path: a second, independent statement of the rules, held
-    to the JSON Schema's verdicts by ``tests/test_record_validator.py`` so that
+    to the JSON Schema's verdicts by ``tests/api/test_record_validator.py`` so that
     the OpenAPI document generated from these schemas cannot drift from the
     contract. Paths may differ where the two phrase one rule at different places.
     """

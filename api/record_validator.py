@@ -29,7 +29,7 @@ from typing import Any
 import jsonschema_rs
 
 from api.record_checks import SCHEMA_VERSION_MESSAGE, Times, clean, pointer_join, refused_strings
-from ledger.vocab import ENUMS, LEGAL_CITATION_MAX, PATTERNS, RECORD_TYPES
+from ledger.records.vocab import ENUMS, LEGAL_CITATION_MAX, PATTERNS, RECORD_TYPES
 
 __all__ = ["SCHEMA", "SCHEMA_PATH", "validate_record"]
 

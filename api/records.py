@@ -16,7 +16,7 @@ from ledger import storage
 from ledger.db import records
 from ledger.errors import NotFound
 from ledger.query import history
-from ledger.records import format_time, parse_entry
+from ledger.records.entries import format_time, parse_entry
 from ledger.registry import list_platforms, read_key_states
 from ledger.submit import permalink
 

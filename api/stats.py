@@ -2,7 +2,7 @@
 
 The answer is RFC 8785 JSON of ``{"document", "document_sha256",
 "publication"}``: the document's bytes appear in it exactly as
-``ledger.evenness.compute_document`` made them (so the digest can be
+``ledger.evenness_store.compute_document`` made them (so the digest can be
 checked on the bytes received), and ``publication`` says whether, and at
 which log entry, the digest of the unfiltered document of that tree size
 was published (``flask ledger publish-stats``), else null.
@@ -29,10 +29,10 @@ from marshmallow import RAISE, Schema, fields, validate
 from api.feed import TimeParam
 from api.params import StrictInt, parse_query
 from api.state import get_log
-from ledger.evenness import GROUPS, METRICS, Filters, Publication, find_publication
 from ledger.evenness_cache import EXTENSION, Documents, shared
-from ledger.records import canonical
-from ledger.vocab import PATTERNS
+from ledger.evenness_store import GROUPS, METRICS, Filters, Publication, find_publication
+from ledger.records.entries import canonical
+from ledger.records.vocab import PATTERNS
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1/stats")
 

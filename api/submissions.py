@@ -26,7 +26,7 @@ from api.record_validator import validate_record
 from api.request_body import read_body
 from api.state import get_log
 from ledger.errors import InvalidInput
-from ledger.records import format_time, parse_json
+from ledger.records.entries import format_time, parse_json
 from ledger.submit import permalink, verify_items
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/v1")

@@ -21,7 +21,7 @@ from flask import Blueprint, Response
 from api.state import get_log
 from ledger.cosign import cosigned_note, latest_cosigned
 from ledger.errors import NotFound
-from ledger.tile import parse_tile_path
+from ledger.tlog.tile import parse_tile_path
 
 bp = Blueprint("tlog", __name__)
 

@@ -1,7 +1,7 @@
 """JSON conveniences over the log: its state, entries, and proofs.
 
 Every proof names the signed checkpoint it is against, so a client can
-check the answer without trusting this server (``ledger.verify``).
+check the answer without trusting this server (``ledger.tlog.verify``).
 Hashes and entries are standard padded base64, as in checkpoints.
 """
 

@@ -9,7 +9,7 @@ template is canonicalised once with a placeholder ``record_id`` that is
 then substituted in the bytes (RFC 8785 orders members by key, never by
 value, and the IDs need no escaping), and one ``SigningKey`` signs them
 all. :meth:`Corpus.check` proves this fast path gives the very bytes that
-``ledger.records.canonical`` and ``PlatformKey.sign`` (what the client
+``ledger.records.entries.canonical`` and ``PlatformKey.sign`` (what the client
 uses) give, before any of its output is used.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 import nacl.signing
 
 from keys.records import ALG, RECORD_CONTEXT, PlatformKey
-from ledger.index_rows import index_row
-from ledger.records import canonical, entry_bytes
+from ledger.records.entries import canonical, entry_bytes
+from ledger.records.index_rows import index_row
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"

@@ -39,8 +39,8 @@ from ledger.db import records
 from ledger.log import Log, LogProvider
 from ledger.query import insert_index
 from ledger.sequencer import MAX_BATCH, Plan
-from ledger.tlog import record_hash
-from ledger.verify import verify_checkpoint, verify_entry
+from ledger.tlog.merkle import record_hash
+from ledger.tlog.verify import verify_checkpoint, verify_entry
 
 RECORDS_PATH = "/api/v1/records"
 

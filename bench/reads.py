@@ -2,7 +2,7 @@
 bulk export, and the auditor's client (mirror, full verification).
 
 Every read benchmark checks what it got: proofs are verified against the
-signed checkpoint they come with (``ledger.verify``), tiles have the size
+signed checkpoint they come with (``ledger.tlog.verify``), tiles have the size
 their path promises, feed pages are not empty, and exports hold one line
 per entry, so an endpoint that failed fast cannot pass for a fast one.
 """
@@ -28,8 +28,8 @@ from bench import child_signals, loadgen
 from bench.profile import sampling
 from keys.note import Verifier
 from ledger.db import hashes
-from ledger.tile import TILE_HEIGHT, TILE_WIDTH, Tile
-from ledger.verify import verify_checkpoint, verify_inclusion
+from ledger.tlog.tile import TILE_HEIGHT, TILE_WIDTH, Tile
+from ledger.tlog.verify import verify_checkpoint, verify_inclusion
 
 #: The cheapest Flask endpoint the app serves: the same WSGI stack, request
 #: handling and security headers as every read, no database. (A static

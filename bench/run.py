@@ -37,7 +37,7 @@ from bench import ceilings, child_signals, report
 from bench.corpus import Corpus, Signed, sign_chunk
 from bench.suite import Suite
 from keys.records import RECORD_CONTEXT
-from ledger.records import entry_bytes
+from ledger.records.entries import entry_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

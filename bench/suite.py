@@ -34,8 +34,8 @@ from bench.report import figure, load_figure, missing, with_ceiling
 from bench.server import Database, Server, database, gunicorn
 from keys.note import Verifier
 from ledger.db import entries
-from ledger.records import entry_bytes as ledger_entry_bytes
-from ledger.verify import verify_checkpoint
+from ledger.records.entries import entry_bytes as ledger_entry_bytes
+from ledger.tlog.verify import verify_checkpoint
 
 if TYPE_CHECKING:
     from bench.run import Config

@@ -33,7 +33,7 @@ from client.witness import witness_cli
 from keys.keyfile import ExposedKeyFile, read_private_text, write_private_text
 from keys.records import PlatformKey
 from ledger.errors import InvalidInput, LedgerError
-from ledger.records import parse_json
+from ledger.records.entries import parse_json
 
 T = TypeVar("T")
 #: At most this many bad lines are listed; the rest are counted.
@@ -74,7 +74,7 @@ def read_platform_key(path: Path) -> PlatformKey:
 
 
 def parse_lines(lines: Iterable[bytes], parse: Callable[[Any, int], T]) -> Iterator[tuple[int, T | InvalidInput]]:
-    """Parse NDJSON strictly (:func:`ledger.records.parse_json`), one value a line.
+    """Parse NDJSON strictly (:func:`ledger.records.entries.parse_json`), one value a line.
 
     Yields (line number, ``parse(value, line number)`` or the error), so a
     caller can report every bad line before writing anything. Blank lines

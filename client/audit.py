@@ -58,11 +58,11 @@ from client.tiles import (
     verified_bundles,
 )
 from keys.note import Verifier, b64decode_exact
-from ledger.checkpoint import Checkpoint
-from ledger.cosigned import verify_cosigned
 from ledger.errors import InvalidInput, LedgerError, ProofError
-from ledger.records import canonical, parse_entry
-from ledger.verify import verify_consistency
+from ledger.records.entries import canonical, parse_entry
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.cosigned import verify_cosigned
+from ledger.tlog.verify import verify_consistency
 
 EXIT_UNVERIFIED = 3
 EXIT_FORKED = 4

@@ -18,11 +18,11 @@ from client.platform import VerificationFailed, get_field
 from client.tiles import open_cp
 from keys.note import Verifier, b64decode_exact
 from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT, platform_key_id, verify_signature
-from ledger.checkpoint import Checkpoint
-from ledger.entry_check import parse_canonical_entry
 from ledger.errors import InvalidInput, ProofError
-from ledger.records import parse_entry
-from ledger.tlog import check_record, record_hash
+from ledger.records.entries import parse_entry
+from ledger.records.entry_check import parse_canonical_entry
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.merkle import check_record, record_hash
 
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")

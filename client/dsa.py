@@ -4,7 +4,7 @@
 Transparency Database's API takes (and returns, and serves for download),
 into a schema-v1 decision record; :func:`compare` reports, field by field,
 whether a record and a statement agree. The correspondence of each field is
-:mod:`ledger.dsa`'s and is documented in ``docs/records.md`` ("The DSA
+:mod:`ledger.records.dsa`'s and is documented in ``docs/records.md`` ("The DSA
 Transparency Database").
 
 A statement lacks what schema v1 records about the decision and the account
@@ -32,8 +32,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger import dsa, vocab
 from ledger.errors import InvalidInput
+from ledger.records import dsa, vocab
 
 #: The fields of a statement as the DSA API documents them (request body).
 STATEMENT_FIELDS = frozenset(
@@ -460,9 +460,9 @@ def compare(record: Mapping[str, Any], st: Mapping[str, Any]) -> list[Agreement]
     """Each shared field as agreeing, differing, or absent (from either side).
 
     ``record`` is a decision or an amendment (its corrected decision is
-    compared); values are compared in the DSA's form (:func:`ledger.dsa.statement_fields`),
+    compared); values are compared in the DSA's form (:func:`ledger.records.dsa.statement_fields`),
     lists as sets, dates by their day, the action by what the statement's
-    restrictions stand for (:data:`ledger.dsa.RESTRICTION_ACTIONS`).
+    restrictions stand for (:data:`ledger.records.dsa.RESTRICTION_ACTIONS`).
     """
     if record.get("type") == "appeal":
         raise InvalidInput("an appeal holds no decision to compare with a statement of reasons")

@@ -2,7 +2,7 @@
 
 The server's ``GET /api/v1/stats/evenness`` document is a pure function of
 the record entries below a checkpoint, the checkpoint and the filters
-(:mod:`ledger.evenness`). This command recomputes it from a mirror
+(:mod:`ledger.evenness_store`). This command recomputes it from a mirror
 (``mirror --db``) with the very same code, ``facts_from_entries`` and
 ``compute_document``, and compares the two byte for byte.
 
@@ -14,7 +14,7 @@ mirror are hashed again and must give that checkpoint's root, so the
 recomputation rests on nothing but the log's signature and the entries.
 
 Both sides write their numbers by the same numeric contract
-(:mod:`ledger.evenness_document`: floats rounded to 10 significant
+(:mod:`ledger.evenness.document`: floats rounded to 10 significant
 digits), so a C library whose ``exp`` or ``log`` differs in the last bit
 from the server's still gives the same bytes; the command says which
 contract it applied.
@@ -46,11 +46,11 @@ from client.platform import VerificationFailed
 from client.tiles import open_cp
 from keys.note import Verifier
 from ledger.errors import InvalidInput
-from ledger.evenness_document import NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
-from ledger.evenness_facts import GROUPS, METRICS, Filters, facts_from_entries
-from ledger.frontier import Frontier
-from ledger.records import canonical, parse_json
-from ledger.tlog import record_hash
+from ledger.evenness.document import NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
+from ledger.evenness.facts import GROUPS, METRICS, Filters, facts_from_entries
+from ledger.records.entries import canonical, parse_json
+from ledger.tlog.frontier import Frontier
+from ledger.tlog.merkle import record_hash
 
 PATH = "/api/v1/stats/evenness"
 #: Differences listed at most; the rest are counted.

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from ledger.errors import InvalidInput, LedgerError
-from ledger.records import parse_json
+from ledger.records.entries import parse_json
 
 USER_AGENT = "mdl-client/1"
 #: Statuses worth asking again; everything else is the server's last word.

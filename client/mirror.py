@@ -17,7 +17,7 @@ researcher to query offline with any SQLite tool::
         the registry entries: platform_added, key_added, key_revoked
     frontier(level INTEGER PRIMARY KEY, hashes BLOB)
         bookkeeping: the right edge of the tree of the mirrored entries
-        (ledger.frontier; level L holds the level-8L hashes not yet in a full
+        (ledger.tlog.frontier; level L holds the level-8L hashes not yet in a full
         tile, concatenated), so a later run verifies without rereading entries
 
 The file's ``PRAGMA application_id`` is 0x6D646C6D ("mdlm"); ``mirror``
@@ -35,7 +35,7 @@ holding the signed checkpoint they belong to. NDJSON lines are the RFC 8785
 JSON of ``{"index", "leaf_hash", "logged_at", "record", "signature"}``.
 CSV and Parquet (needs pyarrow; ``index`` an int64, every other column a
 string, as in the CSV) have the rows and columns of the server's CSV export,
-defined once in :mod:`ledger.export` (``CSV_COLUMNS``, ``csv_row``), which
+defined once in :mod:`ledger.records.export` (``CSV_COLUMNS``, ``csv_row``), which
 documents them: one flat row per record, nested fields by dotted path, and
 text that a spreadsheet would run as a formula (beginning with ``= + - @``,
 tab or carriage return; or with ``'``, so the prefix can be removed exactly)
@@ -43,7 +43,7 @@ prefixed with ``'``; numbers stay numbers. The CSV is byte for byte the
 export's after its ``# checkpoint:`` line. NDJSON stays the faithful form.
 ``--dsa-csv`` writes the records in the column layout of the DSA
 Transparency Database's daily dumps, then this ledger's columns
-(:mod:`ledger.dsa`): byte for byte the server's ``format=dsa-csv`` export
+(:mod:`ledger.records.dsa`): byte for byte the server's ``format=dsa-csv`` export
 of the same records at the same checkpoint.
 """
 
@@ -66,14 +66,14 @@ from client.http import ClientError, Http
 from client.platform import VerificationFailed
 from client.tiles import TileClient, TileHashReader, check_extends, open_cp, verified_bundles
 from keys.note import Verifier
-from ledger.checkpoint import Checkpoint
-from ledger.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
-from ledger.entry_check import parse_canonical_entry
 from ledger.errors import InvalidInput
-from ledger.export import CSV_COLUMNS, csv_row, csv_text
-from ledger.frontier import Frontier
-from ledger.records import canonical, parse_json
-from ledger.tlog import HASH_SIZE, tree_hash
+from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
+from ledger.records.entries import canonical, parse_json
+from ledger.records.entry_check import parse_canonical_entry
+from ledger.records.export import CSV_COLUMNS, csv_row, csv_text
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.frontier import Frontier
+from ledger.tlog.merkle import HASH_SIZE, tree_hash
 
 #: ``PRAGMA application_id`` of a mirror file ("mdlm"), so that no other database is mistaken for one.
 APPLICATION_ID = 0x6D646C6D
@@ -276,7 +276,7 @@ def write_csv(mirror: Mirror, path: Path, note: bytes) -> int:
 
 
 def write_dsa_csv(mirror: Mirror, path: Path, note: bytes) -> int:
-    """The records in the DSA dump's columns and this ledger's (:mod:`ledger.dsa`)."""
+    """The records in the DSA dump's columns and this ledger's (:mod:`ledger.records.dsa`)."""
     if mirror.last is None:
         raise AssertionError("mirror: export before any checkpoint was verified")
     cp = mirror.last[0]

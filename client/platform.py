@@ -31,11 +31,11 @@ from typing import IO, Any, TypeVar
 from client.http import RETRY_STATUSES, ClientError, Http, ProblemResponse, RetryPolicy, Unreachable
 from keys.note import Verifier, b64decode_exact
 from keys.records import ALG, RECORD_CONTEXT, PlatformKey
-from ledger.checkpoint import Checkpoint
 from ledger.errors import InvalidInput, LedgerError, ProofError
-from ledger.records import canonical, entry_bytes, format_time, parse_entry
-from ledger.tlog import HASH_SIZE, record_hash
-from ledger.verify import verify_checkpoint, verify_consistency, verify_inclusion
+from ledger.records.entries import canonical, entry_bytes, format_time, parse_entry
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.merkle import HASH_SIZE, record_hash
+from ledger.tlog.verify import verify_checkpoint, verify_consistency, verify_inclusion
 
 MAX_BATCH = 1000
 RECORDS_PATH = "/api/v1/records"
@@ -129,7 +129,7 @@ def parse_time(s: str) -> int:
 
 def record_entry(logged_at: str, canonical_record: bytes, signature: dict[str, str]) -> bytes:
     """The log entry of a record logged at ``logged_at`` (the log's string), via
-    :func:`ledger.records.entry_bytes`, the one producer of entry bytes."""
+    :func:`ledger.records.entries.entry_bytes`, the one producer of entry bytes."""
     return entry_bytes(parse_time(logged_at), "record", canonical_record, signature)
 
 

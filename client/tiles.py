@@ -1,7 +1,7 @@
 """Reading a log through its tiles (c2sp.org/tlog-tiles), trusting none of them.
 
 :class:`TileClient` fetches ``/checkpoint``, hash tiles and entry bundles.
-:class:`TileHashReader` is a :class:`ledger.tlog.HashReader` over those
+:class:`TileHashReader` is a :class:`ledger.tlog.merkle.HashReader` over those
 tiles for one verified checkpoint: a port of Go's ``tlog.TileHashReader``
 (golang.org/x/mod/sumdb/tlog/tile.go). Before it returns any hash it has
 checked every tile it used: the tiles on the tree's right edge by
@@ -24,10 +24,22 @@ from collections.abc import Callable, Iterator, Sequence
 from client.http import Http, ProblemResponse
 from client.platform import VerificationFailed
 from keys.note import Verifier
-from ledger.checkpoint import Checkpoint
 from ledger.errors import InvalidInput, ProofError
-from ledger.frontier import Frontier
-from ledger.tile import (
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.frontier import Frontier
+
+# Go's tile reader uses tlog's subTreeIndex too: the stored hashes whose
+# fold is the tree hash, i.e. the right edge of the tree.
+from ledger.tlog.merkle import (
+    HASH_SIZE,
+    node_hash,
+    prove_tree,
+    record_hash,
+    stored_hash_index,
+    sub_tree_index,
+    tree_hash,
+)
+from ledger.tlog.tile import (
     ENTRIES_LEVEL,
     MAX_LEVEL,
     TILE_HEIGHT,
@@ -38,11 +50,7 @@ from ledger.tile import (
     tile_for_index,
     tile_hash,
 )
-
-# Go's tile reader uses tlog's subTreeIndex too: the stored hashes whose
-# fold is the tree hash, i.e. the right edge of the tree.
-from ledger.tlog import HASH_SIZE, node_hash, prove_tree, record_hash, stored_hash_index, sub_tree_index, tree_hash
-from ledger.verify import verify_checkpoint
+from ledger.tlog.verify import verify_checkpoint
 
 #: A checkpoint is a few lines; anything much longer is not one.
 MAX_CHECKPOINT_BYTES = 1 << 16

@@ -11,7 +11,7 @@ file could be made to cosign a fork. The state file is therefore replaced
 atomically (write, fsync, rename, fsync the directory) before each answer,
 and locked so that two witness processes never share it.
 
-The protocol decisions are in :mod:`ledger.witness`; this module adds the
+The protocol decisions are in :mod:`ledger.tlog.witness`; this module adds the
 key file, the state file and the HTTP server (standard library only).
 """
 
@@ -38,7 +38,7 @@ from keys.cosignature import CosignatureSigner
 from keys.keyfile import ExposedKeyFile, read_private_text, write_private_text
 from keys.note import NoteVerifier, Verifier, b64decode_exact
 from ledger.errors import InvalidInput, LedgerError, ProofError
-from ledger.witness import (
+from ledger.tlog.witness import (
     SIZE_CONTENT_TYPE,
     SizeConflict,
     TreeHead,

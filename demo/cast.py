@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ledger.vocab import POLITICAL_CLASSES
+from ledger.records.vocab import POLITICAL_CLASSES
 
 SEVERITY_ORDER = ("low", "medium", "high", "critical")
 

@@ -44,7 +44,7 @@ from statistics import NormalDist
 from typing import TypeVar
 
 from demo.cast import CHIRP_CIVIC, EXEMPT_ACTIONS, FACESPACE_HATE, NO_VIOLATION_ACTIONS, PLATFORMS, Platform, Rule
-from ledger.vocab import ACCOUNT_CLASSES, POLITICAL_CLASSES
+from ledger.records.vocab import ACCOUNT_CLASSES, POLITICAL_CLASSES
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)

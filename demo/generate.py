@@ -25,7 +25,7 @@ from demo.cast import PLATFORMS, Platform
 from demo.design import DAY, HORIZON, Case, allocate, design, group, spread, ts
 from demo.records import Accounts, Fmt, Timeline, decision_body, iso, pick, timeline
 from keys.records import PlatformKey
-from ledger.vocab import AMENDMENT_REASONS, ORDINARY_FOLLOWER_BUCKETS, PUBLIC_FOLLOWER_BUCKETS
+from ledger.records.vocab import AMENDMENT_REASONS, ORDINARY_FOLLOWER_BUCKETS, PUBLIC_FOLLOWER_BUCKETS
 
 MIN_RECORDS = 100
 #: Shares of the records that are amendments and appeals; the rest are decisions.

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from keys.note import Verifier
 from ledger import derived, storage
-from ledger.checkpoint import open_checkpoint
 from ledger.errors import InvalidInput, ProofError
-from ledger.frontier import Frontier, Row
-from ledger.tlog import EMPTY_ROOT, record_hash
+from ledger.tlog.checkpoint import open_checkpoint
+from ledger.tlog.frontier import Frontier, Row
+from ledger.tlog.merkle import EMPTY_ROOT, record_hash
 
 BATCH = 4096
 

@@ -41,7 +41,7 @@ from ledger.db import is_sqlite, metadata, writer
 from ledger.errors import InvalidInput, LedgerError, ProofError
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
-from ledger.witness import SIZE_CONTENT_TYPE, AddCheckpoint, parse_cosignatures, parse_size
+from ledger.tlog.witness import SIZE_CONTENT_TYPE, AddCheckpoint, parse_cosignatures, parse_size
 
 #: c2sp.org/signed-note: verifiers must accept at least 16 signatures; the
 #: log's own and this many cosignatures stay within that.

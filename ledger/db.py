@@ -189,7 +189,7 @@ WRITE_OPTION = "ledger_write"
 #: The user timeout also ends a backend blocked sending to a frozen client
 #: (a zero window), where neither statement nor idle timeout runs: with 10 s
 #: the other server's wait was 12.8 s in 3 of 12 runs of
-#: tests/test_frozen_server.py, with 4 s it was 5.0 s in each of 6 runs.
+#: tests/e2e/test_frozen_server.py, with 4 s it was 5.0 s in each of 6 runs.
 PG_CONNECT_ARGS: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 5,
@@ -290,7 +290,7 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -
     # pipelined executemany left its transaction idle without PostgreSQL's
     # idle-in-transaction timer running (seen on PostgreSQL 15), holding the
     # head lock for as long as the freeze; after a plain statement the timer
-    # runs (tests/test_frozen_server.py). The sequencer's own bulk inserts
+    # runs (tests/e2e/test_frozen_server.py). The sequencer's own bulk inserts
     # use COPY (insert_many).
     engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine

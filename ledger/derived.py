@@ -47,8 +47,8 @@ from ledger.db import (
     writer,
 )
 from ledger.errors import DerivedDataError, InvalidInput, StorageError
-from ledger.index_rows import index_row, time_ms
 from ledger.query import insert_index
+from ledger.records.index_rows import index_row, time_ms
 
 #: The derived tables, in the order rows are inserted (foreign keys first).
 TABLES: tuple[Table, ...] = (platforms, platform_keys, key_revocations, records, record_index, published_statistics)

@@ -1,7 +1,7 @@
 """Computed evenness documents, cached per process and computed one at a time.
 
 A document is a function of the checkpoint and the filters alone
-(:mod:`ledger.evenness`), so a document once computed is good for as long
+(:mod:`ledger.evenness_store`), so a document once computed is good for as long
 as the process lives. The JSON API (``api/stats.py``) and the dashboard
 (``web/views_stats.py``) share one :class:`Documents` per application,
 kept in ``app.extensions[EXTENSION]``: the dashboard shows the unfiltered
@@ -25,7 +25,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from ledger.errors import RateLimited
-from ledger.evenness import Evenness, Filters, evenness_at
+from ledger.evenness_store import Evenness, Filters, evenness_at
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
 

@@ -20,18 +20,18 @@ from sqlalchemy.orm import Session
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
 from ledger import storage
-from ledger.checkpoint import open_checkpoint
 from ledger.db import make_engine
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
-from ledger.frontier import AppendedTree, Frontier
 from ledger.intake import Intake
 from ledger.migrate import upgrade
 from ledger.registry import Registry, RegistryCache
 from ledger.sequencer import Sequencer
 from ledger.storage import StoredCheckpoint, TileCache, TileHashReader
 from ledger.submit import Committer
-from ledger.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
-from ledger.tlog import prove_record, prove_tree, stored_hash_index
+from ledger.tlog.checkpoint import open_checkpoint
+from ledger.tlog.frontier import AppendedTree, Frontier
+from ledger.tlog.merkle import prove_record, prove_tree, stored_hash_index
+from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The query index: what the feed filters on, derived from log entries.
 
-``ledger.index_rows.index_row`` (pure) turns a record into its index row;
+``ledger.records.index_rows.index_row`` (pure) turns a record into its index row;
 the sequencer's transaction writes it with the entry (through
 ledger/derived.py, which also audits it and fills in missing rows). ``feed`` answers the public feed's questions newest
 first, with keyset pagination pinned to a tree size, so pages stay stable
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from ledger.db import insert_many, is_sqlite, record_index, records
 from ledger.errors import InvalidInput
-from ledger.index_rows import index_row as index_row
-from ledger.index_rows import time_ms as time_ms
+from ledger.records.index_rows import index_row as index_row
+from ledger.records.index_rows import time_ms as time_ms
 
 MAX_PAGE = 200
 MIN_SEARCH = 3

@@ -39,7 +39,7 @@ from keys.records import ALG, REGISTRY_CONTEXT, PlatformKey, platform_key_id
 from ledger.db import key_revocations, platform_keys, platforms
 from ledger.derived import insert_rows, registry_rows
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.records import canonical, entry_bytes, format_time
+from ledger.records.entries import canonical, entry_bytes, format_time
 from ledger.sequencer import AppendResult, Plan, Sequencer
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

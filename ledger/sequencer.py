@@ -26,13 +26,13 @@ from sqlalchemy.orm import Session
 
 from keys.note import Signer
 from ledger import storage
-from ledger.checkpoint import Checkpoint
 from ledger.db import PG_WRITER_SETTINGS, is_sqlite, writer
 from ledger.errors import InvalidInput, Refused, SplitViewError, StorageError
-from ledger.frontier import AppendedTree, Frontier, Row
 from ledger.storage import Head, StoredCheckpoint
-from ledger.tile import MAX_ENTRY_SIZE
-from ledger.tlog import EMPTY_ROOT, record_hash
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.frontier import AppendedTree, Frontier, Row
+from ledger.tlog.merkle import EMPTY_ROOT, record_hash
+from ledger.tlog.tile import MAX_ENTRY_SIZE
 
 logger = logging.getLogger(__name__)
 

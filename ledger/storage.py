@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, log_head
 from ledger.errors import StorageError
-from ledger.frontier import Frontier, Row, partial_ranges
-from ledger.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
-from ledger.tlog import HASH_SIZE
+from ledger.tlog.frontier import Frontier, Row, partial_ranges
+from ledger.tlog.merkle import HASH_SIZE
+from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None,
 
 
 class TileHashReader:
-    """A :class:`ledger.tlog.HashReader` over the stored tiles.
+    """A :class:`ledger.tlog.merkle.HashReader` over the stored tiles.
 
     Each stored hash is recomputed from the one tile that holds it (as Go's
     ``tlog.TileHashReader`` does), so a proof reads O(log n) tiles, each one

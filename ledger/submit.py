@@ -31,12 +31,12 @@ from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.db import records
 from ledger.derived import Rows, insert_rows, merge, record_rows
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, Refused, StorageError, Unprocessable
-from ledger.frontier import AppendedTree
-from ledger.records import canonical, entry_bytes, format_time
+from ledger.records.entries import canonical, entry_bytes, format_time
 from ledger.registry import KeyState, RegistryCache, read_key_states
 from ledger.sequencer import Plan, Sequencer
 from ledger.storage import StoredCheckpoint
-from ledger.tile import MAX_ENTRY_SIZE
+from ledger.tlog.frontier import AppendedTree
+from ledger.tlog.tile import MAX_ENTRY_SIZE
 
 logger = logging.getLogger(__name__)
 

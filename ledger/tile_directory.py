@@ -42,8 +42,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ledger.errors import LedgerError
-from ledger.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
-from ledger.tlog import HASH_SIZE
+from ledger.tlog.merkle import HASH_SIZE
+from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
 
 CHECKPOINT = "checkpoint"
 TMP = ".tmp"
@@ -197,7 +197,7 @@ class TileDirectory:
 
 
 class DirectoryHashReader:
-    """A :class:`ledger.tlog.HashReader` over the tiles of the tree of ``size`` in a directory.
+    """A :class:`ledger.tlog.merkle.HashReader` over the tiles of the tree of ``size`` in a directory.
 
     Each stored hash is recomputed from the one tile of that tree holding
     it, full or partial, as Go's ``tlog.TileHashReader`` does. Raises

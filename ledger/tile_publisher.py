@@ -57,12 +57,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from keys.note import Verifier
-from ledger import storage, tlog
-from ledger.checkpoint import open_checkpoint
+from ledger import storage
 from ledger.cosign import cosigned_note
 from ledger.errors import InvalidInput, LedgerError, ProofError
-from ledger.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle, parse_bundle, tile_hash
 from ledger.tile_directory import DirectoryHashReader, TileDirectory, TileDirectoryError
+from ledger.tlog import merkle
+from ledger.tlog.checkpoint import open_checkpoint
+from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle, parse_bundle, tile_hash
 
 if TYPE_CHECKING:
     from ledger.log import Log
@@ -83,7 +84,7 @@ class Head:
     note: bytes | None = None
 
 
-EMPTY = Head(0, tlog.EMPTY_ROOT)
+EMPTY = Head(0, merkle.EMPTY_ROOT)
 
 
 class TileSource(Protocol):
@@ -154,7 +155,7 @@ def verify_directory(directory: TileDirectory, old: Head, new: Head) -> None:
     proof ties them to ``new``. Raises :class:`TileDirectoryError`.
     """
     reader = DirectoryHashReader(directory, new.size)
-    if tlog.tree_hash(new.size, reader) != new.root:
+    if merkle.tree_hash(new.size, reader) != new.root:
         raise TileDirectoryError(f"the tiles in {directory.root} do not hash to the root of tree size {new.size}")
     for t in new_tiles(old.size, new.size):
         if t.level == ENTRIES_LEVEL:
@@ -164,16 +165,16 @@ def verify_directory(directory: TileDirectory, old: Head, new: Head) -> None:
                 raise TileDirectoryError(f"{t.path()} in {directory.root}: {e}") from None
             # The level-0 tile of the same index and width holds their leaf hashes.
             leaves = reader.tile_data(0, t.n)
-            if b"".join(tlog.record_hash(e) for e in entries) != leaves:
+            if b"".join(merkle.record_hash(e) for e in entries) != leaves:
                 raise TileDirectoryError(f"{t.path()} in {directory.root}: entries differ from their leaf hashes")
         elif not t.is_partial:
             # A partial tile is covered by the root; a full one by the hash of it in the tile above.
-            (above,) = reader.read_hashes([tlog.stored_hash_index(TILE_HEIGHT * (t.level + 1), t.n)])
+            (above,) = reader.read_hashes([merkle.stored_hash_index(TILE_HEIGHT * (t.level + 1), t.n)])
             if tile_hash(reader.tile_data(t.level, t.n)) != above:
                 raise TileDirectoryError(f"{t.path()} in {directory.root} differs from its hash in the tile above")
     if 0 < old.size < new.size:
         try:
-            tlog.check_tree(tlog.prove_tree(new.size, old.size, reader), new.size, new.root, old.size, old.root)
+            merkle.check_tree(merkle.prove_tree(new.size, old.size, reader), new.size, new.root, old.size, old.root)
         except ProofError:
             raise TileDirectoryError(
                 f"the log's tree of size {new.size} is not consistent with the checkpoint of size {old.size} "

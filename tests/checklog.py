@@ -4,9 +4,10 @@ consistency with the next, and every tile against the reference log."""
 
 from __future__ import annotations
 
-from ledger import storage, verify
+from ledger import storage
 from ledger.audit import audit
 from ledger.log import Log
+from ledger.tlog import verify
 from tests.reference import ListReader, tiles_for_size
 
 

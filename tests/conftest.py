@@ -97,7 +97,7 @@ def key_file(tmp_path: Path, signer: Signer) -> Path:
 
 @pytest.fixture
 def app(db_url: str, key_file: Path) -> Iterator[Flask]:
-    # The derived-row watcher runs in tests that start it (tests/test_derived.py).
+    # The derived-row watcher runs in tests that start it (tests/ledger/test_derived.py).
     config = {"TESTING": True, "DATABASE_URL": db_url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
     application = create_app(config | {"DERIVED_CHECK_SECONDS": 0})
     with application.app_context():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from keys.records import RECORD_CONTEXT, PlatformKey
-from ledger.records import canonical
+from ledger.records.entries import canonical
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 

@@ -1,12 +1,12 @@
-"""An in-memory reference log built only from ledger.tlog, the port of Go's
+"""An in-memory reference log built only from ledger.tlog.merkle, the port of Go's
 tlog that the published vectors check. Tests compare the stored log with it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger import tlog
-from ledger.tile import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
+from ledger.tlog import merkle
+from ledger.tlog.tile import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
 
 
 class ListReader:
@@ -20,7 +20,7 @@ class ListReader:
         return [self.hashes[i] for i in indexes]
 
     def add(self, data: bytes) -> None:
-        self.hashes.extend(tlog.stored_hashes(len(self.entries), data, self))
+        self.hashes.extend(merkle.stored_hashes(len(self.entries), data, self))
         self.entries.append(data)
 
     def tile_data(self, tile: Tile) -> bytes:
@@ -29,7 +29,9 @@ class ListReader:
             start = tile.n * TILE_WIDTH
             return encode_bundle(self.entries[start : start + tile.width])
         level = TILE_HEIGHT * tile.level
-        return b"".join(self.hashes[tlog.stored_hash_index(level, tile.n * TILE_WIDTH + i)] for i in range(tile.width))
+        return b"".join(
+            self.hashes[merkle.stored_hash_index(level, tile.n * TILE_WIDTH + i)] for i in range(tile.width)
+        )
 
 
 def tiles_for_size(size: int) -> list[Tile]:

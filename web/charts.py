@@ -36,14 +36,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ledger import export
+from ledger.records import export
 
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 #: Role -> (light, dark), the site's roles (web/static/style.css). On
 #: "paper", text ("ink", "muted") keeps at least 4.5:1 and the marks
 #: ("group" in the accent blue, "reference" in orange; their shapes differ
 #: too) at least 3:1 in both themes, as the median bar ("group") does on a
-#: box's "tint" (tests/test_contrast.py). "grid" lines are decoration.
+#: box's "tint" (tests/web/test_contrast.py). "grid" lines are decoration.
 PALETTE = {
     "paper": ("#fff", "#15171a"),
     "ink": ("#1a1a1a", "#e8e8e8"),
@@ -417,7 +417,7 @@ def series_chart(
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """RFC 4180 CSV (CRLF line ends), None as an empty field, floats in
     full (shortest round-tripping) precision, and text that a spreadsheet
-    would run as a formula prefixed with ``'`` (``ledger.export.safe_cell``,
+    would run as a formula prefixed with ``'`` (``ledger.records.export.safe_cell``,
     the rule of every CSV the project writes); numbers stay numbers."""
     return export.csv_text([header, *([_csv_cell(v) for v in row] for row in rows)])
 

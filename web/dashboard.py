@@ -5,7 +5,7 @@ platforms' display names, no Flask. The pages, the SVG charts and the CSV
 files all take their numbers from here, so the three always agree, and
 agree with the document: no number is recomputed, only selected and
 formatted. Sentences are the document's own (``wording``, made by the
-templates of ``ledger/evenness_words.py``).
+templates of ``ledger/evenness/words.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.evenness_facts import POLITICAL_ANY, REFERENCE
-from ledger.evenness_words import CLASS_LABELS, duration, percent
-from ledger.vocab import ACCOUNT_CLASSES
+from ledger.evenness.facts import POLITICAL_ANY, REFERENCE
+from ledger.evenness.words import CLASS_LABELS, duration, percent
+from ledger.records.vocab import ACCOUNT_CLASSES
 from web import charts
 
 Doc = Mapping[str, Any]

@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from ledger import query, vocab
+from ledger import query
 from ledger.query import decode_cursor
 from ledger.query import encode_cursor as encode_cursor
+from ledger.records import vocab
 from web import labels
 from web.countries import COUNTRY_NAMES
 

@@ -1,15 +1,15 @@
-"""Human labels for every vocabulary of the record schema (``ledger.vocab``).
+"""Human labels for every vocabulary of the record schema (``ledger.records.vocab``).
 
 The pages never show a raw code where a reader expects words; the code is
 still shown next to the label where it matters (filters, the JSON API), so
-a reader can match the page with the data. ``tests/test_web.py`` checks
+a reader can match the page with the data. ``tests/web/test_web.py`` checks
 that :data:`LABELS` has a label for every value of every vocabulary in
-``ledger.vocab.ENUMS``, so a new value cannot ship unlabelled.
+``ledger.records.vocab.ENUMS``, so a new value cannot ship unlabelled.
 """
 
 from __future__ import annotations
 
-from ledger.vocab import KEYWORDS
+from ledger.records.vocab import KEYWORDS
 from web.countries import COUNTRY_NAMES
 from web.languages import LANGUAGE_NAMES
 
@@ -197,7 +197,7 @@ def _keywords() -> dict[str, str]:
     return {k: _KEYWORD_WORDS.get(k) or k.replace("_", " ").capitalize() for k in KEYWORDS}
 
 
-#: Every vocabulary by its name in ``ledger.vocab.ENUMS``.
+#: Every vocabulary by its name in ``ledger.records.vocab.ENUMS``.
 LABELS: dict[str, dict[str, str]] = {
     "record_type": RECORD_TYPES,
     "decision_ground": DECISION_GROUNDS,

@@ -2,7 +2,7 @@
 
 Pure data, copied from Debian's ``iso-codes`` 4.15.0 (``json/iso_639-2.json``; the
 ``common_name`` where it has one, else ``name``), in the order of
-``ledger.vocab``. ``tests/test_web.py`` checks it covers that vocabulary.
+``ledger.records.vocab``. ``tests/web/test_web.py`` checks it covers that vocabulary.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.vocab import PATTERNS
+from ledger.records.vocab import PATTERNS
 from web.labels import label, yes_no
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ledger import storage
 from ledger.db import platforms, record_index, records
 from ledger.query import record_by_id as record_by_id
-from ledger.records import Entry, parse_entry
+from ledger.records.entries import Entry, parse_entry
 
 DEMO_PREFIX = "demo-"
 

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from ledger import query
 from ledger.log import Log
-from ledger.vocab import PATTERNS, PUBLIC_CLASSES
+from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filters
 from web.queries import platform_names, subject_latest
 

@@ -20,7 +20,7 @@ from ledger.errors import NotFound
 from ledger.query import history, record_by_id
 from ledger.registry import read_key_states
 from ledger.submit import permalink
-from ledger.tlog import record_hash
+from ledger.tlog.merkle import record_hash
 from web import bp, current_log, present
 from web.queries import entry_at, platform_names, record_at
 

@@ -28,9 +28,9 @@ from typing import Any
 from flask import Response, abort, current_app, render_template, request, url_for
 
 from ledger.errors import InvalidInput
-from ledger.evenness import Filters, Publication, find_publication
 from ledger.evenness_cache import EXTENSION, Documents
-from ledger.vocab import PATTERNS
+from ledger.evenness_store import Filters, Publication, find_publication
+from ledger.records.vocab import PATTERNS
 from web import bp, charts, current_log, dashboard
 from web.queries import platform_names
 

@@ -1,7 +1,7 @@
 """The distributions the tests need: normal, chi-square, hypergeometric.
 
 Standard library only; each function states the accuracy it is tested to
-(tests/test_stats_distributions.py compares with scipy). Arithmetic that
+(tests/ledger/stats/test_stats_distributions.py compares with scipy). Arithmetic that
 decides an outcome (which tables count as "as or more extreme") works on
 log-probabilities built from exact integer ratios, so it neither overflows
 on large tables nor loses the tail to underflow before it must.

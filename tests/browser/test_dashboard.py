@@ -1,5 +1,5 @@
 """The evenness dashboard in real Chromium against a real gunicorn, on the
-planted-disparity data set of ``tests/test_evenness.py``: every page
+planted-disparity data set of ``tests/ledger/test_evenness.py``: every page
 renders at desktop and phone widths, in the light and the dark theme, with
 its charts visible (the phone gets the narrow drawing, the dark theme a
 dark one), no console error, no failed request, no CSP violation, no
@@ -36,9 +36,9 @@ from tests.browser.test_pages import (  # noqa: F401  (fixtures)
     playwright,
     site_db,
 )
+from tests.ledger.test_evenness import KEYS, planted_records
 from tests.recordkit import sign
 from tests.server import gunicorn
-from tests.test_evenness import KEYS, planted_records
 
 pytestmark = pytest.mark.slow
 

@@ -28,8 +28,8 @@ from sqlalchemy import create_engine, text
 
 from keys.keyfile import write_signer
 from keys.note import Signer
-from ledger import tlog
 from ledger.log import LogProvider
+from ledger.tlog import merkle
 from tests.browser import axe
 from tests.browser.dataset import PRESIDENT, XSS, build
 from tests.conftest import PG_URL, _pg_schema_url
@@ -540,7 +540,7 @@ CHECK_PROOFS = """async cases => {
 
 
 def test_every_small_inclusion_proof_in_the_browser(site: tuple[str, str], page: Page) -> None:
-    """verify.js's RFC 9162 loop against ledger.tlog: every proof of every tree
+    """verify.js's RFC 9162 loop against ledger.tlog.merkle: every proof of every tree
     up to EXHAUSTIVE leaves verifies, and every bit flip, a longer or shorter
     proof, or another index is rejected."""
     _, url = site
@@ -548,10 +548,10 @@ def test_every_small_inclusion_proof_in_the_browser(site: tuple[str, str], page:
     cases = []
     for t in range(1, EXHAUSTIVE + 1):
         ref.add(f"entry {t - 1}".encode())
-        root = tlog.tree_hash(t, ref)
+        root = merkle.tree_hash(t, ref)
         for n in range(t):
-            proof = tlog.prove_record(t, n, ref)
-            leaf = ref.read_hashes([tlog.stored_hash_index(0, n)])[0]
+            proof = merkle.prove_record(t, n, ref)
+            leaf = ref.read_hashes([merkle.stored_hash_index(0, n)])[0]
             cases.append({"t": t, "n": n, "leaf": _b64(leaf), "proof": [_b64(h) for h in proof], "root": _b64(root)})
     page.goto(url + "/records/example-social/dec-hos")
     assert page.evaluate(CHECK_PROOFS, cases) == []

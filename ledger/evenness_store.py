@@ -1,0 +1,205 @@
+"""Evenness statistics (issue 5, method version 1): were public accounts and
+ordinary users treated alike, as far as the recorded decisions show?
+
+The computation is pure and lives in three modules:
+:mod:`ledger.evenness.facts` (facts and their tallies),
+:mod:`ledger.evenness.compare` (the comparisons) and
+:mod:`ledger.evenness.words` (the sentences), put together by
+:func:`~ledger.evenness.document.compute_document`. This module is its edge:
+it reads the facts from the records index, and publishes a document's
+digest in the log.
+
+**Reproducibility.** A document is a function of the record entries below
+a checkpoint, the checkpoint and the filters. Anyone with a verified copy
+of those entries recomputes it byte for byte::
+
+    facts = facts_from_entries(entries, checkpoint.size)
+    compute_document(facts, CheckpointRef.from_note(note), Filters()).data
+
+**Publication.** ``flask ledger publish-stats`` appends a registry entry,
+signed by the log's key over ``mdl/registry/v1\\n`` + its RFC 8785 form::
+
+    {"event": "statistics_published", "tree_size", "root_hash", "method_version", "document_sha256"}
+
+where ``document_sha256`` is the lower-case hex SHA-256 of the unfiltered
+document's bytes. Once published, a figure cannot be rewritten silently:
+the log is append-only, and anyone can recompute the digest.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keys.note import Signer
+from ledger.db import published_statistics, record_index
+from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
+from ledger.errors import Conflict
+from ledger.evenness.document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
+from ledger.evenness.facts import DECISION_COLUMNS, FACT_COLUMNS, GROUPS, METRICS, FactSet, Filters, facts_from_entries
+from ledger.log import Log
+from ledger.records.entries import canonical, entry_bytes
+from ledger.registry import log_signature
+from ledger.sequencer import AppendResult, Plan, Planner
+from ledger.storage import StoredCheckpoint
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "FACT_COLUMNS",
+    "GROUPS",
+    "METHOD_VERSION",
+    "METRICS",
+    "CheckpointRef",
+    "Evenness",
+    "FactSet",
+    "Filters",
+    "Publication",
+    "compute_document",
+    "evenness_at",
+    "facts_from_entries",
+    "find_publication",
+    "publication_planner",
+    "publish",
+    "published_statistics",
+    "read_facts",
+]
+
+#: Rows fetched from the database per round trip while reading facts.
+_FETCH = 10_000
+
+
+def read_facts(session: Session, tree_size: int, platform: str | None = None) -> FactSet:
+    """Read the facts of the records below ``tree_size`` from the index, in log order.
+
+    Two queries: the amendments and appeals (few, found by the index on
+    type), then the decisions with only the columns counting reads
+    (:data:`DECISION_COLUMNS`; without ``record_id`` when nothing refers
+    to a decision). A platform filter may be applied here because
+    amendments and appeals never change a decision's platform; rules,
+    classes and times may change by amendment, so those filters are
+    applied after folding, in the pure core.
+    """
+    c = record_index.c
+    below = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
+    others = _rows(session, [c[name] for name in FACT_COLUMNS], [*below, c.type.in_(("amendment", "appeal"))])
+    if others:
+        decisions = _rows(session, [c[name] for name in DECISION_COLUMNS], [*below, c.type == "decision"])
+    else:  # every record below is a decision, and none needs its record id
+        decisions = _rows(session, [c[name] for name in DECISION_COLUMNS[:-1]], below)
+    return FactSet(decisions, others)
+
+
+def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``columns`` of the index where ``where`` holds, in log order.
+
+    The query runs on a DBAPI cursor of the session's connection (inside
+    its transaction; server-side on PostgreSQL, so the rows stream), and
+    the rows are the driver's own tuples: a million SQLAlchemy rows cost
+    seconds more to make and to index, and the core needs nothing they add.
+    (Booleans come back as 0 and 1 from SQLite; the core reads them only as
+    truth values.) SQLAlchemy still writes the SQL and binds the values.
+    """
+    stmt = select(*columns).where(*where).order_by(record_index.c.leaf_index)
+    connection = session.connection()
+    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    values = compiled.construct_params()
+    params = [values[name] for name in compiled.positiontup or ()] if compiled.positional else values
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise AssertionError("a session's connection has a driver connection")
+    cursor = driver.cursor() if connection.dialect.name == "sqlite" else driver.cursor(name="evenness_facts")
+    rows: list[tuple[Any, ...]] = []
+    try:
+        cursor.execute(compiled.string, params)
+        while batch := cursor.fetchmany(_FETCH):
+            rows.extend(batch)
+    finally:
+        cursor.close()
+    return rows
+
+
+def evenness_at(session: Session, checkpoint: StoredCheckpoint, filters: Filters) -> Evenness:
+    """Compute the document for a checkpoint the log signed, from its index."""
+    facts = read_facts(session, checkpoint.size, filters.platform)
+    return compute_document(facts, CheckpointRef.from_note(checkpoint.note), filters)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A digest of the unfiltered document of ``tree_size``, at ``leaf_index``."""
+
+    tree_size: int
+    method_version: int
+    leaf_index: int
+    document_sha256: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tree_size": self.tree_size,
+            "method_version": self.method_version,
+            "leaf_index": self.leaf_index,
+            "document_sha256": self.document_sha256,
+        }
+
+
+def find_publication(session: Session, tree_size: int, method_version: int = METHOD_VERSION) -> Publication | None:
+    c = published_statistics.c
+    row = session.execute(
+        select(c.leaf_index, c.document_sha256).where(c.tree_size == tree_size, c.method_version == method_version)
+    ).one_or_none()
+    return None if row is None else Publication(tree_size, method_version, row.leaf_index, row.document_sha256)
+
+
+def statistics_event(checkpoint: StoredCheckpoint, document_sha256: str) -> dict[str, Any]:
+    return {
+        "event": "statistics_published",
+        "tree_size": checkpoint.size,
+        "root_hash": base64.b64encode(checkpoint.root).decode(),
+        "method_version": METHOD_VERSION,
+        "document_sha256": document_sha256,
+    }
+
+
+def publication_planner(signer: Signer, checkpoint: StoredCheckpoint, document_sha256: str) -> Planner:
+    """The sequencer plan that appends the digest's registry entry and its row.
+
+    Under the lock it refuses a second publication for the same tree size
+    and method version (one figure per checkpoint, never a correction).
+    """
+    event = statistics_event(checkpoint, document_sha256)
+
+    def plan(session: Session, size: int, now: int) -> Plan:
+        existing = find_publication(session, checkpoint.size)
+        if existing is not None:
+            raise Conflict(
+                f"statistics of tree size {checkpoint.size} (method version {METHOD_VERSION}) were already "
+                f"published at log entry {existing.leaf_index}"
+            )
+        entry = entry_bytes(now, "registry", canonical(event), log_signature(signer, event))
+
+        return Plan([entry], lambda s, first: insert_rows(s, registry_rows(first, now, event)))
+
+    return plan
+
+
+def publish(log: Log, tree_size: int | None = None) -> tuple[AppendResult, Evenness]:
+    """Compute the unfiltered document of the checkpoint of ``tree_size``
+    (default: the latest) and append its digest to the log.
+
+    The document is computed in a read transaction, outside the sequencer's
+    lock; the plan re-checks under the lock that nothing was published for
+    that size meanwhile. In the same transaction (one snapshot on SQLite)
+    every derived row is first compared with the entry it comes from
+    (ledger/derived.py), so the digest of a document read from rows that
+    were edited behind the log's back is never signed: that raises
+    :class:`~ledger.errors.DerivedDataError` naming the first such row.
+    """
+    with log.read() as s:
+        checkpoint = log.checkpoint_for(s, tree_size)
+        refuse_mismatches(check_all(s, log.latest(s).size) + check_search(log.engine), "publish statistics")
+        document = evenness_at(s, checkpoint, Filters())
+    return log.sequencer.sequence(publication_planner(log.signer, checkpoint, document.sha256)), document

@@ -1,0 +1,116 @@
+"""The feed's index row of a record: pure, so that the client recomputes the
+statistics from a mirror with the very function the server indexes with,
+without loading a database driver.
+
+The sequencer writes these rows (ledger/derived.py), the statistics read
+their columns (ledger/evenness/facts.py), and the audit derives them again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledger.records.vocab import POLITICAL_CLASSES
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def time_ms(value: Any) -> int | None:
+    """Milliseconds since the epoch of a schema-valid time or date.
+
+    Exact integer arithmetic on the timedelta (fraction digits beyond the
+    millisecond are dropped), so no float rounding needs arguing about: the
+    evenness statistics subtract these to get times to decision.
+    """
+    if not isinstance(value, str):
+        return None
+    if len(value) == 10:  # a date, for ordinary users' content
+        value += "T00:00:00Z"
+    return (datetime.fromisoformat(value.replace("Z", "+00:00")) - _EPOCH) // _MILLISECOND
+
+
+#: The columns of ``record_index`` (ledger/db.py), in its order; a test
+#: keeps the two equal.
+INDEX_COLUMNS = (
+    "leaf_index",
+    "platform",
+    "type",
+    "record_id",
+    "ref_record_id",
+    "logged_at_ms",
+    "decided_at_ms",
+    "account_class",
+    "political",
+    "subject_key",
+    "display_name",
+    "rule_id",
+    "rule_version",
+    "category",
+    "severity",
+    "action",
+    "violation_found",
+    "exemption_applied",
+    "exemption_type",
+    "review_path",
+    "interim_state",
+    "detection_source",
+    "automated_decision",
+    "appeal_outcome",
+    "territories",
+    "search_text",
+    "flagged_at_ms",
+)
+
+
+def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dict[str, Any]:
+    """Return the index row of a schema-valid record (every column present)."""
+    row: dict[str, Any] = dict.fromkeys(INDEX_COLUMNS)
+    row |= {
+        "leaf_index": leaf_index,
+        "platform": record["platform"],
+        "type": record["type"],
+        "record_id": record["record_id"],
+        "ref_record_id": (record.get("refs") or {}).get("record_id"),
+        "logged_at_ms": logged_at_ms,
+        "decided_at_ms": time_ms(record.get("decided_at")),
+    }
+    body = record.get("corrected") if record["type"] == "amendment" else record
+    if record["type"] == "appeal":
+        row["appeal_outcome"] = record.get("outcome")
+        return row
+    if not isinstance(body, dict):
+        return row
+    account = body.get("account", {})
+    subject = account.get("public_subject") or {}
+    exemption = body.get("exemption") or {}
+    rule = body.get("rule", {})
+    row.update(
+        decided_at_ms=time_ms(body.get("decided_at")),
+        flagged_at_ms=time_ms(body.get("flagged_at")),
+        account_class=account.get("class"),
+        political=account.get("class") in POLITICAL_CLASSES,
+        subject_key=account.get("subject_key"),
+        display_name=subject.get("display_name"),
+        rule_id=rule.get("id"),
+        rule_version=rule.get("version"),
+        category=body.get("category"),
+        severity=body.get("severity"),
+        action=body.get("action"),
+        violation_found=body.get("violation_found"),
+        exemption_applied=exemption.get("applied") if exemption else None,
+        exemption_type=exemption.get("type"),
+        review_path=body.get("review_path"),
+        interim_state=body.get("interim_state"),
+        detection_source=body.get("detection_source"),
+        automated_decision=body.get("automated_decision"),
+        territories="," + ",".join(body.get("territorial_scope", [])) + ",",
+        search_text=" ".join(
+            str(x)
+            for x in (subject.get("display_name"), subject.get("office"), subject.get("handle"), body.get("statement"))
+            if x
+        ).lower()
+        or None,
+    )
+    return row

@@ -1,0 +1,236 @@
+"""Derived rows cannot drift from the entries unnoticed (issue 11).
+
+For every table derived from the log, one row edited behind the log's back
+(triggers out of the way, as an operator with database access could) makes
+``ledger audit`` fail naming the table, the row and the column, and makes
+``publish-stats`` refuse; the tables themselves refuse UPDATE and DELETE.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from keys.records import PlatformKey
+from ledger import derived
+from ledger.audit import audit
+from ledger.db import is_sqlite
+from ledger.errors import DerivedDataError
+from ledger.evenness_store import Filters, evenness_at, publish
+from ledger.log import Log, LogProvider
+from tests.checklog import check_log
+from tests.conftest import ORIGIN
+from tests.recordkit import amendment, appeal, decision, sign
+from tests.server import gunicorn
+from tests.tamper import tamper
+
+KEY = PlatformKey(b"\x31" * 32)
+KEY2 = PlatformKey(b"\x32" * 32)
+KEY3 = PlatformKey(b"\x33" * 32)
+
+
+@pytest.fixture
+def ledger(app: Flask, client: FlaskClient) -> Log:
+    """Two platforms, a rotated and a revoked key, decisions, an appeal, an
+    amendment and a published digest: a row in every derived table."""
+    log: Log = app.extensions["ledger"].log
+    log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+    log.registry.add_platform("other-video", "Other Video", KEY2.public_key)
+    log.registry.add_key("other-video", KEY3.public_key)
+    recs = [decision(f"d-{i}", name="decision-legislator-removal") for i in range(6)]
+    recs += [decision(f"u-{i}", name="decision-ordinary-user") for i in range(6)]
+    recs += [appeal("apl-1", "d-1"), amendment("amd-1", "d-2")]
+    r = client.post("/api/v1/records", json={"records": [sign(rec, KEY) for rec in recs]})
+    assert r.status_code == 201, r.json
+    other = decision("o-1", platform="other-video")
+    assert client.post("/api/v1/records", json=sign(other, KEY2)).status_code == 201
+    key_id = KEY2.key_id
+    log.registry.revoke_key(key_id, 1_700_000_000_000, "rotated out")
+    publish(log)
+    return log
+
+
+def _first(log: Log, sql: str) -> Any:
+    with log.read() as s:
+        return s.execute(text(sql)).scalar_one()
+
+
+def _hex(engine: Any, data: bytes) -> str:
+    return f"'\\x{data.hex()}'::bytea" if not is_sqlite(engine) else f"X'{data.hex()}'"
+
+
+#: (table, column the audit names, SQL editing one row; {d} is a decision's leaf index)
+EDITS = [
+    ("platforms", "display_name", "UPDATE platforms SET display_name = 'Evil Social' WHERE slug = 'example-social'"),
+    ("platform_keys", "valid_from_ms", "UPDATE platform_keys SET valid_from_ms = 0 WHERE platform = 'other-video'"),
+    ("key_revocations", "revoked_from_ms", "UPDATE key_revocations SET revoked_from_ms = revoked_from_ms + 86400000"),
+    ("records", "record_id", "UPDATE records SET record_id = 'd-99' WHERE leaf_index = {d}"),
+    ("records", "logged_at_ms", "UPDATE records SET logged_at_ms = logged_at_ms - 1 WHERE leaf_index = {d}"),
+    ("record_index", "account_class", "UPDATE record_index SET account_class = 'ordinary_user' WHERE leaf_index = {d}"),
+    ("record_index", "exemption_applied", "UPDATE record_index SET exemption_applied = NOT exemption_applied"),
+    ("record_index", "search_text", "UPDATE record_index SET search_text = 'nothing to see' WHERE leaf_index = {d}"),
+    ("published_statistics", "document_sha256", "UPDATE published_statistics SET document_sha256 = '" + "0" * 64 + "'"),
+]
+
+
+@pytest.mark.parametrize("table,column,sql", EDITS, ids=[f"{t}.{c}" for t, c, _ in EDITS])
+def test_an_edited_row_fails_the_audit_and_blocks_publication(
+    ledger: Log, runner: FlaskCliRunner, table: str, column: str, sql: str
+) -> None:
+    check_log(ledger)
+    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'")
+    tamper(ledger.engine, sql.format(d=d))
+    with ledger.read() as s:
+        report = audit(s, ledger.verifier)
+    assert not report.ok
+    first = report.mismatches[0]
+    assert (first.table, first.column) == (table, column), report.problems
+    assert first.expected != first.found
+    assert f"{table} row (" in report.problems[0]
+    assert f"column {column}: expected " in report.problems[0]
+    out = runner.invoke(args=["ledger", "audit", "--quiet"])
+    assert out.exit_code == 1
+    assert f"PROBLEM: derived row differs from its entry: {table} row" in out.output
+    size = ledger.latest_size()
+    with pytest.raises(DerivedDataError, match=f"refusing to publish statistics: .*{table} row"):
+        publish(ledger)
+    refused = runner.invoke(args=["ledger", "publish-stats"])
+    assert refused.exit_code == 1
+    assert "refusing to publish statistics" in refused.output
+    assert ledger.latest_size() == size  # nothing was signed
+
+
+def test_the_served_statistics_of_a_tampered_index_are_never_signed(ledger: Log, client: FlaskClient) -> None:
+    before = client.get("/api/v1/stats/evenness").json["document"]
+    # Rewrite every legislator's decision as an ordinary user's: the served
+    # document changes (that is what an undetected edit would publish).
+    tamper(ledger.engine, "UPDATE record_index SET account_class = 'ordinary_user', political = false")
+    fresh = Log(ledger.engine, ledger.signer)  # a new process: nothing cached
+    with fresh.read() as s:
+        served = evenness_at(s, fresh.latest(s), Filters())
+    assert served.document["checkpoint"] == before["checkpoint"]
+    assert served.document != before
+    with pytest.raises(DerivedDataError):
+        publish(fresh)
+
+
+def test_missing_and_extra_rows_are_named(ledger: Log) -> None:
+    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'")
+    tamper(ledger.engine, f"DELETE FROM records WHERE leaf_index = {d}")
+    with ledger.read() as s:
+        found = derived.check_all(s, ledger.latest(s).size)
+    assert [(m.table, m.key, m.column, m.found) for m in found] == [("records", (d,), None, "none")]
+    tamper(
+        ledger.engine,
+        "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms) "
+        "VALUES (100000, 'example-social', 'decision', 'ghost', 0)",
+    )
+    with ledger.read() as s:
+        found = derived.check_all(s, ledger.latest(s).size)
+    assert ("record_index", "a row for entry 100000") in [(m.table, m.found) for m in found]
+
+
+def test_a_tampered_full_text_index_is_found(ledger: Log) -> None:
+    if not is_sqlite(ledger.engine):
+        pytest.skip("PostgreSQL searches the column itself (a GIN index), not a separate table")
+    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'")
+    with ledger.engine.begin() as conn:  # FTS5 tables take no triggers
+        conn.execute(text(f"INSERT INTO record_search(rowid, search_text) VALUES ({d}, 'planted words')"))
+    with ledger.read() as s:
+        report = audit(s, ledger.verifier)
+    assert [m.table for m in report.mismatches] == ["record_search"]
+    assert "FTS5 integrity-check failing" in report.problems[0]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE record_index SET action = 'none'",
+        "DELETE FROM record_index",
+        "UPDATE platforms SET display_name = 'x'",
+        "DELETE FROM key_revocations",
+    ],
+)
+def test_derived_tables_refuse_changes(ledger: Log, sql: str) -> None:
+    with pytest.raises(DBAPIError, match="ledger: "), ledger.engine.begin() as conn:
+        conn.execute(text(sql))
+    check_log(ledger)
+
+
+def test_truncating_the_index_is_refused_on_postgresql(ledger: Log) -> None:
+    if is_sqlite(ledger.engine):
+        pytest.skip("SQLite has no TRUNCATE")
+    with pytest.raises(DBAPIError, match="ledger: "), ledger.engine.begin() as conn:
+        conn.execute(text("TRUNCATE record_index"))
+
+
+def test_the_servers_check_reports_a_mismatch_on_healthz(app: Flask, ledger: Log, client: FlaskClient) -> None:
+    watch = app.extensions["derived_watch"]
+    assert watch.finding() is None
+    assert client.get("/healthz").text == "ok"
+    assert watch.check().ok
+    assert client.get("/healthz").status_code == 200
+    # New entries are checked incrementally; an edit among them is found.
+    assert client.post("/api/v1/records", json=sign(decision("late-1"), KEY)).status_code == 201
+    late = _first(ledger, "SELECT leaf_index FROM records WHERE record_id = 'late-1'")
+    tamper(ledger.engine, f"UPDATE record_index SET action = 'none' WHERE leaf_index = {late}")
+    finding = watch.check()
+    assert not finding.ok
+    assert f"record_index row (leaf_index={late}), column action" in (finding.problem or "")
+    r = client.get("/healthz")
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "derived rows differ from the log entries: record_index row" in r.json["detail"]
+    # Still reported by the next incremental check, which finds nothing new.
+    assert not watch.check().ok
+
+
+def test_the_servers_check_runs_under_gunicorn(db_url: str, tmp_path: Path) -> None:
+    env = {
+        "LEDGER_DATABASE_URL": db_url,
+        "LEDGER_KEY_FILE": str(tmp_path / "log.key"),
+        "LEDGER_ORIGIN": ORIGIN,
+        "LEDGER_DERIVED_CHECK_SECONDS": "0.2",
+        "LEDGER_DERIVED_FULL_CHECK_SECONDS": "0.2",
+    }
+    with gunicorn(env) as url:
+        provider = LogProvider(db_url, env["LEDGER_KEY_FILE"], ORIGIN)
+        try:
+            log = provider.log
+            log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+            with httpx.Client(base_url=url, timeout=30) as http:
+                items = [sign(decision(f"g-{i}"), KEY) for i in range(20)]
+                assert http.post("/api/v1/records", json={"records": items}).status_code == 201
+                assert _healthz_within(http, 200, 10).text == "ok"
+                # The first check was a full one: an old row edited now is
+                # found by the next full check (every 0.2 s here).
+                tamper(log.engine, "UPDATE platforms SET display_name = 'Evil' WHERE leaf_index = 0")
+                r = _healthz_within(http, 503, 30)
+                assert "platforms row (slug='example-social'), column display_name" in r.text
+        finally:
+            provider.close()
+
+
+def _healthz_within(http: httpx.Client, status: int, seconds: float) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        r = http.get("/healthz")
+        if r.status_code == status or time.monotonic() > deadline:
+            assert r.status_code == status, r.text
+            return r
+        time.sleep(0.1)
+
+
+def test_the_pure_index_row_has_the_tables_columns() -> None:
+    from ledger.db import record_index
+    from ledger.records.index_rows import INDEX_COLUMNS
+
+    assert tuple(record_index.c.keys()) == INDEX_COLUMNS
