@@ -22,7 +22,7 @@ graceful_timeout = 10
 # threads (16) stall what that worker accepts, and workers x threads (32)
 # stall the server. It must run behind the reverse proxy of
 # docs/deployment.md, which reads whole requests itself and times out slow
-# ones (tests/test_slow_clients.py).
+# ones (tests/e2e/test_slow_clients.py).
 limit_request_line = 8190
 limit_request_fields = 100
 accesslog = os.environ.get("LEDGER_ACCESS_LOG") or None

@@ -1,7 +1,7 @@
 """Platform keys and record signatures.
 
 A platform signs the bytes ``mdl/record/v1\\n`` followed by the RFC 8785
-canonical form of its record (``ledger.records.canonical`` makes it). The
+canonical form of its record (``ledger.records.entries.canonical`` makes it). The
 domain-separation prefix keeps a record signature from ever being valid as
 anything else, and vice versa. A key's ID is the lower-case hex of the first
 8 bytes of SHA-256 of the 32-byte Ed25519 public key.
