@@ -43,8 +43,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session as Session  # re-exported: views hold one, and import no SQLAlchemy
+
+#: Every error a database read may raise: a page that must render whatever
+#: happens (an error page) catches this, without importing SQLAlchemy.
+DatabaseError = SQLAlchemyError
 
 metadata = MetaData()
 
