@@ -11,17 +11,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import abort, redirect, render_template, request, url_for
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ledger import query
+from ledger.browse import Reader, platform_names, subject_latest
 from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filters
-from web.queries import platform_names, subject_latest
 
 
-def _page(log: Log, s: Session, form: filters.FeedForm) -> tuple[int, list[dict[str, Any]]]:
+def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[str, Any]]]:
     """The tree size the page reflects and its rows; sets form errors instead of failing."""
     size = log.latest(s).size
     before = None

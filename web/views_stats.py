@@ -27,12 +27,12 @@ from typing import Any
 
 from flask import Response, abort, current_app, render_template, request, url_for
 
+from ledger.browse import platform_names
 from ledger.errors import InvalidInput
 from ledger.evenness_cache import EXTENSION, Documents
 from ledger.evenness_store import Filters, Publication, find_publication
 from ledger.records.vocab import PATTERNS
 from web import bp, charts, current_log, dashboard
-from web.queries import platform_names
 
 #: Drawing widths: the page's column on a desktop, and a 360 px phone's.
 WIDE, NARROW = 640, 336
