@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from ledger import storage
 from ledger.db import platforms, record_index, records
 from ledger.errors import LedgerError
 from ledger.log import LogProvider
+from ledger.query import Feed
 from ledger.records.entries import Entry, parse_entry
 
 DEMO_PREFIX = "demo-"
@@ -115,3 +116,20 @@ def counts(s: Session, size: int) -> Counts:
             _counts_cache.clear()
         _counts_cache[key] = result
     return result
+
+
+#: Counting a filtered view stops here: beyond it the page says "more than".
+COUNT_CAP = 100_000
+
+
+def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) -> int:
+    """How many records in the tree of ``tree_size`` match ``query``, exact
+    up to ``cap``; ``cap + 1`` means "more than ``cap``". The subquery's
+    LIMIT bounds the work on a broad filter of a large log."""
+    matching = (
+        select(record_index.c.leaf_index)
+        .where(and_(record_index.c.leaf_index < tree_size, *query.conditions(s)))
+        .limit(cap + 1)
+        .subquery()
+    )
+    return int(s.execute(select(func.count()).select_from(matching)).scalar_one())
