@@ -168,6 +168,11 @@ record_index = Table(
     Column("search_text", Text),
     # Added by migration 0005 for the evenness statistics (time to decision).
     Column("flagged_at_ms", BigInteger),
+    # Added by migration 0007 for the protection statistics: whom the content
+    # targeted, who reported it, and the rule's abuse kind (rule.abuse).
+    Column("target_class", String(32)),
+    Column("reporter_class", String(32)),
+    Column("abuse_kind", String(16)),
 )
 
 #: One row per published digest of the evenness statistics, from its

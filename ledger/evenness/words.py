@@ -75,7 +75,9 @@ CLASS_LABELS = {
     "party_account": "party accounts",
     "journalist": "journalists",
     "other_public_figure": "other public figures",
+    "election_worker": "election workers",
     "ordinary_user": "ordinary users",
+    "group": "groups of people",
     "political_any": "political accounts",
 }
 _POLITICAL_LONG = (
