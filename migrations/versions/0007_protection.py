@@ -7,7 +7,8 @@ Create Date: 2026-12-06
 Record schema 1 gained three optional decision fields (docs/records.md,
 "Protection fields"): ``rule.abuse``, ``target.class`` and
 ``reporter_class``. ``record_index`` gets a column for each, so the feed can
-filter on them and the protection statistics can read them
+filter on them (each indexed as migration 0003's class columns) and the
+protection statistics can read them
 (ledger/evenness/protection.py). The index is derived data: this migration
 fills the new columns for the rows already there from their log entries, in
 Python, a thousand rows per statement, as migration 0005 did for
@@ -71,6 +72,8 @@ def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for name, length in _COLUMNS:
         op.add_column("record_index", sa.Column(name, sa.String(length)))
+        # The feed filters on each, newest first, as on the other class columns (0003).
+        op.create_index(f"record_index_{name}", "record_index", [name, "leaf_index"])
     # Lift the append-only rule for the backfill alone (migration 0006's triggers).
     if sqlite:
         op.execute("DROP TRIGGER record_index_no_update")
