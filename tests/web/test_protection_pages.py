@@ -117,3 +117,13 @@ def test_periods_from_the_environment_text() -> None:
         "2026-12-01",
     )
     assert parse_periods("") == ()
+
+
+def test_record_page_says_whom_it_targeted(site: FlaskClient) -> None:
+    rec = threats()[0]
+    page = text(site, f"/records/{rec['platform']}/{rec['record_id']}")
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "Whom it targeted Aimed at Election worker" in words
+    assert "Reported by An ordinary user" in words
+    assert "The rule is against Threats" in words
+    assert "Other fields" not in words
