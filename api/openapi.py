@@ -842,9 +842,11 @@ def _stats_paths(ma: MarshmallowPlugin) -> Paths:
         "properties": {
             "document": {
                 "type": "object",
-                "description": "The evenness document (method version 1): method and parameters, checkpoint, "
-                "filters, totals, cells, comparisons with their strata tables, platform summaries, the monthly "
-                "series and the flagged list. Its RFC 8785 bytes appear in the answer verbatim.",
+                "description": "The evenness document (method version 1 by default): method and parameters, "
+                "checkpoint, filters, totals, cells, comparisons with their strata tables, platform summaries, the "
+                "monthly series and the flagged list; method version 2 adds the protection section (treatment by "
+                "the class of the content's target, time to decision by reporter class). Its RFC 8785 bytes "
+                "appear in the answer verbatim.",
             },
             "document_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "publication": {"oneOf": [{"type": "null"}, publication]},
