@@ -54,14 +54,14 @@ from ledger.submit import permalink
 bp = Blueprint("feed", __name__, url_prefix="/api/v1")
 
 
-class StrictBoolParam(fields.Field):
+class StrictBoolParam(fields.Field[bool]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if value not in ("true", "false"):
             raise ValidationError("must be true or false")
         return bool(value == "true")
 
 
-class TimeParam(fields.Field):
+class TimeParam(fields.Field[int]):
     """An RFC 3339 UTC time or a date, as milliseconds since the epoch."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:

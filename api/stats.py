@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import RAISE, Schema, fields, validate
 
@@ -58,8 +58,7 @@ class EvennessQuery(Schema):
 
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
-    app: Flask = state.app
-    shared(app.extensions)
+    shared(state.app.extensions)
 
 
 def _filters(args: dict[str, Any]) -> Filters:
@@ -100,7 +99,8 @@ def _response(data: bytes, digest: str, publication: Publication | None, pinned:
         resp.headers["Cache-Control"] = LATEST
     else:
         resp.headers["Cache-Control"] = UNTIL_PUBLISHED if publication is None else IMMUTABLE
-    return resp.make_conditional(request)
+    resp.make_conditional(request)  # in place
+    return resp
 
 
 # The OpenAPI description of these routes (api/describe.py), assembled by api/openapi.py.
