@@ -27,13 +27,11 @@ each as a JSON path with both values).
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,7 @@ from ledger.errors import InvalidInput
 from ledger.evenness.document import METHOD_VERSION, NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
 from ledger.evenness.facts import GROUPS, METHOD_VERSIONS, METRICS, Filters, facts_from_entries
 from ledger.evenness.protection import protection_facts_from_entries
+from ledger.records import times
 from ledger.records.entries import canonical, parse_json
 from ledger.tlog.frontier import Frontier
 from ledger.tlog.merkle import record_hash
@@ -58,7 +57,6 @@ PATH = "/api/v1/stats/evenness"
 MAX_DIFFERENCES = 20
 #: Characters of a value shown in a difference.
 MAX_SHOWN = 120
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z)?")
 
 
 @dataclass(frozen=True)
@@ -200,15 +198,14 @@ def _first(it: Iterator[Any], n: int) -> Iterator[Any]:
 
 
 def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, int] | None:
-    # Exactly as the server reads its decided_from and decided_to (api/feed.py TimeParam).
+    # Exactly as the server reads its decided_from and decided_to (api/feed.py TimeParam, ledger.records.times).
     if value is None:
         return None
-    if not _TIME.fullmatch(value):
+    if not (times.DATE.fullmatch(value) or times.DATE_TIME.fullmatch(value)):
         raise click.BadParameter("must be a date YYYY-MM-DD or an RFC 3339 UTC time ending in Z")
-    full = value if "T" in value else value + "T00:00:00Z"
     try:
-        return value, int(datetime.fromisoformat(full.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
+        return value, times.day_or_time_ms(value)
+    except InvalidInput:
         raise click.BadParameter("not a valid date") from None
 
 

@@ -62,7 +62,7 @@ class Shown:
     def size(self) -> int:
         return int(self.doc["checkpoint"]["tree_size"])
 
-    def args(self) -> dict[str, int]:
+    def args(self) -> dict[str, Any]:
         """Query arguments that keep links on the checkpoint the reader pinned."""
         return {} if self.pinned is None else {"tree_size": self.pinned}
 
@@ -165,7 +165,7 @@ def _finding(shown: Shown, h: dashboard.Headline) -> dict[str, Any]:
     """A headline with its drill-down links: the full sentence, the chart,
     and the records behind each of the two figures, pinned to the tree
     size of the document (a feed cursor at the tree's end)."""
-    pin = {"cursor": encode_cursor(shown.size, shown.size)}
+    pin: dict[str, Any] = {"cursor": encode_cursor(shown.size, shown.size)}
     if h.rule_id is not None:
         page = url_for("web.stats_rule", platform=h.platform, rule_id=h.rule_id, **shown.args())
         chart = f"#chart-{h.metric}" if h.metric in dashboard.RULE_CHARTS else ""
@@ -176,8 +176,8 @@ def _finding(shown: Shown, h: dashboard.Headline) -> dict[str, Any]:
         "h": h,
         "sentence": f"#finding-{h.number}",
         "chart": page + chart,
-        "records": url_for("web.feed", **h.feed_args(h.group), **pin),
-        "reference": url_for("web.feed", **h.feed_args(REFERENCE), **pin),
+        "records": url_for("web.feed", **(h.feed_args(h.group) | pin)),
+        "reference": url_for("web.feed", **(h.feed_args(REFERENCE) | pin)),
     }
 
 
