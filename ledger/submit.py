@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys.note import b64decode_exact
 from keys.records import RECORD_CONTEXT, verify_signature
-from ledger.db import records
+from ledger.db import driver_sql, in_list
 from ledger.derived import Rows, insert_rows, merge, record_rows
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, Refused, StorageError, Unprocessable
 from ledger.records.entries import canonical, entry_bytes, format_time
@@ -262,17 +261,15 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     found: dict[tuple[str, str], _Known] = {}
     for platform, ids in by_platform.items():
         for i in range(0, len(ids), 2000):
-            rows = session.execute(
-                select(
-                    records.c.record_id,
-                    records.c.leaf_index,
-                    records.c.record_hash,
-                    records.c.type,
-                    records.c.logged_at_ms,
-                ).where(records.c.platform == platform, records.c.record_id.in_(ids[i : i + 2000]))
-            ).all()
-            for r in rows:
-                found[(platform, r.record_id)] = _Known(r.leaf_index, bytes(r.record_hash), r.type, r.logged_at_ms)
+            chunk = ids[i : i + 2000]
+            rows, _ = driver_sql(
+                session,
+                "SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM records "
+                f"WHERE platform = ? AND record_id IN {in_list(len(chunk))}",
+                [platform, *chunk],
+            )
+            for record_id, leaf_index, rhash, type_, logged_at_ms in rows:
+                found[(platform, record_id)] = _Known(leaf_index, bytes(rhash), type_, logged_at_ms)
     return found
 
 
