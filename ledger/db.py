@@ -255,7 +255,14 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         finally:
             cursor.close()
         return
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    sqlite_many(
+        session, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
+    )
+
+
+def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` of one statement straight on SQLite's cursor, in the
+    session's transaction; errors wrapped as SQLAlchemy wraps them."""
     connection = session.connection()
     cursor = connection.connection.cursor()
     try:
