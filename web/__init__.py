@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.db import DatabaseError
 from ledger.errors import LedgerError
 from ledger.evenness_cache import shared
 from ledger.log import Log
@@ -35,7 +35,7 @@ def page_globals() -> dict[str, Any]:
         log = current_log()
         with log.read() as s:
             demo = has_demo_platform(s)
-    except (LedgerError, SQLAlchemyError):  # an error page must still render
+    except (LedgerError, DatabaseError):  # an error page must still render
         demo = False
     return {
         "demo_data": demo,

@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import abort, redirect, render_template, request, url_for
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ledger import query
+from ledger.db import Session
 from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filters
