@@ -98,7 +98,9 @@ def signature_errors(signature: object) -> list[dict[str, str]]:
     try:
         _SIGNATURE.load(signature)  # type: ignore[arg-type]
     except ValidationError as e:
-        return [{"path": f"signature/{x['path']}".rstrip("/"), "message": x["message"]} for x in flatten(e.messages)]
+        return [
+            {"path": f"signature/{x['path']}".rstrip("/"), "message": str(x["message"])} for x in flatten(e.messages)
+        ]
     return []
 
 
