@@ -38,7 +38,8 @@ FORBIDDEN = {
     "keys": {"ledger", "api", "web", "app", "cli", "wsgi", "client", "demo"} | SERVER_LIBRARIES,
     "ledger": {"api", "web", "app", "cli", "wsgi", "client", "demo", "flask", "werkzeug", "marshmallow", "apispec"},
     "api": {"web", "app", "cli", "wsgi", "client", "demo"},
-    "web": {"api", "app", "cli", "wsgi", "client", "demo"},
+    # Pages call ``ledger`` for every read and build no SQL: no database library.
+    "web": {"api", "app", "cli", "wsgi", "client", "demo", "sqlalchemy", "alembic", "psycopg"},
     "client": {"api", "web", "app", "cli", "wsgi", "demo"} | SERVER_LIBRARIES,
 }
 
@@ -100,9 +101,6 @@ def test_pure_ledger_modules_import_only_pure_ones() -> None:
 #: build SQL, so ``api`` and ``web`` import no SQLAlchemy: they hold a session
 #: (``ledger.db.Session``) and catch ``ledger.db.DatabaseError``, nothing more.
 VIEW_PACKAGES = ("api", "web")
-#: The one exception, temporary: web/queries.py's SQL is moving into ``ledger``
-#: (issue 15, branch ``pages``), which deletes this entry with the file.
-BUILDS_SQL_FOR_NOW = {"web/queries.py"}
 
 
 def test_views_build_no_sql() -> None:
@@ -110,24 +108,12 @@ def test_views_build_no_sql() -> None:
     for package in VIEW_PACKAGES:
         for path in _sources(package):
             where = path.relative_to(ROOT).as_posix()
-            if where in BUILDS_SQL_FOR_NOW:
-                continue
             bad += [
                 f"{where}:{line} imports {module}"
                 for module, _, line in _imports(path)
                 if module.split(".")[0] == "sqlalchemy"
             ]
     assert not bad, "\n".join(bad)
-
-
-def test_the_sql_exception_is_still_needed() -> None:
-    """An exception whose file is gone or clean must be deleted, not kept as a hole."""
-    for where in BUILDS_SQL_FOR_NOW:
-        path = ROOT / where
-        assert path.exists(), f"{where} is gone: remove it from BUILDS_SQL_FOR_NOW"
-        assert any(m.split(".")[0] == "sqlalchemy" for m, _, _ in _imports(path)), (
-            f"{where} imports no SQLAlchemy any more: remove it from BUILDS_SQL_FOR_NOW"
-        )
 
 
 def test_client_imports_only_the_pure_ledger() -> None:

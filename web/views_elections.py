@@ -22,9 +22,9 @@ from typing import Any
 
 from flask import Flask, abort, current_app, render_template
 
+from ledger.browse import platform_names
 from ledger.evenness_store import Filters
 from web import bp, current_log
-from web.queries import platform_names
 from web.views_stats import protection_of
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
