@@ -185,29 +185,33 @@ def find_publication(session: Session, tree_size: int, method_version: int = MET
     return None if row is None else Publication(tree_size, method_version, row.leaf_index, row.document_sha256)
 
 
-def statistics_event(checkpoint: StoredCheckpoint, document_sha256: str) -> dict[str, Any]:
+def statistics_event(
+    checkpoint: StoredCheckpoint, document_sha256: str, method_version: int = METHOD_VERSION
+) -> dict[str, Any]:
     return {
         "event": "statistics_published",
         "tree_size": checkpoint.size,
         "root_hash": base64.b64encode(checkpoint.root).decode(),
-        "method_version": METHOD_VERSION,
+        "method_version": method_version,
         "document_sha256": document_sha256,
     }
 
 
-def publication_planner(signer: Signer, checkpoint: StoredCheckpoint, document_sha256: str) -> Planner:
+def publication_planner(
+    signer: Signer, checkpoint: StoredCheckpoint, document_sha256: str, method_version: int = METHOD_VERSION
+) -> Planner:
     """The sequencer plan that appends the digest's registry entry and its row.
 
     Under the lock it refuses a second publication for the same tree size
     and method version (one figure per checkpoint, never a correction).
     """
-    event = statistics_event(checkpoint, document_sha256)
+    event = statistics_event(checkpoint, document_sha256, method_version)
 
     def plan(session: Session, size: int, now: int) -> Plan:
-        existing = find_publication(session, checkpoint.size)
+        existing = find_publication(session, checkpoint.size, method_version)
         if existing is not None:
             raise Conflict(
-                f"statistics of tree size {checkpoint.size} (method version {METHOD_VERSION}) were already "
+                f"statistics of tree size {checkpoint.size} (method version {method_version}) were already "
                 f"published at log entry {existing.leaf_index}"
             )
         entry = entry_bytes(now, "registry", canonical(event), log_signature(signer, event))
@@ -217,9 +221,11 @@ def publication_planner(signer: Signer, checkpoint: StoredCheckpoint, document_s
     return plan
 
 
-def publish(log: Log, tree_size: int | None = None) -> tuple[AppendResult, Evenness]:
-    """Compute the unfiltered document of the checkpoint of ``tree_size``
-    (default: the latest) and append its digest to the log.
+def publish(
+    log: Log, tree_size: int | None = None, method_version: int = METHOD_VERSION
+) -> tuple[AppendResult, Evenness]:
+    """Compute the unfiltered document (by ``method_version``) of the checkpoint
+    of ``tree_size`` (default: the latest) and append its digest to the log.
 
     The document is computed in a read transaction, outside the sequencer's
     lock; the plan re-checks under the lock that nothing was published for
@@ -232,5 +238,6 @@ def publish(log: Log, tree_size: int | None = None) -> tuple[AppendResult, Evenn
     with log.read() as s:
         checkpoint = log.checkpoint_for(s, tree_size)
         refuse_mismatches(check_all(s, log.latest(s).size) + check_search(log.engine), "publish statistics")
-        document = evenness_at(s, checkpoint, Filters())
-    return log.sequencer.sequence(publication_planner(log.signer, checkpoint, document.sha256)), document
+        document = evenness_at(s, checkpoint, Filters(), method_version)
+    plan = publication_planner(log.signer, checkpoint, document.sha256, method_version)
+    return log.sequencer.sequence(plan), document
