@@ -25,6 +25,7 @@ from api.describe import (
     Checkpoint,
     Doc,
     Paths,
+    checkpoint_answer,
     choice,
     hash_b64,
     integer,
@@ -163,11 +164,7 @@ def submit() -> tuple[Response, int]:
             }
         )
     body = {
-        "checkpoint": {
-            "tree_size": cp.size,
-            "root_hash": base64.b64encode(cp.root).decode(),
-            "signed_note": cp.note.decode(),
-        },
+        "checkpoint": checkpoint_answer(cp),
         "records": out,
     }
     status = 201 if any(p.status == "created" for p in receipt.placed) else 200
