@@ -35,6 +35,7 @@ from ledger.errors import InvalidInput
 from ledger.records import times
 from ledger.records.entries import format_time
 from ledger.records.vocab import (
+    ABUSE_KINDS,
     ACCOUNT_CLASSES,
     ACTIONS,
     APPEAL_OUTCOMES,
@@ -46,8 +47,10 @@ from ledger.records.vocab import (
     INTERIM_STATES,
     PATTERNS,
     RECORD_TYPES,
+    REPORTER_CLASSES,
     REVIEW_PATHS,
     SEVERITIES,
+    TARGET_CLASSES,
 )
 from ledger.submit import permalink
 
@@ -112,6 +115,15 @@ class FeedQuery(Schema):
     detection_source = _choice(DETECTION_SOURCES)
     automated_decision = _choice(AUTOMATED_DECISIONS)
     subject_key = _pattern("subject_key")
+    target_class = fields.String(
+        validate=validate.OneOf(TARGET_CLASSES), metadata={"description": "whom the content was aimed at"}
+    )
+    reporter_class = fields.String(
+        validate=validate.OneOf(REPORTER_CLASSES), metadata={"description": "who reported the content"}
+    )
+    abuse_kind = fields.String(
+        validate=validate.OneOf(ABUSE_KINDS), metadata={"description": "the rule's abuse kind (rule.abuse)"}
+    )
     territory = _choice((*COUNTRY_CODES, "GLOBAL"))
     decided_from = TimeParam()
     decided_to = TimeParam()

@@ -32,7 +32,15 @@ from api.feed import TimeParam
 from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger.evenness_cache import EXTENSION, Documents, shared
-from ledger.evenness_store import GROUPS, METRICS, Filters, Publication, find_publication
+from ledger.evenness_store import (
+    GROUPS,
+    METHOD_VERSION,
+    METHOD_VERSIONS,
+    METRICS,
+    Filters,
+    Publication,
+    find_publication,
+)
 from ledger.records.entries import canonical
 from ledger.records.vocab import PATTERNS
 
@@ -54,6 +62,13 @@ class EvennessQuery(Schema):
     metric = fields.String(validate=validate.OneOf(METRICS))
     decided_from = TimeParam(metadata={"description": "decisions decided at or after this time"})
     decided_to = TimeParam(metadata={"description": "decisions decided before this time"})
+    method_version = StrictInt(
+        validate=validate.OneOf(METHOD_VERSIONS),
+        metadata={
+            "description": "1 (default): the account comparisons; 2: version 1 and the protection section "
+            "(whom content targeted, who reported it)"
+        },
+    )
 
 
 @bp.record_once
@@ -77,12 +92,13 @@ def evenness() -> Response:
     args = parse_query(EvennessQuery(), request.args)
     filters = _filters(args)
     pinned = args.get("tree_size")
+    version = args.get("method_version", METHOD_VERSION)
     documents: Documents = current_app.extensions[EXTENSION]
     log = get_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
-        publication = find_publication(s, cp.size)
-    data, digest = documents.document(log, cp, filters)
+        publication = find_publication(s, cp.size, version)
+    data, digest = documents.document(log, cp, filters, version)
     return _response(data, digest, publication, pinned is not None)
 
 
@@ -124,9 +140,11 @@ def paths(ma: MarshmallowPlugin) -> Paths:
         "properties": {
             "document": {
                 "type": "object",
-                "description": "The evenness document (method version 1): method and parameters, checkpoint, "
-                "filters, totals, cells, comparisons with their strata tables, platform summaries, the monthly "
-                "series and the flagged list. Its RFC 8785 bytes appear in the answer verbatim.",
+                "description": "The evenness document (method version 1 by default): method and parameters, "
+                "checkpoint, filters, totals, cells, comparisons with their strata tables, platform summaries, the "
+                "monthly series and the flagged list; method version 2 adds the protection section (treatment by "
+                "the class of the content's target, time to decision by reporter class). Its RFC 8785 bytes "
+                "appear in the answer verbatim.",
             },
             "document_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "publication": {"oneOf": [{"type": "null"}, publication]},

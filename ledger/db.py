@@ -177,6 +177,11 @@ record_index = Table(
     Column("search_text", Text),
     # Added by migration 0005 for the evenness statistics (time to decision).
     Column("flagged_at_ms", BigInteger),
+    # Added by migration 0007 for the protection statistics: whom the content
+    # targeted, who reported it, and the rule's abuse kind (rule.abuse).
+    Column("target_class", String(32)),
+    Column("reporter_class", String(32)),
+    Column("abuse_kind", String(16)),
     # Filters: each with leaf_index, for newest-first pages (migration 0003).
     *(
         Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
@@ -186,6 +191,8 @@ record_index = Table(
             *(("review_path",), ("detection_source",)),
         )
     ),
+    # The protection filters (migration 0007_protection).
+    *(Index(f"record_index_{c}", c, "leaf_index") for c in ("target_class", "reporter_class", "abuse_kind")),
     Index("record_index_decided_at", "decided_at_ms"),
     Index("record_index_logged_at", "logged_at_ms"),
     Index("record_index_ref", "platform", "ref_record_id"),

@@ -58,6 +58,10 @@ EQUALITY = (
     "detection_source",
     "automated_decision",
     "subject_key",
+    # The protection fields (record schema 1, issue 19): classes only.
+    "target_class",
+    "reporter_class",
+    "abuse_kind",
 )
 BOOLEAN = ("political", "violation_found", "exemption_applied")
 
