@@ -12,10 +12,13 @@ builds them: they document and never validate, and
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import EXCLUDE, Schema, fields, validate
+
+from ledger.storage import StoredCheckpoint
 
 #: Path -> method -> operation, as ``APISpec.path`` takes them.
 Paths = dict[str, dict[str, dict[str, Any]]]
@@ -79,12 +82,19 @@ def choice(values: tuple[str, ...], description: str, **kw: Any) -> fields.Strin
 
 
 class Checkpoint(Doc):
+    """Built by ``checkpoint_answer``, below: one builder for every route that returns it."""
+
     tree_size = integer("The number of entries the checkpoint commits to.")
     root_hash = hash_b64("The RFC 9162 root hash of the tree of that size, padded base64.")
     signed_note = string(
         "The checkpoint as a signed note (c2sp.org/tlog-checkpoint), as /checkpoint serves it. "
         "Verify its signature with the log's verifier key before trusting tree_size and root_hash."
     )
+
+
+def checkpoint_answer(cp: StoredCheckpoint) -> dict[str, Any]:
+    """The ``Checkpoint`` answer of ``cp``."""
+    return {"tree_size": cp.size, "root_hash": base64.b64encode(cp.root).decode(), "signed_note": cp.note.decode()}
 
 
 class ExistingRecord(Doc):

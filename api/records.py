@@ -18,6 +18,7 @@ from api.describe import (
     Checkpoint,
     Doc,
     Paths,
+    checkpoint_answer,
     choice,
     hash_b64,
     integer,
@@ -103,7 +104,7 @@ def _record(find: Callable[[Session], Any]) -> Response:
         "leaf_hash": b64(proof.leaf_hash),
         "tree_size": cp.size,
         "inclusion_path": [b64(h) for h in proof.proof],
-        "checkpoint": {"tree_size": cp.size, "root_hash": b64(cp.root), "signed_note": cp.note.decode()},
+        "checkpoint": checkpoint_answer(cp),
     }
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"

@@ -26,6 +26,7 @@ from api.describe import (
     Checkpoint,
     Doc,
     Paths,
+    checkpoint_answer,
     choice,
     hash_b64,
     integer,
@@ -191,11 +192,7 @@ def submit() -> tuple[Response, int]:
             }
         )
     body = {
-        "checkpoint": {
-            "tree_size": cp.size,
-            "root_hash": base64.b64encode(cp.root).decode(),
-            "signed_note": cp.note.decode(),
-        },
+        "checkpoint": checkpoint_answer(cp),
         "records": out,
     }
     status = 201 if any(p.status == "created" for p in receipt.placed) else 200

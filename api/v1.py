@@ -20,6 +20,7 @@ from api.describe import (
     Checkpoint,
     Doc,
     Paths,
+    checkpoint_answer,
     hash_b64,
     integer,
     json_answer,
@@ -34,7 +35,6 @@ from api.schemas import ConsistencyQuery, InclusionQuery
 from api.state import get_log
 from ledger.errors import DerivedDataError, InvalidInput
 from ledger.log import InclusionProof as LogInclusionProof
-from ledger.storage import StoredCheckpoint
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 #: Outside /api/v1, where load balancers look for it.
@@ -45,17 +45,13 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _checkpoint_json(cp: StoredCheckpoint) -> dict[str, Any]:
-    return {"tree_size": cp.size, "root_hash": b64(cp.root), "signed_note": cp.note.decode()}
-
-
 def _inclusion_json(p: LogInclusionProof) -> dict[str, Any]:
     return {
         "leaf_index": p.index,
         "leaf_hash": b64(p.leaf_hash),
         "tree_size": p.checkpoint.size,
         "inclusion_path": [b64(h) for h in p.proof],
-        "checkpoint": _checkpoint_json(p.checkpoint),
+        "checkpoint": checkpoint_answer(p.checkpoint),
     }
 
 
@@ -75,7 +71,7 @@ def log_info() -> Response:
                 "origin": log.origin,
                 "verifier_key": log.verifier.to_key(),
                 "tile_height": 8,
-                "checkpoint": _checkpoint_json(cp),
+                "checkpoint": checkpoint_answer(cp),
             }
         )
     )
@@ -114,8 +110,8 @@ def consistency() -> Response:
                 "first": p.first.size,
                 "second": p.second.size,
                 "consistency_path": [b64(h) for h in p.proof],
-                "first_checkpoint": _checkpoint_json(p.first),
-                "checkpoint": _checkpoint_json(p.second),
+                "first_checkpoint": checkpoint_answer(p.first),
+                "checkpoint": checkpoint_answer(p.second),
             }
         )
     )

@@ -165,19 +165,24 @@ def _finding(shown: Shown, h: dashboard.Headline) -> dict[str, Any]:
     """A headline with its drill-down links: the full sentence, the chart,
     and the records behind each of the two figures, pinned to the tree
     size of the document (a feed cursor at the tree's end)."""
-    pin: dict[str, Any] = {"cursor": encode_cursor(shown.size, shown.size)}
+    pin = {"cursor": encode_cursor(shown.size, shown.size)}
+    # url_for types its URL values as Any, next to keyword parameters of its
+    # own (_anchor, _external, ...); these dicts hold URL values only.
+    shown_args: dict[str, Any] = shown.args()
     if h.rule_id is not None:
-        page = url_for("web.stats_rule", platform=h.platform, rule_id=h.rule_id, **shown.args())
+        page = url_for("web.stats_rule", platform=h.platform, rule_id=h.rule_id, **shown_args)
         chart = f"#chart-{h.metric}" if h.metric in dashboard.RULE_CHARTS else ""
     else:
-        page = url_for("web.stats_platform", platform=h.platform, **shown.args())
+        page = url_for("web.stats_platform", platform=h.platform, **shown_args)
         chart = f"#chart-{dashboard.MONTHLY_CHART}" if h.metric == "exemption_rate" else ""
+    records: dict[str, Any] = {**h.feed_args(h.group), **pin}
+    reference: dict[str, Any] = {**h.feed_args(REFERENCE), **pin}
     return {
         "h": h,
         "sentence": f"#finding-{h.number}",
         "chart": page + chart,
-        "records": url_for("web.feed", **(h.feed_args(h.group) | pin)),
-        "reference": url_for("web.feed", **(h.feed_args(REFERENCE) | pin)),
+        "records": url_for("web.feed", **records),
+        "reference": url_for("web.feed", **reference),
     }
 
 
