@@ -8,7 +8,7 @@ import base64
 from flask import Response, abort, render_template
 
 from ledger import query
-from ledger.browse import counts, platform_names
+from ledger.browse import counts, followups, platform_names
 from ledger.registry import list_platforms
 from ledger.storage import StoredCheckpoint
 from web import bp, current_log
@@ -41,6 +41,7 @@ def index() -> str:
         names = platform_names(s)
         tally = counts(s, cp.size)
         newest = query.feed(s, query.Feed(equal={"type": "decision"}, limit=NEWEST), cp.size, None)
+        later = followups(s, newest, cp.size)
     per_platform: dict[str, dict[str, int]] = {}
     for platform, kind, n in tally.by_platform:
         per_platform.setdefault(platform, {})[kind] = n
@@ -54,6 +55,7 @@ def index() -> str:
         by_class=tally.by_class,
         decisions=sum(n for _, k, n in tally.by_platform if k == "decision"),
         newest=newest,
+        followups=later,
     )
 
 
@@ -91,6 +93,7 @@ def platform(slug: str) -> str:
             abort(404, f"No platform {slug!r} is registered in this log.")
         size = log.latest(s).size
         latest = query.feed(s, query.Feed(equal={"platform": slug}, limit=LATEST), size, None)
+        later = followups(s, latest, size)
         tally = counts(s, size)
     by_type = {kind: n for p, kind, n in tally.by_platform if p == slug}
     return render_template(
@@ -99,4 +102,5 @@ def platform(slug: str) -> str:
         names={slug: found[0]["display_name"]},
         rows=latest,
         by_type=by_type,
+        followups=later,
     )
