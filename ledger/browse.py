@@ -23,11 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.db import platforms, record_index, records
+from ledger.cosign import cosignatures
+from ledger.db import checkpoints, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
 from ledger.query import MAX_PAGE, SUPERSEDED, Feed
 from ledger.records.entries import Entry, parse_entry
+from ledger.storage import StoredCheckpoint
 
 DEMO_PREFIX = "demo-"
 
@@ -191,3 +193,32 @@ def feed_newer(s: Session, query: Feed, tree_size: int, after: int) -> tuple[lis
     )
     rows = [dict(r._mapping) for r in s.execute(stmt)]
     return rows[: query.limit][::-1], len(rows) > query.limit
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint the log signed, and the witnesses that cosigned it."""
+
+    checkpoint: StoredCheckpoint
+    witnesses: list[str]
+
+
+def signed_checkpoints(s: Session, below: int | None, limit: int) -> list[SignedCheckpoint]:
+    """Up to ``limit`` signed checkpoints, largest first, all of size below
+    ``below`` (None: from the latest), each with its cosigners' names."""
+    c = checkpoints.c
+    stmt = select(checkpoints).order_by(c.size.desc()).limit(limit)
+    if below is not None:
+        stmt = stmt.where(c.size < below)
+    rows = [StoredCheckpoint(r.size, bytes(r.root), bytes(r.note), r.created_at_ms) for r in s.execute(stmt)]
+    names: dict[int, list[str]] = {}
+    if rows:
+        w = cosignatures.c
+        found = s.execute(
+            select(w.size, w.witness_name)
+            .where(w.size.in_([cp.size for cp in rows]))
+            .order_by(w.size, w.witness_name, w.witness_key_id)
+        )
+        for size, name in found:
+            names.setdefault(size, []).append(name)
+    return [SignedCheckpoint(cp, names.get(cp.size, [])) for cp in rows]

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import base64
+import re
 
-from flask import Response, abort, render_template
+from flask import Response, abort, render_template, request
 
 from ledger import query
-from ledger.browse import counts, followups, platform_names
+from ledger.browse import counts, followups, platform_names, signed_checkpoints
 from ledger.registry import list_platforms
 from ledger.storage import StoredCheckpoint
 from web import bp, current_log
@@ -65,6 +66,33 @@ def log_page() -> str:
     with log.read() as s:
         cp = log.latest(s)
     return render_template("log.html", origin=log.origin, vkey=log.verifier.to_key(), cp=_checkpoint(cp))
+
+
+CHECKPOINTS_PAGE = 50
+
+
+@bp.get("/log/checkpoints")
+def checkpoints_page() -> str:
+    """Every checkpoint the log signed, largest first, each a tree size the
+    statistics can be pinned to, with its root and its cosigners."""
+    text = request.args.get("before", "")
+    if text and not re.fullmatch(r"[1-9][0-9]{0,18}", text):
+        abort(400, "before must be a tree size: a whole number without sign or leading zeros")
+    log = current_log()
+    with log.read() as s:
+        latest = log.latest(s)
+        shown = signed_checkpoints(s, int(text) if text else None, CHECKPOINTS_PAGE)
+    rows = [
+        {
+            "cp": _checkpoint(sc.checkpoint),
+            "witnesses": sc.witnesses,
+        }
+        for sc in shown
+    ]
+    older = rows[-1]["cp"]["size"] if len(rows) == CHECKPOINTS_PAGE and rows[-1]["cp"]["size"] > 0 else None
+    return render_template(
+        "checkpoints.html", origin=log.origin, rows=rows, latest=latest.size, older=older, paged=bool(text)
+    )
 
 
 @bp.get("/about")

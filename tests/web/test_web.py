@@ -88,6 +88,7 @@ PAGES = [
     "/platforms/other-video",
     "/entries/0",
     "/log",
+    "/log/checkpoints",
     "/about",
 ]
 
