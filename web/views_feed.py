@@ -18,6 +18,7 @@ from ledger.browse import COUNT_CAP, Reader, count_feed, feed_newer, followups, 
 from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filters
+from web.atom import atom
 
 
 def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[str, Any]], int | None]:
@@ -123,3 +124,38 @@ def subject(subject_key: str) -> tuple[str, int]:
         + (f"?{urlencode({'cursor': cursor})}" if cursor else ""),
     )
     return html, 400 if form.errors else 200
+
+
+def _atom_title(form: filters.FeedForm, names: dict[str, str]) -> str:
+    chosen = form.page_args()
+    chosen.pop("limit", None)
+    shown = []
+    for f in filters.fields(names):
+        if f.name in chosen:
+            value = chosen[f.name]
+            shown.append(f"{f.label}: {f.choices.get(value, value) if f.choices else value}")
+    return "Moderation decisions" + (f" ({'; '.join(shown)})" if shown else "")
+
+
+@bp.get("/records.atom")
+def feed_atom() -> Response:
+    """The newest records of any filtered view of the feed, as an Atom feed."""
+    log = current_log()
+    with log.read() as s:
+        names = platform_names(s)
+        form = filters.parse(request.args, names)
+        if form.errors:
+            abort(400, "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
+        cp = log.latest(s)
+        rows = query.feed(s, form.feed, cp.size, None)
+    args = form.page_args()
+    body = atom(
+        _atom_title(form, names),
+        url_for("web.feed_atom", **args, _external=True),
+        url_for("web.feed", **args, _external=True),
+        rows,
+        names,
+        lambda platform, record_id: url_for("web.record", platform=platform, record_id=record_id, _external=True),
+        cp.created_at_ms,
+    )
+    return Response(body, mimetype="application/atom+xml")
