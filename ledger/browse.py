@@ -18,16 +18,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.db import platforms, record_index, records
-from ledger.errors import LedgerError
+from ledger.db import checkpoints, cosignatures, platforms, record_index, records
+from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import Feed
+from ledger.query import MAX_PAGE, SUPERSEDED, Feed
 from ledger.records.entries import Entry, parse_entry
+from ledger.storage import StoredCheckpoint
 
 DEMO_PREFIX = "demo-"
 
@@ -133,3 +134,90 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
         .subquery()
     )
     return int(s.execute(select(func.count()).select_from(matching)).scalar_one())
+
+
+def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[int, list[dict[str, Any]]]:
+    """The appeals and amendments, in the tree of ``tree_size``, of the
+    decisions ``rows`` (feed rows) are or amend, by the leaf index of each
+    row: what a card shows as "reversed on appeal, 2 November 2026".
+
+    One query on ``record_index_ref`` (platform, ref_record_id), whatever
+    the page's length.
+    """
+    wanted: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        target = r["record_id"] if r["type"] == "decision" else r["ref_record_id"]
+        if r["type"] != "appeal" and target is not None:
+            wanted.setdefault((r["platform"], target), []).append(r["leaf_index"])
+    if not wanted:
+        return {}
+    c = record_index.c
+    by_platform: dict[str, list[str]] = {}
+    for platform, record_id in wanted:
+        by_platform.setdefault(platform, []).append(record_id)
+    stmt = (
+        select(c.leaf_index, c.platform, c.type, c.record_id, c.ref_record_id, c.appeal_outcome)
+        .add_columns(c.decided_at_ms, c.logged_at_ms)
+        .where(
+            c.leaf_index < tree_size,
+            c.type.in_(("appeal", "amendment")),
+            or_(*(and_(c.platform == p, c.ref_record_id.in_(ids)) for p, ids in by_platform.items())),
+        )
+        .order_by(c.leaf_index)
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in s.execute(stmt):
+        found = dict(row._mapping)
+        for leaf in wanted.get((found["platform"], found["ref_record_id"]), []):
+            if leaf != found["leaf_index"]:
+                out.setdefault(leaf, []).append(found)
+    return out
+
+
+def feed_newer(s: Session, query: Feed, tree_size: int, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """The page before a feed page: up to ``query.limit`` rows above leaf
+    index ``after`` (the first row of the page the reader is on) in the tree
+    of ``tree_size``, newest first as ``ledger.query.feed`` returns them,
+    and whether still newer rows match. Read oldest first from ``after``
+    (one row more, to know) and turned round, so the page joins the one it
+    came from without a gap or an overlap."""
+    if not 1 <= query.limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
+    c = record_index.c
+    stmt = (
+        select(record_index, SUPERSEDED.label("superseded"))
+        .where(and_(c.leaf_index > after, c.leaf_index < tree_size, *query.conditions(s)))
+        .order_by(c.leaf_index)
+        .limit(query.limit + 1)
+    )
+    rows = [dict(r._mapping) for r in s.execute(stmt)]
+    return rows[: query.limit][::-1], len(rows) > query.limit
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint the log signed, and the witnesses that cosigned it."""
+
+    checkpoint: StoredCheckpoint
+    witnesses: list[str]
+
+
+def signed_checkpoints(s: Session, below: int | None, limit: int) -> list[SignedCheckpoint]:
+    """Up to ``limit`` signed checkpoints, largest first, all of size below
+    ``below`` (None: from the latest), each with its cosigners' names."""
+    c = checkpoints.c
+    stmt = select(checkpoints).order_by(c.size.desc()).limit(limit)
+    if below is not None:
+        stmt = stmt.where(c.size < below)
+    rows = [StoredCheckpoint(r.size, bytes(r.root), bytes(r.note), r.created_at_ms) for r in s.execute(stmt)]
+    names: dict[int, list[str]] = {}
+    if rows:
+        w = cosignatures.c
+        found = s.execute(
+            select(w.size, w.witness_name)
+            .where(w.size.in_([cp.size for cp in rows]))
+            .order_by(w.size, w.witness_name, w.witness_key_id)
+        )
+        for size, name in found:
+            names.setdefault(size, []).append(name)
+    return [SignedCheckpoint(cp, names.get(cp.size, [])) for cp in rows]

@@ -33,6 +33,7 @@ def page_globals() -> dict[str, Any]:
     return {
         "demo_data": shows_demo(current_app.extensions["ledger"]),
         "label": labels.label,
+        "OUTCOME_WORDS": labels.OUTCOME_WORDS,
         "yes_no": labels.yes_no,
         "endpoint": request.endpoint,
         "duration": words.duration,
@@ -43,6 +44,11 @@ def page_globals() -> dict[str, Any]:
 @bp.app_template_filter("exact_time")
 def _exact_time(value: Any) -> str:
     return present.exact(value)
+
+
+@bp.app_template_filter("day")
+def _day(value: Any) -> str:
+    return present.day(value)
 
 
 @bp.app_template_filter("iso_time")

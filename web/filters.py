@@ -29,6 +29,9 @@ from web import labels
 from web.countries import COUNTRY_NAMES
 
 POLITICAL = "political"
+#: The parameters that pick a page rather than filter: an older page's
+#: cursor (the API's) and a newer page's.
+PAGING = ("cursor", "newer")
 LIMITS = (25, 50, 100, 200)
 DAY_MS = 86_400_000
 YES_NO = {"true": "Yes", "false": "No"}
@@ -129,6 +132,10 @@ class FeedForm:
     errors: dict[str, str] = field(default_factory=dict)
     feed: query.Feed = field(default_factory=query.Feed)
     cursor: tuple[int, int] | None = None
+    #: From a "Newer" link: the tree size and the first leaf index of the page it was on.
+    newer: tuple[int, int] | None = None
+    #: Set by the page: whether records newer than a "Newer" page's match too.
+    more_newer: bool = False
 
     @property
     def advanced_used(self) -> bool:
@@ -136,7 +143,7 @@ class FeedForm:
 
     def page_args(self, **extra: str) -> dict[str, str]:
         """The query string of this page, less empty inputs, with ``extra``."""
-        return {k: v for k, v in self.values.items() if v and k != "cursor"} | extra
+        return {k: v for k, v in self.values.items() if v and k not in PAGING} | extra
 
     def api_args(self) -> dict[str, str]:
         """The same query for ``GET /api/v1/records``."""
@@ -191,12 +198,16 @@ def parse(args: Mapping[str, str], platforms: dict[str, str]) -> FeedForm:
     for lo, hi in (("decided_from", "decided_to"), ("logged_from", "logged_to")):
         if lo in ranges and hi in ranges and ranges[lo] >= ranges[hi]:
             form.errors[hi] = "must not be before the first date"
-    cursor = args.get("cursor", "")
-    form.values["cursor"] = cursor
-    if cursor:
-        form.cursor = decode_cursor(cursor)
-        if form.cursor is None:
-            form.errors["cursor"] = "This page link is not valid: start again from the newest records."
+    for name in PAGING:
+        text = args.get(name, "")
+        form.values[name] = text
+        if text:
+            decoded = decode_cursor(text)
+            if decoded is None:
+                form.errors["cursor"] = "This page link is not valid: start again from the newest records."
+            setattr(form, name, decoded)
+    if form.cursor is not None and form.newer is not None:
+        form.errors["cursor"] = "A page link names either newer or older records, not both."
     valid = {k: v for k, v in form.values.items() if v and k not in form.errors}
     form.feed = query.Feed(
         equal=equal,

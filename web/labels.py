@@ -193,6 +193,9 @@ APPEAL_OUTCOMES = {
     "modified": "Modified",
 }
 
+#: An appeal's outcome as a card says it: "Reversed on appeal, 2 November 2026".
+OUTCOME_WORDS = {"upheld": "Upheld", "reversed": "Reversed", "modified": "Modified"}
+
 AMENDMENT_REASONS = {
     "data_error": "A data error was corrected",
     "late_classification": "The case was classified later",

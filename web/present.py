@@ -224,6 +224,12 @@ def exact(value: Any) -> str:
     return f"{day}, {dt.strftime('%H:%M:%S')}{_fraction(value)} UTC"
 
 
+def day(value: Any) -> str:
+    """The day alone, ``2 November 2026`` (UTC), for a line such as "reversed on appeal"."""
+    dt = parse_time(value)
+    return str(value) if dt is None else f"{dt.day} {dt.strftime('%B %Y')}"
+
+
 def iso(value: Any) -> str:
     """For ``<time datetime>``: HTML takes at most 3 fraction digits."""
     dt = parse_time(value)

@@ -14,32 +14,45 @@ from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ledger import query
-from ledger.browse import COUNT_CAP, Reader, count_feed, platform_names, subject_latest
+from ledger.browse import COUNT_CAP, Reader, count_feed, feed_newer, followups, platform_names, subject_latest
 from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filters
+from web.atom import atom
 
 
 def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[str, Any]], int | None]:
     """The tree size the page reflects, its rows, and how many records match
     in all (None when the form has errors); sets form errors instead of failing."""
     size = log.latest(s).size
-    before = None
-    if form.cursor is not None:
-        pinned, before = form.cursor
-        if pinned > size:
+    pin = form.cursor or form.newer
+    if pin is not None:
+        if pin[0] > size:
             form.errors["cursor"] = "This page link is from a larger log than this one: start from the newest."
             return size, [], None
-        size = pinned
+        size = pin[0]
     if form.errors:
         return size, [], None
-    return size, query.feed(s, form.feed, size, before), count_feed(s, form.feed, size)
+    if form.newer is not None:
+        rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1])
+    else:
+        rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1])
+    return size, rows, count_feed(s, form.feed, size)
 
 
 def _older(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
-    if len(rows) < form.feed.limit:
+    """The next page down, if there may be one (a newer page always has one)."""
+    if not rows or (len(rows) < form.feed.limit and form.newer is None):
         return None
     return form.page_args(cursor=query.encode_cursor(size, rows[-1]["leaf_index"]))
+
+
+def _newer(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The next page up, pinned to the same tree size; None on the newest
+    page (a newer page that came back short has reached it)."""
+    if not rows or (form.cursor is None and not form.more_newer):
+        return None
+    return form.page_args(newer=query.encode_cursor(size, rows[0]["leaf_index"]))
 
 
 @bp.get("/records")
@@ -53,7 +66,9 @@ def feed() -> tuple[str, int] | Response:
         names = platform_names(s)
         form = filters.parse(request.args, names)
         size, rows, total = _page(log, s, form)
+        later = followups(s, rows, size)
     older = _older(form, size, rows)
+    newer = _newer(form, size, rows)
     api_url = url_for("feed.records_feed") if not form.errors else None
     if api_url and form.api_args():
         api_url += "?" + urlencode(form.api_args())
@@ -65,8 +80,10 @@ def feed() -> tuple[str, int] | Response:
         rows=rows,
         tree_size=size,
         older=older,
+        newer=newer,
         total=total,
         cap=COUNT_CAP,
+        followups=later,
         api_url=api_url,
     )
     return html, 400 if form.errors else 200
@@ -83,10 +100,13 @@ def subject(subject_key: str) -> tuple[str, int]:
         if latest is None:
             abort(404, "No record in the log is about an account with this subject key.")
         cursor = request.args.get("cursor", "")
-        form = filters.parse({"subject_key": subject_key, "cursor": cursor}, names)
+        paging = {name: request.args.get(name, "") for name in filters.PAGING}
+        form = filters.parse({"subject_key": subject_key, **paging}, names)
         size, rows, _ = _page(log, s, form)
+        later = followups(s, rows, size)
     row, total = latest
     older = _older(form, size, rows)
+    newer = _newer(form, size, rows)
     html = render_template(
         "subject.html",
         subject_key=subject_key,
@@ -98,7 +118,44 @@ def subject(subject_key: str) -> tuple[str, int]:
         rows=rows,
         tree_size=size,
         older={"cursor": older["cursor"]} if older else None,
+        newer={"newer": newer["newer"]} if newer else None,
+        followups=later,
         api_url=url_for("feed.subject", subject_key=subject_key)
         + (f"?{urlencode({'cursor': cursor})}" if cursor else ""),
     )
     return html, 400 if form.errors else 200
+
+
+def _atom_title(form: filters.FeedForm, names: dict[str, str]) -> str:
+    chosen = form.page_args()
+    chosen.pop("limit", None)
+    shown = []
+    for f in filters.fields(names):
+        if f.name in chosen:
+            value = chosen[f.name]
+            shown.append(f"{f.label}: {f.choices.get(value, value) if f.choices else value}")
+    return "Moderation decisions" + (f" ({'; '.join(shown)})" if shown else "")
+
+
+@bp.get("/records.atom")
+def feed_atom() -> Response:
+    """The newest records of any filtered view of the feed, as an Atom feed."""
+    log = current_log()
+    with log.read() as s:
+        names = platform_names(s)
+        form = filters.parse(request.args, names)
+        if form.errors:
+            abort(400, "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
+        cp = log.latest(s)
+        rows = query.feed(s, form.feed, cp.size, None)
+    args = form.page_args()
+    body = atom(
+        _atom_title(form, names),
+        url_for("web.feed_atom", **args, _external=True),
+        url_for("web.feed", **args, _external=True),
+        rows,
+        names,
+        lambda platform, record_id: url_for("web.record", platform=platform, record_id=record_id, _external=True),
+        cp.created_at_ms,
+    )
+    return Response(body, mimetype="application/atom+xml")

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import base64
+import re
+from typing import Any
 
-from flask import Response, abort, render_template
+from flask import Response, abort, render_template, request
 
 from ledger import query
-from ledger.browse import counts, platform_names
+from ledger.browse import counts, followups, platform_names, signed_checkpoints
 from ledger.registry import list_platforms
 from ledger.storage import StoredCheckpoint
 from web import bp, current_log
@@ -41,6 +43,7 @@ def index() -> str:
         names = platform_names(s)
         tally = counts(s, cp.size)
         newest = query.feed(s, query.Feed(equal={"type": "decision"}, limit=NEWEST), cp.size, None)
+        later = followups(s, newest, cp.size)
     per_platform: dict[str, dict[str, int]] = {}
     for platform, kind, n in tally.by_platform:
         per_platform.setdefault(platform, {})[kind] = n
@@ -54,6 +57,7 @@ def index() -> str:
         by_class=tally.by_class,
         decisions=sum(n for _, k, n in tally.by_platform if k == "decision"),
         newest=newest,
+        followups=later,
     )
 
 
@@ -63,6 +67,33 @@ def log_page() -> str:
     with log.read() as s:
         cp = log.latest(s)
     return render_template("log.html", origin=log.origin, vkey=log.verifier.to_key(), cp=_checkpoint(cp))
+
+
+CHECKPOINTS_PAGE = 50
+
+
+@bp.get("/log/checkpoints")
+def checkpoints_page() -> str:
+    """Every checkpoint the log signed, largest first, each a tree size the
+    statistics can be pinned to, with its root and its cosigners."""
+    text = request.args.get("before", "")
+    if text and not re.fullmatch(r"[1-9][0-9]{0,18}", text):
+        abort(400, "before must be a tree size: a whole number without sign or leading zeros")
+    log = current_log()
+    with log.read() as s:
+        latest = log.latest(s)
+        shown = signed_checkpoints(s, int(text) if text else None, CHECKPOINTS_PAGE)
+    rows: list[dict[str, Any]] = [
+        {
+            "cp": _checkpoint(sc.checkpoint),
+            "witnesses": sc.witnesses,
+        }
+        for sc in shown
+    ]
+    older = rows[-1]["cp"]["size"] if len(rows) == CHECKPOINTS_PAGE and rows[-1]["cp"]["size"] > 0 else None
+    return render_template(
+        "checkpoints.html", origin=log.origin, rows=rows, latest=latest.size, older=older, paged=bool(text)
+    )
 
 
 @bp.get("/about")
@@ -91,6 +122,7 @@ def platform(slug: str) -> str:
             abort(404, f"No platform {slug!r} is registered in this log.")
         size = log.latest(s).size
         latest = query.feed(s, query.Feed(equal={"platform": slug}, limit=LATEST), size, None)
+        later = followups(s, latest, size)
         tally = counts(s, size)
     by_type = {kind: n for p, kind, n in tally.by_platform if p == slug}
     return render_template(
@@ -99,4 +131,5 @@ def platform(slug: str) -> str:
         names={slug: found[0]["display_name"]},
         rows=latest,
         by_type=by_type,
+        followups=later,
     )

@@ -13,6 +13,7 @@ Skipped where Chromium or Playwright is missing, as ``test_pages.py`` is.
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from collections.abc import Iterator
@@ -295,5 +296,59 @@ def test_the_findings_table_drills_down_to_statement_chart_and_records(
         if number == 1:
             assert not axe.violations(page), axe.show(axe.violations(page))
         page.go_back(wait_until="load")
+    watch.check(page)
+    context.close()
+
+
+def _leaves(page: Page) -> list[int]:
+    return [int(x) for x in page.eval_on_selector_all("ol.rows > li.row", "els => els.map(e => e.dataset.leafIndex)")]
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_newer_and_older_and_the_checkpoints_page(
+    planted_site: tuple[str, str],
+    browser: Browser,  # noqa: F811
+    width: str,
+) -> None:
+    """Older twice and Newer once lands on the page seen before, pinned;
+    the checkpoints page lists the signed tree sizes and pins the statistics."""
+    _, url = planted_site
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    page = context.new_page()
+    watch = Watch(page)
+    page.goto(url + "/records?platform=other-video&limit=25", wait_until="load")
+    first = _leaves(page)
+    assert page.get_by_role("link", name="Newer records").count() == 0
+    pages = [first]
+    for _ in range(2):
+        with page.expect_navigation():
+            page.get_by_role("link", name="Older records").click()
+        page.wait_for_load_state("load")
+        pages.append(_leaves(page))
+    assert all(len(p) == 25 for p in pages)
+    assert all(a[-1] > b[0] for a, b in itertools.pairwise(pages))
+    assert not axe.violations(page), axe.show(axe.violations(page))
+    with page.expect_navigation():
+        page.get_by_role("link", name="Newer records").click()
+    page.wait_for_load_state("load")
+    assert _leaves(page) == pages[1]
+    with page.expect_navigation():
+        page.get_by_role("link", name="Newer records").click()
+    page.wait_for_load_state("load")
+    assert _leaves(page) == pages[0]
+    assert page.get_by_role("link", name="Newer records").count() == 0
+    # The checkpoints page: every signed size, largest first; its links pin the statistics.
+    page.goto(url + "/log/checkpoints", wait_until="load")
+    sizes = [int(s.replace(",", "")) for s in page.locator("table.checkpoints tbody th").all_inner_texts()]
+    assert sizes == sorted(sizes, reverse=True)
+    assert len(sizes) > 1
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    assert not axe.violations(page), axe.show(axe.violations(page))
+    with page.expect_navigation():
+        page.get_by_role("link", name=f"Statistics at tree size {sizes[1]}").click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith(f"/stats?tree_size={sizes[1]}")
+    assert f"at tree size {sizes[1]} " in page.locator("main").inner_text()
     watch.check(page)
     context.close()

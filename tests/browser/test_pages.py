@@ -444,6 +444,7 @@ PAGES = {
     "platform": "/platforms/other-video",
     "entry": "/entries/0",
     "log": "/log",
+    "checkpoints": "/log/checkpoints",
     "about": "/about",
     "record-tampered": "/records/example-social/dec-leg?tamper=proof",
     "not-found": "/records/example-social/no-such-record",
@@ -566,3 +567,32 @@ def test_axe_reports_what_it_finds(page: Page) -> None:
     page.set_content('<html><body><img src="data:,"><p><a href="#"></a></p></body></html>')
     found = {v["id"] for v in axe.violations(page)}
     assert {"html-has-lang", "image-alt", "link-name", "region", "landmark-one-main", "document-title"} <= found
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_a_card_shows_its_decision_was_reversed_on_appeal(site: tuple[str, str], browser: Browser, width: str) -> None:
+    """The decision's card, in the feed and on the person's page, says what
+    became of it and links the appeal that says so."""
+    _, url = site
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    page = context.new_page()
+    watch = Watch(page)
+    page.goto(url + "/records?platform=example-social", wait_until="load")
+    card = page.locator("li.row", has=page.locator(".id", has_text="dec-leg")).first
+    outcome = card.locator("ul.row-followups li")
+    assert outcome.is_visible()
+    assert outcome.inner_text().startswith("Reversed on appeal, 2 May 2026")
+    assert not axe.violations(page), axe.show(axe.violations(page))
+    with page.expect_navigation():
+        outcome.get_by_role("link", name="apl-1").click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/records/example-social/apl-1")
+    page.go_back(wait_until="load")
+    with page.expect_navigation():
+        card.locator(".row-who a").first.click()
+    page.wait_for_load_state("load")
+    assert "/subjects/" in page.url
+    mine = page.locator("li.row", has=page.locator(".id", has_text="dec-leg")).first
+    assert mine.locator("ul.row-followups").inner_text().startswith("Reversed on appeal, 2 May 2026")
+    watch.check(page)
+    context.close()

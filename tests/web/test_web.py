@@ -88,6 +88,7 @@ PAGES = [
     "/platforms/other-video",
     "/entries/0",
     "/log",
+    "/log/checkpoints",
     "/about",
 ]
 
@@ -103,7 +104,11 @@ def test_every_page_renders_accessibly(client: FlaskClient, data: Data, url: str
     for script in page.all("script"):
         assert (script.get("src") or "").startswith("/static/"), script
     for link in page.all("link"):
-        assert (link.get("href") or "").startswith("/static/"), link
+        if link.get("rel") == "alternate":  # named, not loaded: a feed of this page, on this site
+            assert link.get("type") == "application/atom+xml", link
+            assert (link.get("href") or "").startswith("/records.atom"), link
+        else:
+            assert (link.get("href") or "").startswith("/static/"), link
     # One h1, and headings never skip a level going down.
     levels = [int(t[1]) for t, _ in page.tags if re.fullmatch(r"h[1-6]", t)]
     assert levels[0] == 1
