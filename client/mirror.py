@@ -63,8 +63,8 @@ import click
 
 from client.audit import cli_errors, evidence_option, url_option, vkey_option, warn
 from client.http import ClientError, Http
-from client.platform import VerificationFailed
 from client.tiles import TileClient, TileHashReader, check_extends, open_cp, verified_bundles
+from client.verifying import VerificationFailed
 from keys.note import Verifier
 from ledger.errors import InvalidInput
 from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
