@@ -42,6 +42,7 @@ from api.record_schema import AmendmentRecord, AppealRecord, DecisionRecord
 from api.schemas import ConsistencyQuery, InclusionQuery
 from api.stats import EvennessQuery
 from api.submissions import MAX_ITEMS, SignatureSchema, SubmissionItemSchema
+from ledger import query
 from ledger.records.vocab import (
     ACCOUNT_CLASSES,
     ACTIONS,
@@ -440,12 +441,64 @@ def _export_file() -> dict[str, Any]:
     return {
         "description": "The file, as an attachment.",
         "content": {"application/gzip": {"schema": {}}},
-        "headers": {
-            "Ledger-Checkpoint-Size": {
-                "description": "The tree size of the checkpoint the file names.",
-                "schema": {"type": "integer", "minimum": 0},
-            },
-            "Content-Disposition": {"description": "attachment; filename=...", "schema": {"type": "string"}},
+        "headers": _CHECKPOINT_HEADERS,
+    }
+
+
+#: The headers naming the checkpoint a download belongs to (api/downloads.py ``checkpoint_headers``).
+_CHECKPOINT_HEADERS = {
+    "Ledger-Checkpoint-Origin": {"description": "The log's origin (name).", "schema": {"type": "string"}},
+    "Ledger-Checkpoint-Size": {
+        "description": "The tree size of the checkpoint the file names.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Ledger-Checkpoint-Root": {
+        "description": "The checkpoint's root hash, base64.",
+        "schema": {"type": "string", "format": "byte"},
+    },
+    "Ledger-Checkpoint-Note": {
+        "description": "The signed checkpoint (c2sp.org/tlog-checkpoint signed note), base64: verify it with the "
+        "log's verifier key to pin the file to the log.",
+        "schema": {"type": "string", "format": "byte"},
+    },
+    "Content-Disposition": {"description": "attachment; filename=...", "schema": {"type": "string"}},
+}
+
+
+def _download_paths(ma: MarshmallowPlugin) -> Paths:
+    params = _query(ma, FeedQuery(exclude=("limit", "cursor")), {})
+    fmt = _path_param(
+        "fmt",
+        {"type": "string", "enum": ["csv", "ndjson", "parquet"]},
+        "csv: RFC 4180 with a header line, the columns of ledger/records/export.py (those of mirror --csv), text "
+        "that a spreadsheet would run as a formula prefixed with '; ndjson: one line per record, the log entry "
+        "with index and leaf_hash spliced in (the faithful form: each line re-hashes to its leaf); parquet: the "
+        "CSV's columns and cells, index as int64.",
+    )
+    media = {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}}
+    media["application/vnd.apache.parquet"] = {"schema": {"type": "string", "format": "binary"}}
+    headers = {
+        **_CHECKPOINT_HEADERS,
+        "Ledger-Record-Count": {"description": "How many records the file holds.", "schema": {"type": "integer"}},
+    }
+    return {
+        "/api/v1/feed.{fmt}": {
+            "get": _op(
+                "Records",
+                "downloadFeed",
+                "Download the records a feed query selects, as CSV, NDJSON or Parquet",
+                "Takes the filters of GET /api/v1/records (not limit or cursor) and answers every matching record "
+                f"inside the latest checkpoint, in log order (oldest first), at most {query.MAX_DOWNLOAD:,}: a "
+                "larger selection is refused, not cut short. The file is read as it is by pandas, DuckDB or a "
+                "spreadsheet; the checkpoint it belongs to is in the Ledger-Checkpoint-* headers. Not cached.",
+                {
+                    "200": {"description": "The file, as an attachment.", "content": media, "headers": headers},
+                    "400": _problem(
+                        f"Malformed, repeated or unknown parameters, or more than {query.MAX_DOWNLOAD:,} records match."
+                    ),
+                },
+                [fmt, *params],
+            )
         },
     }
 
@@ -888,6 +941,7 @@ def _paths(ma: MarshmallowPlugin) -> Paths:
         **_proof_paths(ma),
         **_record_paths(feed),
         **_export_paths(ma),
+        **_download_paths(ma),
         **_stats_paths(ma),
         **_doc_paths(),
         **_health_paths(),

@@ -21,8 +21,12 @@ under ``corrected.``; an appeal's fields (``channel``, ``filed_at``,
 ``outcome``, ``new_action``, and ``decided_at``) share the columns of the
 same names; lists of strings are joined with ``;``; booleans are
 ``true``/``false``; absent fields are empty; any field the list does not
-name goes, as RFC 8785 JSON, into the last column, ``extra``. The export
-puts ``# checkpoint: <origin> <tree size> <base64 root>`` before the header.
+name goes, as RFC 8785 JSON, into the last column, ``extra``. The first
+line is the header, so that pandas, DuckDB or a spreadsheet read the file
+as it is; the checkpoint a file belongs to travels beside it (HTTP
+``Ledger-Checkpoint-*`` headers, a ``.checkpoint`` file, the dump's
+listing), never inside it. Parquet (:func:`write_parquet`, with pyarrow)
+holds the same columns and cells, ``index`` as int64 and the rest strings.
 
 Cells are safe to open in a spreadsheet, decided by the JSON type of the
 value: *text* (a JSON string, or a list of strings joined) that begins with
@@ -164,5 +168,45 @@ def csv_text(rows: Iterable[Sequence[str]]) -> str:
     return buf.getvalue()
 
 
-def csv_preamble(origin: str, tree_size: int, root: bytes) -> str:
-    return f"# checkpoint: {origin} {tree_size} {base64.b64encode(root).decode()}\r\n" + csv_text([CSV_COLUMNS])
+def csv_header() -> str:
+    """The header line of every records CSV: :data:`CSV_COLUMNS`."""
+    return csv_text([CSV_COLUMNS])
+
+
+def require_pyarrow() -> Any:
+    """pyarrow, imported on first use: only Parquet needs it (``pip install pyarrow``)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ImportError("Parquet needs pyarrow, which is not installed (pip install pyarrow)") from None
+    return pyarrow
+
+
+def write_parquet(rows: Iterable[Sequence[str]], where: Any, batch: int = 10_000) -> int:
+    """Write CSV rows (:func:`csv_row`) to Parquet at ``where`` (a path or a
+    binary file), in row groups of ``batch``; return the number of rows."""
+    pa = require_pyarrow()
+    schema = pa.schema([(c, pa.int64() if c == "index" else pa.string()) for c in CSV_COLUMNS])
+    n = 0
+    with pa.parquet.ParquetWriter(where, schema) as w:
+        chunk: list[Sequence[str]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == batch:
+                n += _write_row_group(pa, w, schema, chunk)
+        n += _write_row_group(pa, w, schema, chunk)
+        if not n:
+            w.write_table(schema.empty_table())
+    return n
+
+
+def _write_row_group(pa: Any, w: Any, schema: Any, chunk: list[Sequence[str]]) -> int:
+    if not chunk:
+        return 0
+    cols = list(zip(*chunk, strict=True))
+    arrays = [pa.array([int(v) for v in cols[0]], pa.int64())] + [pa.array(c, pa.string()) for c in cols[1:]]
+    w.write_table(pa.Table.from_arrays(arrays, schema=schema))
+    n = len(chunk)
+    chunk.clear()
+    return n

@@ -1,0 +1,122 @@
+"""Downloads of the feed: the records a feed query selects, as a file.
+
+``GET /api/v1/feed.csv``, ``/api/v1/feed.ndjson`` and ``/api/v1/feed.parquet``
+take the feed's filters (api/feed.py, without ``limit`` and ``cursor``) and
+answer every matching record inside the latest checkpoint, in log order, in
+the project's one records format (ledger/records/export.py: the columns of
+``mirror --csv``). The file starts with its own header line (CSV) or its
+first record (NDJSON), so pandas, DuckDB or a spreadsheet read it as it is;
+the checkpoint it belongs to is named in ``Ledger-Checkpoint-*`` response
+headers. A selection of more than :data:`ledger.query.MAX_DOWNLOAD` records
+is refused, with that number in the message, rather than cut short.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from api.feed import FeedQuery, feed_of
+from api.params import parse_query
+from api.state import get_log
+from ledger import query
+from ledger.errors import InvalidInput
+from ledger.log import Log
+from ledger.records.export import csv_header, csv_row, csv_text, ndjson_line, stored_entry, write_parquet
+from ledger.storage import StoredCheckpoint
+
+bp = Blueprint("downloads", __name__, url_prefix="/api/v1")
+
+#: Entries read per database round trip while streaming.
+BATCH = 1000
+#: Each format's media type.
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8; header=present",
+    "ndjson": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
+_DOWNLOAD_QUERY = FeedQuery(exclude=("limit", "cursor"))
+
+
+def checkpoint_headers(origin: str, cp: StoredCheckpoint) -> dict[str, str]:
+    """The headers naming the checkpoint a file belongs to (the signed note in base64: it spans lines)."""
+    return {
+        "Ledger-Checkpoint-Origin": origin,
+        "Ledger-Checkpoint-Size": str(cp.size),
+        "Ledger-Checkpoint-Root": base64.b64encode(cp.root).decode(),
+        "Ledger-Checkpoint-Note": base64.b64encode(cp.note).decode(),
+    }
+
+
+def _select(log: Log, feed: query.Feed) -> tuple[StoredCheckpoint, list[int]]:
+    with log.read() as s:
+        cp = log.latest(s)
+        indexes = query.feed_indexes(s, feed, cp.size, query.MAX_DOWNLOAD + 1)
+    if len(indexes) > query.MAX_DOWNLOAD:
+        raise InvalidInput(
+            f"more than {query.MAX_DOWNLOAD:,} records match: a download holds at most {query.MAX_DOWNLOAD:,}; "
+            "narrow the filters (e.g. logged_from and logged_to), or take a full dump (/api/v1/dumps)",
+            [{"path": "", "message": f"more than {query.MAX_DOWNLOAD} records match"}],
+        )
+    return cp, indexes
+
+
+def _entries(log: Log, indexes: list[int]) -> Iterator[tuple[int, bytes, bytes]]:
+    for lo in range(0, len(indexes), BATCH):
+        with log.read() as s:
+            yield from query.entries_at(s, indexes[lo : lo + BATCH])
+
+
+def _csv_rows(log: Log, indexes: list[int]) -> Iterator[list[str]]:
+    for index, leaf, data in _entries(log, indexes):
+        e = stored_entry(data)
+        yield csv_row(index, leaf, e.logged_at, e.body, e.signature)
+
+
+def _csv(log: Log, indexes: list[int]) -> Iterator[bytes]:
+    yield csv_header().encode()
+    rows: list[list[str]] = []
+    for row in _csv_rows(log, indexes):
+        rows.append(row)
+        if len(rows) == BATCH:
+            yield csv_text(rows).encode()
+            rows = []
+    yield csv_text(rows).encode()
+
+
+def _ndjson(log: Log, indexes: list[int]) -> Iterator[bytes]:
+    for index, leaf, data in _entries(log, indexes):
+        yield ndjson_line(index, leaf, data)
+
+
+def _parquet(log: Log, indexes: list[int]) -> bytes:
+    # Parquet's footer comes last and describes everything before it, so the
+    # file is built whole before the first byte is sent (bounded by MAX_DOWNLOAD).
+    buf = io.BytesIO()
+    write_parquet(_csv_rows(log, indexes), buf)
+    return buf.getvalue()
+
+
+def download(fmt: str, args: dict[str, Any]) -> Response:
+    """Answer a download of the records selected by feed filters ``args`` in format ``fmt``."""
+    log = get_log()
+    cp, indexes = _select(log, feed_of(args))
+    if fmt == "parquet":
+        resp = Response(_parquet(log, indexes), mimetype=MEDIA_TYPES[fmt])
+    else:
+        body = _csv(log, indexes) if fmt == "csv" else _ndjson(log, indexes)
+        resp = Response(body, content_type=MEDIA_TYPES[fmt])
+    resp.headers.update(checkpoint_headers(log.origin, cp))
+    resp.headers["Ledger-Record-Count"] = str(len(indexes))
+    resp.headers["Content-Disposition"] = f'attachment; filename="records-{cp.size}.{fmt}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/feed.<any(csv, ndjson, parquet):fmt>")
+def feed_download(fmt: str) -> Response:
+    return download(fmt, parse_query(_DOWNLOAD_QUERY, request.args))
