@@ -9,6 +9,9 @@ first record (NDJSON), so pandas, DuckDB or a spreadsheet read it as it is;
 the checkpoint it belongs to is named in ``Ledger-Checkpoint-*`` response
 headers. A selection of more than :data:`ledger.query.MAX_DOWNLOAD` records
 is refused, with that number in the message, rather than cut short.
+
+``GET /api/v1/dumps`` lists the full dumps per checkpoint (ledger/dumps.py),
+each file with its size, SHA-256 and URL (served by the downloads page).
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.feed import FeedQuery, feed_of
 from api.params import parse_query
 from api.state import get_log
 from ledger import query
+from ledger.dumps import Dump, list_dumps
 from ledger.errors import InvalidInput
 from ledger.log import Log
 from ledger.records.export import csv_header, csv_row, csv_text, ndjson_line, stored_entry, write_parquet
@@ -120,3 +125,24 @@ def download(fmt: str, args: dict[str, Any]) -> Response:
 @bp.get("/feed.<any(csv, ndjson, parquet):fmt>")
 def feed_download(fmt: str) -> Response:
     return download(fmt, parse_query(_DOWNLOAD_QUERY, request.args))
+
+
+def dump_json(dump: Dump) -> dict[str, Any]:
+    """A dump as ``GET /api/v1/dumps`` lists it."""
+    return {
+        "tree_size": dump.tree_size,
+        "root_hash": base64.b64encode(dump.checkpoint.root).decode(),
+        "signed_note": dump.note.decode(),
+        "files": [
+            {"name": f.name, "bytes": f.size_bytes, "sha256": f.sha256, "url": f"/downloads/{dump.tree_size}/{f.name}"}
+            for f in dump.files
+        ],
+    }
+
+
+@bp.get("/dumps")
+def dumps() -> Response:
+    found = list_dumps(get_log(), Path(str(current_app.config["DUMPS_DIR"])))
+    resp = jsonify({"dumps": [dump_json(d) for d in found]})
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp

@@ -481,7 +481,39 @@ def _download_paths(ma: MarshmallowPlugin) -> Paths:
         **_CHECKPOINT_HEADERS,
         "Ledger-Record-Count": {"description": "How many records the file holds.", "schema": {"type": "integer"}},
     }
+    file = {
+        "type": "object",
+        "required": ["name", "bytes", "sha256", "url"],
+        "properties": {
+            "name": {"type": "string"},
+            "bytes": {"type": "integer", "minimum": 0},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "url": {"type": "string", "description": "Where the file is served (the downloads page)."},
+        },
+    }
+    dump = {
+        "type": "object",
+        "required": ["tree_size", "root_hash", "signed_note", "files"],
+        "properties": {
+            "tree_size": {"type": "integer", "minimum": 0},
+            "root_hash": {"type": "string", "format": "byte"},
+            "signed_note": {"type": "string", "description": "The signed checkpoint the files belong to."},
+            "files": {"type": "array", "items": file},
+        },
+    }
+    listing = {"type": "object", "required": ["dumps"], "properties": {"dumps": {"type": "array", "items": dump}}}
     return {
+        "/api/v1/dumps": {
+            "get": _op(
+                "Records",
+                "listDumps",
+                "The full dumps per signed checkpoint, with SHA-256 sums",
+                "Written by the operator's flask ledger dump (ledger/dumps.py), newest first: every record as CSV "
+                "and Parquet (the columns of the feed downloads), every entry as NDJSON (enough to recompute the "
+                "checkpoint's root), the signed checkpoint, and SHA256SUMS over them (sha256sum -c form).",
+                {"200": _json(listing, "The dumps, newest (largest tree) first; empty before the first.")},
+            )
+        },
         "/api/v1/feed.{fmt}": {
             "get": _op(
                 "Records",

@@ -330,6 +330,7 @@ def test_answers_match_the_document(app: Flask, client: FlaskClient, spec: dict[
     for fmt in ("csv", "ndjson", "parquet"):
         get("/api/v1/feed.{fmt}", f"/api/v1/feed.{fmt}?type=appeal", 200)
     get("/api/v1/feed.{fmt}", "/api/v1/feed.csv?limit=5", 400)
+    get("/api/v1/dumps", "/api/v1/dumps", 200)
     get("/api/v1/openapi.json", "/api/v1/openapi.json", 200)
     get("/api/v1/docs", "/api/v1/docs", 200)
     get("/healthz", "/healthz", 200)

@@ -445,6 +445,7 @@ PAGES = {
     "entry": "/entries/0",
     "log": "/log",
     "about": "/about",
+    "downloads": "/downloads",
     "record-tampered": "/records/example-social/dec-leg?tamper=proof",
     "not-found": "/records/example-social/no-such-record",
     "unknown-address": "/no/such/page",

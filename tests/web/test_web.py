@@ -89,6 +89,7 @@ PAGES = [
     "/entries/0",
     "/log",
     "/about",
+    "/downloads",
 ]
 
 
