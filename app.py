@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     # by one process per machine; None publishes nothing.
     "TILES_DIR": None,
     "TILES_INTERVAL_SECONDS": 1.0,
+    # Election periods the pages report on (web/views_elections.py):
+    # [{"slug", "name", "from", "to"}] (LEDGER_ELECTION_PERIODS, JSON).
+    "ELECTION_PERIODS": [],
     # Where ``flask ledger dump`` writes full dumps per checkpoint, which
     # /downloads and /api/v1/dumps list and serve (ledger/dumps.py).
     "DUMPS_DIR": str(ROOT / "data" / "dumps"),

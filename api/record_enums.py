@@ -18,6 +18,7 @@ from marshmallow import ValidationError, fields
 
 from api.record_checks import FUTURE_SLACK, parse_date, parse_date_time
 from ledger.records.vocab import (  # noqa: F401 (re-exported for the schema and its tests)
+    ABUSE_KINDS,
     ACCOUNT_CLASSES,
     ACTIONS,
     AMENDMENT_REASONS,
@@ -42,12 +43,15 @@ from ledger.records.vocab import (  # noqa: F401 (re-exported for the schema and
     ORDINARY_FOLLOWER_BUCKETS,
     ORDINARY_USER,
     PATTERNS,
+    PRIVATE_CLASSES,
     PUBLIC_CLASSES,
     PUBLIC_FOLLOWER_BUCKETS,
     RECORD_TYPES,
+    REPORTER_CLASSES,
     REVIEW_PATHS,
     SEVERITIES,
     STATE_INVOLVEMENTS,
+    TARGET_CLASSES,
     UNLIMITED_ACTIONS,
 )
 

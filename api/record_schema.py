@@ -77,6 +77,7 @@ class PolicyRef(_Strict):
 
 class Rule(PolicyRef):
     url = Text(max_len=2048, pattern="https_url")
+    abuse = Choice(enums.ABUSE_KINDS, name="abuse kind")
 
 
 class Exemption(_Strict):
@@ -116,18 +117,32 @@ class Account(_Strict):
     @validates_schema
     def _check_class(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[str, Any] = {}
-        if data["account_class"] == enums.ORDINARY_USER:
-            _forbid(data, errors, ("class_basis", "public_subject"), "for ordinary users")
+        if data["account_class"] in enums.PRIVATE_CLASSES:
+            _forbid(data, errors, ("class_basis", "public_subject"), "for ordinary users and election workers")
             if data["follower_bucket"] not in enums.ORDINARY_FOLLOWER_BUCKETS:
                 _add(errors, ("follower_bucket",), "ordinary users are top-coded: one of <1k, 1k-10k, 10k+")
         else:
             for name in ("class_basis", "public_subject"):
                 if name not in data:
-                    _add(errors, (name,), "required for every class but ordinary_user")
+                    _add(errors, (name,), "required for every class but ordinary_user and election_worker")
             if data["follower_bucket"] not in enums.PUBLIC_FOLLOWER_BUCKETS:
                 _add(errors, ("follower_bucket",), "10k+ is for ordinary users only; use 10k-100k, 100k-1M or >1M")
         if errors:
             raise ValidationError(errors)
+
+
+class Target(_Strict):
+    target_class = Choice(enums.TARGET_CLASSES, name="target class", data_key="class", required=True)
+    public_subject = Nested(PublicSubject)
+
+    @validates_schema
+    def _check_class(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["target_class"] not in enums.PUBLIC_CLASSES and "public_subject" in data:
+            raise ValidationError(
+                "forbidden unless the target is of a public class: nothing may name an ordinary user, "
+                "an election worker or a group's members",
+                "public_subject",
+            )
 
 
 class Content(_Strict):
@@ -196,7 +211,7 @@ def _check_ordinary_forms(data: dict[str, Any], errors: dict[str, Any]) -> None:
 
 def _is_ordinary(body: dict[str, Any]) -> bool:
     """Whether the decision fields ``body`` are about an ordinary user."""
-    return bool(body["account"]["account_class"] == enums.ORDINARY_USER)
+    return bool(body["account"]["account_class"] in enums.PRIVATE_CLASSES)
 
 
 def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
@@ -212,6 +227,11 @@ def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
         _check_ordinary_forms(data, errors)
     elif not isinstance(posted, datetime):
         _add(errors, ("content", "posted_at"), "public classes: an RFC 3339 UTC date-time, not a date")
+
+
+def _check_target(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    if "abuse" in data["rule"] and "target" not in data:
+        _add(errors, ("target",), "required when rule.abuse is set: say whom the content targeted")
 
 
 _NUMBERED = "digits and separators after at most one tag of 1 to 3 letters (dec-2026-000101, 2026-05:000000917)"
@@ -263,11 +283,13 @@ class DecisionBody(_Strict):
     applied_at = DateTime()
     territorial_scope = TerritorialScope(required=True)
     statement = Text(max_len=5000)
+    target = Nested(Target)
+    reporter_class = Choice(enums.REPORTER_CLASSES, name="reporter class")
 
     @validates_schema
     def _check_decision(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[str, Any] = {}
-        for check in (_check_ground, _check_action, _check_privacy):
+        for check in (_check_ground, _check_action, _check_privacy, _check_target):
             check(data, errors)
         if not errors:  # ordering is meaningless while posted_at has the wrong form
             _check_times(data, errors)

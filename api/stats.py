@@ -30,7 +30,15 @@ from api.feed import TimeParam
 from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger.evenness_cache import EXTENSION, Documents, shared
-from ledger.evenness_store import GROUPS, METRICS, Filters, Publication, find_publication
+from ledger.evenness_store import (
+    GROUPS,
+    METHOD_VERSION,
+    METHOD_VERSIONS,
+    METRICS,
+    Filters,
+    Publication,
+    find_publication,
+)
 from ledger.records.entries import canonical
 from ledger.records.vocab import PATTERNS
 
@@ -52,6 +60,13 @@ class EvennessQuery(Schema):
     metric = fields.String(validate=validate.OneOf(METRICS))
     decided_from = TimeParam(metadata={"description": "decisions decided at or after this time"})
     decided_to = TimeParam(metadata={"description": "decisions decided before this time"})
+    method_version = StrictInt(
+        validate=validate.OneOf(METHOD_VERSIONS),
+        metadata={
+            "description": "1 (default): the account comparisons; 2: version 1 and the protection section "
+            "(whom content targeted, who reported it)"
+        },
+    )
 
 
 @bp.record_once
@@ -76,12 +91,13 @@ def evenness() -> Response:
     args = parse_query(EvennessQuery(), request.args)
     filters = _filters(args)
     pinned = args.get("tree_size")
+    version = args.get("method_version", METHOD_VERSION)
     documents: Documents = current_app.extensions[EXTENSION]
     log = get_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
-        publication = find_publication(s, cp.size)
-    data, digest = documents.document(log, cp, filters)
+        publication = find_publication(s, cp.size, version)
+    data, digest = documents.document(log, cp, filters, version)
     return _response(data, digest, publication, pinned is not None)
 
 

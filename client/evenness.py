@@ -46,8 +46,9 @@ from client.tiles import open_cp
 from client.verifying import VerificationFailed
 from keys.note import Verifier
 from ledger.errors import InvalidInput
-from ledger.evenness.document import NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
-from ledger.evenness.facts import GROUPS, METRICS, Filters, facts_from_entries
+from ledger.evenness.document import METHOD_VERSION, NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
+from ledger.evenness.facts import GROUPS, METHOD_VERSIONS, METRICS, Filters, facts_from_entries
+from ledger.evenness.protection import protection_facts_from_entries
 from ledger.records.entries import canonical, parse_json
 from ledger.tlog.frontier import Frontier
 from ledger.tlog.merkle import record_hash
@@ -103,13 +104,18 @@ def signed_note(mirror: Mirror, server: ServerDocument, tree_size: int, verifier
 
 
 def recompute(
-    mirror: Mirror, note: bytes, filters: Filters, progress: Callable[[int], None] = lambda _n: None
+    mirror: Mirror,
+    note: bytes,
+    filters: Filters,
+    progress: Callable[[int], None] = lambda _n: None,
+    method_version: int = METHOD_VERSION,
 ) -> Evenness:
     """Compute the document of the checkpoint ``note`` from the mirror's entries.
 
     The entries read are hashed as they go by; unless they hash to the
     checkpoint's root, the document is refused (a mirror file changed on
-    disk, or a checkpoint of another history).
+    disk, or a checkpoint of another history). Method version 2 reads the
+    entries into memory once, for its two kinds of facts.
     """
     ref = CheckpointRef.from_note(note)
     frontier = Frontier()
@@ -123,7 +129,12 @@ def recompute(
                 progress(10_000)
         progress(frontier.size % 10_000)
 
-    document = compute_document(facts_from_entries(entries(), ref.size), ref, filters)
+    if method_version >= 2:
+        held = list(entries())
+        facts, protection = facts_from_entries(held, ref.size), protection_facts_from_entries(held, ref.size)
+        document = compute_document(facts, ref, filters, method_version=method_version, protection=protection)
+    else:
+        document = compute_document(facts_from_entries(entries(), ref.size), ref, filters)
     if frontier.size != ref.size or frontier.root() != ref.root:
         raise VerificationFailed(
             f"the mirror's first {frontier.size} entries do not hash to the root of the checkpoint of tree size "
@@ -253,12 +264,20 @@ def _pinned_size(mirror: Mirror, tree_size: int | None) -> int:
 @click.option("--metric", type=click.Choice(METRICS), help="Only this metric's comparisons.")
 @click.option("--decided-from", callback=_time_ms, help="Decisions decided at or after this date or UTC time.")
 @click.option("--decided-to", callback=_time_ms, help="Decisions decided before this date or UTC time.")
+@click.option(
+    "--method-version",
+    type=click.Choice([str(v) for v in METHOD_VERSIONS]),
+    default=str(METHOD_VERSION),
+    show_default=True,
+    help="1: the account comparisons; 2: also the protection section (whom content targeted, who reported it).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the recomputed document here.")
 def evenness_cmd(
     url: str,
     vkey: Verifier,
     db: Path,
     tree_size: int | None,
+    method_version: str,
     out: Path | None,
     **filter_options: Any,
 ) -> None:
@@ -273,12 +292,15 @@ def evenness_cmd(
     as JSON paths with both values and exits 3.
     """
     query, filters = query_and_filters(**filter_options)
+    version = int(method_version)
+    if version != METHOD_VERSION:
+        query["method_version"] = str(version)
     with cli_errors():
         with Http(url, on_retry=lambda m: click.echo(m, err=True)) as http, closing(Mirror(db, vkey)) as mirror:
             size = _pinned_size(mirror, tree_size)
             server = fetch_document(http, size, query)
             note = signed_note(mirror, server, size, vkey)
-            ours = _recompute_with_progress(mirror, note, filters, size)
+            ours = _recompute_with_progress(mirror, note, filters, size, version)
         if out is not None:
             out.write_bytes(ours.data)
             click.echo(f"wrote the recomputed document to {out}", err=True)
@@ -291,7 +313,7 @@ def evenness_cmd(
     click.echo(f"identical (sha256 {ours.sha256}): tree size {size}, {len(ours.data)} bytes")
 
 
-def _recompute_with_progress(mirror: Mirror, note: bytes, filters: Filters, size: int) -> Evenness:
+def _recompute_with_progress(mirror: Mirror, note: bytes, filters: Filters, size: int, version: int) -> Evenness:
     with click.progressbar(
         length=size, label="recomputing", file=sys.stderr, show_pos=True, show_eta=True, item_show_func=lambda s: s
     ) as bar:
@@ -302,4 +324,4 @@ def _recompute_with_progress(mirror: Mirror, note: bytes, filters: Filters, size
             done += n
             bar.update(n, f"{done / max(time.monotonic() - began, 1e-3):.0f} entries/s")
 
-        return recompute(mirror, note, filters, progress)
+        return recompute(mirror, note, filters, progress, version)

@@ -40,7 +40,17 @@ from ledger.db import published_statistics, record_index
 from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
 from ledger.errors import Conflict
 from ledger.evenness.document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
-from ledger.evenness.facts import DECISION_COLUMNS, FACT_COLUMNS, GROUPS, METRICS, FactSet, Filters, facts_from_entries
+from ledger.evenness.facts import (
+    DECISION_COLUMNS,
+    FACT_COLUMNS,
+    GROUPS,
+    METHOD_VERSIONS,
+    METRICS,
+    FactSet,
+    Filters,
+    facts_from_entries,
+)
+from ledger.evenness.protection import PROTECTION_COLUMNS, protection_facts_from_entries
 from ledger.log import Log
 from ledger.records.entries import canonical, entry_bytes
 from ledger.registry import log_signature
@@ -52,7 +62,9 @@ __all__ = [
     "FACT_COLUMNS",
     "GROUPS",
     "METHOD_VERSION",
+    "METHOD_VERSIONS",
     "METRICS",
+    "PROTECTION_COLUMNS",
     "CheckpointRef",
     "Evenness",
     "FactSet",
@@ -62,10 +74,12 @@ __all__ = [
     "evenness_at",
     "facts_from_entries",
     "find_publication",
+    "protection_facts_from_entries",
     "publication_planner",
     "publish",
     "published_statistics",
     "read_facts",
+    "read_protection_facts",
 ]
 
 #: Rows fetched from the database per round trip while reading facts.
@@ -122,10 +136,27 @@ def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[
     return rows
 
 
-def evenness_at(session: Session, checkpoint: StoredCheckpoint, filters: Filters) -> Evenness:
+def read_protection_facts(session: Session, tree_size: int, platform: str | None = None) -> list[tuple[Any, ...]]:
+    """Read the protection facts (:data:`PROTECTION_COLUMNS`) of the records below
+    ``tree_size`` from the index, in log order (a platform filter as :func:`read_facts`).
+
+    Every record is read, not only those with a target or reporter: an
+    amendment may give a target to a decision that had none, and the fold
+    needs the decision it replaces.
+    """
+    c = record_index.c
+    below = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
+    return _rows(session, [c[name] for name in PROTECTION_COLUMNS], below)
+
+
+def evenness_at(
+    session: Session, checkpoint: StoredCheckpoint, filters: Filters, method_version: int = METHOD_VERSION
+) -> Evenness:
     """Compute the document for a checkpoint the log signed, from its index."""
     facts = read_facts(session, checkpoint.size, filters.platform)
-    return compute_document(facts, CheckpointRef.from_note(checkpoint.note), filters)
+    protection = read_protection_facts(session, checkpoint.size, filters.platform) if method_version >= 2 else None
+    ref = CheckpointRef.from_note(checkpoint.note)
+    return compute_document(facts, ref, filters, method_version=method_version, protection=protection)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import LedgerError
+from ledger.browse import shows_demo
+from ledger.evenness import words
 from ledger.evenness_cache import shared
 from ledger.log import Log
 from web import labels, present
-from web.queries import has_demo_platform
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -31,17 +30,13 @@ def current_log() -> Log:
 
 @bp.context_processor
 def page_globals() -> dict[str, Any]:
-    try:
-        log = current_log()
-        with log.read() as s:
-            demo = has_demo_platform(s)
-    except (LedgerError, SQLAlchemyError):  # an error page must still render
-        demo = False
     return {
-        "demo_data": demo,
+        "demo_data": shows_demo(current_app.extensions["ledger"]),
         "label": labels.label,
         "yes_no": labels.yes_no,
         "endpoint": request.endpoint,
+        "duration": words.duration,
+        "percent": words.percent,
     }
 
 
@@ -68,8 +63,17 @@ def _thousands(value: int) -> str:
 def init_app(app: Flask) -> None:
     # Importing the view modules adds their routes to ``bp``; they import
     # ``bp`` from here, so they are imported once this module exists.
-    from web import errors, views_downloads, views_feed, views_pages, views_records, views_stats  # noqa: F401
+    from web import (  # noqa: F401
+        errors,
+        views_downloads,
+        views_elections,
+        views_feed,
+        views_pages,
+        views_records,
+        views_stats,
+    )
 
-    shared(app.extensions)  # the evenness documents, cached once for the pages and the API
+    shared(app.extensions)
+    views_elections.init_app(app)  # the evenness documents, cached once for the pages and the API
     errors.init_app(app)
     app.register_blueprint(bp)

@@ -139,6 +139,7 @@ def _mutate(**changes: Any) -> dict[str, Any]:
 
 
 ORDINARY = decision("dec-9", name="decision-ordinary-user")
+THREAT = decision("dec-10", name="decision-threat-election-worker")
 
 REJECTIONS: list[tuple[str, Any, int, str, str]] = [
     # (case, items, status, path, message fragment)
@@ -163,6 +164,27 @@ REJECTIONS: list[tuple[str, Any, int, str, str]] = [
         "",
     ),
     ("statement on ordinary user", [sign(ORDINARY | {"statement": "why"}, KEY)], 400, "record/statement", ""),
+    (
+        "named election worker as target",
+        [sign(THREAT | {"target": {"class": "election_worker", "public_subject": {"display_name": "A Person"}}}, KEY)],
+        400,
+        "record/target/public_subject",
+        "forbidden unless the target is of a public class",
+    ),
+    (
+        "abuse rule without target",
+        [sign({k: v for k, v in THREAT.items() if k != "target"}, KEY)],
+        400,
+        "record/target",
+        "required when rule.abuse is set",
+    ),
+    (
+        "reporter named",
+        [sign(THREAT | {"reporter_class": "Jane Doe"}, KEY)],
+        400,
+        "record/reporter_class",
+        "must be one of",
+    ),
     (
         "amendment of a missing record",
         [sign(amendment("amd-x", "dec-missing"), KEY)],
