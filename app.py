@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     # Election periods the pages report on (web/views_elections.py):
     # [{"slug", "name", "from", "to"}] (LEDGER_ELECTION_PERIODS, JSON).
     "ELECTION_PERIODS": [],
+    # Where ``flask ledger dump`` writes full dumps per checkpoint, which
+    # /downloads and /api/v1/dumps list and serve (ledger/dumps.py).
+    "DUMPS_DIR": str(ROOT / "data" / "dumps"),
 }
 
 CSP = (

@@ -231,6 +231,32 @@ def publish_stats_command(tree_size: int | None, method_version: int) -> None:
     _report("published", res)
 
 
+@ledger_cli.command("dump")
+@click.option("--tree-size", "tree_size", type=click.IntRange(min=0), default=None, help="A checkpointed tree size.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write (default: LEDGER_DUMPS_DIR).",
+)
+def dump_command(tree_size: int | None, directory: Path | None) -> None:
+    """Write a full dump of a checkpoint: CSV, Parquet, NDJSON and SHA256SUMS.
+
+    Into <dir>/<tree size>/, for the checkpoint of --tree-size (default: the
+    latest); /downloads and /api/v1/dumps list and serve it. A dump already
+    written is left as it is.
+    """
+    from ledger.dumps import write_dump
+
+    where = directory or Path(str(current_app.config["DUMPS_DIR"]))
+    try:
+        folder, written = write_dump(_provider().log, where, tree_size)
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{'wrote' if written else 'already there:'} {folder}")
+
+
 @ledger_cli.command("publish-tiles")
 @click.option(
     "--dir",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import errors, export, feed, openapi, records, stats, submissions, tiles, v1
+from api import downloads, errors, export, feed, openapi, records, stats, submissions, tiles, v1
 
 
 def init_app(app: Flask) -> None:
@@ -16,5 +16,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(records.bp)
     app.register_blueprint(feed.bp)
     app.register_blueprint(export.bp)
+    app.register_blueprint(downloads.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(stats.bp)

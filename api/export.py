@@ -26,13 +26,14 @@ from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.describe import Paths, op, path_param, problem, query_params
+from api.downloads import CHECKPOINT_HEADERS, checkpoint_headers
 from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger import query, storage
 from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
 from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
-from ledger.records.export import csv_preamble, csv_row, csv_text, header_line, ndjson_line, stored_entry
+from ledger.records.export import csv_header, csv_row, csv_text, header_line, ndjson_line, stored_entry
 from ledger.storage import StoredCheckpoint
 from ledger.tlog.tile import TILE_WIDTH
 
@@ -66,7 +67,7 @@ def _stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> I
     if fmt == "ndjson":
         yield gz.compress(header_line(log.origin, cp.size, cp.root, cp.note, start, end).encode())
     elif fmt == "csv":
-        yield gz.compress(csv_preamble(log.origin, cp.size, cp.root).encode())
+        yield gz.compress(csv_header().encode())
     else:
         yield gz.compress(csv_text([DSA_CSV_COLUMNS]).encode())
     cp_cell = checkpoint_cell(log.origin, cp.size, cp.root)
@@ -100,7 +101,7 @@ def _respond(start: int, end: int, fmt: str, cacheable: bool) -> Response:
     resp = Response(_stream(log, start, end, fmt, cp), mimetype="application/gzip")
     resp.headers["Content-Disposition"] = f'attachment; filename="entries-{start}-{end}.{fmt}.gz"'
     resp.headers["Cache-Control"] = IMMUTABLE if cacheable else "no-store"
-    resp.headers["Ledger-Checkpoint-Size"] = str(cp.size)
+    resp.headers.update(checkpoint_headers(log.origin, cp))
     return resp
 
 
@@ -142,13 +143,7 @@ def _file() -> dict[str, Any]:
     return {
         "description": "The file, as an attachment.",
         "content": {"application/gzip": {"schema": {}}},
-        "headers": {
-            "Ledger-Checkpoint-Size": {
-                "description": "The tree size of the checkpoint the file names.",
-                "schema": {"type": "integer", "minimum": 0},
-            },
-            "Content-Disposition": {"description": "attachment; filename=...", "schema": {"type": "string"}},
-        },
+        "headers": CHECKPOINT_HEADERS,
     }
 
 

@@ -184,11 +184,11 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, Any]:
-    """Answer a feed query already parsed by :class:`FeedQuery`."""
+def feed_of(args: dict[str, Any], extra: dict[str, str] | None = None) -> query.Feed:
+    """The :class:`ledger.query.Feed` of a query parsed by :class:`FeedQuery` (the feed and its downloads)."""
     equal = {k: args[k] for k in query.EQUALITY if k in args}
     equal.update(extra or {})
-    feed = query.Feed(
+    return query.Feed(
         equal=equal,
         flags={k: args[k] for k in query.BOOLEAN if k in args},
         territory=args.get("territory"),
@@ -200,6 +200,11 @@ def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[
         current_only=args.get("current", False),
         limit=args.get("limit", 50),
     )
+
+
+def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Answer a feed query already parsed by :class:`FeedQuery`."""
+    feed = feed_of(args, extra)
     log = get_log()
     with log.read() as s:
         size = log.latest(s).size

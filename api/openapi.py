@@ -34,7 +34,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from marshmallow import Schema, fields
 
-from api import export, feed, records, stats, submissions, tiles, v1
+from api import downloads, export, feed, records, stats, submissions, tiles, v1
 from api.describe import UNAVAILABLE, Paths, json_answer, op, problem, ref
 from api.feed import StrictBoolParam, TimeParam
 from api.openapi_page import METHODS as METHODS  # re-exported: the tests walk the document with it
@@ -188,7 +188,7 @@ def paths(ma: MarshmallowPlugin) -> Paths:
 
 #: The modules whose routes the document describes, each by its ``paths(ma)``,
 #: in the order the document lists them; this module describes its own.
-DESCRIBED = (tiles, v1, feed, submissions, records, export, stats, sys.modules[__name__])
+DESCRIBED = (tiles, v1, feed, submissions, records, export, downloads, stats, sys.modules[__name__])
 
 
 def _paths(ma: MarshmallowPlugin) -> Paths:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from bench import child_signals, loadgen
 from bench.corpus import PLATFORM, Corpus, Signed, batch_body, entry_chunk
 from bench.server import ORIGIN
-from client.platform import record_entry
+from client.signing import record_entry
 from keys.note import Verifier
 from ledger.db import records
 from ledger.log import Log, LogProvider

@@ -45,7 +45,6 @@ from client.checks import PROOF_HEADER as PROOF_HEADER
 from client.checks import EntryAudit, TlogProof, Watch, check_receipt, describe_entry
 from client.checks import parse_tlog_proof as parse_tlog_proof
 from client.http import ClientError, Http, ProblemResponse, Unreachable, check_base_url
-from client.platform import TrustStore, VerificationFailed, b64_hash, establish_trust, get_field
 from client.tiles import (
     ForkDetected,
     TileClient,
@@ -57,11 +56,13 @@ from client.tiles import (
     recompute_root,
     verified_bundles,
 )
+from client.verifying import TrustStore, VerificationFailed, b64_hash, establish_trust, get_field
 from keys.note import Verifier, b64decode_exact
 from ledger.errors import InvalidInput, LedgerError, ProofError
-from ledger.records.entries import canonical, parse_entry
+from ledger.records.entries import canonical, parse_entry, parse_json
 from ledger.tlog.checkpoint import Checkpoint
 from ledger.tlog.cosigned import verify_cosigned
+from ledger.tlog.merkle import record_hash
 from ledger.tlog.verify import verify_consistency
 
 EXIT_UNVERIFIED = 3
@@ -458,13 +459,44 @@ def receipt(
 @click.option("--print-entry", is_flag=True, help="Also print the entry (its JSON) on a line of its own.")
 @click.argument("file", type=click.File("rb"))
 def check_receipt_cmd(vkey: Verifier, print_entry: bool, file: BinaryIO) -> None:
-    """Verify a receipt offline against the log's key: exit 0 if it proves its entry is in the log."""
+    """Verify receipts offline against the log's key: exit 0 if each proves its entry is in the log.
+
+    FILE is a receipt as ``receipt`` writes it (a c2sp.org/tlog-proof), or
+    the NDJSON receipts ``submit --receipts`` writes, one a line.
+    """
+    data = file.read()
     with cli_errors():
-        p, cp = check_receipt(file.read(), vkey)
-    entry = p.extra or b""
-    click.echo(f"verified: entry {p.index}, {describe_entry(entry)}, is in the tree of {cp.origin} of size {cp.size}")
-    if print_entry:
-        click.echo(entry.decode("utf-8", "replace"))
+        proofs = [data] if data.startswith(PROOF_HEADER.encode()) else receipt_lines(data)
+        checked = [check_receipt(p, vkey) for p in proofs]
+    for p, cp in checked:
+        entry = p.extra or b""
+        click.echo(
+            f"verified: entry {p.index}, {describe_entry(entry)}, is in the tree of {cp.origin} of size {cp.size}"
+        )
+        if print_entry:
+            click.echo(entry.decode("utf-8", "replace"))
+
+
+def receipt_lines(data: bytes) -> list[bytes]:
+    """The tlog-proofs of an NDJSON receipts file, each checked to say what its line says."""
+    out = []
+    for n, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = parse_json(line)
+            proof = get_field(obj, "tlog_proof", str).encode()
+            p = parse_tlog_proof(proof)
+            said = (get_field(obj, "leaf_index", int), b64_hash(obj.get("leaf_hash"), "leaf_hash"))
+            said_cp = get_field(obj, "checkpoint", str).encode()
+        except InvalidInput as e:
+            raise InvalidInput(f"receipt line {n}: {e}") from None
+        if said != (p.index, record_hash(p.extra or b"")) or said_cp != p.checkpoint:
+            raise VerificationFailed(f"receipt line {n}: its fields do not match its tlog_proof")
+        out.append(proof)
+    if not out:
+        raise InvalidInput("the file holds no receipt")
+    return out
 
 
 COMMANDS = [verify, monitor, receipt, check_receipt_cmd]

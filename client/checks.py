@@ -10,12 +10,14 @@ checks each entry of the log as the log should have accepted it; a
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from client.platform import VerificationFailed, get_field
 from client.tiles import open_cp
+from client.verifying import PROOF_HEADER as PROOF_HEADER
+from client.verifying import TlogProof as TlogProof
+from client.verifying import VerificationFailed, get_field
+from client.verifying import parse_tlog_proof as parse_tlog_proof
 from keys.note import Verifier, b64decode_exact
 from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT, platform_key_id, verify_signature
 from ledger.errors import InvalidInput, ProofError
@@ -24,63 +26,12 @@ from ledger.records.entry_check import parse_canonical_entry
 from ledger.tlog.checkpoint import Checkpoint
 from ledger.tlog.merkle import check_record, record_hash
 
-PROOF_HEADER = "c2sp.org/tlog-proof@v1"
-_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
-
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-# Receipts (c2sp.org/tlog-proof) ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TlogProof:
-    """A parsed c2sp.org/tlog-proof file; ``extra`` is the log entry in our receipts."""
-
-    index: int
-    proof: tuple[bytes, ...]
-    checkpoint: bytes
-    extra: bytes | None = None
-
-    def encode(self) -> bytes:
-        lines = [PROOF_HEADER]
-        if self.extra is not None:
-            lines.append("extra " + _b64(self.extra))
-        lines += [f"index {self.index}", *(_b64(h) for h in self.proof)]
-        return ("\n".join(lines) + "\n\n").encode() + self.checkpoint
-
-
-def parse_tlog_proof(data: bytes) -> TlogProof:
-    """Parse a tlog-proof file exactly: re-encoding must give the same bytes."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("not a tlog-proof: not UTF-8 text") from None
-    head, sep, note = text.partition("\n\n")
-    lines = head.split("\n")
-    if lines[0] != PROOF_HEADER:
-        raise InvalidInput(f"not a tlog-proof: the first line must be {PROOF_HEADER}")
-    if not sep or not note:
-        raise InvalidInput("malformed tlog-proof: no blank line followed by a checkpoint")
-    extra = None
-    rest = lines[1:]
-    if rest and rest[0].startswith("extra "):
-        extra = b64decode_exact(rest.pop(0)[len("extra ") :], "tlog-proof extra line")
-    if not rest or not rest[0].startswith("index ") or not _DECIMAL.fullmatch(rest[0][len("index ") :]):
-        raise InvalidInput("malformed tlog-proof: expected the line 'index N' (a decimal without leading zeros)")
-    index = int(rest.pop(0)[len("index ") :])
-    proof = []
-    for n, line in enumerate(rest, 1):
-        h = b64decode_exact(line, f"tlog-proof hash {n}")
-        if len(h) != 32:
-            raise InvalidInput(f"malformed tlog-proof: hash {n} is {len(h)} bytes, not 32")
-        proof.append(h)
-    p = TlogProof(index, tuple(proof), note.encode(), extra)
-    if p.encode() != data:
-        raise AssertionError("tlog-proof: re-encoding differs after an exact parse")
-    return p
+# Receipts (c2sp.org/tlog-proof, parsed in client/verifying.py) ------------------
 
 
 def check_receipt(data: bytes, verifier: Verifier) -> tuple[TlogProof, Checkpoint]:

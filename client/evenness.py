@@ -40,8 +40,8 @@ import click
 from client.audit import Unverified, cli_errors, url_option, vkey_option
 from client.http import Http
 from client.mirror import Mirror
-from client.platform import VerificationFailed
 from client.tiles import open_cp
+from client.verifying import VerificationFailed
 from keys.note import Verifier
 from ledger.errors import InvalidInput
 from ledger.evenness.document import METHOD_VERSION, NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document

@@ -40,7 +40,7 @@ documents them: one flat row per record, nested fields by dotted path, and
 text that a spreadsheet would run as a formula (beginning with ``= + - @``,
 tab or carriage return; or with ``'``, so the prefix can be removed exactly)
 prefixed with ``'``; numbers stay numbers. The CSV is byte for byte the
-export's after its ``# checkpoint:`` line. NDJSON stays the faithful form.
+server's export of the same records. NDJSON stays the faithful form.
 ``--dsa-csv`` writes the records in the column layout of the DSA
 Transparency Database's daily dumps, then this ledger's columns
 (:mod:`ledger.records.dsa`): byte for byte the server's ``format=dsa-csv`` export
@@ -63,10 +63,11 @@ import click
 
 from client.audit import cli_errors, evidence_option, url_option, vkey_option, warn
 from client.http import ClientError, Http
-from client.platform import VerificationFailed
 from client.tiles import TileClient, TileHashReader, check_extends, open_cp, verified_bundles
+from client.verifying import VerificationFailed
 from keys.note import Verifier
 from ledger.errors import InvalidInput
+from ledger.records import export
 from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
 from ledger.records.entries import canonical, parse_json
 from ledger.records.entry_check import parse_canonical_entry
@@ -290,44 +291,10 @@ def write_dsa_csv(mirror: Mirror, path: Path, note: bytes) -> int:
     return n
 
 
-def require_pyarrow() -> Any:
-    try:
-        import pyarrow  # type: ignore[import-not-found]  # noqa: F401
-        import pyarrow.parquet as pq  # type: ignore[import-not-found]
-    except ImportError:
-        raise ClientError(
-            "--parquet needs pyarrow, which is not installed: run .venv/bin/pip install pyarrow "
-            "(or use --csv or --ndjson)"
-        ) from None
-    return pq
-
-
 def write_parquet(mirror: Mirror, path: Path, note: bytes, batch: int = 10_000) -> int:
-    """The CSV's columns and values, ``index`` as int64, the rest strings; written in row groups."""
-    pq = require_pyarrow()
-    import pyarrow as pa  # type: ignore[import-not-found]
-
-    schema = pa.schema([(c, pa.int64() if c == "index" else pa.string()) for c in CSV_COLUMNS])
-    n = 0
-    with replacing(path, note) as tmp, pq.ParquetWriter(str(tmp), schema) as w:
-        chunk: list[list[str]] = []
-        for row in _rows(mirror):
-            chunk.append(row)
-            if len(chunk) == batch:
-                n += _write_chunk(pa, w, schema, chunk)
-        n += _write_chunk(pa, w, schema, chunk)
-    return n
-
-
-def _write_chunk(pa: Any, w: Any, schema: Any, chunk: list[list[str]]) -> int:
-    if not chunk:
-        return 0
-    cols = list(zip(*chunk, strict=True))
-    arrays = [pa.array([int(v) for v in cols[0]], pa.int64())] + [pa.array(c, pa.string()) for c in cols[1:]]
-    w.write_table(pa.Table.from_arrays(arrays, schema=schema))
-    n = len(chunk)
-    chunk.clear()
-    return n
+    """The CSV's columns and values, ``index`` as int64, the rest strings (:mod:`ledger.records.export`)."""
+    with replacing(path, note) as tmp:
+        return export.write_parquet(_rows(mirror), str(tmp), batch)
 
 
 # The command ------------------------------------------------------------------------------
@@ -371,7 +338,10 @@ def mirror_cmd(
     """
     with cli_errors(evidence):
         if parquet is not None:
-            require_pyarrow()
+            try:
+                export.require_pyarrow()
+            except ImportError as e:
+                raise ClientError(f"--parquet: {e}; or use --csv or --ndjson") from None
         with Http(url, on_retry=warn) as http, closing(Mirror(db, vkey)) as m:
             reader, note = start(TileClient(http), m, vkey)
             cp = reader.cp

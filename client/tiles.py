@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 
 from client.http import Http, ProblemResponse
-from client.platform import VerificationFailed
+from client.verifying import VerificationFailed
 from keys.note import Verifier
 from ledger.errors import InvalidInput, ProofError
 from ledger.tlog.checkpoint import Checkpoint

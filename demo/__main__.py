@@ -30,7 +30,9 @@ from typing import Any
 import click
 
 from client.http import ClientError, Http, RetryPolicy, Unreachable, check_base_url
-from client.platform import SignedItem, VerificationFailed, submit_items
+from client.signing import SignedItem
+from client.submitting import submit_items
+from client.verifying import VerificationFailed
 from demo.cast import PLATFORMS
 from demo.generate import MIN_RECORDS, Demo, generate
 from demo.operator import ROOT, Operator, OperatorError

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.record_validator import validate_record
-from client.platform import SignedItem, sign_record
+from client.signing import SignedItem, sign_record
 from demo import protection
 from demo.cast import PLATFORMS, Platform
 from demo.design import DAY, HORIZON, Case, allocate, design, group, spread, ts

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, exists, select, text
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.db import checkpoints, insert_many, is_sqlite, record_index, records, sqlite_many
+from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, record_index, records, sqlite_many
 from ledger.errors import InvalidInput
 from ledger.records.index_rows import index_row as index_row
 from ledger.records.index_rows import time_ms as time_ms
@@ -30,6 +30,9 @@ from ledger.storage import StoredCheckpoint
 
 MAX_PAGE = 200
 MIN_SEARCH = 3
+#: At most this many records in one download of a feed query (api/downloads.py);
+#: a larger selection is refused with this number in the message, not cut short.
+MAX_DOWNLOAD = 100_000
 
 
 def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -156,6 +159,32 @@ def feed(session: Session, query: Feed, tree_size: int, before: int | None) -> l
         .limit(query.limit)
     )
     return [dict(r._mapping) for r in session.execute(stmt)]
+
+
+def feed_indexes(session: Session, query: Feed, tree_size: int, limit: int) -> list[int]:
+    """Return the leaf indexes of up to ``limit`` records matching ``query``
+    inside the tree of ``tree_size``, in log order (oldest first)."""
+    stmt = (
+        select(record_index.c.leaf_index)
+        .where(and_(record_index.c.leaf_index < tree_size, *query.conditions(session)))
+        .order_by(record_index.c.leaf_index)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def entries_at(session: Session, indexes: list[int]) -> list[tuple[int, bytes, bytes]]:
+    """Return (index, leaf hash, entry) for each of ``indexes``, in index order; raise if any is missing."""
+    stmt = (
+        select(entries.c.idx, hashes.c.hash, entries.c.data)
+        .join(hashes, and_(hashes.c.level == 0, hashes.c.idx == entries.c.idx))
+        .where(entries.c.idx.in_(indexes))
+        .order_by(entries.c.idx)
+    )
+    rows = [(r.idx, bytes(r.hash), bytes(r.data)) for r in session.execute(stmt)]
+    if len(rows) != len(set(indexes)):
+        raise AssertionError(f"the record index names entries that storage lacks among {len(indexes)} indexes")
+    return rows
 
 
 # Cursors and history, for the API and the web pages alike -------------------------

@@ -69,7 +69,15 @@ def _thousands(value: int) -> str:
 def init_app(app: Flask) -> None:
     # Importing the view modules adds their routes to ``bp``; they import
     # ``bp`` from here, so they are imported once this module exists.
-    from web import errors, views_elections, views_feed, views_pages, views_records, views_stats  # noqa: F401
+    from web import (  # noqa: F401
+        errors,
+        views_downloads,
+        views_elections,
+        views_feed,
+        views_pages,
+        views_records,
+        views_stats,
+    )
 
     shared(app.extensions)
     views_elections.init_app(app)  # the evenness documents, cached once for the pages and the API

@@ -21,8 +21,12 @@ under ``corrected.``; an appeal's fields (``channel``, ``filed_at``,
 ``outcome``, ``new_action``, and ``decided_at``) share the columns of the
 same names; lists of strings are joined with ``;``; booleans are
 ``true``/``false``; absent fields are empty; any field the list does not
-name goes, as RFC 8785 JSON, into the last column, ``extra``. The export
-puts ``# checkpoint: <origin> <tree size> <base64 root>`` before the header.
+name goes, as RFC 8785 JSON, into the last column, ``extra``. The first
+line is the header, so that pandas, DuckDB or a spreadsheet read the file
+as it is; the checkpoint a file belongs to travels beside it (HTTP
+``Ledger-Checkpoint-*`` headers, a ``.checkpoint`` file, the dump's
+listing), never inside it. Parquet (:func:`write_parquet`, with pyarrow)
+holds the same columns and cells, ``index`` as int64 and the rest strings.
 
 Cells are safe to open in a spreadsheet, decided by the JSON type of the
 value: *text* (a JSON string, or a list of strings joined) that begins with
@@ -52,19 +56,24 @@ FORMAT_VERSION = 1
 
 # The decision fields of docs/records.md, in its order.
 DECISION_COLUMNS = (
-    *("rule.id", "rule.version", "rule.url", "decision_ground", "legal_reference", "category", "keywords"),
+    *("rule.id", "rule.version", "rule.url", "rule.abuse", "decision_ground", "legal_reference", "category"),
+    "keywords",
     *("severity", "violation_found", "action", "action_ends_at", "exemption.applied", "exemption.type"),
     *("exemption.policy.id", "exemption.policy.version", "review_path", "interim_state", "detection_source"),
     *("automated_detection", "automated_decision", "state_involvement", "account.class", "account.class_basis"),
     *("account.subject_key", "account.follower_bucket", "account.public_subject.display_name"),
     *("account.public_subject.wikidata_qid", "account.public_subject.office"),
-    *("account.public_subject.jurisdiction", "account.public_subject.handle", "content.types"),
+    *("account.public_subject.jurisdiction", "account.public_subject.handle", "target.class"),
+    *("target.public_subject.display_name", "target.public_subject.wikidata_qid", "target.public_subject.office"),
+    *("target.public_subject.jurisdiction", "target.public_subject.handle", "reporter_class", "content.types"),
     *("content.language", "content.ref", "content.posted_at", "flagged_at", "decided_at", "applied_at"),
     *("territorial_scope", "statement"),
 )
 #: Every CSV column, in order: the log's fields, the envelope, decision,
 #: appeal and amendment fields of docs/records.md, the signature, then
-#: ``extra``. A stable order: new fields only ever go into ``extra``.
+#: ``extra``. Files are read by header name; a field the schema gains gets
+#: its column (tests/client/test_auditor.py holds the columns to the schema),
+#: and ``extra`` holds what a newer schema adds that this reader does not know.
 CSV_COLUMNS = (
     *("index", "leaf_hash", "logged_at", "type", "schema_version", "platform", "record_id", "submitted_at"),
     *("refs.record_id", "dsa_sor_uuid", *DECISION_COLUMNS, "channel", "filed_at", "outcome", "new_action"),
@@ -164,5 +173,45 @@ def csv_text(rows: Iterable[Sequence[str]]) -> str:
     return buf.getvalue()
 
 
-def csv_preamble(origin: str, tree_size: int, root: bytes) -> str:
-    return f"# checkpoint: {origin} {tree_size} {base64.b64encode(root).decode()}\r\n" + csv_text([CSV_COLUMNS])
+def csv_header() -> str:
+    """The header line of every records CSV: :data:`CSV_COLUMNS`."""
+    return csv_text([CSV_COLUMNS])
+
+
+def require_pyarrow() -> Any:
+    """pyarrow, imported on first use: only Parquet needs it (``pip install pyarrow``)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ImportError("Parquet needs pyarrow, which is not installed (pip install pyarrow)") from None
+    return pyarrow
+
+
+def write_parquet(rows: Iterable[Sequence[str]], where: Any, batch: int = 10_000) -> int:
+    """Write CSV rows (:func:`csv_row`) to Parquet at ``where`` (a path or a
+    binary file), in row groups of ``batch``; return the number of rows."""
+    pa = require_pyarrow()
+    schema = pa.schema([(c, pa.int64() if c == "index" else pa.string()) for c in CSV_COLUMNS])
+    n = 0
+    with pa.parquet.ParquetWriter(where, schema) as w:
+        chunk: list[Sequence[str]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == batch:
+                n += _write_row_group(pa, w, schema, chunk)
+        n += _write_row_group(pa, w, schema, chunk)
+        if not n:
+            w.write_table(schema.empty_table())
+    return n
+
+
+def _write_row_group(pa: Any, w: Any, schema: Any, chunk: list[Sequence[str]]) -> int:
+    if not chunk:
+        return 0
+    cols = list(zip(*chunk, strict=True))
+    arrays = [pa.array([int(v) for v in cols[0]], pa.int64())] + [pa.array(c, pa.string()) for c in cols[1:]]
+    w.write_table(pa.Table.from_arrays(arrays, schema=schema))
+    n = len(chunk)
+    chunk.clear()
+    return n

@@ -276,7 +276,7 @@ class _Checker:
         assert media in doc["content"], f"{method} {template} {status}: {media}"
         for header in doc.get("headers", {}):
             assert header in resp.headers, f"{method} {template} {status}: no {header}"
-        if not media.endswith("json"):
+        if not media.endswith("json") or media == "application/x-ndjson":  # NDJSON is lines of JSON, not JSON
             return resp.data
         schema = doc["content"][media]["schema"]
         assert _errors(_validator(self.closed, schema), resp.json) == [], f"{method} {template} {status}"
@@ -351,6 +351,10 @@ def test_answers_match_the_document(app: Flask, client: FlaskClient, spec: dict[
     get("/api/v1/export", "/api/v1/export?start=4&end=1", 400)
     get("/api/v1/export", "/api/v1/export?start=0&end=99", 404)
     get("/api/v1/export/bundles/{n}.{fmt}.gz", "/api/v1/export/bundles/0.ndjson.gz", 404)
+    for fmt in ("csv", "ndjson", "parquet"):
+        get("/api/v1/feed.{fmt}", f"/api/v1/feed.{fmt}?type=appeal", 200)
+    get("/api/v1/feed.{fmt}", "/api/v1/feed.csv?limit=5", 400)
+    get("/api/v1/dumps", "/api/v1/dumps", 200)
     get("/api/v1/openapi.json", "/api/v1/openapi.json", 200)
     get("/api/v1/docs", "/api/v1/docs", 200)
     get("/healthz", "/healthz", 200)

@@ -446,6 +446,7 @@ PAGES = {
     "log": "/log",
     "checkpoints": "/log/checkpoints",
     "about": "/about",
+    "downloads": "/downloads",
     "record-tampered": "/records/example-social/dec-leg?tamper=proof",
     "not-found": "/records/example-social/no-such-record",
     "unknown-address": "/no/such/page",

@@ -25,11 +25,11 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from client.__main__ import mdl
 from client.audit import PROOF_HEADER, EntryAudit, TlogProof, Watch, check_receipt, parse_tlog_proof
+from client.cli import mdl
 from client.http import Http
-from client.platform import VerificationFailed
 from client.tiles import TileClient, TileHashReader, TileMismatch, verified_bundles
+from client.verifying import VerificationFailed
 from keys.keyfile import read_signer
 from keys.note import Signer
 from keys.records import PlatformKey

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from client.__main__ import mdl
+from client.cli import mdl
 from client.evenness import ABSENT, differences
 from keys.note import Signer, sign_note
 from ledger.log import LogProvider

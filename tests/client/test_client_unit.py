@@ -21,9 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from client.__main__ import mdl
+from client.cli import mdl
 from client.http import Http, ProblemResponse, RetryPolicy, Unreachable, retry_after_seconds
-from client.platform import parse_time, record_entry, sign_record
+from client.signing import parse_time, record_entry, sign_record
 from keys.note import Signer
 from keys.records import RECORD_CONTEXT, PlatformKey, verify_signature
 from ledger.errors import InvalidInput
@@ -132,9 +132,44 @@ def test_sign_rejects_bad_lines_without_output(tmp_path: Path, bad: str, message
     assert res.stdout == ""
     assert res.stderr.startswith(message)
     out = tmp_path / "signed.ndjson"
-    res = CliRunner().invoke(mdl, ["sign", "--key", key, "-", str(out)], input=text)
+    res = CliRunner().invoke(mdl, ["sign", "--key", key, "--out", str(out), "-"], input=text)
     assert res.exit_code == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["platform.key"]
+
+
+def test_sign_reads_a_json_record_an_array_and_ndjson_alike(tmp_path: Path) -> None:
+    """One pretty-printed record, an array of them, or NDJSON: the same items, in order."""
+    key = str(write_key(tmp_path))
+    records = [{"type": "decision", "platform": "p", "record_id": str(i), "nested": {"b": [1, 2]}} for i in range(3)]
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(records[0], indent=2))
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps(records[1:], indent=4))
+    ndjson = tmp_path / "records.ndjson"
+    ndjson.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "a.ndjson"
+    res = CliRunner().invoke(mdl, ["sign", "--key", key, "--out", str(out), str(one), str(array)])
+    assert res.exit_code == 0, res.stderr
+    res = CliRunner().invoke(mdl, ["sign", "--key", key, str(ndjson)])
+    assert res.exit_code == 0, res.stderr
+    assert out.read_bytes() == res.stdout_bytes
+    assert [parse_json(line)["record"] for line in res.stdout_bytes.splitlines()] == records
+
+
+def test_sign_reports_a_broken_pretty_printed_file_once(tmp_path: Path) -> None:
+    key = str(write_key(tmp_path))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "type": "decision",\n  "platform": "p"\n  "record_id": "1"\n}\n')
+    arr = tmp_path / "arr.json"
+    arr.write_text('[{"a": 1}, 7]')
+    res = CliRunner().invoke(mdl, ["sign", "--key", key, str(bad), str(arr)])
+    assert res.exit_code == 1
+    assert res.stdout == ""
+    assert res.stderr.splitlines() == [
+        f"{bad}: record: not JSON (one record or an array) nor NDJSON: malformed JSON: Expecting ',' delimiter "
+        "at line 4 column 3",
+        f"{arr}: record 2: a record must be a JSON object",
+    ]
 
 
 # Entries from the log's logged_at string -----------------------------------------
@@ -400,6 +435,22 @@ def test_submit_verifies_and_reruns_append_nothing(fake_log: tuple[FakeLedger, s
     lines = [json.loads(line) for line in receipts.read_text().splitlines()]
     assert [r["leaf_index"] for r in lines] == list(range(7))
     assert lines[-1]["checkpoint"].startswith(f"{LOG.name}\n7\n")
+    check = CliRunner().invoke(mdl, ["check-receipt", "--vkey", LOG.verifier.to_key(), str(receipts)])
+    assert check.exit_code == 0, check.output
+    assert len(check.stdout.splitlines()) == 7
+    assert check.stdout.startswith("verified: entry 0, record p/r0 (decision)")
+    for key, value in [("leaf_index", 3), ("leaf_hash", b64(bytes(32)))]:
+        forged = tmp_path / f"forged-{key}.ndjson"
+        forged.write_text(json.dumps({**lines[2], key: value}) + "\n")
+        check = CliRunner().invoke(mdl, ["check-receipt", "--vkey", LOG.verifier.to_key(), str(forged)])
+        assert check.exit_code == 3, check.output
+        assert "receipt line 1: its fields do not match its tlog_proof" in check.stderr
+    proof = lines[2]["tlog_proof"].split("\n")
+    proof[3] = b64(bytes(32))  # the first hash of the inclusion path
+    forged.write_text(json.dumps({**lines[2], "tlog_proof": "\n".join(proof)}) + "\n")
+    check = CliRunner().invoke(mdl, ["check-receipt", "--vkey", LOG.verifier.to_key(), str(forged)])
+    assert check.exit_code == 3, check.output
+    assert "do not lead to the root" in check.stderr
     res = submit(url, tmp_path, signed_file(tmp_path, range(10)), "--vkey", LOG.verifier.to_key())
     assert res.exit_code == 0, res.output
     assert "10 records: 3 created, 7 already logged" in res.stdout

@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from client.http import Http
-from client.platform import record_entry, sign_record
+from client.signing import record_entry, sign_record
 from client.tiles import TileClient, TileHashReader, check_inclusion
 from keys.note import Verifier
 from keys.records import PlatformKey

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from client.__main__ import mdl
+from client.cli import mdl
 from keys.records import PlatformKey
 from ledger.log import LogProvider
 from tests.checklog import check_log

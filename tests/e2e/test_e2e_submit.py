@@ -83,7 +83,7 @@ def test_platform_onboarding_with_the_client(server: tuple[str, dict[str, str], 
     records_file = tmp_path / "records.ndjson"
     records_file.write_text("".join(json.dumps(decision(f"dec-{i}")) + "\n" for i in range(120)))
     signed = tmp_path / "signed.ndjson"
-    res = _run([py, "-m", "client", "sign", "--key", str(key), str(records_file), str(signed)], env)
+    res = _run([py, "-m", "client", "sign", "--key", str(key), "--out", str(signed), str(records_file)], env)
     assert res.returncode == 0, res.stderr
     receipts = tmp_path / "receipts.ndjson"
     state = tmp_path / "state.json"

@@ -24,6 +24,7 @@ EXAMPLE = re.compile(r"(/api/v1/[\w/.-]*)\[?\?([^\s`]*)")
 VALUES = {
     "tree_size": "0",
     "platform": "example-social",
+    "political": "true",
     "rule_id": "civic/false-claims",
     "group": next(iter(GROUPS)),
     "metric": METRICS[0],
@@ -51,7 +52,7 @@ def readme_examples(text: str) -> list[tuple[str, list[str]]]:
 def test_the_walk_finds_the_readmes_examples() -> None:
     examples = readme_examples(README.read_text())
     paths = {p for p, _ in examples}
-    assert {"/api/v1/stats/evenness", "/api/v1/export", "/api/v1/proofs/inclusion"} <= paths, examples
+    assert {"/api/v1/stats/evenness", "/api/v1/export", "/api/v1/proofs/inclusion", "/api/v1/feed.csv"} <= paths
     for _, names in examples:
         assert names
         assert all(re.fullmatch(r"[a-z_]+", n) for n in names), names

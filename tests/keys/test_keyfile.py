@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from client.__main__ import read_platform_key, write_platform_key
+from client.cli.files import read_platform_key, write_platform_key
 from client.http import ClientError
 from client.witness import WitnessSetupError, read_witness_key, write_witness_key
 from keys.cosignature import CosignatureSigner

@@ -90,6 +90,7 @@ PAGES = [
     "/log",
     "/log/checkpoints",
     "/about",
+    "/downloads",
 ]
 
 

@@ -28,7 +28,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.record_validator import validate_record
-from client.__main__ import mdl
+from client.cli import mdl
 from client.dsa import AGREES, DIFFERS, DsaMapping, Unmappable, compare, import_statement, statements_of
 from client.mirror import Mirror, write_dsa_csv
 from keys.records import PlatformKey
