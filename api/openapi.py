@@ -38,7 +38,7 @@ from api.record_enums import (
     Text,
     UniqueList,
 )
-from api.record_schema import AmendmentRecord, AppealRecord, DecisionRecord
+from api.record_schema import AmendmentRecord, AppealRecord, CoverageRecord, DecisionRecord
 from api.schemas import ConsistencyQuery, InclusionQuery
 from api.stats import EvennessQuery
 from api.submissions import MAX_ITEMS, SignatureSchema, SubmissionItemSchema
@@ -91,6 +91,7 @@ RECORD_SCHEMAS: dict[str, type[Schema]] = {
     "decision": DecisionRecord,
     "appeal": AppealRecord,
     "amendment": AmendmentRecord,
+    "coverage": CoverageRecord,
 }
 
 # Choice keeps a frozenset; print each vocabulary in its documented order.
@@ -918,7 +919,7 @@ def _fix_records(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     ``validate_record`` picks the schema by ``type`` and the envelope requires
     ``refs`` of appeals and amendments and forbids it in decisions; with
-    these stated, the three record schemas exclude each other.
+    these stated, the four record schemas exclude each other (by ``type``).
     """
     refs = {kind: _ref(cls.__name__) for kind, cls in RECORD_SCHEMAS.items()}
     for kind, cls in RECORD_SCHEMAS.items():
@@ -926,7 +927,7 @@ def _fix_records(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
         s["properties"]["type"] = {"type": "string", "const": kind}
         if kind == "decision":
             del s["properties"]["refs"]
-        else:
+        elif kind != "coverage":  # a coverage statement's refs (what it supersedes) is optional
             s["required"] = sorted({*s["required"], "refs"})
         s["description"] = _RECORD_NOTE
     return {

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Column,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -179,6 +180,23 @@ published_statistics = Table(
     Column("method_version", Integer, primary_key=True, autoincrement=False),
     Column("leaf_index", BigInteger, nullable=False, unique=True),
     Column("document_sha256", String(64), nullable=False),
+)
+
+#: One row per logged coverage statement, from its record (migration
+#: 0007_coverage): what the coverage comparison reads; ``counts`` is
+#: ``ledger.records.coverage.counts_text`` of the statement's counts.
+coverage_statements = Table(
+    "coverage_statements",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("platform", String(63), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("criterion", String(32), nullable=False),
+    Column("supersedes", String(128)),
+    Column("counts", Text, nullable=False),
+    Index("coverage_statements_scope", "platform", "period", "rule_id"),
 )
 
 WRITE_OPTION = "ledger_write"

@@ -85,10 +85,11 @@ def read_facts(session: Session, tree_size: int, platform: str | None = None) ->
     """
     c = record_index.c
     below = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
-    others = _rows(session, [c[name] for name in FACT_COLUMNS], [*below, c.type.in_(("amendment", "appeal"))])
+    kinds = c.type.in_(("amendment", "appeal", "coverage"))
+    others = _rows(session, [c[name] for name in FACT_COLUMNS], [*below, kinds])
     if others:
         decisions = _rows(session, [c[name] for name in DECISION_COLUMNS], [*below, c.type == "decision"])
-    else:  # every record below is a decision, and none needs its record id
+    else:  # every record below is a decision (no coverage statement either), and none needs its record id
         decisions = _rows(session, [c[name] for name in DECISION_COLUMNS[:-1]], below)
     return FactSet(decisions, others)
 

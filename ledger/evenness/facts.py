@@ -26,7 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import call, floordiv, is_, itemgetter, not_, sub
 from typing import Any
 
@@ -301,9 +301,10 @@ def _fold(fs: FactSet) -> tuple[Sequence[DecisionRow], set[int], dict[int, str]]
     appeals: list[Fact] = []
     by_kind = {"amendment": amendments.append, "appeal": appeals.append}
     for f in fs.others:
-        by_kind[f[_TYPE]](f)
+        if f[_TYPE] in by_kind:  # coverage statements refer to statements, and count nothing here
+            by_kind[f[_TYPE]](f)
     # Only decisions whose record id some amendment or appeal names need a key.
-    named = {f[_REF] for f in fs.others}
+    named = {f[_REF] for f in chain(amendments, appeals)}
     decisions = fs.decisions
     hits = compress(range(len(decisions)), map(named.__contains__, map(itemgetter(_D_RECORD_ID), decisions)))
     position = {(decisions[i][_D_PLATFORM], decisions[i][_D_RECORD_ID]): i for i in hits}
