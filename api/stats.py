@@ -29,6 +29,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from api.feed import TimeParam
 from api.params import StrictInt, parse_query
 from api.state import get_log
+from ledger.evenness.facts import METHOD_VERSIONS
 from ledger.evenness_cache import EXTENSION, Documents, shared
 from ledger.evenness_store import GROUPS, METRICS, Filters, Publication, find_publication
 from ledger.records.entries import canonical
@@ -52,6 +53,13 @@ class EvennessQuery(Schema):
     metric = fields.String(validate=validate.OneOf(METRICS))
     decided_from = TimeParam(metadata={"description": "decisions decided at or after this time"})
     decided_to = TimeParam(metadata={"description": "decisions decided before this time"})
+    method_version = StrictInt(
+        validate=validate.OneOf(METHOD_VERSIONS),
+        metadata={
+            "description": "the method that computes the document: 1 (default; published digests are of 1), "
+            "or 2 (1 plus a coverage section: what share of the decisions platforms declared the log holds)"
+        },
+    )
 
 
 @bp.record_once
@@ -68,6 +76,7 @@ def _filters(args: dict[str, Any]) -> Filters:
         metric=args.get("metric"),
         decided_from_ms=args.get("decided_from"),
         decided_to_ms=args.get("decided_to"),
+        method_version=args.get("method_version", 1),
     )
 
 
@@ -80,7 +89,7 @@ def evenness() -> Response:
     log = get_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
-        publication = find_publication(s, cp.size)
+        publication = find_publication(s, cp.size, filters.method_version)
     data, digest = documents.document(log, cp, filters)
     return _response(data, digest, publication, pinned is not None)
 

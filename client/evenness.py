@@ -47,7 +47,7 @@ from client.tiles import open_cp
 from keys.note import Verifier
 from ledger.errors import InvalidInput
 from ledger.evenness.document import NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
-from ledger.evenness.facts import GROUPS, METRICS, Filters, facts_from_entries
+from ledger.evenness.facts import GROUPS, METHOD_VERSIONS, METRICS, Filters, read_entries
 from ledger.records.entries import canonical, parse_json
 from ledger.tlog.frontier import Frontier
 from ledger.tlog.merkle import record_hash
@@ -123,7 +123,7 @@ def recompute(
                 progress(10_000)
         progress(frontier.size % 10_000)
 
-    document = compute_document(facts_from_entries(entries(), ref.size), ref, filters)
+    document = compute_document(read_entries(entries(), ref.size), ref, filters)
     if frontier.size != ref.size or frontier.root() != ref.root:
         raise VerificationFailed(
             f"the mirror's first {frontier.size} entries do not hash to the root of the checkpoint of tree size "
@@ -208,10 +208,13 @@ def query_and_filters(
     metric: str | None,
     decided_from: tuple[str, int] | None,
     decided_to: tuple[str, int] | None,
+    method_version: int = 1,
 ) -> tuple[dict[str, str], Filters]:
     """The server's query parameters and the same filters for the recomputation."""
     given = {"platform": platform, "rule_id": rule_id, "group": group, "metric": metric}
     query = {k: v for k, v in given.items() if v is not None}
+    if method_version != 1:
+        query["method_version"] = str(method_version)
     for name, t in (("decided_from", decided_from), ("decided_to", decided_to)):
         if t is not None:
             query[name] = t[0]
@@ -220,6 +223,7 @@ def query_and_filters(
             **given,
             decided_from_ms=None if decided_from is None else decided_from[1],
             decided_to_ms=None if decided_to is None else decided_to[1],
+            method_version=method_version,
         )
     except InvalidInput as e:
         options = "; ".join(f"--{str(err['path']).replace('_', '-')} {err['message']}" for err in e.errors)
@@ -253,6 +257,15 @@ def _pinned_size(mirror: Mirror, tree_size: int | None) -> int:
 @click.option("--metric", type=click.Choice(METRICS), help="Only this metric's comparisons.")
 @click.option("--decided-from", callback=_time_ms, help="Decisions decided at or after this date or UTC time.")
 @click.option("--decided-to", callback=_time_ms, help="Decisions decided before this date or UTC time.")
+@click.option(
+    "--method-version",
+    type=click.Choice([str(v) for v in METHOD_VERSIONS]),
+    default="1",
+    show_default=True,
+    callback=lambda _ctx, _param, value: int(value),
+    help="The method: 2 adds the coverage section (declared decisions against logged ones, and the bounds "
+    "that hold whatever the missing decisions were).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the recomputed document here.")
 def evenness_cmd(
     url: str,

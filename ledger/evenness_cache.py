@@ -100,7 +100,13 @@ class Documents:
 
 def document_key(origin: str, checkpoint: StoredCheckpoint, filters: Filters) -> Key:
     """The cache key: origin, tree size, root and the normalised filters."""
-    return (origin, checkpoint.size, checkpoint.root, tuple(sorted(filters.as_json().items())))
+    return (
+        origin,
+        checkpoint.size,
+        checkpoint.root,
+        tuple(sorted(filters.as_json().items())),
+        filters.method_version,
+    )
 
 
 def shared(extensions: MutableMapping[str, Any]) -> Documents:

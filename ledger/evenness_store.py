@@ -29,6 +29,7 @@ the log is append-only, and anyone can recompute the digest.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +37,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
-from ledger.db import published_statistics, record_index
+from ledger.db import coverage_statements, published_statistics, record_index
 from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
 from ledger.errors import Conflict
 from ledger.evenness.document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
 from ledger.evenness.facts import DECISION_COLUMNS, FACT_COLUMNS, GROUPS, METRICS, FactSet, Filters, facts_from_entries
 from ledger.log import Log
+from ledger.records.coverage import Statement, counts_of
 from ledger.records.entries import canonical, entry_bytes
 from ledger.registry import log_signature
 from ledger.sequencer import AppendResult, Plan, Planner
@@ -91,7 +93,26 @@ def read_facts(session: Session, tree_size: int, platform: str | None = None) ->
         decisions = _rows(session, [c[name] for name in DECISION_COLUMNS], [*below, c.type == "decision"])
     else:  # every record below is a decision (no coverage statement either), and none needs its record id
         decisions = _rows(session, [c[name] for name in DECISION_COLUMNS[:-1]], below)
-    return FactSet(decisions, others)
+    return FactSet(decisions, others, read_statements(session, tree_size, platform))
+
+
+def read_statements(session: Session, tree_size: int, platform: str | None = None) -> list[Statement]:
+    """The coverage statements below ``tree_size``, in log order, from their derived rows."""
+    c = coverage_statements.c
+    where = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
+    return [
+        Statement(
+            platform=row.platform,
+            record_id=row.record_id,
+            leaf_index=row.leaf_index,
+            period=row.period,
+            rule_id=row.rule_id,
+            criterion=row.criterion,
+            counts=counts_of(json.loads(row.counts)),
+            supersedes=row.supersedes,
+        )
+        for row in session.execute(select(coverage_statements).where(*where).order_by(c.leaf_index))
+    ]
 
 
 def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[Any, ...]]:

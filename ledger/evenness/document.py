@@ -59,6 +59,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from ledger.errors import InvalidInput
@@ -83,6 +84,7 @@ from ledger.evenness.compare import (
     rate_json,
     time_summary,
 )
+from ledger.evenness.coverage import DEFINITIONS_V2, coverage_section, logged_counts, whole_months
 from ledger.evenness.facts import (
     ADVERSE_ACTIONS,
     GROUPS,
@@ -96,7 +98,13 @@ from ledger.evenness.facts import (
     merged,
     tally,
 )
-from ledger.evenness.words import DEFINITIONS, checkpoint_sentence, flagged_sentence, unflagged_sentence
+from ledger.evenness.words import (
+    CLASS_LABELS,
+    DEFINITIONS,
+    checkpoint_sentence,
+    flagged_sentence,
+    unflagged_sentence,
+)
 from ledger.records.entries import canonical
 from ledger.records.vocab import ACCOUNT_CLASSES, ACTIONS, POLITICAL_CLASSES
 from ledger.stats import MANTEL_FLEISS_MINIMUM, PERCENTILES, benjamini_hochberg
@@ -184,13 +192,17 @@ def parameters() -> dict[str, Any]:
 def compute_document(
     facts: Iterable[Fact] | FactSet, checkpoint: CheckpointRef, filters: Filters | None = None
 ) -> Evenness:
-    """Return the evenness document (method version 1) of ``facts``.
+    """Return the evenness document of ``facts``, by ``filters.method_version``.
 
     ``facts`` must be exactly the record entries below ``checkpoint.size``,
-    in log order (or a :class:`~ledger.evenness.facts.FactSet` of them);
-    the result is a function of them, the checkpoint and the filters alone.
+    in log order (or a :class:`~ledger.evenness.facts.FactSet` of them, whose
+    coverage statements method version 2 reads); the result is a function of
+    them, the checkpoint and the filters alone. Version 2 is version 1 with
+    a section per feature, each from its own module.
     """
     filters = filters or Filters()
+    version = filters.method_version
+    facts = facts if isinstance(facts, FactSet) else FactSet.of(facts)
     counted = tally(facts, filters)
     builder = _Builder(counted, filters)
     comparisons = builder.comparisons()
@@ -200,9 +212,9 @@ def compute_document(
     document = {
         "method": {
             "name": "evenness",
-            "version": METHOD_VERSION,
+            "version": version,
             "parameters": parameters(),
-            "definitions": DEFINITIONS,
+            "definitions": DEFINITIONS if version == 1 else DEFINITIONS | DEFINITIONS_V2,
         },
         "checkpoint": cp,
         "checkpoint_sentence": checkpoint_sentence(cp),
@@ -218,9 +230,36 @@ def compute_document(
         },
         "flagged": flagged,
     }
+    if version >= 2:
+        document["coverage"] = coverage_part(facts, filters, document)
     document = written(document)
     data = canonical(document)
     return Evenness(document, data, hashlib.sha256(data).hexdigest())
+
+
+def coverage_part(facts: FactSet, filters: Filters, document: dict[str, Any]) -> dict[str, Any]:
+    """Method version 2's coverage section (ledger.evenness.coverage) of ``document``."""
+    rows = facts.current()
+    logged = logged_counts(
+        zip(
+            map(itemgetter(0), rows),
+            map(itemgetter(1), rows),
+            map(itemgetter(2), rows),
+            map(itemgetter(7), rows),
+            map(itemgetter(6), rows),
+            map(itemgetter(9), rows),
+            strict=True,
+        )
+    )
+    return coverage_section(
+        facts.statements,
+        logged,
+        document["cells"],
+        document["comparisons"],
+        document["platform_summaries"],
+        whole_months(filters.decided_from_ms, filters.decided_to_ms),
+        CLASS_LABELS,
+    )
 
 
 def written(value: Any) -> Any:

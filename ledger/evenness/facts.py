@@ -31,6 +31,7 @@ from operator import call, floordiv, is_, itemgetter, not_, sub
 from typing import Any
 
 from ledger.errors import InvalidInput
+from ledger.records.coverage import Statement, parse_statement
 from ledger.records.entries import format_time, parse_entry
 from ledger.records.index_rows import index_row
 from ledger.records.vocab import ORDINARY_USER, PATTERNS, POLITICAL_CLASSES, PUBLIC_CLASSES
@@ -102,6 +103,9 @@ REFERENCE = ORDINARY_USER
 GROUPS: dict[str, tuple[str, ...]] = {c: (c,) for c in PUBLIC_CLASSES} | {POLITICAL_ANY: POLITICAL_CLASSES}
 #: Actions counted as adverse (issue 5: remove, suspend, ban, geo-block).
 ADVERSE_ACTIONS = frozenset({"remove_content", "temporary_suspension", "permanent_ban", "geo_block"})
+#: The method versions a document can be computed by: 1, and 2 = 1 plus a
+#: coverage section (ledger.evenness.coverage). Version 1 documents never change.
+METHOD_VERSIONS = (1, 2)
 METRICS = ("exemption_rate", "adverse_action_rate", "action_distribution", "time_to_decision", "appeal_reversal_rate")
 _DAY_MS = 86_400_000
 
@@ -128,6 +132,23 @@ def facts_from_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> 
         yield tuple(row[c] for c in FACT_COLUMNS)
 
 
+def read_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> FactSet:
+    """The :class:`FactSet` of the entries below ``tree_size``, with the
+    coverage statements among them (as :func:`facts_from_entries` reads them)."""
+    statements: list[Statement] = []
+
+    def facts() -> Iterator[tuple[Any, ...]]:
+        for index, data in entries:
+            if index < tree_size:
+                entry = parse_entry(data)
+                if entry.kind == "record" and entry.body.get("type") == "coverage":
+                    statements.append(parse_statement(entry.body, index))
+            yield index, data
+
+    fs = FactSet.of(facts_from_entries(facts(), tree_size))
+    return FactSet(fs.decisions, fs.others, statements)
+
+
 @dataclass(frozen=True)
 class Filters:
     """What a request narrows the statistics to; every field optional.
@@ -137,7 +158,8 @@ class Filters:
     ``decided_from_ms`` (inclusive) and ``decided_to_ms`` (exclusive) select
     by ``decided_at``; ``group`` keeps only that group's comparisons and
     cells (and the reference's); ``metric`` keeps only that metric's
-    comparisons. Valid once constructed.
+    comparisons. ``method_version`` is the method that computes the
+    document (:data:`METHOD_VERSIONS`). Valid once constructed.
     """
 
     platform: str | None = None
@@ -146,9 +168,12 @@ class Filters:
     metric: str | None = None
     decided_from_ms: int | None = None
     decided_to_ms: int | None = None
+    method_version: int = 1
 
     def __post_init__(self) -> None:
         errors: list[dict[str, object]] = []
+        if self.method_version not in METHOD_VERSIONS:
+            errors.append({"path": "method_version", "message": f"must be one of {METHOD_VERSIONS}"})
         for name, pattern in (("platform", "platform"), ("rule_id", "rule_id")):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and re.fullmatch(PATTERNS[pattern], value)):
@@ -258,13 +283,19 @@ class FactSet:
 
     decisions: Sequence[DecisionRow]
     others: Sequence[Fact]
+    #: The coverage statements below the checkpoint (read by method version 2).
+    statements: Sequence[Statement] = ()
 
     @classmethod
-    def of(cls, facts: Iterable[Fact]) -> FactSet:
+    def of(cls, facts: Iterable[Fact], statements: Sequence[Statement] = ()) -> FactSet:
         facts = list(facts)
         is_decision = list(map("decision".__eq__, map(itemgetter(_TYPE), facts)))
         decisions = list(map(_AS_DECISION, compress(facts, is_decision)))
-        return cls(decisions, list(compress(facts, map(not_, is_decision))))
+        return cls(decisions, list(compress(facts, map(not_, is_decision))), statements)
+
+    def current(self) -> Sequence[DecisionRow]:
+        """Every decision as last amended, in log order."""
+        return _fold(self)[0]
 
 
 def tally(facts: Iterable[Fact] | FactSet, filters: Filters) -> Tallies:
