@@ -23,6 +23,8 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
+from api.coverage import ANSWER as COVERAGE_ANSWER
+from api.coverage import CoverageQuery
 from api.export import FORMATS, MAX_RANGE, ExportQuery
 from api.feed import FeedQuery, StrictBoolParam, TimeParam
 from api.openapi_page import METHODS as METHODS  # re-exported: the tests walk the document with it
@@ -843,9 +845,12 @@ def _stats_paths(ma: MarshmallowPlugin) -> Paths:
         "properties": {
             "document": {
                 "type": "object",
-                "description": "The evenness document (method version 1): method and parameters, checkpoint, "
-                "filters, totals, cells, comparisons with their strata tables, platform summaries, the monthly "
-                "series and the flagged list. Its RFC 8785 bytes appear in the answer verbatim.",
+                "description": "The evenness document (method version 1, or 2 with method_version=2): method "
+                "and parameters, checkpoint, filters, totals, cells, comparisons with their strata tables, platform "
+                "summaries, the monthly series and the flagged list; version 2 adds coverage (per cell and per "
+                "comparison: declared against logged decisions, the bounds that hold whatever the missing "
+                "decisions were, and whether they could reverse the comparison). Its RFC 8785 bytes appear in the "
+                "answer verbatim.",
             },
             "document_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "publication": {"oneOf": [{"type": "null"}, publication]},
@@ -882,6 +887,29 @@ def _stats_paths(ma: MarshmallowPlugin) -> Paths:
     }
 
 
+def _coverage_paths(ma: MarshmallowPlugin) -> Paths:
+    return {
+        "/api/v1/coverage": {
+            "get": _op(
+                "Statistics",
+                "getCoverage",
+                "Coverage: declared decisions against logged ones",
+                "For each coverage statement in force (a platform's signed count of its decisions under one rule "
+                "in one month, per account class, action and exemption applied), the log's count of the same "
+                "decisions as of a checkpoint: complete, incomplete (fewer logged) or contradicted (more logged "
+                "than declared). A platform can under-declare; a statement makes its count a signed claim. "
+                "docs/records.md, Coverage fields.",
+                {
+                    "200": _json(COVERAGE_ANSWER, "The comparisons, with the checkpoint they are computed at."),
+                    "400": _problem("Malformed, repeated or unknown parameters."),
+                    "404": _problem("No checkpoint of that tree size."),
+                },
+                _query(ma, CoverageQuery(), {}),
+            )
+        }
+    }
+
+
 def _paths(ma: MarshmallowPlugin) -> Paths:
     feed = _query(ma, FeedQuery(), {"limit": "Records per page.", "cursor": "The next_cursor of a page."})
     return {
@@ -890,6 +918,7 @@ def _paths(ma: MarshmallowPlugin) -> Paths:
         **_record_paths(feed),
         **_export_paths(ma),
         **_stats_paths(ma),
+        **_coverage_paths(ma),
         **_doc_paths(),
         **_health_paths(),
     }

@@ -40,6 +40,7 @@ from keys.note import Signer
 from ledger.db import coverage_statements, published_statistics, record_index
 from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
 from ledger.errors import Conflict
+from ledger.evenness.coverage import CoverageFilters, coverage_answer, logged_of
 from ledger.evenness.document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
 from ledger.evenness.facts import DECISION_COLUMNS, FACT_COLUMNS, GROUPS, METRICS, FactSet, Filters, facts_from_entries
 from ledger.log import Log
@@ -142,6 +143,17 @@ def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[
     finally:
         cursor.close()
     return rows
+
+
+def coverage_at(session: Session, checkpoint: StoredCheckpoint, filters: CoverageFilters) -> dict[str, Any]:
+    """The coverage comparisons of the statements below a checkpoint the log signed.
+
+    Reads the decisions as the evenness document does (the platform filter
+    may be applied while reading, for amendments never change a platform).
+    """
+    facts = read_facts(session, checkpoint.size, filters.platform)
+    cp = CheckpointRef.from_note(checkpoint.note).as_json()
+    return coverage_answer(facts.statements, logged_of(facts.current()), filters, cp)
 
 
 def evenness_at(session: Session, checkpoint: StoredCheckpoint, filters: Filters) -> Evenness:

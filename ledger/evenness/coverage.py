@@ -459,3 +459,45 @@ def _next_month(d: datetime) -> datetime:
 
 def _previous_month(d: datetime) -> datetime:
     return datetime(d.year - (d.month == 1), (d.month - 2) % 12 + 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class CoverageFilters:
+    """What ``GET /api/v1/coverage`` narrows the comparisons to; every field optional."""
+
+    platform: str | None = None
+    rule_id: str | None = None
+    account_class: str | None = None
+    period_from: str | None = None  # YYYY-MM, inclusive
+    period_to: str | None = None  # YYYY-MM, inclusive
+    status: str | None = None
+
+    def keeps(self, c: Mapping[str, Any]) -> bool:
+        return (
+            (self.platform is None or c["platform"] == self.platform)
+            and (self.rule_id is None or c["rule_id"] == self.rule_id)
+            and (self.account_class is None or c["account_class"] == self.account_class)
+            and (self.period_from is None or c["period"] >= self.period_from)
+            and (self.period_to is None or c["period"] <= self.period_to)
+            and (self.status is None or c["status"] == self.status)
+        )
+
+
+def coverage_answer(
+    statements: Iterable[Statement], logged: Logged, filters: CoverageFilters, checkpoint: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Every comparison of a statement in force with the log, as of ``checkpoint``, filtered."""
+    force = in_force(statements)
+    shown = [c for c in compare(force, logged) if filters.keeps(c)]
+    platform = filters.platform
+    return {
+        "checkpoint": dict(checkpoint),
+        "comparisons": shown,
+        "superseded": [_ref(s) for s in force.superseded if platform is None or s.platform == platform],
+        "conflicting": [_ref(s) for s in force.conflicting if platform is None or s.platform == platform],
+    }
+
+
+def logged_of(rows: Sequence[Sequence[Any]]) -> Logged:
+    """:func:`logged_counts` of decision rows in ``ledger.evenness.facts.DECISION_COLUMNS`` order."""
+    return logged_counts((r[0], r[1], r[2], r[7], bool(r[6]), r[9]) for r in rows)

@@ -59,7 +59,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 from ledger.errors import InvalidInput
@@ -84,7 +83,7 @@ from ledger.evenness.compare import (
     rate_json,
     time_summary,
 )
-from ledger.evenness.coverage import DEFINITIONS_V2, coverage_section, logged_counts, whole_months
+from ledger.evenness.coverage import DEFINITIONS_V2, coverage_section, logged_of, whole_months
 from ledger.evenness.facts import (
     ADVERSE_ACTIONS,
     GROUPS,
@@ -239,21 +238,9 @@ def compute_document(
 
 def coverage_part(facts: FactSet, filters: Filters, document: dict[str, Any]) -> dict[str, Any]:
     """Method version 2's coverage section (ledger.evenness.coverage) of ``document``."""
-    rows = facts.current()
-    logged = logged_counts(
-        zip(
-            map(itemgetter(0), rows),
-            map(itemgetter(1), rows),
-            map(itemgetter(2), rows),
-            map(itemgetter(7), rows),
-            map(itemgetter(6), rows),
-            map(itemgetter(9), rows),
-            strict=True,
-        )
-    )
     return coverage_section(
         facts.statements,
-        logged,
+        logged_of(facts.current()),
         document["cells"],
         document["comparisons"],
         document["platform_summaries"],

@@ -152,3 +152,25 @@ def test_the_audit_rebuilds_and_compares_coverage_rows(
     out = runner.invoke(args=["ledger", "audit", "--quiet"])
     assert out.exit_code == 1
     assert "coverage_statements row" in out.output
+
+
+def test_the_coverage_endpoint_filters_and_names_its_checkpoint(
+    client: FlaskClient, covered: list[dict[str, Any]]
+) -> None:
+    every = client.get("/api/v1/coverage").json
+    v2 = _v2(client)["coverage"]["statements"]
+    assert every["comparisons"] == v2  # one computation, two answers
+    assert every["checkpoint"]["tree_size"] == client.get("/api/v1/log").json["checkpoint"]["tree_size"]
+    gaps = client.get("/api/v1/coverage?status=incomplete").json["comparisons"]
+    assert [(c["platform"], c["rule_id"], c["account_class"], c["period"]) for c in gaps] == [(*GAP, GAP_MONTH)]
+    one = client.get(f"/api/v1/coverage?platform={CONTRADICTED[0]}&account_class=journalist&period_from=2026-04")
+    assert [c["status"] for c in one.json["comparisons"]] == ["contradicted"]
+    assert client.get("/api/v1/coverage?period_to=2026-01").json["comparisons"] == []
+    # Pinned to a checkpoint before the statements: nothing was declared yet.
+    before = client.get("/api/v1/coverage?tree_size=1003").json  # 3 registry entries, two batches of 500
+    assert before["comparisons"] == []
+    assert before["checkpoint"]["tree_size"] == 1003
+    bad = client.get("/api/v1/coverage?period_from=2026-13&status=some")
+    assert bad.status_code == 400
+    assert bad.headers["Content-Type"] == "application/problem+json"
+    assert {e["path"] for e in bad.json["errors"]} == {"period_from", "status"}
