@@ -16,7 +16,6 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
 
-from api.feed import _choice, _pattern
 from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger.evenness.coverage import STATUSES, CoverageFilters
@@ -24,6 +23,14 @@ from ledger.evenness_store import coverage_at
 from ledger.records.vocab import ACCOUNT_CLASSES, PATTERNS
 
 bp = Blueprint("coverage", __name__, url_prefix="/api/v1")
+
+
+def _choice(values: tuple[str, ...]) -> fields.String:
+    return fields.String(validate=validate.OneOf(values))
+
+
+def _pattern(name: str) -> fields.String:
+    return fields.String(validate=validate.Regexp(PATTERNS[name], error="must match the pattern {regex}"))
 
 
 def _month(description: str) -> fields.String:
