@@ -68,7 +68,7 @@ def _thousands(value: int) -> str:
 def init_app(app: Flask) -> None:
     # Importing the view modules adds their routes to ``bp``; they import
     # ``bp`` from here, so they are imported once this module exists.
-    from web import errors, views_feed, views_pages, views_records, views_stats  # noqa: F401
+    from web import errors, views_coverage, views_feed, views_pages, views_records, views_stats  # noqa: F401
 
     shared(app.extensions)  # the evenness documents, cached once for the pages and the API
     errors.init_app(app)

@@ -174,3 +174,21 @@ def test_the_coverage_endpoint_filters_and_names_its_checkpoint(
     assert bad.status_code == 400
     assert bad.headers["Content-Type"] == "application/problem+json"
     assert {e["path"] for e in bad.json["errors"]} == {"period_from", "status"}
+
+
+def test_pages_show_coverage_beside_the_findings(client: FlaskClient, covered: list[dict[str, Any]]) -> None:
+    stats = client.get("/stats").get_data(as_text=True)
+    assert "Coverage</span> Coverage: the log holds 40 of the 60 decisions declared for legislators" in stats
+    assert "could not reverse this comparison" in stats
+    platform = client.get(f"/stats/{GAP[0]}").get_data(as_text=True)
+    assert "the log holds 40 of the 60 decisions the platform declared for legislators" in platform
+    page = client.get(f"/platforms/{CONTRADICTED[0]}/coverage")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.count('<span class="badge badge-warn">Contradicted</span>') == 2  # the grid cell and the list
+    assert f"{CONTRADICTED_MONTH}, <code>{CONTRADICTED[1]}</code>, journalist" in html
+    gap = client.get(f"/platforms/{GAP[0]}/coverage").get_data(as_text=True)
+    assert "Contradicted</span>" not in gap
+    assert "20 missing" in gap
+    assert client.get("/platforms/nobody/coverage").status_code == 404
+    assert "coverage statements" in client.get(f"/platforms/{GAP[0]}").get_data(as_text=True)
