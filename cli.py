@@ -16,7 +16,8 @@ from ledger.audit import audit
 from ledger.errors import LedgerError
 from ledger.log import LogProvider
 from ledger.records.entries import format_time
-from ledger.registry import list_platforms, parse_time
+from ledger.records.times import date_time_ms
+from ledger.registry import list_platforms
 
 ledger_cli = AppGroup("ledger", help="Operate the ledger: initialise it, show its key, audit it, manage platforms.")
 platform_cli = AppGroup("platform", help="Register platforms and their keys. Every change is appended to the log.")
@@ -141,7 +142,7 @@ def platform_add_key(slug: str, public_key: str) -> None:
 def platform_revoke_key(key_id: str, reason: str, from_: str | None) -> None:
     """Revoke KEY_ID from a time (now, or earlier for a compromised key)."""
     try:
-        at = parse_time(from_) if from_ else time.time_ns() // 1_000_000
+        at = date_time_ms(from_) if from_ else time.time_ns() // 1_000_000
         res = _provider().log.registry.revoke_key(key_id, at, reason)
     except LedgerError as e:
         raise click.ClickException(str(e)) from None

@@ -22,12 +22,10 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, fields, validate
-from sqlalchemy import select
 
 from api.params import StrictInt, parse_query
 from api.state import get_log
-from ledger import storage
-from ledger.db import checkpoints
+from ledger import query, storage
 from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
 from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
@@ -54,13 +52,9 @@ class ExportQuery(Schema):
 
 def _covering_checkpoint(log: Log, end: int) -> StoredCheckpoint:
     with log.read() as s:
-        row = s.execute(
-            select(checkpoints.c.size).where(checkpoints.c.size >= end).order_by(checkpoints.c.size).limit(1)
-        ).first()
-        if row is None:
-            raise NotFound(f"the log has fewer than {end} entries")
-        cp = storage.checkpoint_at(s, row.size)
-    assert cp is not None
+        cp = query.covering_checkpoint(s, end)
+    if cp is None:
+        raise NotFound(f"the log has fewer than {end} entries")
     return cp
 
 

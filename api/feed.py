@@ -9,7 +9,6 @@ names the tree size it reflects.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -19,6 +18,7 @@ from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger import query
 from ledger.errors import InvalidInput
+from ledger.records import times
 from ledger.records.entries import format_time
 from ledger.records.vocab import (
     ACCOUNT_CLASSES,
@@ -50,13 +50,11 @@ class TimeParam(fields.Field):
     """An RFC 3339 UTC time or a date, as milliseconds since the epoch."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            value += "T00:00:00Z"
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", value):
+        if not isinstance(value, str) or not (times.DATE.fullmatch(value) or times.DATE_TIME.fullmatch(value)):
             raise ValidationError("must be a date YYYY-MM-DD or an RFC 3339 UTC time ending in Z")
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
+            return times.day_or_time_ms(value)
+        except InvalidInput:
             raise ValidationError("not a valid date") from None
 
 

@@ -80,8 +80,8 @@ B64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 HASH_PARAM = r"^(?:[0-9a-f]{64}|[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)$"
 # ledger.records.entries.format_time: RFC 3339 UTC with milliseconds.
 LOG_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
-# api.feed.TimeParam: a date, or a UTC date-time with 0-6 fraction digits.
-FEED_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)?$"
+# api.feed.TimeParam (ledger.records.times.day_or_time_ms): a date, or a record's date-time.
+FEED_TIME = f"(?:{PATTERNS['date']})|(?:{PATTERNS['date_time']})"
 # ledger.tlog.tile.parse_tile_path, without the leading "tile/": level -1 (entries)
 # to 63, index groups without a leading x000, partial width 1 to 255.
 TILE_PATH = (

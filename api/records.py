@@ -5,17 +5,15 @@ proof against the latest signed checkpoint, so it can be checked offline."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api.state import get_log
-from ledger import storage
-from ledger.db import records
+from ledger import query, storage
+from ledger.db import Session
 from ledger.errors import NotFound
-from ledger.query import history
 from ledger.records.entries import format_time, parse_entry
 from ledger.registry import list_platforms, read_key_states
 from ledger.submit import permalink
@@ -38,7 +36,7 @@ def _summary(row: Any) -> dict[str, Any]:
 
 
 def _history(s: Session, row: Any) -> dict[str, Any]:
-    h = history(s, row)
+    h = query.history(s, row)
     amendments = [_summary(r) for r in h.amendments]
     out: dict[str, Any] = {
         "appeals": [_summary(r) for r in h.appeals],
@@ -52,10 +50,10 @@ def _history(s: Session, row: Any) -> dict[str, Any]:
     return out
 
 
-def _record(where: Any) -> Response:
+def _record(find: Callable[[Session], Any]) -> Response:
     log = get_log()
     with log.read() as s:
-        row = s.execute(select(records).where(where)).first()
+        row = find(s)
         if row is None:
             raise NotFound("no such record in the log")
         cp = log.latest(s)
@@ -94,12 +92,12 @@ def _record(where: Any) -> Response:
 
 @bp.get("/records/<int(max=9223372036854775807):index>")
 def by_index(index: int) -> Response:
-    return _record(records.c.leaf_index == index)
+    return _record(lambda s: query.record_at(s, index))
 
 
 @bp.get("/platforms/<slug>/records/<path:record_id>")
 def by_record_id(slug: str, record_id: str) -> Response:
-    return _record((records.c.platform == slug) & (records.c.record_id == record_id))
+    return _record(lambda s: query.record_by_id(s, slug, record_id))
 
 
 @bp.get("/platforms")

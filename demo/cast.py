@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 from ledger.records.vocab import POLITICAL_CLASSES
 
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
-
 #: The EU's 27 member states (ISO 3166-1; Greece is GR): the scope of an EU-wide order.
 EU27 = tuple(
     "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()  # noqa: SIM905

@@ -40,10 +40,15 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session as Session  # re-exported: views hold one, and import no SQLAlchemy
+
+#: Every error a database read may raise: a page that must render whatever
+#: happens (an error page) catches this, without importing SQLAlchemy.
+DatabaseError = SQLAlchemyError
 
 metadata = MetaData()
 
@@ -69,6 +74,8 @@ hashes = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
+    # Inclusion proofs by leaf hash look the leaf up here.
+    Index("hashes_leaf", "hash", sqlite_where=text("level = 0"), postgresql_where=text("level = 0")),
     sqlite_with_rowid=False,
 )
 
@@ -106,7 +113,7 @@ platform_keys = Table(
     "platform_keys",
     metadata,
     Column("key_id", String(16), primary_key=True),
-    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False),
+    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False, index=True),
     Column("public_key", LargeBinary(32), nullable=False, unique=True),
     Column("valid_from_ms", BigInteger, nullable=False),
     Column("leaf_index", BigInteger, nullable=False, unique=True),
@@ -134,6 +141,7 @@ records = Table(
     Column("logged_at_ms", BigInteger, nullable=False),
     Column("ref_record_id", String(128)),
     UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
+    Index("records_ref", "platform", "ref_record_id"),
 )
 
 #: The feed's query index: derived from the log (ledger/derived.py), append-only,
@@ -169,7 +177,33 @@ record_index = Table(
     Column("search_text", Text),
     # Added by migration 0005 for the evenness statistics (time to decision).
     Column("flagged_at_ms", BigInteger),
+    # Filters: each with leaf_index, for newest-first pages (migration 0003).
+    *(
+        Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
+        for cols in (
+            *(("platform",), ("type",), ("account_class",), ("political",), ("subject_key",)),
+            *(("rule_id", "rule_version"), ("category",), ("action",), ("exemption_type",)),
+            *(("review_path",), ("detection_source",)),
+        )
+    ),
+    Index("record_index_decided_at", "decided_at_ms"),
+    Index("record_index_logged_at", "logged_at_ms"),
+    Index("record_index_ref", "platform", "ref_record_id"),
+    # Text search on PostgreSQL: a pg_trgm GIN index. SQLite's is the FTS5
+    # table ``record_search`` (SQLITE_VIRTUAL_TABLES), which SQLAlchemy
+    # cannot describe.
+    Index(
+        "record_index_search",
+        "search_text",
+        postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql"),
 )
+
+#: SQLite's FTS5 index of ``record_index.search_text`` (migrations 0003 and
+#: 0006) and the shadow tables FTS5 keeps for it: made by raw DDL, as
+#: SQLAlchemy has no virtual tables; queries reach it through ``text()``.
+SQLITE_VIRTUAL_TABLES = frozenset(("record_search", "record_search_config", "record_search_data", "record_search_idx"))
 
 #: One row per published digest of the evenness statistics, from its
 #: registry entry (migration 0005).
@@ -180,6 +214,18 @@ published_statistics = Table(
     Column("method_version", Integer, primary_key=True, autoincrement=False),
     Column("leaf_index", BigInteger, nullable=False, unique=True),
     Column("document_sha256", String(64), nullable=False),
+)
+
+#: One row per cosignature the log holds: append-only, like the log (migration 0004).
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),  # a size in ``checkpoints``
+    Column("witness_key_id", String(8), primary_key=True),
+    Column("witness_name", Text, nullable=False),
+    Column("line", Text, nullable=False),  # "— <name> <base64>", without the newline
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("cosignatures_witness", "witness_key_id", "size"),
 )
 
 #: One row per logged coverage statement, from its record (migration

@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -66,14 +65,6 @@ def log_signature(signer: Signer, event: dict[str, Any]) -> dict[str, str]:
 
 def _key_json(public_key: bytes) -> dict[str, str]:
     return {"key_id": platform_key_id(public_key), "alg": ALG, "public_key": base64.b64encode(public_key).decode()}
-
-
-def parse_time(text: str) -> int:
-    """Parse an RFC 3339 UTC time (``...Z``) to milliseconds since the epoch."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", text):
-        raise InvalidInput(f"{text!r} is not an RFC 3339 UTC time like 2026-11-26T08:00:00Z")
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(dt.timestamp() * 1000)
 
 
 def read_key_states(session: Session, key_ids: list[str]) -> dict[str, KeyState]:

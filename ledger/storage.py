@@ -10,10 +10,10 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, insert, literal_column, select, update
+from sqlalchemy import and_, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, log_head
+from ledger.db import checkpoints, entries, hashes, insert_many, log_head
 from ledger.errors import StorageError
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
 from ledger.tlog.merkle import HASH_SIZE
@@ -112,15 +112,6 @@ def read_entries(session: Session, start: int, end: int) -> list[bytes]:
     if len(rows) != end - start:
         raise StorageError(f"log storage is missing entries in [{start}, {end})")
     return [bytes(r.data) for r in rows]
-
-
-def iter_entries(session: Session, start: int, end: int, batch: int = 2048) -> Iterator[tuple[int, bytes]]:
-    """Yield (index, entry) for [start, end) in index order, a batch at a time."""
-    while start < end:
-        stop = min(end, start + batch)
-        for i, d in enumerate(read_entries(session, start, stop)):
-            yield start + i, d
-        start = stop
 
 
 def read_level_hashes(session: Session, level: int, start: int, end: int) -> list[bytes]:
@@ -267,10 +258,3 @@ def tile_within(tile: Tile, size: int) -> bool:
     """Whether ``tile`` exists in the tree of ``size`` leaves."""
     count = size if tile.level == ENTRIES_LEVEL else size >> TILE_HEIGHT * tile.level
     return tile.n * TILE_WIDTH + tile.width <= count
-
-
-def sqlite_checkpoint_wal(engine: Engine) -> None:
-    """Fold SQLite's WAL back into the main file (for backups and tests)."""
-    if is_sqlite(engine):
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

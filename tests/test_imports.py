@@ -38,7 +38,8 @@ FORBIDDEN = {
     "keys": {"ledger", "api", "web", "app", "cli", "wsgi", "client", "demo"} | SERVER_LIBRARIES,
     "ledger": {"api", "web", "app", "cli", "wsgi", "client", "demo", "flask", "werkzeug", "marshmallow", "apispec"},
     "api": {"web", "app", "cli", "wsgi", "client", "demo"},
-    "web": {"api", "app", "cli", "wsgi", "client", "demo"},
+    # Pages call ``ledger`` for every read and build no SQL: no database library.
+    "web": {"api", "app", "cli", "wsgi", "client", "demo", "sqlalchemy", "alembic", "psycopg"},
     "client": {"api", "web", "app", "cli", "wsgi", "demo"} | SERVER_LIBRARIES,
 }
 
@@ -93,6 +94,25 @@ def test_pure_ledger_modules_import_only_pure_ones() -> None:
                 bad.append(f"{name}:{line} imports {module}")
             elif top == "ledger" and not is_pure(module):
                 bad.append(f"{name}:{line} imports {module}, which is not pure")
+    assert not bad, "\n".join(bad)
+
+
+#: Views call ``ledger`` read functions (``ledger.query`` above all) and never
+#: build SQL, so ``api`` and ``web`` import no SQLAlchemy: they hold a session
+#: (``ledger.db.Session``) and catch ``ledger.db.DatabaseError``, nothing more.
+VIEW_PACKAGES = ("api", "web")
+
+
+def test_views_build_no_sql() -> None:
+    bad = []
+    for package in VIEW_PACKAGES:
+        for path in _sources(package):
+            where = path.relative_to(ROOT).as_posix()
+            bad += [
+                f"{where}:{line} imports {module}"
+                for module, _, line in _imports(path)
+                if module.split(".")[0] == "sqlalchemy"
+            ]
     assert not bad, "\n".join(bad)
 
 

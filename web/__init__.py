@@ -14,13 +14,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import LedgerError
+from ledger.browse import shows_demo
 from ledger.evenness_cache import shared
 from ledger.log import Log
 from web import labels, present
-from web.queries import has_demo_platform
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -31,14 +29,8 @@ def current_log() -> Log:
 
 @bp.context_processor
 def page_globals() -> dict[str, Any]:
-    try:
-        log = current_log()
-        with log.read() as s:
-            demo = has_demo_platform(s)
-    except (LedgerError, SQLAlchemyError):  # an error page must still render
-        demo = False
     return {
-        "demo_data": demo,
+        "demo_data": shows_demo(current_app.extensions["ledger"]),
         "label": labels.label,
         "yes_no": labels.yes_no,
         "endpoint": request.endpoint,

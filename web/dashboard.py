@@ -304,3 +304,102 @@ def chart(doc: Doc, names: Mapping[str, str], platform: str, rule_id: str | None
     if name == TIME_CHART:
         return time_chart(doc, names, platform, rule_id)
     return None
+
+
+# Findings first: the flagged comparisons as one-line headlines ---------------
+
+#: What the numerator and denominator of each rate count, in the feed's
+#: filters: the records behind a rate are the decisions in its denominator.
+DENOMINATOR_FILTERS: dict[str, dict[str, str]] = {
+    "exemption_rate": {"violation_found": "true"},
+    "adverse_action_rate": {"violation_found": "true"},
+}
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One flagged comparison in a line: who, which rule, the two figures, the ratio."""
+
+    number: int  # its place in the document's ``flagged`` list, from 1
+    platform: str
+    platform_name: str
+    rule_id: str | None
+    metric: str
+    group: str
+    group_value: str
+    reference_value: str
+    ratio: str
+    text: str
+
+    def feed_args(self, group: str) -> dict[str, str]:
+        """The feed filters that list the current versions of the decisions
+        this comparison counted for ``group`` (the compared group or the
+        reference), under the same rule."""
+        args = {"platform": self.platform, "account_class": "political" if group == POLITICAL_ANY else group}
+        if self.rule_id is not None:
+            args["rule_id"] = self.rule_id
+        return args | DENOMINATOR_FILTERS.get(self.metric, {}) | {"current": "true"}
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.1f}×"
+
+
+def _figures(c: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The group's and the reference's figure in words, and their ratio."""
+    if c["metric"] == TIME_CHART:
+        g, r = (c[k]["median"] for k in ("group_time", "reference_time"))
+        g_est, r_est = (m["estimate"] if m else None for m in (g, r))
+        return (f"median {duration(g_est)}", f"median {duration(r_est)}", _ratio(g_est, r_est))
+    if "group_rate" in c:
+        g, r = c["group_rate"], c["reference_rate"]
+        return rate_text(g), rate_text(r), _ratio(g["estimate"], r["estimate"])
+    # The distribution of actions: the sentence gives the largest gap.
+    return "see the sentence", "see the sentence", "—"
+
+
+def headlines(doc: Doc, names: Mapping[str, str]) -> list[Headline]:
+    """The document's flagged comparisons as headlines, in its order."""
+    out = []
+    for i, f in enumerate(doc["flagged"], start=1):
+        c = doc[f["section"]][f["index"]]
+        name = names.get(f["platform"], f["platform"])
+        group_value, reference_value, times = _figures(c)
+        who = group_label(f["group"])
+        where = f"rule {f['rule_id']}" if f["rule_id"] else "all its rules together"
+        metric = COMPARISON_METRICS[f["metric"]].lower()
+        text = f"{name}, {where}: {metric} of {who.lower()} {group_value}, of ordinary users {reference_value}"
+        out.append(
+            Headline(
+                i,
+                f["platform"],
+                name,
+                f["rule_id"],
+                f["metric"],
+                f["group"],
+                group_value,
+                reference_value,
+                times,
+                text + (f" ({times})" if times != "—" else ""),
+            )
+        )
+    return out
+
+
+def flagged_under_rules(doc: Doc, platform: str, metric: str) -> list[dict[str, Any]]:
+    """The platform's rule-level comparisons of ``metric`` that are flagged."""
+    return [
+        f for f in doc["flagged"] if f["platform"] == platform and f["metric"] == metric and f["rule_id"] is not None
+    ]
+
+
+#: The measures of a platform's summary, in order: the document compares
+#: the rates across a platform's rules; time to decision only rule by rule.
+SUMMARY_METRICS = ("exemption_rate", "adverse_action_rate", "time_to_decision", "appeal_reversal_rate")
+
+
+def flagged_number(doc: Doc, item: Mapping[str, Any]) -> int:
+    """The place of ``item`` in the document's flagged list, from 1 (the headlines' numbering)."""
+    return int(doc["flagged"].index(item)) + 1

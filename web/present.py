@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.errors import InvalidInput
+from ledger.records import times
 from ledger.records.vocab import PATTERNS
 from web.labels import label, yes_no
 
@@ -187,9 +189,10 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         if len(value) == 10:
-            return datetime.fromisoformat(value + "T00:00:00+00:00")
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+            day = times.parse_date(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return times.parse_date_time(value)
+    except InvalidInput:
         return None
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import abort, render_template, request
 
+from ledger.browse import platform_names
 from ledger.evenness.coverage import CoverageFilters
 from ledger.evenness_store import coverage_at
 from web import bp, current_log
-from web.queries import platform_names
 from web.views_stats import tree_size_arg
 
 _WORST = ("contradicted", "incomplete", "complete")

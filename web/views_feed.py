@@ -11,29 +11,29 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import abort, redirect, render_template, request, url_for
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ledger import query
+from ledger.browse import COUNT_CAP, Reader, count_feed, platform_names, subject_latest
 from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filters
-from web.queries import platform_names, subject_latest
 
 
-def _page(log: Log, s: Session, form: filters.FeedForm) -> tuple[int, list[dict[str, Any]]]:
-    """The tree size the page reflects and its rows; sets form errors instead of failing."""
+def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[str, Any]], int | None]:
+    """The tree size the page reflects, its rows, and how many records match
+    in all (None when the form has errors); sets form errors instead of failing."""
     size = log.latest(s).size
     before = None
     if form.cursor is not None:
         pinned, before = form.cursor
         if pinned > size:
             form.errors["cursor"] = "This page link is from a larger log than this one: start from the newest."
-            return size, []
+            return size, [], None
         size = pinned
     if form.errors:
-        return size, []
-    return size, query.feed(s, form.feed, size, before)
+        return size, [], None
+    return size, query.feed(s, form.feed, size, before), count_feed(s, form.feed, size)
 
 
 def _older(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
@@ -52,7 +52,7 @@ def feed() -> tuple[str, int] | Response:
     with log.read() as s:
         names = platform_names(s)
         form = filters.parse(request.args, names)
-        size, rows = _page(log, s, form)
+        size, rows, total = _page(log, s, form)
     older = _older(form, size, rows)
     api_url = url_for("feed.records_feed") if not form.errors else None
     if api_url and form.api_args():
@@ -65,6 +65,8 @@ def feed() -> tuple[str, int] | Response:
         rows=rows,
         tree_size=size,
         older=older,
+        total=total,
+        cap=COUNT_CAP,
         api_url=api_url,
     )
     return html, 400 if form.errors else 200
@@ -82,7 +84,7 @@ def subject(subject_key: str) -> tuple[str, int]:
             abort(404, "No record in the log is about an account with this subject key.")
         cursor = request.args.get("cursor", "")
         form = filters.parse({"subject_key": subject_key, "cursor": cursor}, names)
-        size, rows = _page(log, s, form)
+        size, rows, _ = _page(log, s, form)
     row, total = latest
     older = _older(form, size, rows)
     html = render_template(

@@ -8,10 +8,10 @@ import base64
 from flask import Response, abort, render_template
 
 from ledger import query
+from ledger.browse import counts, platform_names
 from ledger.registry import list_platforms
 from ledger.storage import StoredCheckpoint
 from web import bp, current_log
-from web.queries import counts, platform_names
 
 NEWEST = 10
 LATEST = 10

@@ -16,13 +16,13 @@ import base64
 from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from ledger.browse import entry_at, platform_names, record_at
 from ledger.errors import NotFound
 from ledger.query import history, record_by_id
 from ledger.registry import read_key_states
 from ledger.submit import permalink
 from ledger.tlog.merkle import record_hash
 from web import bp, current_log, present
-from web.queries import entry_at, platform_names, record_at
 
 
 @bp.get("/records/<platform>/<record_id>")

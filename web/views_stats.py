@@ -27,12 +27,14 @@ from typing import Any
 
 from flask import Response, abort, current_app, render_template, request, url_for
 
+from ledger.browse import platform_names
 from ledger.errors import InvalidInput
+from ledger.evenness.facts import REFERENCE
 from ledger.evenness_cache import EXTENSION, Documents
 from ledger.evenness_store import Filters, Publication, find_publication
+from ledger.query import encode_cursor
 from ledger.records.vocab import PATTERNS
 from web import bp, charts, current_log, dashboard
-from web.queries import platform_names
 
 #: Drawing widths: the page's column on a desktop, and a 360 px phone's.
 WIDE, NARROW = 640, 336
@@ -151,11 +153,32 @@ def _figure(shown: Shown, platform: str, rule_id: str | None, chart: dashboard.C
     }
 
 
+def _finding(shown: Shown, h: dashboard.Headline) -> dict[str, Any]:
+    """A headline with its drill-down links: the full sentence, the chart,
+    and the records behind each of the two figures, pinned to the tree
+    size of the document (a feed cursor at the tree's end)."""
+    pin = {"cursor": encode_cursor(shown.size, shown.size)}
+    if h.rule_id is not None:
+        page = url_for("web.stats_rule", platform=h.platform, rule_id=h.rule_id, **shown.args())
+        chart = f"#chart-{h.metric}" if h.metric in dashboard.RULE_CHARTS else ""
+    else:
+        page = url_for("web.stats_platform", platform=h.platform, **shown.args())
+        chart = f"#chart-{dashboard.MONTHLY_CHART}" if h.metric == "exemption_rate" else ""
+    return {
+        "h": h,
+        "sentence": f"#finding-{h.number}",
+        "chart": page + chart,
+        "records": url_for("web.feed", **h.feed_args(h.group), **pin),
+        "reference": url_for("web.feed", **h.feed_args(REFERENCE), **pin),
+    }
+
+
 @bp.get("/stats")
 def stats() -> str:
     shown = _shown()
     platforms = [(p, dashboard.rules(shown.doc, p)) for p in dashboard.platforms(shown.doc)]
-    return render_template("stats.html", s=shown, d=dashboard, platforms=platforms)
+    findings = [_finding(shown, h) for h in dashboard.headlines(shown.doc, shown.names)]
+    return render_template("stats.html", s=shown, d=dashboard, platforms=platforms, findings=findings)
 
 
 @bp.get("/stats/<platform>")

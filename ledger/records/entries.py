@@ -21,14 +21,8 @@ from typing import Any
 
 import rfc8785
 
-from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT
 from ledger.errors import InvalidInput
 from ledger.tlog.tile import MAX_ENTRY_SIZE
-
-SCHEMA_VERSION = 1
-#: Bytes an entry adds around the canonical record and signature, at most:
-#: {"logged_at":"2026-01-01T00:00:00.000Z","record":...,"signature":...}
-ENTRY_OVERHEAD = 64
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -108,16 +102,6 @@ def canonical(obj: Any) -> bytes:
         raise InvalidInput(f"cannot be canonicalised (RFC 8785): {e}") from None
     except RecursionError:
         raise InvalidInput("nested too deeply") from None
-
-
-def record_message(canonical_record: bytes) -> bytes:
-    """The bytes a platform signs for a record."""
-    return RECORD_CONTEXT + canonical_record
-
-
-def registry_message(canonical_event: bytes) -> bytes:
-    """The bytes the log signs for a registry event."""
-    return REGISTRY_CONTEXT + canonical_event
 
 
 def format_time(ms: int) -> str:

@@ -8,13 +8,10 @@ their columns (ledger/evenness/facts.py), and the audit derives them again.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.records.times import day_or_time_ms
 from ledger.records.vocab import POLITICAL_CLASSES
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
 
 
 def time_ms(value: Any) -> int | None:
@@ -24,11 +21,7 @@ def time_ms(value: Any) -> int | None:
     millisecond are dropped), so no float rounding needs arguing about: the
     evenness statistics subtract these to get times to decision.
     """
-    if not isinstance(value, str):
-        return None
-    if len(value) == 10:  # a date, for ordinary users' content
-        value += "T00:00:00Z"
-    return (datetime.fromisoformat(value.replace("Z", "+00:00")) - _EPOCH) // _MILLISECOND
+    return day_or_time_ms(value) if isinstance(value, str) else None
 
 
 #: The columns of ``record_index`` (ledger/db.py), in its order; a test

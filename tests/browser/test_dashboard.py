@@ -13,6 +13,7 @@ Skipped where Chromium or Playwright is missing, as ``test_pages.py`` is.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,4 +246,54 @@ def test_a_printed_rule_page_shows_light_charts_and_their_numbers(
     (SHOTS.parent / "print").mkdir(parents=True, exist_ok=True)
     page.pdf(path=str(SHOTS.parent / "print" / f"stats-rule-{backend}.pdf"), format="A4")
     page.screenshot(path=str(SHOTS / f"stats-rule-print-{backend}.png"), full_page=True)
+    context.close()
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_the_findings_table_drills_down_to_statement_chart_and_records(
+    planted_site: tuple[str, str],
+    browser: Browser,  # noqa: F811
+    width: str,
+) -> None:
+    """The headline table opens /stats; its links, followed by a click, land
+    on the full statement, the chart and the records behind both figures,
+    and the feed says how many there are: the cell's own numbers."""
+    _, url = planted_site
+    doc = httpx.get(url + "/api/v1/stats/evenness", timeout=60).json()["document"]
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    page = context.new_page()
+    watch = Watch(page)
+    page.goto(url + "/stats", wait_until="load")
+    table = page.locator("table.findings")
+    assert table.is_visible()
+    # The findings come first: the table is the first table of the page.
+    assert page.locator("main table").first.get_attribute("class") == "stats-table findings"
+    rows = table.locator("tbody tr")
+    assert rows.count() == len(doc["flagged"]) == 6
+    assert not axe.violations(page), axe.show(axe.violations(page))
+    for number, f in enumerate(doc["flagged"], start=1):
+        c = doc[f["section"]][f["index"]]
+        row = rows.nth(number - 1)
+        row.get_by_role("link", name=f"Statement of finding {number}").click()
+        statement = page.locator(f"#finding-{number}")
+        assert statement.inner_text() == f["sentence"]
+        assert statement.is_visible()
+        assert page.evaluate("el => el.getBoundingClientRect().top < innerHeight", statement.element_handle())
+        with page.expect_navigation():
+            row.get_by_role("link", name=f"Chart of finding {number}").click()
+        page.wait_for_load_state("load")
+        fragment = page.url.partition("#")[2]
+        if fragment:
+            assert page.locator(f"#{fragment} img").is_visible()
+        page.go_back(wait_until="load")
+        with page.expect_navigation():
+            row.get_by_role("link", name=re.compile(rf"^Records of .* behind finding {number}$")).click()
+        page.wait_for_load_state("load")
+        wanted = c["group_time"]["n"] if c["metric"] == "time_to_decision" else c["group_rate"]["cases"]
+        assert page.locator(".results .count").inner_text() == f"{wanted:,}"
+        assert page.locator("ol.rows > li.row").count() == min(wanted, 50)
+        if number == 1:
+            assert not axe.violations(page), axe.show(axe.violations(page))
+        page.go_back(wait_until="load")
+    watch.check(page)
     context.close()

@@ -1,6 +1,10 @@
-"""The reads the pages need beyond ``ledger.query`` (the feed, a record by
-ID and its history, shared with the JSON API): one record by index or its
-entry, platforms, a subject's summary, and the home page's counts.
+"""The reads the web pages need beyond ``ledger.query`` (the feed, a record
+by ID and its history, shared with the JSON API): one record by index or
+its entry, platforms, a subject's summary, and the home page's counts.
+
+``web/`` builds no SQL and imports no SQLAlchemy (tests/test_imports.py):
+every query a page runs is a function here or in ``ledger.query``, and
+pages hold the session they are given as an opaque :data:`Reader`.
 
 Each function takes the caller's read session (principle 8) and uses an
 index: records by leaf index, counts by the narrow per-column indexes of
@@ -12,17 +16,24 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import platforms, record_index, records
-from ledger.query import record_by_id as record_by_id
+from ledger.errors import LedgerError
+from ledger.log import LogProvider
+from ledger.query import Feed
 from ledger.records.entries import Entry, parse_entry
 
 DEMO_PREFIX = "demo-"
+
+#: A read session, as ``Log.read()`` yields it, named so pages can pass
+#: one along without importing the database library.
+Reader: TypeAlias = Session
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,16 @@ def has_demo_platform(s: Session) -> bool:
     # Slugs are lower-case, so SQLite's case-blind LIKE means the same here.
     stmt = select(platforms.c.slug).where(platforms.c.slug.startswith(DEMO_PREFIX, autoescape=True)).limit(1)
     return s.execute(stmt).first() is not None
+
+
+def shows_demo(provider: LogProvider) -> bool:
+    """Whether the pages should say the log holds synthetic data; False
+    when the log cannot be opened or read, so that an error page still renders."""
+    try:
+        with provider.log.read() as s:
+            return has_demo_platform(s)
+    except (LedgerError, SQLAlchemyError):
+        return False
 
 
 def record_at(s: Session, index: int) -> Any | None:
@@ -95,3 +116,20 @@ def counts(s: Session, size: int) -> Counts:
             _counts_cache.clear()
         _counts_cache[key] = result
     return result
+
+
+#: Counting a filtered view stops here: beyond it the page says "more than".
+COUNT_CAP = 100_000
+
+
+def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) -> int:
+    """How many records in the tree of ``tree_size`` match ``query``, exact
+    up to ``cap``; ``cap + 1`` means "more than ``cap``". The subquery's
+    LIMIT bounds the work on a broad filter of a large log."""
+    matching = (
+        select(record_index.c.leaf_index)
+        .where(and_(record_index.c.leaf_index < tree_size, *query.conditions(s)))
+        .limit(cap + 1)
+        .subquery()
+    )
+    return int(s.execute(select(func.count()).select_from(matching)).scalar_one())
