@@ -24,6 +24,7 @@ from typing import IO, Any, BinaryIO, TypeVar
 import click
 
 from client.audit import COMMANDS as AUDIT_COMMANDS
+from client.coverage import coverage_statement_cmd
 from client.dsa import AGREES, DIFFERS, EMPTY_MAPPING, DsaMapping, compare, import_statements, statements_of
 from client.evenness import evenness_cmd
 from client.http import ClientError, check_base_url
@@ -460,7 +461,7 @@ def dsa_check(record: BinaryIO, statement: BinaryIO) -> None:
 
 
 # The auditor's commands (client/audit.py, client/mirror.py, client/evenness.py).
-for _command in [*AUDIT_COMMANDS, mirror_cmd, evenness_cmd]:
+for _command in [*AUDIT_COMMANDS, mirror_cmd, evenness_cmd, coverage_statement_cmd]:
     mdl.add_command(_command)
 mdl.add_command(witness_cli)
 
