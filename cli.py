@@ -205,22 +205,29 @@ def cosign_command(follow: bool, interval: float, count: int | None) -> None:
 
 @ledger_cli.command("publish-stats")
 @click.option("--tree-size", "tree_size", type=click.IntRange(min=0), default=None, help="A checkpointed tree size.")
-def publish_stats_command(tree_size: int | None) -> None:
+@click.option(
+    "--method-version",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="1: the account comparisons; 2: also the protection section. Each version is published on its own.",
+)
+def publish_stats_command(tree_size: int | None, method_version: int) -> None:
     """Append the SHA-256 of the evenness statistics of a checkpoint to the log.
 
-    Computes the unfiltered evenness document (method version 1) of the
-    checkpoint of --tree-size (default: the latest) and appends a registry
-    entry, signed by the log's key, recording its digest. Anyone can
-    recompute the document from the log and compare.
+    Computes the unfiltered evenness document (method version 1, or the one
+    --method-version names) of the checkpoint of --tree-size (default: the
+    latest) and appends a registry entry, signed by the log's key, recording
+    its digest. Anyone can recompute the document from the log and compare.
     """
-    from ledger.evenness_store import METHOD_VERSION, publish
+    from ledger.evenness_store import publish
 
     try:
-        res, document = publish(_provider().log, tree_size)
+        res, document = publish(_provider().log, tree_size, method_version)
     except LedgerError as e:
         raise click.ClickException(str(e)) from None
     size = document.document["checkpoint"]["tree_size"]
-    click.echo(f"evenness statistics (method version {METHOD_VERSION}) of tree size {size}: sha256 {document.sha256}")
+    click.echo(f"evenness statistics (method version {method_version}) of tree size {size}: sha256 {document.sha256}")
     _report("published", res)
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.describe import Paths, json_answer, op, problem, query_params
 from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger.evenness.coverage import STATUSES, CoverageFilters
@@ -142,3 +144,27 @@ ANSWER: dict[str, Any] = {
         },
     },
 }
+
+
+def paths(ma: MarshmallowPlugin) -> Paths:
+    """The coverage comparisons."""
+    return {
+        "/api/v1/coverage": {
+            "get": op(
+                "Statistics",
+                "getCoverage",
+                "Coverage: declared decisions against logged ones",
+                "For each coverage statement in force (a platform's signed count of its decisions under one rule "
+                "in one month, per account class, action and exemption applied), the log's count of the same "
+                "decisions as of a checkpoint: complete, incomplete (fewer logged) or contradicted (more logged "
+                "than declared). A platform can under-declare; a statement makes its count a signed claim. "
+                "docs/records.md, Coverage fields.",
+                {
+                    "200": json_answer(ANSWER, "The comparisons, with the checkpoint they are computed at."),
+                    "400": problem("Malformed, repeated or unknown parameters."),
+                    "404": problem("No checkpoint of that tree size."),
+                },
+                query_params(ma, CoverageQuery(), {}),
+            )
+        }
+    }

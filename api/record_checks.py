@@ -16,8 +16,10 @@
 - **Integers.** JSON Schema counts ``1.0`` as the integer 1; the ledger does
   not, because RFC 8785 would sign it as ``1``.
 
-Pure: no I/O, no Flask, no marshmallow. The time parsing here is the one
-definition for records; :mod:`api.record_enums` calls it too.
+Pure: no I/O, no Flask, no marshmallow. Times are parsed by
+:mod:`ledger.records.times`, the one RFC 3339 parser; ``parse_date`` and
+``parse_date_time`` here only map its refusal to None for these checks and
+for :mod:`api.record_enums`.
 """
 
 from __future__ import annotations

@@ -177,6 +177,11 @@ record_index = Table(
     Column("search_text", Text),
     # Added by migration 0005 for the evenness statistics (time to decision).
     Column("flagged_at_ms", BigInteger),
+    # Added by migration 0007 for the protection statistics: whom the content
+    # targeted, who reported it, and the rule's abuse kind (rule.abuse).
+    Column("target_class", String(32)),
+    Column("reporter_class", String(32)),
+    Column("abuse_kind", String(16)),
     # Filters: each with leaf_index, for newest-first pages (migration 0003).
     *(
         Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
@@ -186,6 +191,8 @@ record_index = Table(
             *(("review_path",), ("detection_source",)),
         )
     ),
+    # The protection filters (migration 0007_protection).
+    *(Index(f"record_index_{c}", c, "leaf_index") for c in ("target_class", "reporter_class", "abuse_kind")),
     Index("record_index_decided_at", "decided_at_ms"),
     Index("record_index_logged_at", "logged_at_ms"),
     Index("record_index_ref", "platform", "ref_record_id"),
@@ -229,7 +236,7 @@ cosignatures = Table(
 )
 
 #: One row per logged coverage statement, from its record (migration
-#: 0007_coverage): what the coverage comparison reads; ``counts`` is
+#: 0008_coverage): what the coverage comparison reads; ``counts`` is
 #: ``ledger.records.coverage.counts_text`` of the statement's counts.
 coverage_statements = Table(
     "coverage_statements",
@@ -319,11 +326,59 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         finally:
             cursor.close()
         return
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    session.connection().exec_driver_sql(sql, values)
+    sqlite_many(
+        session, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
+    )
+
+
+def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` of one statement straight on SQLite's cursor, in the
+    session's transaction; errors wrapped as SQLAlchemy wraps them."""
+    connection = session.connection()
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(sql, values)
+    except sqlite3.Error as e:
+        raise DBAPIError.instance(sql, None, e, sqlite3.Error, dialect=connection.dialect) from e
+    finally:
+        cursor.close()
 
 
 _COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
+def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    """Run one fixed statement (``?`` placeholders) on the DBAPI connection
+    of the session's transaction; return its rows and rowcount.
+
+    For the sequencer's few statements run on every append: building,
+    caching and executing a Core statement cost 150-300 µs of Python each,
+    more than SQLite or PostgreSQL take to run it, and a single record's
+    transaction runs about ten (bench/writes.py profiles). Errors are raised
+    as SQLAlchemy would wrap them (IntegrityError, DataError, ...), so the
+    sequencer tells bad data from a lost compare-and-swap as before.
+    """
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    text_ = sql if sqlite else _PG_SQL.get(sql) or _PG_SQL.setdefault(sql, sql.replace("?", "%s"))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(text_, params)
+        rows = list(cursor.fetchall()) if cursor.description is not None else []
+        return rows, cursor.rowcount
+    except connection.dialect.loaded_dbapi.Error as e:
+        dbapi = connection.dialect.loaded_dbapi
+        raise DBAPIError.instance(text_, params, e, dbapi.Error, dialect=connection.dialect) from e
+    finally:
+        cursor.close()
+
+
+def in_list(n: int) -> str:
+    """``(?, ?, ...)`` of ``n`` placeholders, for :func:`driver_sql`."""
+    return f"({', '.join('?' * n)})"
+
+
+_PG_SQL: dict[str, str] = {}
 
 
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -> Engine:

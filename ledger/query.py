@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, exists, select, text
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.db import checkpoints, insert_many, is_sqlite, record_index, records
+from ledger.db import checkpoints, insert_many, is_sqlite, record_index, records, sqlite_many
 from ledger.errors import InvalidInput
 from ledger.records.index_rows import index_row as index_row
 from ledger.records.index_rows import time_ms as time_ms
@@ -37,9 +37,9 @@ def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     insert_many(session, record_index, rows)
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        searchable = [{"rowid": r["leaf_index"], "t": r["search_text"]} for r in rows if r.get("search_text")]
+        searchable = [(r["leaf_index"], r["search_text"]) for r in rows if r.get("search_text")]
         if searchable:
-            session.execute(text("INSERT INTO record_search(rowid, search_text) VALUES (:rowid, :t)"), searchable)
+            sqlite_many(session, "INSERT INTO record_search(rowid, search_text) VALUES (?, ?)", searchable)
 
 
 #: Filters that compare one column for equality.
@@ -58,6 +58,10 @@ EQUALITY = (
     "detection_source",
     "automated_decision",
     "subject_key",
+    # The protection fields (record schema 1, issue 19): classes only.
+    "target_class",
+    "reporter_class",
+    "abuse_kind",
 )
 BOOLEAN = ("political", "violation_found", "exemption_applied")
 

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from keys.note import Signer
 from keys.records import ALG, REGISTRY_CONTEXT, PlatformKey, platform_key_id
-from ledger.db import key_revocations, platform_keys, platforms
+from ledger.db import driver_sql, in_list, key_revocations, platform_keys, platforms
 from ledger.derived import insert_rows, registry_rows
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.records.entries import canonical, entry_bytes, format_time
@@ -68,22 +68,23 @@ def _key_json(public_key: bytes) -> dict[str, str]:
 
 
 def read_key_states(session: Session, key_ids: list[str]) -> dict[str, KeyState]:
-    rows = session.execute(
-        select(
-            platform_keys.c.key_id,
-            platform_keys.c.platform,
-            platform_keys.c.public_key,
-            platform_keys.c.valid_from_ms,
-            key_revocations.c.revoked_from_ms,
-            key_revocations.c.reason,
+    """The registered state of each of ``key_ids`` that is registered.
+
+    Read by the sequencer under its lock on every append, so through the
+    driver with a fixed statement (ledger.db.driver_sql)."""
+    states: dict[str, KeyState] = {}
+    for i in range(0, len(key_ids), 500):
+        chunk = key_ids[i : i + 500]
+        rows, _ = driver_sql(
+            session,
+            "SELECT k.key_id, k.platform, k.public_key, k.valid_from_ms, r.revoked_from_ms, r.reason "
+            "FROM platform_keys k LEFT OUTER JOIN key_revocations r ON r.key_id = k.key_id "
+            f"WHERE k.key_id IN {in_list(len(chunk))}",
+            chunk,
         )
-        .select_from(platform_keys.outerjoin(key_revocations))
-        .where(platform_keys.c.key_id.in_(key_ids))
-    ).all()
-    return {
-        r.key_id: KeyState(r.key_id, r.platform, bytes(r.public_key), r.valid_from_ms, r.revoked_from_ms, r.reason)
-        for r in rows
-    }
+        for key_id, platform, public_key, valid_from_ms, revoked_from_ms, reason in rows:
+            states[key_id] = KeyState(key_id, platform, bytes(public_key), valid_from_ms, revoked_from_ms, reason)
+    return states
 
 
 def known_platforms(session: Session, slugs: list[str]) -> set[str]:

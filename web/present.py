@@ -56,6 +56,7 @@ DECISION: Spec = {
         ("rule.id", "Rule", "code", None),
         ("rule.version", "Rule version", "code", None),
         ("rule.url", "Rule text", "url", None),
+        ("rule.abuse", "The rule is against", "enum", "abuse_kind"),
         ("decision_ground", "Grounds", "enum", "decision_ground"),
         ("legal_reference", "Law relied on", "text", None),
         ("category", "Category (EU DSA)", "enum", "category"),
@@ -87,6 +88,15 @@ DECISION: Spec = {
         ("account.class_basis", "How the platform knows the class", "enum", "class_basis"),
         ("account.follower_bucket", "Followers", "enum", "follower_bucket"),
         ("account.subject_key", "Subject key (pseudonym)", "subject", None),
+    ],
+    "Whom it targeted": [
+        ("target.class", "Aimed at", "enum", "target_class"),
+        ("target.public_subject.display_name", "Name", "text", None),
+        ("target.public_subject.office", "Office or role", "text", None),
+        ("target.public_subject.jurisdiction", "Where the office is held", "enum", "jurisdiction"),
+        ("target.public_subject.handle", "Handle", "text", None),
+        ("target.public_subject.wikidata_qid", "Wikidata item", "wikidata", None),
+        ("reporter_class", "Reported by", "enum", "reporter_class"),
     ],
     "The content": [
         ("content.types", "Kind of content", "list", "content_type"),

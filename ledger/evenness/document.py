@@ -87,6 +87,7 @@ from ledger.evenness.coverage import DEFINITIONS_V2, coverage_section, logged_of
 from ledger.evenness.facts import (
     ADVERSE_ACTIONS,
     GROUPS,
+    METHOD_VERSIONS,
     POLITICAL_ANY,
     REFERENCE,
     Fact,
@@ -97,6 +98,7 @@ from ledger.evenness.facts import (
     merged,
     tally,
 )
+from ledger.evenness.protection import protection_section
 from ledger.evenness.words import (
     CLASS_LABELS,
     DEFINITIONS,
@@ -189,18 +191,27 @@ def parameters() -> dict[str, Any]:
 
 
 def compute_document(
-    facts: Iterable[Fact] | FactSet, checkpoint: CheckpointRef, filters: Filters | None = None
+    facts: Iterable[Fact] | FactSet,
+    checkpoint: CheckpointRef,
+    filters: Filters | None = None,
+    method_version: int = METHOD_VERSION,
+    protection: Iterable[Fact] | None = None,
 ) -> Evenness:
-    """Return the evenness document of ``facts``, by ``filters.method_version``.
+    """Return the evenness document of ``facts`` by ``method_version``.
 
     ``facts`` must be exactly the record entries below ``checkpoint.size``,
-    in log order (or a :class:`~ledger.evenness.facts.FactSet` of them, whose
-    coverage statements method version 2 reads); the result is a function of
-    them, the checkpoint and the filters alone. Version 2 is version 1 with
-    a section per feature, each from its own module.
+    in log order (or a :class:`~ledger.evenness.facts.FactSet` of them);
+    the result is a function of them, the checkpoint and the filters alone.
+    Version 2 also needs ``protection``: the same entries as protection
+    facts (:data:`ledger.evenness.protection.PROTECTION_COLUMNS`).
+    Version 2 is version 1's document with its version number and one more
+    section per feature; version 1's bytes never change.
     """
+    if method_version not in METHOD_VERSIONS:
+        raise InvalidInput(f"method version must be one of {', '.join(map(str, METHOD_VERSIONS))}")
+    if method_version >= 2 and protection is None:
+        raise InvalidInput("method version 2 needs the protection facts")
     filters = filters or Filters()
-    version = filters.method_version
     facts = facts if isinstance(facts, FactSet) else FactSet.of(facts)
     counted = tally(facts, filters)
     builder = _Builder(counted, filters)
@@ -211,9 +222,9 @@ def compute_document(
     document = {
         "method": {
             "name": "evenness",
-            "version": version,
+            "version": method_version,
             "parameters": parameters(),
-            "definitions": DEFINITIONS if version == 1 else DEFINITIONS | DEFINITIONS_V2,
+            "definitions": DEFINITIONS if method_version == 1 else DEFINITIONS | DEFINITIONS_V2,
         },
         "checkpoint": cp,
         "checkpoint_sentence": checkpoint_sentence(cp),
@@ -229,8 +240,10 @@ def compute_document(
         },
         "flagged": flagged,
     }
-    if version >= 2:
+    if method_version >= 2:
         document["coverage"] = coverage_part(facts, filters, document)
+    if method_version >= 2 and protection is not None:
+        document["protection"] = protection_section(protection, filters, cp)
     document = written(document)
     data = canonical(document)
     return Evenness(document, data, hashlib.sha256(data).hexdigest())

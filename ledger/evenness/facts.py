@@ -97,15 +97,17 @@ _D_ACTION, _D_FLAGGED, _D_DECIDED, _D_RECORD_ID = range(7, 11)
 DecisionRow = Sequence[Any]
 _AS_DECISION = itemgetter(*(FACT_COLUMNS.index(c) for c in DECISION_COLUMNS))
 
+#: The method versions a document can be computed by: 1, the account
+#: comparisons; 2, version 1 and a section per feature added since (the
+#: protection section, ledger/evenness/protection.py; the coverage section,
+#: ledger/evenness/coverage.py).
+METHOD_VERSIONS = (1, 2)
 POLITICAL_ANY = "political_any"
 REFERENCE = ORDINARY_USER
 #: The groups compared with the reference, each with the classes it pools.
 GROUPS: dict[str, tuple[str, ...]] = {c: (c,) for c in PUBLIC_CLASSES} | {POLITICAL_ANY: POLITICAL_CLASSES}
 #: Actions counted as adverse (issue 5: remove, suspend, ban, geo-block).
 ADVERSE_ACTIONS = frozenset({"remove_content", "temporary_suspension", "permanent_ban", "geo_block"})
-#: The method versions a document can be computed by: 1, and 2 = 1 plus a
-#: coverage section (ledger.evenness.coverage). Version 1 documents never change.
-METHOD_VERSIONS = (1, 2)
 METRICS = ("exemption_rate", "adverse_action_rate", "action_distribution", "time_to_decision", "appeal_reversal_rate")
 _DAY_MS = 86_400_000
 
@@ -158,8 +160,7 @@ class Filters:
     ``decided_from_ms`` (inclusive) and ``decided_to_ms`` (exclusive) select
     by ``decided_at``; ``group`` keeps only that group's comparisons and
     cells (and the reference's); ``metric`` keeps only that metric's
-    comparisons. ``method_version`` is the method that computes the
-    document (:data:`METHOD_VERSIONS`). Valid once constructed.
+    comparisons. Valid once constructed.
     """
 
     platform: str | None = None
@@ -168,12 +169,9 @@ class Filters:
     metric: str | None = None
     decided_from_ms: int | None = None
     decided_to_ms: int | None = None
-    method_version: int = 1
 
     def __post_init__(self) -> None:
         errors: list[dict[str, object]] = []
-        if self.method_version not in METHOD_VERSIONS:
-            errors.append({"path": "method_version", "message": f"must be one of {METHOD_VERSIONS}"})
         for name, pattern in (("platform", "platform"), ("rule_id", "rule_id")):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and re.fullmatch(PATTERNS[pattern], value)):

@@ -119,21 +119,25 @@ def entry_bytes(logged_at_ms: int, kind: str, canonical_body: bytes, signature: 
     canonical object. Building it by concatenation keeps the record's
     canonicalisation out of the sequencer's critical section.
     """
+    return join_entry(entry_head(logged_at_ms), entry_tail(kind, canonical_body, signature))
+
+
+def entry_head(logged_at_ms: int) -> bytes:
+    """The start of every entry logged at ``logged_at_ms`` (see :func:`entry_bytes`)."""
+    return b'{"logged_at":' + json.dumps(format_time(logged_at_ms)).encode()
+
+
+def entry_tail(kind: str, canonical_body: bytes, signature: dict[str, str]) -> bytes:
+    """The rest of an entry (see :func:`entry_bytes`): known before the time
+    it is logged at, so request threads build it outside the sequencer's lock."""
     if kind not in ("record", "registry"):
         raise AssertionError(f"unknown entry kind {kind!r}")
-    out = b"".join(
-        [
-            b'{"logged_at":',
-            json.dumps(format_time(logged_at_ms)).encode(),
-            b',"',
-            kind.encode(),
-            b'":',
-            canonical_body,
-            b',"signature":',
-            canonical(signature),
-            b"}",
-        ]
-    )
+    return b"".join([b',"', kind.encode(), b'":', canonical_body, b',"signature":', canonical(signature), b"}"])
+
+
+def join_entry(head: bytes, tail: bytes) -> bytes:
+    """:func:`entry_head` + :func:`entry_tail`, refused if over the entry size limit."""
+    out = head + tail
     if len(out) > MAX_ENTRY_SIZE:
         raise InvalidInput(f"the log entry would be {len(out)} bytes; the limit is {MAX_ENTRY_SIZE}")
     return out

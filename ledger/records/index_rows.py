@@ -54,6 +54,9 @@ INDEX_COLUMNS = (
     "territories",
     "search_text",
     "flagged_at_ms",
+    "target_class",
+    "reporter_class",
+    "abuse_kind",
 )
 
 
@@ -82,6 +85,9 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
     subject = account.get("public_subject") or {}
     exemption = body.get("exemption") or {}
     rule = body.get("rule", {})
+    # Only the classes: a public target's name stays in the entry, where the
+    # record page shows it, and out of the index the feed filters.
+    target = body.get("target") or {}
     row.update(
         decided_at_ms=time_ms(body.get("decided_at")),
         flagged_at_ms=time_ms(body.get("flagged_at")),
@@ -101,6 +107,9 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
         interim_state=body.get("interim_state"),
         detection_source=body.get("detection_source"),
         automated_decision=body.get("automated_decision"),
+        target_class=target.get("class"),
+        reporter_class=body.get("reporter_class"),
+        abuse_kind=rule.get("abuse"),
         territories="," + ",".join(body.get("territorial_scope", [])) + ",",
         search_text=" ".join(
             str(x)

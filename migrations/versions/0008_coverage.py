@@ -1,7 +1,7 @@
 """Coverage statements: one derived row per logged statement.
 
-Revision ID: 0007_coverage
-Revises: 0006
+Revision ID: 0008_coverage
+Revises: 0007_protection
 Create Date: 2026-12-06
 
 A coverage statement (docs/records.md, "Coverage fields") is a record like
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_coverage"
-down_revision = "0006"
+revision = "0008_coverage"
+down_revision = "0007_protection"
 branch_labels = None
 depends_on = None
 
