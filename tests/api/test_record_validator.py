@@ -96,6 +96,7 @@ KNOWN = {
     "decision": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["decision_body"]["properties"]),
     "appeal": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["appeal_record"]["properties"]),
     "amendment": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["amendment_record"]["properties"]),
+    "coverage": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["coverage_record"]["properties"]),
 }
 
 
