@@ -421,6 +421,7 @@ def coverage_section(
         key = (c["platform"], None, c["account_class"])
         totals[key] = totals.get(key, 0) + c["decisions"]
     return {
+        "definitions": DEFINITIONS_V2,
         "statements": compared,
         "superseded": [_ref(s) for s in force.superseded if s.platform in platforms],
         "conflicting": [_ref(s) for s in force.conflicting if s.platform in platforms],

@@ -83,7 +83,7 @@ from ledger.evenness.compare import (
     rate_json,
     time_summary,
 )
-from ledger.evenness.coverage import DEFINITIONS_V2, coverage_section, logged_of, whole_months
+from ledger.evenness.coverage import coverage_section, logged_of, whole_months
 from ledger.evenness.facts import (
     ADVERSE_ACTIONS,
     GROUPS,
@@ -224,7 +224,7 @@ def compute_document(
             "name": "evenness",
             "version": method_version,
             "parameters": parameters(),
-            "definitions": DEFINITIONS if method_version == 1 else DEFINITIONS | DEFINITIONS_V2,
+            "definitions": DEFINITIONS,
         },
         "checkpoint": cp,
         "checkpoint_sentence": checkpoint_sentence(cp),
