@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import downloads, errors, export, feed, openapi, records, stats, submissions, tiles, v1
+from api import coverage, downloads, errors, export, feed, openapi, records, stats, submissions, tiles, v1
 
 
 def init_app(app: Flask) -> None:
@@ -19,3 +19,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(downloads.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(stats.bp)
+    app.register_blueprint(coverage.bp)

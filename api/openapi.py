@@ -34,7 +34,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from marshmallow import Schema, fields
 
-from api import downloads, export, feed, records, stats, submissions, tiles, v1
+from api import coverage, downloads, export, feed, records, stats, submissions, tiles, v1
 from api.describe import UNAVAILABLE, Paths, json_answer, op, problem, ref
 from api.feed import StrictBoolParam, TimeParam
 from api.openapi_page import METHODS as METHODS  # re-exported: the tests walk the document with it
@@ -50,7 +50,7 @@ from api.record_enums import (
     Text,
     UniqueList,
 )
-from api.record_schema import AmendmentRecord, AppealRecord, DecisionRecord
+from api.record_schema import AmendmentRecord, AppealRecord, CoverageRecord, DecisionRecord
 from ledger.records.vocab import (
     COUNTRY_CODES,
     ENUMS,
@@ -79,6 +79,7 @@ RECORD_SCHEMAS: dict[str, type[Schema]] = {
     "decision": DecisionRecord,
     "appeal": AppealRecord,
     "amendment": AmendmentRecord,
+    "coverage": CoverageRecord,
 }
 
 # Choice keeps a frozenset; print each vocabulary in its documented order.
@@ -188,7 +189,7 @@ def paths(ma: MarshmallowPlugin) -> Paths:
 
 #: The modules whose routes the document describes, each by its ``paths(ma)``,
 #: in the order the document lists them; this module describes its own.
-DESCRIBED = (tiles, v1, feed, submissions, records, export, downloads, stats, sys.modules[__name__])
+DESCRIBED = (tiles, v1, feed, submissions, records, export, downloads, stats, coverage, sys.modules[__name__])
 
 
 def _paths(ma: MarshmallowPlugin) -> Paths:
@@ -229,7 +230,7 @@ def _fix_records(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     ``validate_record`` picks the schema by ``type`` and the envelope requires
     ``refs`` of appeals and amendments and forbids it in decisions; with
-    these stated, the three record schemas exclude each other.
+    these stated, the four record schemas exclude each other (by ``type``).
     """
     refs = {kind: ref(cls.__name__) for kind, cls in RECORD_SCHEMAS.items()}
     for kind, cls in RECORD_SCHEMAS.items():
@@ -237,7 +238,7 @@ def _fix_records(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
         s["properties"]["type"] = {"type": "string", "const": kind}
         if kind == "decision":
             del s["properties"]["refs"]
-        else:
+        elif kind != "coverage":  # a coverage statement's refs (what it supersedes) is optional
             s["required"] = sorted({*s["required"], "refs"})
         s["description"] = _RECORD_NOTE
     return {

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION_MESSAGE = "must be the integer 1: this is schema version 1"
+COUNT_MESSAGE = "must be a whole number written without a fraction (3, not 3.0)"
 
 #: How far past ``now`` a record's times may lie (clock skew between platform and log).
 FUTURE_SLACK = timedelta(minutes=5)
@@ -151,6 +152,7 @@ _TIME_FIELDS = {
     "decision": (_ENVELOPE_TIME, *_time_fields(())),
     "appeal": (_ENVELOPE_TIME, ((), "filed_at", "filed_at", False), ((), "decided_at", "decided_at", False)),
     "amendment": (_ENVELOPE_TIME, *_time_fields(("corrected",))),
+    "coverage": (_ENVELOPE_TIME,),
 }
 
 
@@ -169,6 +171,8 @@ class Times:
         errors = []
         if type(record.get("schema_version")) is float:
             errors.append(("schema_version", SCHEMA_VERSION_MESSAGE))
+        if kind == "coverage":
+            errors += [(path, COUNT_MESSAGE) for path in float_counts(record)]
         for keys, name, path, future_ok in _TIME_FIELDS[kind]:
             node: Any = record
             for key in keys:
@@ -198,6 +202,8 @@ class Times:
     def order(self, kind: str) -> list[tuple[str, str]]:
         """posted <= flagged <= decided <= applied; action_ends_at > decided; filed <= decided."""
         t = self.parsed
+        if kind == "coverage":
+            return []
         if kind == "appeal":
             decided = t.get("decided_at")
             return [("decided_at", "must not be before filed_at")] if decided and decided < t["filed_at"] else []
@@ -219,6 +225,19 @@ class Times:
 
 def _day(when: date) -> date:
     return when.date() if isinstance(when, datetime) else when
+
+
+def float_counts(record: dict[str, Any]) -> list[str]:
+    """The paths of a coverage statement's counts written as floats: JSON Schema
+    counts 3.0 as an integer, the ledger does not (as for schema_version)."""
+    counts = record.get("counts")
+    out = []
+    for cls, actions in counts.items() if isinstance(counts, dict) else ():
+        for action, split in actions.items() if isinstance(actions, dict) else ():
+            for half, n in split.items() if isinstance(split, dict) else ():
+                if type(n) is float:
+                    out.append(pointer_join(pointer_join(pointer_join("counts", cls), action), half))
+    return out
 
 
 def pointer_join(path: str, key: object) -> str:

@@ -31,6 +31,8 @@ from ledger.records.vocab import (  # noqa: F401 (re-exported for the schema and
     CONTENT_TYPES,
     CONTROL_CHARACTERS,
     COUNTRY_CODES,
+    COVERAGE_COUNT_MAX,
+    COVERAGE_CRITERIA,
     DECISION_GROUNDS,
     DETECTION_SOURCES,
     ENUMS,

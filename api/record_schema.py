@@ -34,7 +34,7 @@ from api.record_enums import (
 )
 from ledger.records import vocab
 
-__all__ = ["AmendmentRecord", "AppealRecord", "DecisionRecord", "load_errors"]
+__all__ = ["AmendmentRecord", "AppealRecord", "CoverageRecord", "DecisionRecord", "load_errors"]
 
 _MESSAGES: types.ErrorMessages = {"required": "required", "null": "must not be null"}
 
@@ -312,7 +312,7 @@ class Envelope(_Strict):
     def _check_refs(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["type"] == "decision" and "refs" in data:
             raise ValidationError("forbidden for decisions, which refer to no earlier record", "refs")
-        if data["type"] != "decision" and "refs" not in data:
+        if data["type"] in ("appeal", "amendment") and "refs" not in data:
             raise ValidationError("required for appeals and amendments", "refs")
 
 
@@ -362,6 +362,53 @@ class AmendmentRecord(Envelope):
             _check_numbered_id(data, "ordinary users")
 
 
+class Count(fields.Field[int]):
+    """A coverage count: a JSON integer from 0 to COVERAGE_COUNT_MAX; not 3.0, not true."""
+
+    default_error_messages: types.ErrorMessages = _MESSAGES
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if type(value) is not int:
+            raise ValidationError("must be a whole number written without a fraction (3, not 3.0)")
+        if not 0 <= value <= vocab.COVERAGE_COUNT_MAX:
+            raise ValidationError(f"must be a whole number from 0 to {vocab.COVERAGE_COUNT_MAX}")
+        return value
+
+
+class _NotEmpty(_Strict):
+    @validates_schema
+    def _check_not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("must not be empty")
+
+
+class CoverageSplit(_NotEmpty):
+    exempted = Count()
+    not_exempted = Count()
+
+
+CoverageActions = type("CoverageActions", (_NotEmpty,), {a: Nested(CoverageSplit) for a in vocab.ACTIONS})
+CoverageCounts = type("CoverageCounts", (_NotEmpty,), {c: Nested(CoverageActions) for c in vocab.ACCOUNT_CLASSES})
+
+
+class CoverageRule(_Strict):
+    id = Text(max_len=128, pattern="rule_id", required=True)
+
+
+class Inclusion(_Strict):
+    criterion = Choice(vocab.COVERAGE_CRITERIA, name="inclusion criterion", required=True)
+    description = Text(max_len=500, required=True)
+
+
+class CoverageRecord(Envelope):
+    """A coverage statement (docs/records.md, "Coverage fields"); refs names the statement it supersedes."""
+
+    period = Text(max_len=7, pattern="month", required=True)
+    rule = Nested(CoverageRule, required=True)
+    inclusion = Nested(Inclusion, required=True)
+    counts = Nested(CoverageCounts, required=True)
+
+
 def _warm(schema: Schema) -> Schema:
     """Build every nested schema now, at import, so no request thread races
     to build them lazily (marshmallow caches a nested schema on its field)."""
@@ -379,6 +426,7 @@ _SCHEMAS: dict[str, Schema] = {
     "decision": _warm(DecisionRecord()),
     "appeal": _warm(AppealRecord()),
     "amendment": _warm(AmendmentRecord()),
+    "coverage": _warm(CoverageRecord()),
 }
 
 

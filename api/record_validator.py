@@ -28,8 +28,8 @@ from typing import Any
 
 import jsonschema_rs
 
-from api.record_checks import SCHEMA_VERSION_MESSAGE, Times, clean, pointer_join, refused_strings
-from ledger.records.vocab import ENUMS, LEGAL_CITATION_MAX, PATTERNS, RECORD_TYPES
+from api.record_checks import COUNT_MESSAGE, SCHEMA_VERSION_MESSAGE, Times, clean, pointer_join, refused_strings
+from ledger.records.vocab import COVERAGE_COUNT_MAX, ENUMS, LEGAL_CITATION_MAX, PATTERNS, RECORD_TYPES
 
 __all__ = ["SCHEMA", "SCHEMA_PATH", "validate_record"]
 
@@ -104,7 +104,7 @@ _TYPE_MESSAGES = {
     "object": "must be a JSON object",
     "string": "must be a string",
     "boolean": "must be true or false",
-    "integer": SCHEMA_VERSION_MESSAGE,
+    "integer": SCHEMA_VERSION_MESSAGE,  # at counts/..., _message says a count's
     "array": "must be a list",
 }
 
@@ -165,6 +165,7 @@ _KNOWN = {
     "decision": frozenset(SCHEMA["properties"]) | _properties("decision_body"),
     "appeal": frozenset(SCHEMA["properties"]) | _properties("appeal_record"),
     "amendment": frozenset(SCHEMA["properties"]) | _properties("amendment_record"),
+    "coverage": frozenset(SCHEMA["properties"]) | _properties("coverage_record"),
     "corrected": _properties("decision_body"),
 }
 
@@ -336,6 +337,8 @@ def _message(error: Any, what: str, at: tuple[object, ...], where: str, kind: st
     if what == "Type":
         if at == (_DEFS, "date_time", "type"):  # a time's type error names the form it must take
             return _DATE_TIME
+        if at == (_DEFS, "coverage_count", "type"):
+            return COUNT_MESSAGE
         return _TYPE_MESSAGES[error.kind.types[0]]
     if what == "Constant":
         return SCHEMA_VERSION_MESSAGE
@@ -350,8 +353,10 @@ def _message(error: Any, what: str, at: tuple[object, ...], where: str, kind: st
     if what == "MinLength":
         longest = _TEXT_LENGTHS.get(where.rsplit("/", 1)[-1])
         return f"must be 1 to {longest} characters long" if longest else "must not be empty"
-    if what == "MinItems":
+    if what in ("MinItems", "MinProperties"):
         return "must not be empty"
+    if what in ("Minimum", "Maximum"):
+        return f"must be a whole number from 0 to {COVERAGE_COUNT_MAX}"
     if what == "UniqueItems":
         return "must not repeat an item"
     # No keyword of the schema reports any other kind; a jsonschema-rs

@@ -64,7 +64,8 @@ def _history(s: Session, row: Any) -> dict[str, Any]:
         "appeals": [_summary(r) for r in h.appeals],
         "amendments": amendments,
         # As documented in the OpenAPI description: a decision's latest amendment, else null.
-        "superseded_by": amendments[-1] if amendments and row.type == "decision" else None,
+        # A coverage statement's: the latest statement that supersedes it.
+        "superseded_by": amendments[-1] if amendments and row.type in ("decision", "coverage") else None,
     }
     if row.ref_record_id is not None:
         out["refers_to"] = _summary(h.refers_to) if h.refers_to else None

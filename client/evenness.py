@@ -45,7 +45,7 @@ from client.verifying import VerificationFailed
 from keys.note import Verifier
 from ledger.errors import InvalidInput
 from ledger.evenness.document import METHOD_VERSION, NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
-from ledger.evenness.facts import GROUPS, METHOD_VERSIONS, METRICS, Filters, facts_from_entries
+from ledger.evenness.facts import GROUPS, METHOD_VERSIONS, METRICS, Filters, facts_from_entries, read_entries
 from ledger.evenness.protection import protection_facts_from_entries
 from ledger.records import times
 from ledger.records.entries import canonical, parse_json
@@ -129,7 +129,7 @@ def recompute(
 
     if method_version >= 2:
         held = list(entries())
-        facts, protection = facts_from_entries(held, ref.size), protection_facts_from_entries(held, ref.size)
+        facts, protection = read_entries(held, ref.size), protection_facts_from_entries(held, ref.size)
         document = compute_document(facts, ref, filters, method_version=method_version, protection=protection)
     else:
         document = compute_document(facts_from_entries(entries(), ref.size), ref, filters)
@@ -266,7 +266,9 @@ def _pinned_size(mirror: Mirror, tree_size: int | None) -> int:
     type=click.Choice([str(v) for v in METHOD_VERSIONS]),
     default=str(METHOD_VERSION),
     show_default=True,
-    help="1: the account comparisons; 2: also the protection section (whom content targeted, who reported it).",
+    help="1: the account comparisons; 2: also the protection section (whom content targeted, who reported it) "
+    "and the coverage section (declared decisions against logged ones, and the bounds that hold whatever the "
+    "missing decisions were).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the recomputed document here.")
 def evenness_cmd(

@@ -235,6 +235,23 @@ cosignatures = Table(
     Index("cosignatures_witness", "witness_key_id", "size"),
 )
 
+#: One row per logged coverage statement, from its record (migration
+#: 0008_coverage): what the coverage comparison reads; ``counts`` is
+#: ``ledger.records.coverage.counts_text`` of the statement's counts.
+coverage_statements = Table(
+    "coverage_statements",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("platform", String(63), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("criterion", String(32), nullable=False),
+    Column("supersedes", String(128)),
+    Column("counts", Text, nullable=False),
+    Index("coverage_statements_scope", "platform", "period", "rule_id"),
+)
+
 WRITE_OPTION = "ledger_write"
 
 #: PostgreSQL, every connection: TCP keepalives and a user timeout on both

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import (
+    coverage_statements,
     insert_many,
     is_sqlite,
     key_revocations,
@@ -48,10 +49,19 @@ from ledger.db import (
 )
 from ledger.errors import DerivedDataError, InvalidInput, StorageError
 from ledger.query import insert_index
+from ledger.records.coverage import Statement, counts_text, parse_statement
 from ledger.records.index_rows import index_row, time_ms
 
 #: The derived tables, in the order rows are inserted (foreign keys first).
-TABLES: tuple[Table, ...] = (platforms, platform_keys, key_revocations, records, record_index, published_statistics)
+TABLES: tuple[Table, ...] = (
+    platforms,
+    platform_keys,
+    key_revocations,
+    records,
+    record_index,
+    published_statistics,
+    coverage_statements,
+)
 _BY_NAME = {t.name: t for t in TABLES}
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -70,7 +80,7 @@ def record_rows(leaf_index: int, logged_at_ms: int, record: dict[str, Any], reco
     ``key_id`` the signing key named by the entry's signature.
     """
     refs = record.get("refs")
-    return {
+    rows: Rows = {
         "records": [
             {
                 "leaf_index": leaf_index,
@@ -84,6 +94,23 @@ def record_rows(leaf_index: int, logged_at_ms: int, record: dict[str, Any], reco
             }
         ],
         "record_index": [index_row(leaf_index, logged_at_ms, record)],
+    }
+    if record["type"] == "coverage":
+        rows["coverage_statements"] = [coverage_row(parse_statement(record, leaf_index))]
+    return rows
+
+
+def coverage_row(s: Statement) -> dict[str, Any]:
+    """The ``coverage_statements`` row of a statement."""
+    return {
+        "leaf_index": s.leaf_index,
+        "platform": s.platform,
+        "record_id": s.record_id,
+        "period": s.period,
+        "rule_id": s.rule_id,
+        "criterion": s.criterion,
+        "supersedes": s.supersedes,
+        "counts": counts_text(s.counts),
     }
 
 

@@ -29,6 +29,7 @@ the log is append-only, and anyone can recompute the digest.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +37,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
-from ledger.db import published_statistics, record_index
+from ledger.db import coverage_statements, published_statistics, record_index
 from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
 from ledger.errors import Conflict
+from ledger.evenness.coverage import CoverageFilters, coverage_answer, logged_of
 from ledger.evenness.document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
 from ledger.evenness.facts import (
     DECISION_COLUMNS,
@@ -52,6 +54,7 @@ from ledger.evenness.facts import (
 )
 from ledger.evenness.protection import PROTECTION_COLUMNS, protection_facts_from_entries
 from ledger.log import Log
+from ledger.records.coverage import Statement, counts_of
 from ledger.records.entries import canonical, entry_bytes
 from ledger.registry import log_signature
 from ledger.sequencer import AppendResult, Plan, Planner
@@ -99,12 +102,32 @@ def read_facts(session: Session, tree_size: int, platform: str | None = None) ->
     """
     c = record_index.c
     below = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
-    others = _rows(session, [c[name] for name in FACT_COLUMNS], [*below, c.type.in_(("amendment", "appeal"))])
+    kinds = c.type.in_(("amendment", "appeal", "coverage"))
+    others = _rows(session, [c[name] for name in FACT_COLUMNS], [*below, kinds])
     if others:
         decisions = _rows(session, [c[name] for name in DECISION_COLUMNS], [*below, c.type == "decision"])
-    else:  # every record below is a decision, and none needs its record id
+    else:  # every record below is a decision (no coverage statement either), and none needs its record id
         decisions = _rows(session, [c[name] for name in DECISION_COLUMNS[:-1]], below)
-    return FactSet(decisions, others)
+    return FactSet(decisions, others, read_statements(session, tree_size, platform))
+
+
+def read_statements(session: Session, tree_size: int, platform: str | None = None) -> list[Statement]:
+    """The coverage statements below ``tree_size``, in log order, from their derived rows."""
+    c = coverage_statements.c
+    where = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
+    return [
+        Statement(
+            platform=row.platform,
+            record_id=row.record_id,
+            leaf_index=row.leaf_index,
+            period=row.period,
+            rule_id=row.rule_id,
+            criterion=row.criterion,
+            counts=counts_of(json.loads(row.counts)),
+            supersedes=row.supersedes,
+        )
+        for row in session.execute(select(coverage_statements).where(*where).order_by(c.leaf_index))
+    ]
 
 
 def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[Any, ...]]:
@@ -134,6 +157,17 @@ def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[
     finally:
         cursor.close()
     return rows
+
+
+def coverage_at(session: Session, checkpoint: StoredCheckpoint, filters: CoverageFilters) -> dict[str, Any]:
+    """The coverage comparisons of the statements below a checkpoint the log signed.
+
+    Reads the decisions as the evenness document does (the platform filter
+    may be applied while reading, for amendments never change a platform).
+    """
+    facts = read_facts(session, checkpoint.size, filters.platform)
+    cp = CheckpointRef.from_note(checkpoint.note).as_json()
+    return coverage_answer(facts.statements, logged_of(facts.current()), filters, cp)
 
 
 def read_protection_facts(session: Session, tree_size: int, platform: str | None = None) -> list[tuple[Any, ...]]:

@@ -252,15 +252,16 @@ def history(s: Session, row: Any) -> History:
 
     One probe of ``records`` by (platform, ref_record_id). An amendment
     restates the whole decision, so the latest amendment of a decision is
-    its current version; every earlier version is superseded.
+    its current version; every earlier version is superseded. A coverage
+    statement's "amendments" are the later statements that supersede it.
     """
-    target = row.record_id if row.type == "decision" else row.ref_record_id
+    target = row.record_id if row.type in ("decision", "coverage") else row.ref_record_id
     refs = s.execute(
         select(records)
         .where(records.c.platform == row.platform, records.c.ref_record_id == target)
         .order_by(records.c.leaf_index)
     ).all()
-    amendments = [r for r in refs if r.type == "amendment"]
+    amendments = [r for r in refs if r.type in ("amendment", "coverage")]
     refers_to = None if row.ref_record_id is None else record_by_id(s, row.platform, row.ref_record_id)
     latest = amendments[-1] if amendments else None
     superseded = latest is not None and row.type != "appeal" and latest.leaf_index > row.leaf_index

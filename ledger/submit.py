@@ -351,13 +351,20 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
                         }
                     )
                     continue
-                if target.type != "decision":
+                # Appeals and amendments refer to decisions; a coverage
+                # statement refers only to the statement it supersedes.
+                kind = "coverage" if r.type == "coverage" else "decision"
+                if target.type != kind:
                     unprocessable.append(
                         {
                             "index": i,
                             "path": "record/refs/record_id",
                             "message": f"record {r.ref_record_id!r} is a {target.type}; "
-                            "appeals and amendments refer to decisions",
+                            + (
+                                "a coverage statement supersedes only an earlier coverage statement"
+                                if kind == "coverage"
+                                else "appeals and amendments refer to decisions"
+                            ),
                         }
                     )
                     continue

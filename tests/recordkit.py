@@ -39,3 +39,13 @@ def amendment(record_id: str, ref: str, platform: str = "example-social") -> dic
 
 def sign(record: dict[str, Any], key: PlatformKey) -> dict[str, Any]:
     return {"record": record, "signature": key.sign(RECORD_CONTEXT, canonical(record))}
+
+
+def coverage(
+    record_id: str, platform: str = "example-social", ref: str | None = None, **changes: Any
+) -> dict[str, Any]:
+    rec = example("coverage-statement")
+    rec.update(platform=platform, record_id=record_id, **changes)
+    if ref is not None:
+        rec["refs"] = {"record_id": ref}
+    return rec

@@ -13,7 +13,7 @@ from ledger.records.vocab import KEYWORDS
 from web.countries import COUNTRY_NAMES
 from web.languages import LANGUAGE_NAMES
 
-RECORD_TYPES = {"decision": "Decision", "appeal": "Appeal", "amendment": "Amendment"}
+RECORD_TYPES = {"decision": "Decision", "appeal": "Appeal", "amendment": "Amendment", "coverage": "Coverage statement"}
 
 DECISION_GROUNDS = {
     "terms": "The platform's terms of service",
@@ -204,6 +204,12 @@ AMENDMENT_REASONS = {
     "legal_order": "A legal order",
 }
 
+COVERAGE_CRITERIA = {
+    "all_decisions": "Every decision under the rule, whatever the class",
+    "listed_classes": "Every decision under the rule on the classes listed",
+    "platform_list": "Decisions on the accounts of a list the platform keeps",
+}
+
 JURISDICTIONS = COUNTRY_NAMES | {"EU": "European Union"}
 #: Territorial scope: countries, or the whole world.
 TERRITORIES = {"GLOBAL": "Worldwide"} | COUNTRY_NAMES
@@ -216,6 +222,7 @@ def _keywords() -> dict[str, str]:
 #: Every vocabulary by its name in ``ledger.records.vocab.ENUMS``.
 LABELS: dict[str, dict[str, str]] = {
     "record_type": RECORD_TYPES,
+    "coverage_criterion": COVERAGE_CRITERIA,
     "decision_ground": DECISION_GROUNDS,
     "category": CATEGORIES,
     "keyword": _keywords(),

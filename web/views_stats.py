@@ -57,6 +57,21 @@ class Shown:
     publication: Publication | None
     names: dict[str, str]
     pinned: int | None
+    #: Method version 2's coverage section of the same checkpoint (the
+    #: document's version 1 parts are identical in both).
+    coverage: dict[str, Any] | None = None
+
+    def coverage_of(self, section: str, index: int) -> dict[str, Any] | None:
+        """The coverage of the comparison at ``doc[section][index]``."""
+        for c in (self.coverage or {}).get("comparisons", ()):
+            if c["section"] == section and c["index"] == index:
+                return c  # type: ignore[no-any-return]
+        return None
+
+    def coverage_cells(self, platform: str) -> list[dict[str, Any]]:
+        """The platform's cells whose coverage is declared."""
+        cells = (self.coverage or {}).get("cells", ())
+        return [c for c in cells if c["platform"] == platform and c["status"] != "not_declared"]
 
     @property
     def size(self) -> int:
@@ -67,7 +82,7 @@ class Shown:
         return {} if self.pinned is None else {"tree_size": self.pinned}
 
 
-def _tree_size(args: Mapping[str, str]) -> int | None:
+def tree_size_arg(args: Mapping[str, str]) -> int | None:
     text = args.get("tree_size", "").strip()
     if not text:
         return None  # the form sends an empty field for "latest"
@@ -84,7 +99,7 @@ def _rule_id(args: Mapping[str, str]) -> str:
 
 
 def _shown() -> Shown:
-    pinned = _tree_size(request.args)
+    pinned = tree_size_arg(request.args)
     log = current_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
@@ -92,7 +107,10 @@ def _shown() -> Shown:
         names = platform_names(s)
     documents: Documents = current_app.extensions[EXTENSION]
     data, digest = documents.document(log, cp, Filters())
-    return Shown(_parsed(digest, data), digest, publication, names, pinned)
+    doc = _parsed(digest, data)
+    v2_data, v2_digest = documents.document(log, cp, Filters(), 2)
+    coverage = _parsed(v2_digest, v2_data)["coverage"]
+    return Shown(doc, digest, publication, names, pinned, coverage)
 
 
 #: Parsed documents, by digest: a document of a few thousand cells is

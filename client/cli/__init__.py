@@ -14,6 +14,7 @@ import click
 from client.audit import COMMANDS as AUDIT_COMMANDS
 from client.cli.dsa import dsa_check, dsa_import
 from client.cli.platform import keygen, pubkey, sign, submit
+from client.coverage import coverage_statement_cmd
 from client.evenness import evenness_cmd
 from client.mirror import mirror_cmd
 from client.witness import witness_cli
@@ -25,6 +26,17 @@ def mdl() -> None:
     verify, mirror and audit the ledger."""
 
 
-for _command in [keygen, pubkey, sign, submit, dsa_import, dsa_check, *AUDIT_COMMANDS, mirror_cmd, evenness_cmd]:
+for _command in [
+    keygen,
+    pubkey,
+    sign,
+    submit,
+    dsa_import,
+    dsa_check,
+    *AUDIT_COMMANDS,
+    mirror_cmd,
+    evenness_cmd,
+    coverage_statement_cmd,
+]:
     mdl.add_command(_command)
 mdl.add_command(witness_cli)

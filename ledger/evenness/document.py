@@ -83,6 +83,7 @@ from ledger.evenness.compare import (
     rate_json,
     time_summary,
 )
+from ledger.evenness.coverage import coverage_section, logged_of, whole_months
 from ledger.evenness.facts import (
     ADVERSE_ACTIONS,
     GROUPS,
@@ -98,7 +99,13 @@ from ledger.evenness.facts import (
     tally,
 )
 from ledger.evenness.protection import protection_section
-from ledger.evenness.words import DEFINITIONS, checkpoint_sentence, flagged_sentence, unflagged_sentence
+from ledger.evenness.words import (
+    CLASS_LABELS,
+    DEFINITIONS,
+    checkpoint_sentence,
+    flagged_sentence,
+    unflagged_sentence,
+)
 from ledger.records.entries import canonical
 from ledger.records.vocab import ACCOUNT_CLASSES, ACTIONS, POLITICAL_CLASSES
 from ledger.stats import MANTEL_FLEISS_MINIMUM, PERCENTILES, benjamini_hochberg
@@ -205,6 +212,7 @@ def compute_document(
     if method_version >= 2 and protection is None:
         raise InvalidInput("method version 2 needs the protection facts")
     filters = filters or Filters()
+    facts = facts if isinstance(facts, FactSet) else FactSet.of(facts)
     counted = tally(facts, filters)
     builder = _Builder(counted, filters)
     comparisons = builder.comparisons()
@@ -232,11 +240,26 @@ def compute_document(
         },
         "flagged": flagged,
     }
+    if method_version >= 2:
+        document["coverage"] = coverage_part(facts, filters, document)
     if method_version >= 2 and protection is not None:
         document["protection"] = protection_section(protection, filters, cp)
     document = written(document)
     data = canonical(document)
     return Evenness(document, data, hashlib.sha256(data).hexdigest())
+
+
+def coverage_part(facts: FactSet, filters: Filters, document: dict[str, Any]) -> dict[str, Any]:
+    """Method version 2's coverage section (ledger.evenness.coverage) of ``document``."""
+    return coverage_section(
+        facts.statements,
+        logged_of(facts.current()),
+        document["cells"],
+        document["comparisons"],
+        document["platform_summaries"],
+        whole_months(filters.decided_from_ms, filters.decided_to_ms),
+        CLASS_LABELS,
+    )
 
 
 def written(value: Any) -> Any:

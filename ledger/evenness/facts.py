@@ -26,11 +26,12 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import call, floordiv, is_, itemgetter, not_, sub
 from typing import Any
 
 from ledger.errors import InvalidInput
+from ledger.records.coverage import Statement, parse_statement
 from ledger.records.entries import format_time, parse_entry
 from ledger.records.index_rows import index_row
 from ledger.records.vocab import ORDINARY_USER, PATTERNS, POLITICAL_CLASSES, PUBLIC_CLASSES
@@ -98,7 +99,8 @@ _AS_DECISION = itemgetter(*(FACT_COLUMNS.index(c) for c in DECISION_COLUMNS))
 
 #: The method versions a document can be computed by: 1, the account
 #: comparisons; 2, version 1 and a section per feature added since (the
-#: protection section, ledger/evenness/protection.py).
+#: protection section, ledger/evenness/protection.py; the coverage section,
+#: ledger/evenness/coverage.py).
 METHOD_VERSIONS = (1, 2)
 POLITICAL_ANY = "political_any"
 REFERENCE = ORDINARY_USER
@@ -130,6 +132,23 @@ def facts_from_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> 
             continue
         row = index_row(index, 0, entry.body)
         yield tuple(row[c] for c in FACT_COLUMNS)
+
+
+def read_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> FactSet:
+    """The :class:`FactSet` of the entries below ``tree_size``, with the
+    coverage statements among them (as :func:`facts_from_entries` reads them)."""
+    statements: list[Statement] = []
+
+    def facts() -> Iterator[tuple[Any, ...]]:
+        for index, data in entries:
+            if index < tree_size:
+                entry = parse_entry(data)
+                if entry.kind == "record" and entry.body.get("type") == "coverage":
+                    statements.append(parse_statement(entry.body, index))
+            yield index, data
+
+    fs = FactSet.of(facts_from_entries(facts(), tree_size))
+    return FactSet(fs.decisions, fs.others, statements)
 
 
 @dataclass(frozen=True)
@@ -262,13 +281,19 @@ class FactSet:
 
     decisions: Sequence[DecisionRow]
     others: Sequence[Fact]
+    #: The coverage statements below the checkpoint (read by method version 2).
+    statements: Sequence[Statement] = ()
 
     @classmethod
-    def of(cls, facts: Iterable[Fact]) -> FactSet:
+    def of(cls, facts: Iterable[Fact], statements: Sequence[Statement] = ()) -> FactSet:
         facts = list(facts)
         is_decision = list(map("decision".__eq__, map(itemgetter(_TYPE), facts)))
         decisions = list(map(_AS_DECISION, compress(facts, is_decision)))
-        return cls(decisions, list(compress(facts, map(not_, is_decision))))
+        return cls(decisions, list(compress(facts, map(not_, is_decision))), statements)
+
+    def current(self) -> Sequence[DecisionRow]:
+        """Every decision as last amended, in log order."""
+        return _fold(self)[0]
 
 
 def tally(facts: Iterable[Fact] | FactSet, filters: Filters) -> Tallies:
@@ -305,9 +330,10 @@ def _fold(fs: FactSet) -> tuple[Sequence[DecisionRow], set[int], dict[int, str]]
     appeals: list[Fact] = []
     by_kind = {"amendment": amendments.append, "appeal": appeals.append}
     for f in fs.others:
-        by_kind[f[_TYPE]](f)
+        if f[_TYPE] in by_kind:  # coverage statements refer to statements, and count nothing here
+            by_kind[f[_TYPE]](f)
     # Only decisions whose record id some amendment or appeal names need a key.
-    named = {f[_REF] for f in fs.others}
+    named = {f[_REF] for f in chain(amendments, appeals)}
     decisions = fs.decisions
     hits = compress(range(len(decisions)), map(named.__contains__, map(itemgetter(_D_RECORD_ID), decisions)))
     position = {(decisions[i][_D_PLATFORM], decisions[i][_D_RECORD_ID]): i for i in hits}

@@ -78,6 +78,7 @@ CSV_COLUMNS = (
     *("index", "leaf_hash", "logged_at", "type", "schema_version", "platform", "record_id", "submitted_at"),
     *("refs.record_id", "dsa_sor_uuid", *DECISION_COLUMNS, "channel", "filed_at", "outcome", "new_action"),
     *("reason", *(f"corrected.{c}" for c in DECISION_COLUMNS)),
+    *("period", "inclusion.criterion", "inclusion.description", "counts"),
     *("signature.key_id", "signature.alg", "signature.value", "extra"),
 )
 
@@ -147,9 +148,15 @@ def _cell(value: Any) -> str:
     return canonical(value).decode()  # an object or other list begins with { or [; a float is a number
 
 
+#: Columns whose cell is one JSON object rather than a column per field: a
+#: coverage statement's ``counts`` (class, then action, then exemption) would
+#: need a column for every combination.
+JSON_COLUMNS = frozenset({"counts"})
+
+
 def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
     for k, v in obj.items():
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict) and v and prefix + k not in JSON_COLUMNS:
             _flatten(v, f"{prefix}{k}.", out)
         else:
             out[prefix + k] = v

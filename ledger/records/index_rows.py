@@ -76,6 +76,9 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
     if record["type"] == "appeal":
         row["appeal_outcome"] = record.get("outcome")
         return row
+    if record["type"] == "coverage":  # a statement about a month: no account, no decision time
+        row["rule_id"] = (record.get("rule") or {}).get("id")
+        return row
     if not isinstance(body, dict):
         return row
     account = body.get("account", {})

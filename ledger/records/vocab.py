@@ -27,7 +27,7 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-RECORD_TYPES = ("decision", "appeal", "amendment")
+RECORD_TYPES = ("decision", "appeal", "amendment", "coverage")
 
 DECISION_GROUNDS = ("terms", "illegal", "both")
 
@@ -184,6 +184,15 @@ LANGUAGE_CODES = _words(
 GLOBAL = "GLOBAL"
 JURISDICTIONS = COUNTRY_CODES + ("EU",)
 
+# A coverage statement's inclusion criterion (docs/records.md, "Coverage
+# fields"): which of the platform's decisions under the rule it counts.
+COVERAGE_CRITERIA = ("all_decisions", "listed_classes", "platform_list")
+#: The two halves of a coverage count: decisions with an exemption applied, and the rest.
+COVERAGE_SPLITS = ("exempted", "not_exempted")
+#: The largest count one cell of a coverage statement may declare.
+COVERAGE_COUNT_MAX = 1_000_000_000
+
+
 #: Every vocabulary, by its name under ``$defs`` in the JSON Schema.
 ENUMS: dict[str, tuple[str, ...]] = {
     "record_type": RECORD_TYPES,
@@ -212,6 +221,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "appeal_channel": APPEAL_CHANNELS,
     "appeal_outcome": APPEAL_OUTCOMES,
     "amendment_reason": AMENDMENT_REASONS,
+    "coverage_criterion": COVERAGE_CRITERIA,
     "country": COUNTRY_CODES,
     "jurisdiction": JURISDICTIONS,
     "language": LANGUAGE_CODES,
@@ -271,6 +281,8 @@ PATTERNS: dict[str, str] = {
     # RFC 3339 in UTC only: upper-case T and Z, no offset, 0-9 fraction digits.
     "date_time": rf"^{_YMD}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{{1,9}})?Z$",
     "date": rf"^{_YMD}$",
+    # A calendar month, UTC: a coverage statement's period.
+    "month": r"^[0-9]{4}-(0[1-9]|1[0-2])$",
     # Free text: no control character but tab and line feed (CONTROL_CHARACTERS).
     "text": rf"^[^{CONTROL_CHARACTERS}]*$",
 }

@@ -363,6 +363,13 @@ def test_answers_match_the_document(app: Flask, client: FlaskClient, spec: dict[
     get(evenness, f"{evenness}?tree_size=4&group=political_any", 200)
     get(evenness, f"{evenness}?metric=kindness", 400)
     get(evenness, f"{evenness}?tree_size=3", 404)
+    get(evenness, f"{evenness}?method_version=2", 200)
+    get(evenness, f"{evenness}?method_version=3", 400)
+    coverage = "/api/v1/coverage"
+    get(coverage, coverage, 200)
+    get(coverage, f"{coverage}?status=contradicted&period_from=2026-01", 200)
+    get(coverage, f"{coverage}?period_to=2026", 400)
+    get(coverage, f"{coverage}?tree_size=3", 404)
 
     every = {(p, m) for p, item in spec["paths"].items() for m in item if m in METHODS}
     assert every - check.seen == set(), "operations this test does not exercise"

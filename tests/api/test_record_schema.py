@@ -79,6 +79,7 @@ def test_examples_are_the_documented_set() -> None:
         "decision-illegal-court-order",
         "appeal-reversed",
         "amendment-late-classification",
+        "coverage-statement",
     }
 
 

@@ -96,6 +96,7 @@ KNOWN = {
     "decision": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["decision_body"]["properties"]),
     "appeal": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["appeal_record"]["properties"]),
     "amendment": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["amendment_record"]["properties"]),
+    "coverage": set(SCHEMA["properties"]) | set(SCHEMA["$defs"]["coverage_record"]["properties"]),
 }
 
 
@@ -162,6 +163,8 @@ def vocab_match(pattern: str, value: str) -> bool:
 def _times(record: dict[str, Any], kind: str) -> dict[tuple[Any, ...], Any]:
     """Every time field of the record's kind, by path, with its value."""
     found: dict[tuple[Any, ...], Any] = {("submitted_at",): record.get("submitted_at")}
+    if kind == "coverage":
+        return found
     if kind == "appeal":
         return found | {(n,): record.get(n) for n in ("filed_at", "decided_at")}
     body, base = (record, ()) if kind == "decision" else (record.get("corrected"), ("corrected",))
@@ -175,6 +178,14 @@ def _times(record: dict[str, Any], kind: str) -> dict[tuple[Any, ...], Any]:
 def _beyond_schema(record: dict[str, Any], kind: str, now: datetime, settled: bool) -> set[tuple[Any, ...]]:
     """The paths of the ledger's own checks: 1.0 is no integer, real days, five minutes, order."""
     wrong = {("schema_version",)} if isinstance(record.get("schema_version"), float) else set()
+    counts = record.get("counts") if kind == "coverage" else None
+    for cls, actions in counts.items() if isinstance(counts, dict) else ():  # 3.0 is no count either
+        for action, split in actions.items() if isinstance(actions, dict) else ():
+            wrong |= {
+                ("counts", cls, action, half)
+                for half, n in (split.items() if isinstance(split, dict) else ())
+                if isinstance(n, float)
+            }
     limit = now + timedelta(minutes=5)
     parsed = {}
     for path, value in _times(record, kind).items():
@@ -191,6 +202,8 @@ def _beyond_schema(record: dict[str, Any], kind: str, now: datetime, settled: bo
             wrong.add(path)
     if wrong or not settled:
         return wrong
+    if kind == "coverage":
+        return set()
     if kind == "appeal":
         return (
             {("decided_at",)}
@@ -366,7 +379,7 @@ _FLIPS: list[dict[str, Any]] = [
 
 def test_seeds_cover_every_kind() -> None:
     kinds = {(r["type"], r.get("account", r.get("corrected", {}).get("account", {})).get("class")) for r, _ in seeds()}
-    assert {"decision", "appeal", "amendment"} <= {k for k, _ in kinds}
+    assert set(vocab.RECORD_TYPES) <= {k for k, _ in kinds}
     assert ("decision", "ordinary_user") in kinds
     assert ("amendment", "ordinary_user") in kinds
 

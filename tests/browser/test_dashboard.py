@@ -38,6 +38,7 @@ from tests.browser.test_pages import (  # noqa: F401  (fixtures)
     playwright,
     site_db,
 )
+from tests.ledger.test_coverage import statements_for
 from tests.ledger.test_evenness import KEYS, planted_records
 from tests.recordkit import sign
 from tests.server import gunicorn
@@ -55,6 +56,8 @@ PAGES = {
     "stats-rule-exemptions": "/stats/example-social/rule?rule_id=civic/false-claims",
     "stats-rule-times": "/stats/other-video/rule?rule_id=spam/phishing",
     "stats-rule-simpson": "/stats/third-forum/rule?rule_id=hate/slurs",
+    "coverage-contradicted": "/platforms/other-video/coverage",
+    "coverage-gap": "/platforms/example-social/coverage",
 }
 
 
@@ -74,6 +77,7 @@ def planted_site(
             provider.log.registry.add_platform(slug, NAMES[slug], key.public_key)
         provider.close()
         records = planted_records()
+        records += statements_for(records)  # coverage: a planted gap and a contradiction
         with httpx.Client(base_url=url, timeout=60) as http:
             for start in range(0, len(records), 500):
                 items: list[dict[str, Any]] = [sign(r, KEYS[r["platform"]]) for r in records[start : start + 500]]
@@ -150,6 +154,14 @@ def test_dashboard_pages_render_cleanly(
             assert wanted in chart["src"], (name, chart)
         if name == "stats-platform-hostile":
             assert HOSTILE in page.locator("h1").inner_text()
+        if name == "coverage-contradicted":  # the planted contradiction, marked in the grid and listed
+            assert page.locator("td.coverage-contradicted .badge-warn").count() == 1
+            assert "2026-04, spam/phishing, journalist" in page.locator("#gaps-heading + ul").inner_text()
+        if name == "coverage-gap":
+            assert page.locator("td.coverage-contradicted").count() == 0
+            assert page.locator("td.coverage-incomplete").count() == 1
+        if name == "stats":  # coverage beside each finding
+            assert page.locator("li[id^=finding-] p.coverage").count() == 6
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width} width"
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == BACKGROUND[theme], name

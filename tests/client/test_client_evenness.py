@@ -25,6 +25,7 @@ from keys.note import Signer, sign_note
 from ledger.log import LogProvider
 from ledger.records.entries import canonical, parse_json
 from tests.client.test_auditor import Proxy
+from tests.ledger.test_coverage import statements_for
 from tests.ledger.test_evenness import KEYS, planted_records
 from tests.recordkit import sign
 from tests.server import get, gunicorn, local_http
@@ -243,6 +244,31 @@ def test_differences_name_json_paths() -> None:
         ("$.g", ABSENT, True),
     ]
     assert list(differences(ours, ours)) == []
+
+
+def test_method_version_2_with_coverage_is_recomputed_identically(server: Server, tmp_path: Path) -> None:
+    """Coverage statements with a planted gap and a contradiction (tests/ledger/test_coverage.py):
+    the offline recomputation of the version 2 document, coverage section and bounds included, matches."""
+    records = planted_records()
+    size = server.submit(records + statements_for(records))
+    db = tmp_path / "mirror.sqlite3"
+    mirror(server, db)
+    answer = server.document(f"tree_size={size}&method_version=2")
+    coverage = answer["document"]["coverage"]
+    assert {s["status"] for s in coverage["statements"]} == {"complete", "incomplete", "contradicted"}
+    res = evenness(server.url, server, db, "--method-version", "2")
+    assert res.exit_code == 0, res.output
+    assert f"identical (sha256 {answer['document_sha256']}): tree size {size}" in res.stdout
+    res = evenness(server.url, server, db, "--method-version", "2", "--platform", "example-social")
+    assert res.exit_code == 0, res.output
+    filtered = server.document(f"tree_size={size}&method_version=2&platform=example-social")
+    assert f"identical (sha256 {filtered['document_sha256']})" in res.stdout
+    # Version 1 of the same log: no coverage section, and recomputed identically too.
+    v1 = server.document(f"tree_size={size}")
+    assert "coverage" not in v1["document"]
+    res = evenness(server.url, server, db)
+    assert res.exit_code == 0, res.output
+    assert f"identical (sha256 {v1['document_sha256']})" in res.stdout
 
 
 def test_method_version_2_recomputes_the_protection_section(server: Server, tmp_path: Path) -> None:

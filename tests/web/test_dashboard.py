@@ -124,11 +124,21 @@ def test_pages_state_exactly_the_planted_flags_in_the_templates_words(client: Fl
     # The overview lists each flagged comparison once, in the template's words.
     overview = page(client, "/stats")
     listed = Page(section(overview, "flagged-heading")).items
-    assert sorted(listed) == sorted(flagged_sentence(doc[f["section"]][f["index"]], cp) for f in doc["flagged"])
+    # Beside each, its coverage (method version 2's section): here nothing is declared.
+    coverage = {
+        (c["section"], c["index"]): c["sentence"]
+        for c in api(client, "method_version=2")["document"]["coverage"]["comparisons"]
+    }
+    assert sorted(listed) == sorted(
+        flagged_sentence(doc[f["section"]][f["index"]], cp) + " Coverage " + coverage[(f["section"], f["index"])]
+        for f in doc["flagged"]
+    )
     assert len(listed) == 6
     for item in listed:
         assert f"at tree size {cp['tree_size']} (root hash {cp['root_hash']})" in item
-        assert item.endswith("This describes recorded decisions only, and says nothing of why they differ.")
+        sentence, _, note = item.partition(" Coverage ")
+        assert sentence.endswith("This describes recorded decisions only, and says nothing of why they differ.")
+        assert note.startswith("Coverage is not declared for every decision of")
     # Grouped by where they are, each group linking to its page.
     scopes = re.findall(r'<h3 class="scope"><a href="([^"]+)"', section(overview, "flagged-heading"))
     assert [html.unescape(u) for u in scopes] == [

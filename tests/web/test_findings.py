@@ -51,9 +51,11 @@ def test_stats_opens_with_one_headline_per_flagged_comparison(client: FlaskClien
         sentence, chart, records, reference = _links(row)
         # The statement: an anchor on this page holding the document's sentence.
         assert sentence == f"#finding-{number}"
-        anchored = re.search(rf'<li id="finding-{number}">(.*?)</li>', body, re.DOTALL)
+        anchored = re.search(rf'<li id="finding-{number}">(.*?)\s*<p class="coverage">(.*?)</p></li>', body, re.DOTALL)
         assert anchored
         assert html.unescape(anchored.group(1)) == f["sentence"]
+        # Beside it, its coverage (nothing is declared in this data set).
+        assert "Coverage is not declared for every decision of" in anchored.group(2)
         # The chart: the rule's (or the platform's) page, at the chart of this measure when it has one.
         target, _, fragment = chart.partition("#")
         chart_page = page(client, target)
