@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     # by one process per machine; None publishes nothing.
     "TILES_DIR": None,
     "TILES_INTERVAL_SECONDS": 1.0,
+    # Election periods the pages report on (web/views_elections.py):
+    # [{"slug", "name", "from", "to"}] (LEDGER_ELECTION_PERIODS, JSON).
+    "ELECTION_PERIODS": [],
 }
 
 CSP = (

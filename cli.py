@@ -16,7 +16,8 @@ from ledger.audit import audit
 from ledger.errors import LedgerError
 from ledger.log import LogProvider
 from ledger.records.entries import format_time
-from ledger.registry import list_platforms, parse_time
+from ledger.records.times import date_time_ms
+from ledger.registry import list_platforms
 
 ledger_cli = AppGroup("ledger", help="Operate the ledger: initialise it, show its key, audit it, manage platforms.")
 platform_cli = AppGroup("platform", help="Register platforms and their keys. Every change is appended to the log.")
@@ -141,7 +142,7 @@ def platform_add_key(slug: str, public_key: str) -> None:
 def platform_revoke_key(key_id: str, reason: str, from_: str | None) -> None:
     """Revoke KEY_ID from a time (now, or earlier for a compromised key)."""
     try:
-        at = parse_time(from_) if from_ else time.time_ns() // 1_000_000
+        at = date_time_ms(from_) if from_ else time.time_ns() // 1_000_000
         res = _provider().log.registry.revoke_key(key_id, at, reason)
     except LedgerError as e:
         raise click.ClickException(str(e)) from None
@@ -204,22 +205,29 @@ def cosign_command(follow: bool, interval: float, count: int | None) -> None:
 
 @ledger_cli.command("publish-stats")
 @click.option("--tree-size", "tree_size", type=click.IntRange(min=0), default=None, help="A checkpointed tree size.")
-def publish_stats_command(tree_size: int | None) -> None:
+@click.option(
+    "--method-version",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="1: the account comparisons; 2: also the protection section. Each version is published on its own.",
+)
+def publish_stats_command(tree_size: int | None, method_version: int) -> None:
     """Append the SHA-256 of the evenness statistics of a checkpoint to the log.
 
-    Computes the unfiltered evenness document (method version 1) of the
-    checkpoint of --tree-size (default: the latest) and appends a registry
-    entry, signed by the log's key, recording its digest. Anyone can
-    recompute the document from the log and compare.
+    Computes the unfiltered evenness document (method version 1, or the one
+    --method-version names) of the checkpoint of --tree-size (default: the
+    latest) and appends a registry entry, signed by the log's key, recording
+    its digest. Anyone can recompute the document from the log and compare.
     """
-    from ledger.evenness_store import METHOD_VERSION, publish
+    from ledger.evenness_store import publish
 
     try:
-        res, document = publish(_provider().log, tree_size)
+        res, document = publish(_provider().log, tree_size, method_version)
     except LedgerError as e:
         raise click.ClickException(str(e)) from None
     size = document.document["checkpoint"]["tree_size"]
-    click.echo(f"evenness statistics (method version {METHOD_VERSION}) of tree size {size}: sha256 {document.sha256}")
+    click.echo(f"evenness statistics (method version {method_version}) of tree size {size}: sha256 {document.sha256}")
     _report("published", res)
 
 

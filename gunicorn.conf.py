@@ -1,6 +1,9 @@
 """gunicorn settings, from LEDGER_* environment variables (see README.md)."""
 
+from __future__ import annotations
+
 import os
+from typing import Protocol
 
 bind = os.environ.get("LEDGER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("LEDGER_WORKERS", "2"))
@@ -32,7 +35,17 @@ errorlog = "-"
 control_socket_disable = True
 
 
-def on_starting(server):
+class _Log(Protocol):
+    def info(self, msg: str, *args: object) -> None: ...
+
+
+class _Arbiter(Protocol):
+    """What on_starting uses of gunicorn's (untyped) Arbiter."""
+
+    log: _Log
+
+
+def on_starting(server: _Arbiter) -> None:
     """Initialise the log once, in the master, before any worker starts."""
     from app import create_app
 

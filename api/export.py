@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, fields, validate
-from sqlalchemy import select
 
+from api.describe import Paths, op, path_param, problem, query_params
 from api.params import StrictInt, parse_query
 from api.state import get_log
-from ledger import storage
-from ledger.db import checkpoints
+from ledger import query, storage
 from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
 from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
@@ -54,13 +55,9 @@ class ExportQuery(Schema):
 
 def _covering_checkpoint(log: Log, end: int) -> StoredCheckpoint:
     with log.read() as s:
-        row = s.execute(
-            select(checkpoints.c.size).where(checkpoints.c.size >= end).order_by(checkpoints.c.size).limit(1)
-        ).first()
-        if row is None:
-            raise NotFound(f"the log has fewer than {end} entries")
-        cp = storage.checkpoint_at(s, row.size)
-    assert cp is not None
+        cp = query.covering_checkpoint(s, end)
+    if cp is None:
+        raise NotFound(f"the log has fewer than {end} entries")
     return cp
 
 
@@ -136,3 +133,71 @@ def export_bundle(n: int, fmt: str) -> Response:
     if end > get_log().latest_size():
         raise NotFound(f"bundle {n} is not full yet; use /api/v1/export?start={start} for its entries so far")
     return _respond(start, end, fmt, True)
+
+
+# The OpenAPI description of these routes (api/describe.py), assembled by api/openapi.py.
+
+
+def _file() -> dict[str, Any]:
+    return {
+        "description": "The file, as an attachment.",
+        "content": {"application/gzip": {"schema": {}}},
+        "headers": {
+            "Ledger-Checkpoint-Size": {
+                "description": "The tree size of the checkpoint the file names.",
+                "schema": {"type": "integer", "minimum": 0},
+            },
+            "Content-Disposition": {"description": "attachment; filename=...", "schema": {"type": "string"}},
+        },
+    }
+
+
+def paths(ma: MarshmallowPlugin) -> Paths:
+    """The bulk downloads."""
+    params = query_params(
+        ma,
+        ExportQuery(),
+        {
+            "start": "The first entry index.",
+            "end": f"One past the last entry, at most start + {MAX_RANGE} and within the tree; a named end makes "
+            f"the answer immutable. Absent: the smaller of the tree size and start + {MAX_RANGE}, not cached.",
+            "format": "ndjson: a header line, then one line per entry (the faithful form); csv: the records, "
+            "flattened into the columns of ledger/records/export.py, text that a spreadsheet would run as a formula "
+            "prefixed with '.; dsa-csv: the records in the columns of the DSA Transparency Database's daily "
+            "dumps, then this ledger's (ledger/records/dsa.py, docs/records.md), without a preamble.",
+        },
+    )
+    bundle = [
+        path_param("n", {"type": "integer", "minimum": 0}, "The bundle index."),
+        path_param("fmt", {"type": "string", "enum": list(FORMATS)}, "The format."),
+    ]
+    tag = "Bulk export"
+    return {
+        "/api/v1/export": {
+            "get": op(
+                tag,
+                "exportRange",
+                "A range of entries as gzip-compressed NDJSON or CSV",
+                "Each file names the smallest signed checkpoint covering end, so the bytes for a range never "
+                "change. Streams; memory stays flat.",
+                {
+                    "200": _file(),
+                    "400": problem(
+                        "Malformed, repeated or unknown parameters, start not below end, or too long a range."
+                    ),
+                    "404": problem("end beyond the tree."),
+                },
+                params,
+            )
+        },
+        "/api/v1/export/bundles/{n}.{fmt}.gz": {
+            "get": op(
+                tag,
+                "exportBundle",
+                "The 256 entries of entry bundle n, gzip-compressed",
+                "The entries of tile/entries/<n>, once full; immutable.",
+                {"200": _file(), "404": problem("A bundle not full yet, or an unknown format.")},
+                bundle,
+            )
+        },
+    }

@@ -9,20 +9,36 @@ names the tree size it reflects.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from api.describe import (
+    Doc,
+    Paths,
+    choice,
+    integer,
+    json_answer,
+    log_time,
+    op,
+    path_param,
+    problem,
+    query_params,
+    string,
+)
 from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger import query
 from ledger.errors import InvalidInput
+from ledger.records import times
 from ledger.records.entries import format_time
 from ledger.records.vocab import (
+    ABUSE_KINDS,
     ACCOUNT_CLASSES,
     ACTIONS,
+    APPEAL_OUTCOMES,
     AUTOMATED_DECISIONS,
     CATEGORIES,
     COUNTRY_CODES,
@@ -31,32 +47,32 @@ from ledger.records.vocab import (
     INTERIM_STATES,
     PATTERNS,
     RECORD_TYPES,
+    REPORTER_CLASSES,
     REVIEW_PATHS,
     SEVERITIES,
+    TARGET_CLASSES,
 )
 from ledger.submit import permalink
 
 bp = Blueprint("feed", __name__, url_prefix="/api/v1")
 
 
-class StrictBoolParam(fields.Field):
+class StrictBoolParam(fields.Field[bool]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if value not in ("true", "false"):
             raise ValidationError("must be true or false")
         return bool(value == "true")
 
 
-class TimeParam(fields.Field):
+class TimeParam(fields.Field[int]):
     """An RFC 3339 UTC time or a date, as milliseconds since the epoch."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            value += "T00:00:00Z"
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", value):
+        if not isinstance(value, str) or not (times.DATE.fullmatch(value) or times.DATE_TIME.fullmatch(value)):
             raise ValidationError("must be a date YYYY-MM-DD or an RFC 3339 UTC time ending in Z")
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
+            return times.day_or_time_ms(value)
+        except InvalidInput:
             raise ValidationError("not a valid date") from None
 
 
@@ -99,6 +115,15 @@ class FeedQuery(Schema):
     detection_source = _choice(DETECTION_SOURCES)
     automated_decision = _choice(AUTOMATED_DECISIONS)
     subject_key = _pattern("subject_key")
+    target_class = fields.String(
+        validate=validate.OneOf(TARGET_CLASSES), metadata={"description": "whom the content was aimed at"}
+    )
+    reporter_class = fields.String(
+        validate=validate.OneOf(REPORTER_CLASSES), metadata={"description": "who reported the content"}
+    )
+    abuse_kind = fields.String(
+        validate=validate.OneOf(ABUSE_KINDS), metadata={"description": "the rule's abuse kind (rule.abuse)"}
+    )
     territory = _choice((*COUNTRY_CODES, "GLOBAL"))
     decided_from = TimeParam()
     decided_to = TimeParam()
@@ -215,3 +240,94 @@ def subject(subject_key: str) -> Response:
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+# The OpenAPI description of these routes (api/describe.py), assembled by api/openapi.py.
+
+
+class FeedRule(Doc):
+    id = string("The platform's rule ID.")
+    version = string("The rule's version.")
+
+
+class FeedExemption(Doc):
+    applied = fields.Boolean(required=True)
+    type = choice(EXEMPTION_TYPES, "The exemption type, or null.", allow_none=True)
+
+
+def _null_choice(values: tuple[str, ...], description: str) -> fields.String:
+    return choice(values, description + " Null when the record type has none.", allow_none=True)
+
+
+class FeedRecord(Doc):
+    leaf_index = integer("The record's entry index.")
+    platform = string("The record's platform.", pattern=PATTERNS["platform"])
+    record_id = string("The record's record_id.", pattern=PATTERNS["record_id"])
+    type = choice(RECORD_TYPES, "The record type.")
+    refs = string("The record_id an appeal or amendment refers to, or null.", allow_none=True)
+    logged_at = log_time("When the log appended it.")
+    decided_at = log_time("When it was decided, or null.", allow_none=True)
+    account_class = _null_choice(ACCOUNT_CLASSES, "The account class.")
+    subject_key = string("The account's pseudonym, or null.", allow_none=True)
+    display_name = string("A public subject's name, or null.", allow_none=True)
+    rule = fields.Nested(FeedRule, required=True, allow_none=True)
+    category = _null_choice(CATEGORIES, "The DSA statement category.")
+    severity = _null_choice(SEVERITIES, "The severity.")
+    violation_found = fields.Boolean(required=True, allow_none=True)
+    action = _null_choice(ACTIONS, "The action.")
+    exemption = fields.Nested(FeedExemption, required=True, allow_none=True)
+    review_path = _null_choice(REVIEW_PATHS, "The review path.")
+    appeal_outcome = _null_choice(APPEAL_OUTCOMES, "An appeal's outcome.")
+    superseded = fields.Boolean(required=True, metadata={"description": "A later amendment supersedes it."})
+    permalink = string("Where the full record and its proof can be read.")
+
+
+class FeedPage(Doc):
+    tree_size = integer("The tree size the page reflects; the cursor keeps it across pages.")
+    records = fields.List(fields.Nested(FeedRecord), required=True, metadata={"description": "Newest first."})
+    next_cursor = string("Pass as cursor for the next page; null on the last.", allow_none=True)
+
+
+class SubjectPage(FeedPage):
+    subject_key = string("The subject asked for.", pattern=PATTERNS["subject_key"])
+
+
+def paths(ma: MarshmallowPlugin) -> Paths:
+    """The feed (the GET of /api/v1/records; its POST is submissions') and a subject's feed."""
+    feed = query_params(ma, FeedQuery(), {"limit": "Records per page.", "cursor": "The next_cursor of a page."})
+    return {
+        "/api/v1/records": {
+            "get": op(
+                "Feed",
+                "listRecords",
+                "The public feed of records, newest first",
+                "Every filter narrows the feed; paging with cursor neither skips nor repeats a record while the "
+                "log grows.",
+                {
+                    "200": json_answer(FeedPage, "One page."),
+                    "400": problem("Malformed, repeated or unknown parameters, or a foreign cursor."),
+                },
+                feed,
+            ),
+        },
+        "/api/v1/subjects/{subject_key}": {
+            "get": op(
+                "Feed",
+                "listSubjectRecords",
+                "The feed of one subject's records",
+                "The feed, filtered to one account pseudonym; takes the feed's filters.",
+                {
+                    "200": json_answer(SubjectPage, "One page."),
+                    "400": problem("A malformed subject key or parameters."),
+                },
+                [
+                    path_param(
+                        "subject_key",
+                        {"type": "string", "pattern": PATTERNS["subject_key"]},
+                        "The account's pseudonym.",
+                    ),
+                    *feed,
+                ],
+            )
+        },
+    }

@@ -28,7 +28,7 @@ class StrictInt(fields.Integer):
         return int(value)
 
 
-class Hash(fields.Field):
+class Hash(fields.Field[bytes]):
     """A SHA-256 hash as 64 lower-case hex digits or standard padded base64."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bytes:

@@ -16,16 +16,20 @@
 - **Integers.** JSON Schema counts ``1.0`` as the integer 1; the ledger does
   not, because RFC 8785 would sign it as ``1``.
 
-Pure: no I/O, no Flask, no marshmallow. The time parsing here is the one
-definition for records; :mod:`api.record_enums` calls it too.
+Pure: no I/O, no Flask, no marshmallow. Times are parsed by
+:mod:`ledger.records.times`, the one RFC 3339 parser; ``parse_date`` and
+``parse_date_time`` here only map its refusal to None for these checks and
+for :mod:`api.record_enums`.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from ledger.errors import InvalidInput
+from ledger.records import times
 from ledger.records.vocab import CONTROL_CHARACTERS, PATTERNS
 
 __all__ = [
@@ -121,21 +125,17 @@ def _forbidden_in(text: str) -> str | None:
 def parse_date(value: str) -> date | None:
     """The day of a string that matches ``PATTERNS["date"]`` or ``["date_time"]``; None if no such day exists."""
     try:
-        return date(int(value[0:4]), int(value[5:7]), int(value[8:10]))
-    except ValueError:
+        return times.parse_date(value[:10])
+    except InvalidInput:
         return None
 
 
 def parse_date_time(value: str) -> datetime | None:
     """The UTC time of a string that matches ``PATTERNS["date_time"]``; None if its day does not exist."""
-    day = parse_date(value)
-    if day is None:
+    try:
+        return times.parse_date_time(value)
+    except InvalidInput:
         return None
-    # Python keeps microseconds: digits past the sixth are dropped, so two
-    # times that differ only there compare equal, which ordering allows.
-    fraction = value[20:-1] if value[19] == "." else ""
-    micro = int(fraction[:6].ljust(6, "0"))
-    return datetime(day.year, day.month, day.day, int(value[11:13]), int(value[14:16]), int(value[17:19]), micro, UTC)
 
 
 def _time_fields(body: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], str, str, bool], ...]:

@@ -4,7 +4,8 @@ They build the OpenAPI document's record schemas (``api/openapi.py``); records
 are validated by :mod:`api.record_validator`.
 
 The vocabularies and patterns themselves live in :mod:`ledger.records.vocab`
-(re-exported here), and the time parsing in :mod:`api.record_checks`.
+(re-exported here), and the time parsing in :mod:`ledger.records.times`
+(through :mod:`api.record_checks`, which turns its refusals into messages).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, TypeVar
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, types
 
 from api.record_checks import FUTURE_SLACK, parse_date, parse_date_time
 from ledger.records.vocab import (  # noqa: F401 (re-exported for the schema and its tests)
+    ABUSE_KINDS,
     ACCOUNT_CLASSES,
     ACTIONS,
     AMENDMENT_REASONS,
@@ -42,19 +44,22 @@ from ledger.records.vocab import (  # noqa: F401 (re-exported for the schema and
     ORDINARY_FOLLOWER_BUCKETS,
     ORDINARY_USER,
     PATTERNS,
+    PRIVATE_CLASSES,
     PUBLIC_CLASSES,
     PUBLIC_FOLLOWER_BUCKETS,
     RECORD_TYPES,
+    REPORTER_CLASSES,
     REVIEW_PATHS,
     SEVERITIES,
     STATE_INVOLVEMENTS,
+    TARGET_CLASSES,
     UNLIMITED_ACTIONS,
 )
 
 #: The time a record is checked against; set by ``api.record_schema.load_errors``.
 NOW: ContextVar[datetime] = ContextVar("record_now")
 _RX = {name: re.compile(pattern) for name, pattern in PATTERNS.items()}
-_MESSAGES = {"required": "required", "null": "must not be null"}
+_MESSAGES: types.ErrorMessages = {"required": "required", "null": "must not be null"}
 _DATE_TIME = (
     "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
     "(upper-case T and Z; offsets such as +01:00 and naive times are not accepted)"
@@ -87,11 +92,15 @@ def matches(pattern: str, value: str) -> bool:
     return _RX[pattern].fullmatch(value) is not None
 
 
-class _Field(fields.Field):
-    default_error_messages: ClassVar[dict[str, str]] = _MESSAGES
+#: What a field's value loads as.
+T = TypeVar("T")
 
 
-class Text(_Field):
+class _Field(fields.Field[T]):
+    default_error_messages: types.ErrorMessages = _MESSAGES
+
+
+class Text(_Field[str]):
     """A JSON string of ``min_len``..``max_len`` code points, matching ``PATTERNS[pattern]`` if given."""
 
     def __init__(self, *, max_len: int, min_len: int = 1, pattern: str | None = None, **kwargs: Any) -> None:
@@ -109,7 +118,7 @@ class Text(_Field):
         return value
 
 
-class Choice(_Field):
+class Choice(_Field[str]):
     """One string of a vocabulary; the message lists it when it is short."""
 
     def __init__(self, choices: tuple[str, ...], *, name: str, **kwargs: Any) -> None:
@@ -126,7 +135,7 @@ class Choice(_Field):
         return value
 
 
-class StrictBool(_Field):
+class StrictBool(_Field[bool]):
     """A JSON true or false; not 1, not "true"."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
@@ -135,7 +144,7 @@ class StrictBool(_Field):
         raise ValidationError("must be true or false")
 
 
-class SchemaVersion(_Field):
+class SchemaVersion(_Field[int]):
     """The integer 1; not 1.0, not true, not "1"."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
@@ -144,7 +153,7 @@ class SchemaVersion(_Field):
         raise ValidationError("must be the integer 1: this is schema version 1")
 
 
-class DateTime(_Field):
+class DateTime(_Field[datetime]):
     """RFC 3339 in UTC, exactly; at most five minutes after ``now`` unless ``future_ok``."""
 
     def __init__(self, *, future_ok: bool = False, **kwargs: Any) -> None:
@@ -160,7 +169,7 @@ class DateTime(_Field):
         return when
 
 
-class PostedAt(_Field):
+class PostedAt(_Field[date]):
     """A date-time or a date; which one the account class allows is checked by :class:`DecisionBody`."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
@@ -174,15 +183,16 @@ class PostedAt(_Field):
         return when
 
 
-class UniqueList(fields.List):
+class UniqueList(fields.List[T]):
     """A non-empty JSON array without repeated items."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {**_MESSAGES, "invalid": "must be a list"}
+    # marshmallow declares these a plain class attribute; ClassVar would contradict it.
+    default_error_messages: types.ErrorMessages = {**_MESSAGES, "invalid": "must be a list"}  # noqa: RUF012
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[T | None]:
         if not isinstance(value, list):
             raise self.make_error("invalid")
-        items: list[Any] = super()._deserialize(value, attr, data, **kwargs)
+        items = super()._deserialize(value, attr, data, **kwargs)
         if not items:
             raise ValidationError("must not be empty")
         if len(set(items)) != len(items):
@@ -190,13 +200,13 @@ class UniqueList(fields.List):
         return items
 
 
-class TerritorialScope(UniqueList):
+class TerritorialScope(UniqueList[str]):
     """``["GLOBAL"]``, or ISO 3166-1 alpha-2 country codes."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(Choice(COUNTRY_CODES + (GLOBAL,), name="territorial scope"), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str | None]:
         items = super()._deserialize(value, attr, data, **kwargs)
         if GLOBAL in items and len(items) > 1:
             raise ValidationError("GLOBAL must stand alone")

@@ -15,9 +15,9 @@ The schemas read ``now`` from a context variable that only
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, types, validates_schema
 
 from api import record_enums as enums
 from api.record_checks import pointer_join, refused_strings
@@ -32,10 +32,11 @@ from api.record_enums import (
     Text,
     UniqueList,
 )
+from ledger.records import vocab
 
 __all__ = ["AmendmentRecord", "AppealRecord", "DecisionRecord", "load_errors"]
 
-_MESSAGES = {"required": "required", "null": "must not be null"}
+_MESSAGES: types.ErrorMessages = {"required": "required", "null": "must not be null"}
 
 
 def Nested(schema: type[Schema], **kwargs: Any) -> fields.Nested:  # noqa: N802 - reads as a field class
@@ -46,7 +47,8 @@ class _Strict(Schema):
     class Meta:
         unknown = RAISE
 
-    error_messages: ClassVar[dict[str, str]] = {
+    # marshmallow declares this a plain class attribute; ClassVar would contradict it.
+    error_messages: dict[str, str] = {  # noqa: RUF012
         "type": "must be a JSON object",
         "unknown": "unknown field (record schema version 1)",
     }
@@ -77,11 +79,12 @@ class PolicyRef(_Strict):
 
 class Rule(PolicyRef):
     url = Text(max_len=2048, pattern="https_url")
+    abuse = Choice(vocab.ABUSE_KINDS, name="abuse kind")
 
 
 class Exemption(_Strict):
     applied = StrictBool(required=True)
-    type = Choice(enums.EXEMPTION_TYPES, name="exemption type")
+    type = Choice(vocab.EXEMPTION_TYPES, name="exemption type")
     policy = Nested(PolicyRef)
 
     @validates_schema
@@ -99,16 +102,16 @@ class PublicSubject(_Strict):
     display_name = Text(max_len=200, required=True)
     wikidata_qid = Text(max_len=20, pattern="wikidata_qid")
     office = Text(max_len=200)
-    jurisdiction = Choice(enums.JURISDICTIONS, name="jurisdiction")
+    jurisdiction = Choice(vocab.JURISDICTIONS, name="jurisdiction")
     handle = Text(max_len=100)
 
 
-_BUCKETS = tuple(dict.fromkeys(enums.PUBLIC_FOLLOWER_BUCKETS + enums.ORDINARY_FOLLOWER_BUCKETS))
+_BUCKETS = tuple(dict.fromkeys(vocab.PUBLIC_FOLLOWER_BUCKETS + vocab.ORDINARY_FOLLOWER_BUCKETS))
 
 
 class Account(_Strict):
-    account_class = Choice(enums.ACCOUNT_CLASSES, name="account class", data_key="class", required=True)
-    class_basis = Choice(enums.CLASS_BASES, name="class basis")
+    account_class = Choice(vocab.ACCOUNT_CLASSES, name="account class", data_key="class", required=True)
+    class_basis = Choice(vocab.CLASS_BASES, name="class basis")
     subject_key = Text(max_len=128, pattern="subject_key", required=True)
     follower_bucket = Choice(_BUCKETS, name="follower bucket", required=True)
     public_subject = Nested(PublicSubject)
@@ -116,23 +119,37 @@ class Account(_Strict):
     @validates_schema
     def _check_class(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[str, Any] = {}
-        if data["account_class"] == enums.ORDINARY_USER:
-            _forbid(data, errors, ("class_basis", "public_subject"), "for ordinary users")
-            if data["follower_bucket"] not in enums.ORDINARY_FOLLOWER_BUCKETS:
+        if data["account_class"] in vocab.PRIVATE_CLASSES:
+            _forbid(data, errors, ("class_basis", "public_subject"), "for ordinary users and election workers")
+            if data["follower_bucket"] not in vocab.ORDINARY_FOLLOWER_BUCKETS:
                 _add(errors, ("follower_bucket",), "ordinary users are top-coded: one of <1k, 1k-10k, 10k+")
         else:
             for name in ("class_basis", "public_subject"):
                 if name not in data:
-                    _add(errors, (name,), "required for every class but ordinary_user")
-            if data["follower_bucket"] not in enums.PUBLIC_FOLLOWER_BUCKETS:
+                    _add(errors, (name,), "required for every class but ordinary_user and election_worker")
+            if data["follower_bucket"] not in vocab.PUBLIC_FOLLOWER_BUCKETS:
                 _add(errors, ("follower_bucket",), "10k+ is for ordinary users only; use 10k-100k, 100k-1M or >1M")
         if errors:
             raise ValidationError(errors)
 
 
+class Target(_Strict):
+    target_class = Choice(vocab.TARGET_CLASSES, name="target class", data_key="class", required=True)
+    public_subject = Nested(PublicSubject)
+
+    @validates_schema
+    def _check_class(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["target_class"] not in vocab.PUBLIC_CLASSES and "public_subject" in data:
+            raise ValidationError(
+                "forbidden unless the target is of a public class: nothing may name an ordinary user, "
+                "an election worker or a group's members",
+                "public_subject",
+            )
+
+
 class Content(_Strict):
-    types = UniqueList(Choice(enums.CONTENT_TYPES, name="DSA content type"), required=True)
-    language = Choice(enums.LANGUAGE_CODES, name="ISO 639-1 language")
+    types = UniqueList(Choice(vocab.CONTENT_TYPES, name="DSA content type"), required=True)
+    language = Choice(vocab.LANGUAGE_CODES, name="ISO 639-1 language")
     ref = Text(max_len=2048, pattern="https_url")
     posted_at = PostedAt(required=True)
 
@@ -148,7 +165,7 @@ def _check_action(data: dict[str, Any], errors: dict[str, Any]) -> None:
     action = data["action"]
     if action == "temporary_suspension" and "action_ends_at" not in data:
         _add(errors, ("action_ends_at",), "required for temporary_suspension")
-    if action in enums.UNLIMITED_ACTIONS:
+    if action in vocab.UNLIMITED_ACTIONS:
         _forbid(data, errors, ("action_ends_at",), f"for action {action}, which has no end")
     if data["violation_found"] and "exemption" not in data:
         _add(errors, ("exemption",), "required when violation_found is true")
@@ -176,8 +193,8 @@ _ORDINARY_FORMS: tuple[tuple[tuple[str, ...], str, int | None, str], ...] = (
     (
         ("legal_reference",),
         "legal_citation",
-        enums.LEGAL_CITATION_MAX,
-        f"ordinary users: must be a short legal citation of at most {enums.LEGAL_CITATION_MAX} characters "
+        vocab.LEGAL_CITATION_MAX,
+        f"ordinary users: must be a short legal citation of at most {vocab.LEGAL_CITATION_MAX} characters "
         + _CITATION_EXAMPLES,
     ),
 )
@@ -196,7 +213,7 @@ def _check_ordinary_forms(data: dict[str, Any], errors: dict[str, Any]) -> None:
 
 def _is_ordinary(body: dict[str, Any]) -> bool:
     """Whether the decision fields ``body`` are about an ordinary user."""
-    return bool(body["account"]["account_class"] == enums.ORDINARY_USER)
+    return bool(body["account"]["account_class"] in vocab.PRIVATE_CLASSES)
 
 
 def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
@@ -212,6 +229,11 @@ def _check_privacy(data: dict[str, Any], errors: dict[str, Any]) -> None:
         _check_ordinary_forms(data, errors)
     elif not isinstance(posted, datetime):
         _add(errors, ("content", "posted_at"), "public classes: an RFC 3339 UTC date-time, not a date")
+
+
+def _check_target(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    if "abuse" in data["rule"] and "target" not in data:
+        _add(errors, ("target",), "required when rule.abuse is set: say whom the content targeted")
 
 
 _NUMBERED = "digits and separators after at most one tag of 1 to 3 letters (dec-2026-000101, 2026-05:000000917)"
@@ -241,21 +263,21 @@ class DecisionBody(_Strict):
     """The fields of a decision: flat in a decision record, nested as an amendment's ``corrected``."""
 
     rule = Nested(Rule, required=True)
-    decision_ground = Choice(enums.DECISION_GROUNDS, name="decision ground", required=True)
+    decision_ground = Choice(vocab.DECISION_GROUNDS, name="decision ground", required=True)
     legal_reference = Text(max_len=500)
-    category = Choice(enums.CATEGORIES, name="DSA statement category", required=True)
-    keywords = UniqueList(Choice(enums.KEYWORDS, name="DSA keyword"))
-    severity = Choice(enums.SEVERITIES, name="severity", required=True)
+    category = Choice(vocab.CATEGORIES, name="DSA statement category", required=True)
+    keywords = UniqueList(Choice(vocab.KEYWORDS, name="DSA keyword"))
+    severity = Choice(vocab.SEVERITIES, name="severity", required=True)
     violation_found = StrictBool(required=True)
-    action = Choice(enums.ACTIONS, name="action", required=True)
+    action = Choice(vocab.ACTIONS, name="action", required=True)
     action_ends_at = DateTime(future_ok=True)
     exemption = Nested(Exemption)
-    review_path = Choice(enums.REVIEW_PATHS, name="review path", required=True)
-    interim_state = Choice(enums.INTERIM_STATES, name="interim state", required=True)
-    detection_source = Choice(enums.DETECTION_SOURCES, name="detection source", required=True)
+    review_path = Choice(vocab.REVIEW_PATHS, name="review path", required=True)
+    interim_state = Choice(vocab.INTERIM_STATES, name="interim state", required=True)
+    detection_source = Choice(vocab.DETECTION_SOURCES, name="detection source", required=True)
     automated_detection = StrictBool(required=True)
-    automated_decision = Choice(enums.AUTOMATED_DECISIONS, name="automated decision", required=True)
-    state_involvement = Choice(enums.STATE_INVOLVEMENTS, name="state involvement", required=True)
+    automated_decision = Choice(vocab.AUTOMATED_DECISIONS, name="automated decision", required=True)
+    state_involvement = Choice(vocab.STATE_INVOLVEMENTS, name="state involvement", required=True)
     account = Nested(Account, required=True)
     content = Nested(Content, required=True)
     flagged_at = DateTime(required=True)
@@ -263,11 +285,13 @@ class DecisionBody(_Strict):
     applied_at = DateTime()
     territorial_scope = TerritorialScope(required=True)
     statement = Text(max_len=5000)
+    target = Nested(Target)
+    reporter_class = Choice(vocab.REPORTER_CLASSES, name="reporter class")
 
     @validates_schema
     def _check_decision(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[str, Any] = {}
-        for check in (_check_ground, _check_action, _check_privacy):
+        for check in (_check_ground, _check_action, _check_privacy, _check_target):
             check(data, errors)
         if not errors:  # ordering is meaningless while posted_at has the wrong form
             _check_times(data, errors)
@@ -276,7 +300,7 @@ class DecisionBody(_Strict):
 
 
 class Envelope(_Strict):
-    type = Choice(enums.RECORD_TYPES, name="record type", required=True)
+    type = Choice(vocab.RECORD_TYPES, name="record type", required=True)
     schema_version = SchemaVersion(required=True)
     platform = Text(max_len=63, pattern="platform", required=True)
     record_id = Text(max_len=128, pattern="record_id", required=True)
@@ -300,11 +324,11 @@ class DecisionRecord(Envelope, DecisionBody):
 
 
 class AppealRecord(Envelope):
-    channel = Choice(enums.APPEAL_CHANNELS, name="appeal channel", required=True)
+    channel = Choice(vocab.APPEAL_CHANNELS, name="appeal channel", required=True)
     filed_at = DateTime(required=True)
     decided_at = DateTime()
-    outcome = Choice(enums.APPEAL_OUTCOMES, name="appeal outcome", required=True)
-    new_action = Choice(enums.ACTIONS, name="action")
+    outcome = Choice(vocab.APPEAL_OUTCOMES, name="appeal outcome", required=True)
+    new_action = Choice(vocab.ACTIONS, name="action")
 
     @validates_schema
     def _check_outcome(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -329,7 +353,7 @@ class AppealRecord(Envelope):
 
 
 class AmendmentRecord(Envelope):
-    reason = Choice(enums.AMENDMENT_REASONS, name="amendment reason", required=True)
+    reason = Choice(vocab.AMENDMENT_REASONS, name="amendment reason", required=True)
     corrected = Nested(DecisionBody, required=True)
 
     @validates_schema
@@ -375,7 +399,7 @@ def load_errors(record: object, now: datetime) -> list[dict[str, str]]:
         return sorted(refused, key=lambda err: (err["path"], err["message"]))
     kind = record.get("type")
     if not isinstance(kind, str) or kind not in _SCHEMAS:
-        return [{"path": "type", "message": "must be one of: " + ", ".join(enums.RECORD_TYPES)}]
+        return [{"path": "type", "message": "must be one of: " + ", ".join(vocab.RECORD_TYPES)}]
     token = NOW.set(now.astimezone(UTC))
     try:
         _SCHEMAS[kind].load(record)

@@ -116,9 +116,13 @@ _RULES: dict[tuple[object, ...], str] = {
     (_DEFS, "exemption", "then", "required"): "required when applied is true",
     (_DEFS, "exemption", "else", "properties", "type"): "forbidden when applied is false",
     (_DEFS, "exemption", "else", "properties", "policy"): "forbidden when applied is false",
-    (_DEFS, "account", "then", "properties", "class_basis"): "forbidden for ordinary users",
-    (_DEFS, "account", "then", "properties", "public_subject"): "forbidden for ordinary users",
-    (_DEFS, "account", "else", "required"): "required for every class but ordinary_user",
+    (_DEFS, "account", "then", "properties", "class_basis"): "forbidden for ordinary users and election workers",
+    (_DEFS, "account", "then", "properties", "public_subject"): "forbidden for ordinary users and election workers",
+    (_DEFS, "account", "else", "required"): "required for every class but ordinary_user and election_worker",
+    (_DEFS, "target", "else", "properties", "public_subject"): (
+        "forbidden unless the target is of a public class: nothing may name an ordinary user, an election worker "
+        "or a group's members"
+    ),
     (*_BODY, 0, "then", "properties", "legal_reference"): "forbidden when decision_ground is terms",
     (*_BODY, 0, "else", "required"): "required when decision_ground is illegal or both",
     (*_BODY, 1, "then", "required"): "required for temporary_suspension",
@@ -131,6 +135,7 @@ _RULES: dict[tuple[object, ...], str] = {
     ),
     (*_BODY, 4, "then", "properties", "statement"): "forbidden for ordinary users, whose privacy outranks the reasons",
     (*_BODY, 4, "then", "properties", "content", "properties", "ref"): "forbidden for ordinary users",
+    (*_BODY, 5, "then", "required"): "required when rule.abuse is set: say whom the content targeted",
     (_DEFS, "decision_record", "properties", "refs"): "forbidden for decisions, which refer to no earlier record",
     (_DEFS, "appeal_record", "required"): "required for appeals and amendments",
     (_DEFS, "amendment_record", "required"): "required for appeals and amendments",

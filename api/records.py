@@ -5,18 +5,38 @@ proof against the latest signed checkpoint, so it can be checked offline."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from marshmallow import fields
 
+from api.describe import (
+    B64,
+    INDEX,
+    Checkpoint,
+    Doc,
+    Paths,
+    checkpoint_answer,
+    choice,
+    hash_b64,
+    integer,
+    json_answer,
+    log_time,
+    op,
+    path_param,
+    problem,
+    proof_path,
+    string,
+)
 from api.state import get_log
-from ledger import storage
-from ledger.db import records
+from api.submissions import SignatureSchema
+from ledger import query, storage
+from ledger.db import Session
 from ledger.errors import NotFound
-from ledger.query import history
 from ledger.records.entries import format_time, parse_entry
+from ledger.records.vocab import PATTERNS, RECORD_TYPES
 from ledger.registry import list_platforms, read_key_states
 from ledger.submit import permalink
 
@@ -38,7 +58,7 @@ def _summary(row: Any) -> dict[str, Any]:
 
 
 def _history(s: Session, row: Any) -> dict[str, Any]:
-    h = history(s, row)
+    h = query.history(s, row)
     amendments = [_summary(r) for r in h.amendments]
     out: dict[str, Any] = {
         "appeals": [_summary(r) for r in h.appeals],
@@ -51,10 +71,10 @@ def _history(s: Session, row: Any) -> dict[str, Any]:
     return out
 
 
-def _record(where: Any) -> Response:
+def _record(find: Callable[[Session], Any]) -> Response:
     log = get_log()
     with log.read() as s:
-        row = s.execute(select(records).where(where)).first()
+        row = find(s)
         if row is None:
             raise NotFound("no such record in the log")
         cp = log.latest(s)
@@ -84,7 +104,7 @@ def _record(where: Any) -> Response:
         "leaf_hash": b64(proof.leaf_hash),
         "tree_size": cp.size,
         "inclusion_path": [b64(h) for h in proof.proof],
-        "checkpoint": {"tree_size": cp.size, "root_hash": b64(cp.root), "signed_note": cp.note.decode()},
+        "checkpoint": checkpoint_answer(cp),
     }
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"
@@ -93,12 +113,12 @@ def _record(where: Any) -> Response:
 
 @bp.get("/records/<int(max=9223372036854775807):index>")
 def by_index(index: int) -> Response:
-    return _record(records.c.leaf_index == index)
+    return _record(lambda s: query.record_at(s, index))
 
 
 @bp.get("/platforms/<slug>/records/<path:record_id>")
 def by_record_id(slug: str, record_id: str) -> Response:
-    return _record((records.c.platform == slug) & (records.c.record_id == record_id))
+    return _record(lambda s: query.record_by_id(s, slug, record_id))
 
 
 @bp.get("/platforms")
@@ -106,3 +126,122 @@ def platforms() -> Response:
     log = get_log()
     with log.read() as s:
         return jsonify({"platforms": list_platforms(s)})
+
+
+# The OpenAPI description of these routes (api/describe.py), assembled by api/openapi.py.
+
+
+class RecordSummary(Doc):
+    leaf_index = integer("The record's entry index.")
+    record_id = string("The record's record_id.", pattern=PATTERNS["record_id"])
+    type = choice(RECORD_TYPES, "The record type.")
+    logged_at = log_time("When the log appended it.")
+    permalink = string("Where it can be read.")
+
+
+class RecordHistory(Doc):
+    appeals = fields.List(fields.Nested(RecordSummary), required=True)
+    amendments = fields.List(fields.Nested(RecordSummary), required=True)
+    superseded_by = fields.Nested(
+        RecordSummary,
+        required=True,
+        allow_none=True,
+        metadata={"description": "For a decision, its latest amendment; otherwise null."},
+    )
+    refers_to = fields.Nested(
+        RecordSummary,
+        allow_none=True,
+        metadata={"description": "Appeals and amendments only: the decision they refer to."},
+    )
+
+
+class KeyState(Doc):
+    key_id = string("The key ID: 16 lower-case hex digits.", pattern=r"^[0-9a-f]{16}$")
+    platform = string("The platform the key signs for.", pattern=PATTERNS["platform"])
+    public_key = hash_b64("The Ed25519 public key, padded base64.")
+    valid_from = log_time("When the key became valid.")
+    revoked_from = log_time("When a revocation took effect, or null.", allow_none=True)
+    revocation_reason = string("Why it was revoked, or null.", allow_none=True)
+
+
+class RecordPage(Doc):
+    leaf_index = integer("The record's entry index.")
+    logged_at = log_time("When the log appended it.")
+    platform = string("The record's platform.", pattern=PATTERNS["platform"])
+    record_id = string("The record's record_id.", pattern=PATTERNS["record_id"])
+    type = choice(RECORD_TYPES, "The record type.")
+    record = fields.Raw(required=True)  # replaced by _RECORD below
+    signature = fields.Nested(SignatureSchema, required=True)
+    key = fields.Nested(KeyState, required=True, metadata={"description": "The signing key's state now."})
+    history = fields.Nested(RecordHistory, required=True)
+    entry = string("The log entry: the RFC 8785 form of {logged_at, record, signature}, padded base64.", pattern=B64)
+    leaf_hash = hash_b64("The entry's RFC 9162 leaf hash.")
+    tree_size = integer("The size of the tree the proof is against.")
+    inclusion_path = proof_path("The entry's inclusion proof against the checkpoint.")
+    checkpoint = fields.Nested(Checkpoint, required=True)
+
+
+class PlatformKey(Doc):
+    key_id = string("The key ID: 16 lower-case hex digits.", pattern=r"^[0-9a-f]{16}$")
+    alg = choice(("ed25519",), "The signature algorithm.")
+    public_key = hash_b64("The Ed25519 public key, padded base64.")
+    valid_from = log_time("When the key became valid.")
+    added_leaf_index = integer("The registry entry that added the key.")
+    revoked_from = log_time("When a revocation took effect, or null.", allow_none=True)
+    revocation_reason = string("Why it was revoked, or null.", allow_none=True)
+    revoked_leaf_index = integer("The registry entry that revoked it, or null.", allow_none=True)
+
+
+class Platform(Doc):
+    platform = string("The platform's slug.", pattern=PATTERNS["platform"])
+    display_name = string("The platform's name.")
+    registered_at = log_time("When the platform was registered.")
+    leaf_index = integer("The registry entry that registered it.")
+    keys = fields.List(fields.Nested(PlatformKey), required=True, metadata={"description": "Oldest first."})
+
+
+class PlatformList(Doc):
+    platforms = fields.List(fields.Nested(Platform), required=True, metadata={"description": "By slug."})
+
+
+def paths(ma: MarshmallowPlugin) -> Paths:
+    """Records by index and by record_id, and the platform registry."""
+    slug = path_param("slug", {"type": "string", "pattern": PATTERNS["platform"]}, "The platform.")
+    record_id = path_param("record_id", {"type": "string", "pattern": PATTERNS["record_id"]}, "The record_id.")
+    tag = "Records"
+    return {
+        "/api/v1/records/{index}": {
+            "get": op(
+                tag,
+                "getRecordByIndex",
+                "A record, by the index of its entry",
+                "As the permalink.",
+                {
+                    "200": json_answer(RecordPage, "The record."),
+                    "404": problem("No record at that index (registry entries are not records)."),
+                },
+                [INDEX],
+            )
+        },
+        "/api/v1/platforms/{slug}/records/{record_id}": {
+            "get": op(
+                tag,
+                "getRecord",
+                "A record's permalink",
+                "The record with its log entry, the entry's inclusion proof against the latest checkpoint, the "
+                "signing key's state, and the appeals and amendments that refer to it.",
+                {"200": json_answer(RecordPage, "The record."), "404": problem("No such record in the log.")},
+                [slug, record_id],
+            )
+        },
+        "/api/v1/platforms": {
+            "get": op(
+                tag,
+                "listPlatforms",
+                "Platforms and the history of their keys",
+                "Every key ever registered, with the registry entries that added and revoked it. Platforms "
+                "should watch the entries for their slug.",
+                {"200": json_answer(PlatformList, "The registry.")},
+            )
+        },
+    }

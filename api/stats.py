@@ -22,15 +22,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.describe import Paths, json_answer, op, problem, query_params
 from api.feed import TimeParam
 from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger.evenness_cache import EXTENSION, Documents, shared
-from ledger.evenness_store import GROUPS, METRICS, Filters, Publication, find_publication
+from ledger.evenness_store import (
+    GROUPS,
+    METHOD_VERSION,
+    METHOD_VERSIONS,
+    METRICS,
+    Filters,
+    Publication,
+    find_publication,
+)
 from ledger.records.entries import canonical
 from ledger.records.vocab import PATTERNS
 
@@ -52,12 +62,18 @@ class EvennessQuery(Schema):
     metric = fields.String(validate=validate.OneOf(METRICS))
     decided_from = TimeParam(metadata={"description": "decisions decided at or after this time"})
     decided_to = TimeParam(metadata={"description": "decisions decided before this time"})
+    method_version = StrictInt(
+        validate=validate.OneOf(METHOD_VERSIONS),
+        metadata={
+            "description": "1 (default): the account comparisons; 2: version 1 and the protection section "
+            "(whom content targeted, who reported it)"
+        },
+    )
 
 
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
-    app: Flask = state.app
-    shared(app.extensions)
+    shared(state.app.extensions)
 
 
 def _filters(args: dict[str, Any]) -> Filters:
@@ -76,12 +92,13 @@ def evenness() -> Response:
     args = parse_query(EvennessQuery(), request.args)
     filters = _filters(args)
     pinned = args.get("tree_size")
+    version = args.get("method_version", METHOD_VERSION)
     documents: Documents = current_app.extensions[EXTENSION]
     log = get_log()
     with log.read() as s:
         cp = log.checkpoint_for(s, pinned)
-        publication = find_publication(s, cp.size)
-    data, digest = documents.document(log, cp, filters)
+        publication = find_publication(s, cp.size, version)
+    data, digest = documents.document(log, cp, filters, version)
     return _response(data, digest, publication, pinned is not None)
 
 
@@ -98,4 +115,67 @@ def _response(data: bytes, digest: str, publication: Publication | None, pinned:
         resp.headers["Cache-Control"] = LATEST
     else:
         resp.headers["Cache-Control"] = UNTIL_PUBLISHED if publication is None else IMMUTABLE
-    return resp.make_conditional(request)
+    resp.make_conditional(request)  # in place
+    return resp
+
+
+# The OpenAPI description of these routes (api/describe.py), assembled by api/openapi.py.
+
+
+def paths(ma: MarshmallowPlugin) -> Paths:
+    """The evenness statistics."""
+    publication = {
+        "type": "object",
+        "required": ["tree_size", "method_version", "leaf_index", "document_sha256"],
+        "properties": {
+            "tree_size": {"type": "integer", "minimum": 0},
+            "method_version": {"type": "integer", "minimum": 1},
+            "leaf_index": {"type": "integer", "minimum": 0, "description": "The registry entry that published it."},
+            "document_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["document", "document_sha256", "publication"],
+        "properties": {
+            "document": {
+                "type": "object",
+                "description": "The evenness document (method version 1 by default): method and parameters, "
+                "checkpoint, filters, totals, cells, comparisons with their strata tables, platform summaries, the "
+                "monthly series and the flagged list; method version 2 adds the protection section (treatment by "
+                "the class of the content's target, time to decision by reporter class). Its RFC 8785 bytes "
+                "appear in the answer verbatim.",
+            },
+            "document_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "publication": {"oneOf": [{"type": "null"}, publication]},
+        },
+    }
+    ok = json_answer(answer, "The document (RFC 8785 JSON).")
+    ok["headers"] = {
+        "ETag": {"description": "The document's SHA-256, and where it was published.", "schema": {"type": "string"}},
+        "Cache-Control": {
+            "description": "immutable once published for a given tree_size; public, max-age=60 before; "
+            "no-cache without tree_size.",
+            "schema": {"type": "string"},
+        },
+    }
+    return {
+        "/api/v1/stats/evenness": {
+            "get": op(
+                "Statistics",
+                "getEvenness",
+                "Evenness statistics of a checkpoint",
+                "Were public accounts and ordinary users treated alike, as far as the recorded decisions show? "
+                "Rates, times and actions by platform, rule and account class, compared with ordinary users, "
+                "with intervals, tests, Benjamini-Hochberg q-values and plain-words sentences. Reproducible byte "
+                "for byte from the log's entries (ledger.evenness_store.compute_document).",
+                {
+                    "200": ok,
+                    "304": {"description": "Not modified (If-None-Match)."},
+                    "400": problem("Malformed, repeated or unknown parameters."),
+                    "404": problem("No checkpoint of that tree size."),
+                },
+                query_params(ma, EvennessQuery(), {}),
+            )
+        }
+    }

@@ -10,14 +10,31 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import fields
 
+from api.describe import (
+    B64,
+    INDEX,
+    Checkpoint,
+    Doc,
+    Paths,
+    checkpoint_answer,
+    hash_b64,
+    integer,
+    json_answer,
+    op,
+    problem,
+    proof_path,
+    query_params,
+    string,
+)
 from api.params import parse_query
 from api.schemas import ConsistencyQuery, InclusionQuery
 from api.state import get_log
 from ledger.errors import DerivedDataError, InvalidInput
-from ledger.log import InclusionProof
-from ledger.storage import StoredCheckpoint
+from ledger.log import InclusionProof as LogInclusionProof
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 #: Outside /api/v1, where load balancers look for it.
@@ -28,17 +45,13 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _checkpoint_json(cp: StoredCheckpoint) -> dict[str, Any]:
-    return {"tree_size": cp.size, "root_hash": b64(cp.root), "signed_note": cp.note.decode()}
-
-
-def _inclusion_json(p: InclusionProof) -> dict[str, Any]:
+def _inclusion_json(p: LogInclusionProof) -> dict[str, Any]:
     return {
         "leaf_index": p.index,
         "leaf_hash": b64(p.leaf_hash),
         "tree_size": p.checkpoint.size,
         "inclusion_path": [b64(h) for h in p.proof],
-        "checkpoint": _checkpoint_json(p.checkpoint),
+        "checkpoint": checkpoint_answer(p.checkpoint),
     }
 
 
@@ -58,7 +71,7 @@ def log_info() -> Response:
                 "origin": log.origin,
                 "verifier_key": log.verifier.to_key(),
                 "tile_height": 8,
-                "checkpoint": _checkpoint_json(cp),
+                "checkpoint": checkpoint_answer(cp),
             }
         )
     )
@@ -97,8 +110,8 @@ def consistency() -> Response:
                 "first": p.first.size,
                 "second": p.second.size,
                 "consistency_path": [b64(h) for h in p.proof],
-                "first_checkpoint": _checkpoint_json(p.first),
-                "checkpoint": _checkpoint_json(p.second),
+                "first_checkpoint": checkpoint_answer(p.first),
+                "checkpoint": checkpoint_answer(p.second),
             }
         )
     )
@@ -116,3 +129,124 @@ def healthz() -> Response:
     if finding is not None and not finding.ok:
         raise DerivedDataError(f"derived rows differ from the log entries: {finding.problem}")
     return _no_store(Response("ok", mimetype="text/plain"))
+
+
+# The OpenAPI description of these routes (api/describe.py), assembled by api/openapi.py.
+
+
+class LogInfo(Doc):
+    origin = string("The log's name: the first line of every checkpoint.")
+    verifier_key = string("The log's verifier key, <origin>+<key ID>+<base64 key> (c2sp.org/signed-note).")
+    tile_height = fields.Integer(required=True, metadata={"enum": [8], "description": "Tiles hold 2^8 hashes."})
+    checkpoint = fields.Nested(Checkpoint, required=True)
+
+
+class InclusionProof(Doc):
+    leaf_index = integer("The entry's index in the log.")
+    leaf_hash = hash_b64("The RFC 9162 leaf hash of the entry.")
+    tree_size = integer("The size of the tree the proof is against: checkpoint.tree_size.")
+    inclusion_path = proof_path("The RFC 9162 inclusion proof, leaf to root.")
+    checkpoint = fields.Nested(Checkpoint, required=True)
+
+
+class Entry(InclusionProof):
+    entry = string("The entry's bytes, padded base64.", pattern=B64)
+
+
+class ConsistencyProof(Doc):
+    first = integer("The older tree size.")
+    second = integer("The newer tree size.")
+    consistency_path = proof_path("The RFC 9162 consistency proof from first to second.")
+    first_checkpoint = fields.Nested(Checkpoint, required=True, metadata={"description": "The checkpoint of first."})
+    checkpoint = fields.Nested(Checkpoint, required=True, metadata={"description": "The checkpoint of second."})
+
+
+def paths(ma: MarshmallowPlugin) -> Paths:
+    """The log, its entries and proofs, and the health check."""
+    inclusion = query_params(
+        ma,
+        InclusionQuery(),
+        {
+            "leaf_index": "The entry's index. Give exactly one of leaf_index and leaf_hash.",
+            "leaf_hash": "The entry's RFC 9162 leaf hash: 64 lower-case hex digits or padded base64.",
+            "tree_size": "A tree size the log signed a checkpoint for; the latest if absent.",
+        },
+    )
+    consistency = query_params(
+        ma,
+        ConsistencyQuery(),
+        {
+            "first": "The older tree size; the log must have signed a checkpoint for it.",
+            "second": "The newer tree size; the latest checkpoint if absent.",
+        },
+    )
+    tag, bad_query = "Log and proofs", "Malformed, repeated or unknown parameters"
+    return {
+        "/api/v1/log": {
+            "get": op(
+                tag,
+                "getLog",
+                "The log's origin, verifier key and latest checkpoint",
+                "Compare the verifier key with one obtained out of band.",
+                {"200": json_answer(LogInfo, "The log.")},
+            )
+        },
+        "/api/v1/entries/{index}": {
+            "get": op(
+                tag,
+                "getEntry",
+                "One entry with its inclusion proof",
+                "The proof is against the latest checkpoint, which the answer carries.",
+                {"200": json_answer(Entry, "The entry and its proof."), "404": problem("No entry at that index.")},
+                [INDEX],
+            )
+        },
+        "/api/v1/proofs/inclusion": {
+            "get": op(
+                tag,
+                "getInclusionProof",
+                "An inclusion proof, by leaf index or leaf hash",
+                "Each parameter may be given once; unknown parameters are errors.",
+                {
+                    "200": json_answer(InclusionProof, "The proof and the checkpoint it is against."),
+                    "400": problem(f"{bad_query}, or not exactly one of leaf_index and leaf_hash."),
+                    "404": problem("No such entry in that tree, or no checkpoint of that tree size."),
+                },
+                inclusion,
+            )
+        },
+        "/api/v1/proofs/consistency": {
+            "get": op(
+                tag,
+                "getConsistencyProof",
+                "A consistency proof between two checkpointed tree sizes",
+                "Proves the tree of size second extends the tree of size first. Both checkpoints are in the answer.",
+                {
+                    "200": json_answer(ConsistencyProof, "The proof and both checkpoints."),
+                    "400": problem(f"{bad_query}, or first above second."),
+                    "404": problem("No checkpoint of that tree size."),
+                },
+                consistency,
+            )
+        },
+        "/healthz": {
+            "get": op(
+                "Health",
+                "getHealth",
+                "Whether the server answers",
+                "For load balancers: 200 and the text ok while the process serves requests. It reads no "
+                "database, so polling it costs the database nothing; a database outage shows as 503 on the "
+                "log's paths. 503 when the server's own check found a row derived from the log (the feed's "
+                "index, the registry tables, published statistics) that differs from its entry: the text "
+                "names the table, row, column and both values, and Retry-After says when the check runs again.",
+                {
+                    "200": {
+                        "description": "ok",
+                        "content": {"text/plain": {"schema": {"type": "string", "const": "ok"}}},
+                    },
+                    "503": problem("A derived row differs from its log entry", retry=True),
+                },
+                reads_log=False,
+            )
+        },
+    }

@@ -363,7 +363,7 @@ def import_statement(st: Mapping[str, Any], mapping: DsaMapping = EMPTY_MAPPING,
     extra = _merge({"submitted_at": now, "exemption": {"applied": False}, "state_involvement": "none"})
     extra = _merge(extra, mapping.defaults, by_puid, own)
     _required(extra, where, "rule", "severity", "review_path", "interim_state", "account", "flagged_at", "decided_at")
-    ordinary = isinstance(extra["account"], dict) and extra["account"].get("class") == vocab.ORDINARY_USER
+    ordinary = isinstance(extra["account"], dict) and extra["account"].get("class") in vocab.PRIVATE_CLASSES
     detected = _yes_no(st, "automated_detection", where)
     record = _envelope(st, extra, mapping, ordinary, where)
     record.update(rule=_rule(st, extra, where), **_ground(st, extra, where))

@@ -27,13 +27,11 @@ each as a JSON path with both values).
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +44,10 @@ from client.platform import VerificationFailed
 from client.tiles import open_cp
 from keys.note import Verifier
 from ledger.errors import InvalidInput
-from ledger.evenness.document import NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
-from ledger.evenness.facts import GROUPS, METRICS, Filters, facts_from_entries
+from ledger.evenness.document import METHOD_VERSION, NUMERIC_CONTRACT, CheckpointRef, Evenness, compute_document
+from ledger.evenness.facts import GROUPS, METHOD_VERSIONS, METRICS, Filters, facts_from_entries
+from ledger.evenness.protection import protection_facts_from_entries
+from ledger.records import times
 from ledger.records.entries import canonical, parse_json
 from ledger.tlog.frontier import Frontier
 from ledger.tlog.merkle import record_hash
@@ -57,7 +57,6 @@ PATH = "/api/v1/stats/evenness"
 MAX_DIFFERENCES = 20
 #: Characters of a value shown in a difference.
 MAX_SHOWN = 120
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z)?")
 
 
 @dataclass(frozen=True)
@@ -103,13 +102,18 @@ def signed_note(mirror: Mirror, server: ServerDocument, tree_size: int, verifier
 
 
 def recompute(
-    mirror: Mirror, note: bytes, filters: Filters, progress: Callable[[int], None] = lambda _n: None
+    mirror: Mirror,
+    note: bytes,
+    filters: Filters,
+    progress: Callable[[int], None] = lambda _n: None,
+    method_version: int = METHOD_VERSION,
 ) -> Evenness:
     """Compute the document of the checkpoint ``note`` from the mirror's entries.
 
     The entries read are hashed as they go by; unless they hash to the
     checkpoint's root, the document is refused (a mirror file changed on
-    disk, or a checkpoint of another history).
+    disk, or a checkpoint of another history). Method version 2 reads the
+    entries into memory once, for its two kinds of facts.
     """
     ref = CheckpointRef.from_note(note)
     frontier = Frontier()
@@ -123,7 +127,12 @@ def recompute(
                 progress(10_000)
         progress(frontier.size % 10_000)
 
-    document = compute_document(facts_from_entries(entries(), ref.size), ref, filters)
+    if method_version >= 2:
+        held = list(entries())
+        facts, protection = facts_from_entries(held, ref.size), protection_facts_from_entries(held, ref.size)
+        document = compute_document(facts, ref, filters, method_version=method_version, protection=protection)
+    else:
+        document = compute_document(facts_from_entries(entries(), ref.size), ref, filters)
     if frontier.size != ref.size or frontier.root() != ref.root:
         raise VerificationFailed(
             f"the mirror's first {frontier.size} entries do not hash to the root of the checkpoint of tree size "
@@ -189,15 +198,14 @@ def _first(it: Iterator[Any], n: int) -> Iterator[Any]:
 
 
 def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, int] | None:
-    # Exactly as the server reads its decided_from and decided_to (api/feed.py TimeParam).
+    # Exactly as the server reads its decided_from and decided_to (api/feed.py TimeParam, ledger.records.times).
     if value is None:
         return None
-    if not _TIME.fullmatch(value):
+    if not (times.DATE.fullmatch(value) or times.DATE_TIME.fullmatch(value)):
         raise click.BadParameter("must be a date YYYY-MM-DD or an RFC 3339 UTC time ending in Z")
-    full = value if "T" in value else value + "T00:00:00Z"
     try:
-        return value, int(datetime.fromisoformat(full.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
+        return value, times.day_or_time_ms(value)
+    except InvalidInput:
         raise click.BadParameter("not a valid date") from None
 
 
@@ -253,12 +261,20 @@ def _pinned_size(mirror: Mirror, tree_size: int | None) -> int:
 @click.option("--metric", type=click.Choice(METRICS), help="Only this metric's comparisons.")
 @click.option("--decided-from", callback=_time_ms, help="Decisions decided at or after this date or UTC time.")
 @click.option("--decided-to", callback=_time_ms, help="Decisions decided before this date or UTC time.")
+@click.option(
+    "--method-version",
+    type=click.Choice([str(v) for v in METHOD_VERSIONS]),
+    default=str(METHOD_VERSION),
+    show_default=True,
+    help="1: the account comparisons; 2: also the protection section (whom content targeted, who reported it).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the recomputed document here.")
 def evenness_cmd(
     url: str,
     vkey: Verifier,
     db: Path,
     tree_size: int | None,
+    method_version: str,
     out: Path | None,
     **filter_options: Any,
 ) -> None:
@@ -273,12 +289,15 @@ def evenness_cmd(
     as JSON paths with both values and exits 3.
     """
     query, filters = query_and_filters(**filter_options)
+    version = int(method_version)
+    if version != METHOD_VERSION:
+        query["method_version"] = str(version)
     with cli_errors():
         with Http(url, on_retry=lambda m: click.echo(m, err=True)) as http, closing(Mirror(db, vkey)) as mirror:
             size = _pinned_size(mirror, tree_size)
             server = fetch_document(http, size, query)
             note = signed_note(mirror, server, size, vkey)
-            ours = _recompute_with_progress(mirror, note, filters, size)
+            ours = _recompute_with_progress(mirror, note, filters, size, version)
         if out is not None:
             out.write_bytes(ours.data)
             click.echo(f"wrote the recomputed document to {out}", err=True)
@@ -291,7 +310,7 @@ def evenness_cmd(
     click.echo(f"identical (sha256 {ours.sha256}): tree size {size}, {len(ours.data)} bytes")
 
 
-def _recompute_with_progress(mirror: Mirror, note: bytes, filters: Filters, size: int) -> Evenness:
+def _recompute_with_progress(mirror: Mirror, note: bytes, filters: Filters, size: int, version: int) -> Evenness:
     with click.progressbar(
         length=size, label="recomputing", file=sys.stderr, show_pos=True, show_eta=True, item_show_func=lambda s: s
     ) as bar:
@@ -302,4 +321,4 @@ def _recompute_with_progress(mirror: Mirror, note: bytes, filters: Filters, size
             done += n
             bar.update(n, f"{done / max(time.monotonic() - began, 1e-3):.0f} entries/s")
 
-        return recompute(mirror, note, filters, progress)
+        return recompute(mirror, note, filters, progress, version)

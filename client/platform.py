@@ -19,7 +19,6 @@ Only ``status`` and ``permalink`` are taken on trust; neither is evidence.
 from __future__ import annotations
 
 import base64
-import calendar
 import json
 import re
 import secrets
@@ -32,6 +31,7 @@ from client.http import RETRY_STATUSES, ClientError, Http, ProblemResponse, Retr
 from keys.note import Verifier, b64decode_exact
 from keys.records import ALG, RECORD_CONTEXT, PlatformKey
 from ledger.errors import InvalidInput, LedgerError, ProofError
+from ledger.records import times
 from ledger.records.entries import canonical, entry_bytes, format_time, parse_entry
 from ledger.tlog.checkpoint import Checkpoint
 from ledger.tlog.merkle import HASH_SIZE, record_hash
@@ -40,7 +40,6 @@ from ledger.tlog.verify import verify_checkpoint, verify_consistency, verify_inc
 MAX_BATCH = 1000
 RECORDS_PATH = "/api/v1/records"
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
-_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})Z")
 T = TypeVar("T")
 
 
@@ -112,19 +111,11 @@ def sign_record(key: PlatformKey, record: Any, line: int | None = None) -> Signe
 
 
 def parse_time(s: str) -> int:
-    """Parse the log's ``logged_at`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``) to Unix ms, exactly."""
-    m = _TIME.fullmatch(s)
-    if not m:
+    """Parse the log's ``logged_at`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``, as ``format_time`` writes it) to Unix ms."""
+    ms = times.date_time_ms(s)  # InvalidInput unless exactly an RFC 3339 UTC time
+    if format_time(ms) != s:  # three fraction digits, no more, no fewer: what the log writes
         raise InvalidInput(f"not an RFC 3339 UTC time with milliseconds: {s!r}")
-    y, mo, d, h, mi, sec, ms = (int(g) for g in m.groups())
-    try:
-        ms_total = calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0)) * 1000 + ms
-    except ValueError:
-        ms_total = -1
-    # timegm normalises 2026-02-30 to March 2; re-encoding catches it.
-    if ms_total < 0 or format_time(ms_total) != s:
-        raise InvalidInput(f"not a valid time: {s!r}")
-    return ms_total
+    return ms
 
 
 def record_entry(logged_at: str, canonical_record: bytes, signature: dict[str, str]) -> bytes:

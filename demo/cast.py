@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 from ledger.records.vocab import POLITICAL_CLASSES
 
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
-
 #: The EU's 27 member states (ISO 3166-1; Greece is GR): the scope of an EU-wide order.
 EU27 = tuple(
     "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()  # noqa: SIM905
@@ -92,6 +90,7 @@ class Rule:
     content: tuple[tuple[str, ...], ...] = (("text",),)
     claims: tuple[str, ...] = ()  # what the content did, for statements
     peak: str | None = None  # YYYY-MM-DD around which cases cluster (an election)
+    abuse: str | None = None  # rule.abuse: the rule is against harassment, threats or incitement (demo/protection.py)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,6 +183,7 @@ CHIRP = Platform(
         ),
         Rule(
             id="abuse/targeted-harassment",
+            abuse="harassment",
             category="cyber_violence",
             weight=14,
             versions=(("2026-01", "2026-01-15"),),
@@ -198,6 +198,7 @@ CHIRP = Platform(
         ),
         Rule(
             id="abuse/gendered-harassment",
+            abuse="harassment",
             category="cyber_violence_against_women",
             weight=8,
             versions=(("2026-01", "2026-01-15"),),
@@ -229,6 +230,7 @@ CHIRP = Platform(
         ),
         Rule(
             id="violent-speech/threats",
+            abuse="threat",
             category="violence",
             weight=9,
             versions=(("2026-02", "2026-02-01"),),

@@ -145,6 +145,8 @@ class Case:
     exemption_type: str | None = None
     action: str = "none"
     ttd: int = 0  # seconds from flagged_at to decided_at
+    target: str | None = None  # target.class, for rules marked as abuse (demo/protection.py)
+    reporter: str | None = None  # reporter_class when a user reported it (demo/protection.py)
 
     @property
     def planted_exemption(self) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 
 from api.record_validator import validate_record
 from client.platform import SignedItem, sign_record
+from demo import protection
 from demo.cast import PLATFORMS, Platform
 from demo.design import DAY, HORIZON, Case, allocate, design, group, spread, ts
 from demo.records import Accounts, Fmt, Timeline, decision_body, iso, pick, timeline
@@ -92,6 +93,7 @@ def generate(seed: str | int, records: int = 3000, now: datetime | None = None) 
     appeal_records = round(APPEAL_SHARE * records)
     chains = round(CHAIN_SHARE * appeal_records)
     cases = design(rng, records - amendments - appeal_records)
+    protection.assign(seed, cases)
     accounts = Accounts(seed, rng, cases)
     decided: list[tuple[Case, Timeline, Draft]] = []
     for case in cases:

@@ -24,6 +24,7 @@ from typing import Any
 
 from demo.cast import EU27, FIGURES, USER_FOLLOWERS, USER_LANGUAGES, Figure, Platform
 from demo.design import DAY, END, START, Case, ts
+from demo.protection import reporter_class
 
 Fmt = Callable[[int], str]
 #: Countries where a platform withholds content under its own terms.
@@ -301,6 +302,12 @@ def decision_body(rng: random.Random, case: Case, subject: Subject, tl: Timeline
         content["ref"] = _content_ref(rng, case.platform, subject.handle)
     content["posted_at"] = fmt(tl.posted) if subject.public else fmt(tl.posted)[:10]
     body["content"] = content
+    if case.target is not None:
+        rule["abuse"] = case.rule.abuse
+        body["target"] = {"class": case.target}
+        reporter = reporter_class(case, body["detection_source"])
+        if reporter is not None:
+            body["reporter_class"] = reporter
     body |= {"flagged_at": fmt(tl.flagged), "decided_at": fmt(tl.decided)}
     if tl.applied is not None:
         body["applied_at"] = fmt(tl.applied)

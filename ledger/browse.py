@@ -23,8 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.cosign import cosignatures
-from ledger.db import checkpoints, platforms, record_index, records
+from ledger.db import checkpoints, cosignatures, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
 from ledger.query import MAX_PAGE, SUPERSEDED, Feed

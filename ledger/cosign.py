@@ -30,14 +30,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import BigInteger, Column, Index, String, Table, Text, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from keys.cosignature import CosignatureVerifier
 from keys.note import Signature
 from ledger import storage
-from ledger.db import is_sqlite, metadata, writer
+from ledger.db import cosignatures, is_sqlite, writer
 from ledger.errors import InvalidInput, LedgerError, ProofError
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
@@ -51,18 +51,6 @@ MAX_RESPONSE = 64 * 1024
 #: add-checkpoint attempts per witness and round: the first, and one after a 409.
 MAX_ATTEMPTS = 2
 USER_AGENT = "moderation-ledger-cosigner/1"
-
-#: One row per cosignature the log holds: append-only, like the log (migration 0004).
-cosignatures = Table(
-    "cosignatures",
-    metadata,
-    Column("size", BigInteger, primary_key=True, autoincrement=False),  # a size in ``checkpoints``
-    Column("witness_key_id", String(8), primary_key=True),
-    Column("witness_name", Text, nullable=False),
-    Column("line", Text, nullable=False),  # "— <name> <base64>", without the newline
-    Column("created_at_ms", BigInteger, nullable=False),
-    Index("cosignatures_witness", "witness_key_id", "size"),
-)
 
 
 class WitnessError(LedgerError):

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Column,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -39,10 +40,15 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session as Session  # re-exported: views hold one, and import no SQLAlchemy
+
+#: Every error a database read may raise: a page that must render whatever
+#: happens (an error page) catches this, without importing SQLAlchemy.
+DatabaseError = SQLAlchemyError
 
 metadata = MetaData()
 
@@ -68,6 +74,8 @@ hashes = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
+    # Inclusion proofs by leaf hash look the leaf up here.
+    Index("hashes_leaf", "hash", sqlite_where=text("level = 0"), postgresql_where=text("level = 0")),
     sqlite_with_rowid=False,
 )
 
@@ -105,7 +113,7 @@ platform_keys = Table(
     "platform_keys",
     metadata,
     Column("key_id", String(16), primary_key=True),
-    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False),
+    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False, index=True),
     Column("public_key", LargeBinary(32), nullable=False, unique=True),
     Column("valid_from_ms", BigInteger, nullable=False),
     Column("leaf_index", BigInteger, nullable=False, unique=True),
@@ -133,6 +141,7 @@ records = Table(
     Column("logged_at_ms", BigInteger, nullable=False),
     Column("ref_record_id", String(128)),
     UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
+    Index("records_ref", "platform", "ref_record_id"),
 )
 
 #: The feed's query index: derived from the log (ledger/derived.py), append-only,
@@ -168,7 +177,40 @@ record_index = Table(
     Column("search_text", Text),
     # Added by migration 0005 for the evenness statistics (time to decision).
     Column("flagged_at_ms", BigInteger),
+    # Added by migration 0007 for the protection statistics: whom the content
+    # targeted, who reported it, and the rule's abuse kind (rule.abuse).
+    Column("target_class", String(32)),
+    Column("reporter_class", String(32)),
+    Column("abuse_kind", String(16)),
+    # Filters: each with leaf_index, for newest-first pages (migration 0003).
+    *(
+        Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
+        for cols in (
+            *(("platform",), ("type",), ("account_class",), ("political",), ("subject_key",)),
+            *(("rule_id", "rule_version"), ("category",), ("action",), ("exemption_type",)),
+            *(("review_path",), ("detection_source",)),
+        )
+    ),
+    # The protection filters (migration 0007_protection).
+    *(Index(f"record_index_{c}", c, "leaf_index") for c in ("target_class", "reporter_class", "abuse_kind")),
+    Index("record_index_decided_at", "decided_at_ms"),
+    Index("record_index_logged_at", "logged_at_ms"),
+    Index("record_index_ref", "platform", "ref_record_id"),
+    # Text search on PostgreSQL: a pg_trgm GIN index. SQLite's is the FTS5
+    # table ``record_search`` (SQLITE_VIRTUAL_TABLES), which SQLAlchemy
+    # cannot describe.
+    Index(
+        "record_index_search",
+        "search_text",
+        postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql"),
 )
+
+#: SQLite's FTS5 index of ``record_index.search_text`` (migrations 0003 and
+#: 0006) and the shadow tables FTS5 keeps for it: made by raw DDL, as
+#: SQLAlchemy has no virtual tables; queries reach it through ``text()``.
+SQLITE_VIRTUAL_TABLES = frozenset(("record_search", "record_search_config", "record_search_data", "record_search_idx"))
 
 #: One row per published digest of the evenness statistics, from its
 #: registry entry (migration 0005).
@@ -179,6 +221,18 @@ published_statistics = Table(
     Column("method_version", Integer, primary_key=True, autoincrement=False),
     Column("leaf_index", BigInteger, nullable=False, unique=True),
     Column("document_sha256", String(64), nullable=False),
+)
+
+#: One row per cosignature the log holds: append-only, like the log (migration 0004).
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),  # a size in ``checkpoints``
+    Column("witness_key_id", String(8), primary_key=True),
+    Column("witness_name", Text, nullable=False),
+    Column("line", Text, nullable=False),  # "— <name> <base64>", without the newline
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("cosignatures_witness", "witness_key_id", "size"),
 )
 
 WRITE_OPTION = "ledger_write"
@@ -255,11 +309,59 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         finally:
             cursor.close()
         return
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    session.connection().exec_driver_sql(sql, values)
+    sqlite_many(
+        session, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
+    )
+
+
+def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` of one statement straight on SQLite's cursor, in the
+    session's transaction; errors wrapped as SQLAlchemy wraps them."""
+    connection = session.connection()
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(sql, values)
+    except sqlite3.Error as e:
+        raise DBAPIError.instance(sql, None, e, sqlite3.Error, dialect=connection.dialect) from e
+    finally:
+        cursor.close()
 
 
 _COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
+def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    """Run one fixed statement (``?`` placeholders) on the DBAPI connection
+    of the session's transaction; return its rows and rowcount.
+
+    For the sequencer's few statements run on every append: building,
+    caching and executing a Core statement cost 150-300 µs of Python each,
+    more than SQLite or PostgreSQL take to run it, and a single record's
+    transaction runs about ten (bench/writes.py profiles). Errors are raised
+    as SQLAlchemy would wrap them (IntegrityError, DataError, ...), so the
+    sequencer tells bad data from a lost compare-and-swap as before.
+    """
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    text_ = sql if sqlite else _PG_SQL.get(sql) or _PG_SQL.setdefault(sql, sql.replace("?", "%s"))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(text_, params)
+        rows = list(cursor.fetchall()) if cursor.description is not None else []
+        return rows, cursor.rowcount
+    except connection.dialect.loaded_dbapi.Error as e:
+        dbapi = connection.dialect.loaded_dbapi
+        raise DBAPIError.instance(text_, params, e, dbapi.Error, dialect=connection.dialect) from e
+    finally:
+        cursor.close()
+
+
+def in_list(n: int) -> str:
+    """``(?, ?, ...)`` of ``n`` placeholders, for :func:`driver_sql`."""
+    return f"({', '.join('?' * n)})"
+
+
+_PG_SQL: dict[str, str] = {}
 
 
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -> Engine:

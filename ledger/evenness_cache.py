@@ -25,7 +25,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from ledger.errors import RateLimited
-from ledger.evenness_store import Evenness, Filters, evenness_at
+from ledger.evenness_store import METHOD_VERSION, Evenness, Filters, evenness_at
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
 
@@ -85,22 +85,26 @@ class Documents:
         finally:
             self._computing.release()
 
-    def document(self, log: Log, checkpoint: StoredCheckpoint, filters: Filters) -> tuple[bytes, str]:
-        """The document of ``checkpoint`` (one ``log`` signed) and ``filters``:
-        its RFC 8785 bytes and their SHA-256 (hex)."""
+    def document(
+        self, log: Log, checkpoint: StoredCheckpoint, filters: Filters, method_version: int = METHOD_VERSION
+    ) -> tuple[bytes, str]:
+        """The document of ``checkpoint`` (one ``log`` signed), ``filters`` and
+        ``method_version``: its RFC 8785 bytes and their SHA-256 (hex)."""
 
         def compute() -> Evenness:
             # Rows below a signed size never change: a read transaction of
             # its own sees the same rows as the caller's.
             with log.read() as s:
-                return evenness_at(s, checkpoint, filters)
+                return evenness_at(s, checkpoint, filters, method_version)
 
-        return self.get_or_compute(document_key(log.origin, checkpoint, filters), compute)
+        return self.get_or_compute(document_key(log.origin, checkpoint, filters, method_version), compute)
 
 
-def document_key(origin: str, checkpoint: StoredCheckpoint, filters: Filters) -> Key:
-    """The cache key: origin, tree size, root and the normalised filters."""
-    return (origin, checkpoint.size, checkpoint.root, tuple(sorted(filters.as_json().items())))
+def document_key(
+    origin: str, checkpoint: StoredCheckpoint, filters: Filters, method_version: int = METHOD_VERSION
+) -> Key:
+    """The cache key: origin, tree size, root, method version and the normalised filters."""
+    return (origin, checkpoint.size, checkpoint.root, method_version, tuple(sorted(filters.as_json().items())))
 
 
 def shared(extensions: MutableMapping[str, Any]) -> Documents:

@@ -40,7 +40,17 @@ from ledger.db import published_statistics, record_index
 from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
 from ledger.errors import Conflict
 from ledger.evenness.document import METHOD_VERSION, CheckpointRef, Evenness, compute_document
-from ledger.evenness.facts import DECISION_COLUMNS, FACT_COLUMNS, GROUPS, METRICS, FactSet, Filters, facts_from_entries
+from ledger.evenness.facts import (
+    DECISION_COLUMNS,
+    FACT_COLUMNS,
+    GROUPS,
+    METHOD_VERSIONS,
+    METRICS,
+    FactSet,
+    Filters,
+    facts_from_entries,
+)
+from ledger.evenness.protection import PROTECTION_COLUMNS, protection_facts_from_entries
 from ledger.log import Log
 from ledger.records.entries import canonical, entry_bytes
 from ledger.registry import log_signature
@@ -52,7 +62,9 @@ __all__ = [
     "FACT_COLUMNS",
     "GROUPS",
     "METHOD_VERSION",
+    "METHOD_VERSIONS",
     "METRICS",
+    "PROTECTION_COLUMNS",
     "CheckpointRef",
     "Evenness",
     "FactSet",
@@ -62,10 +74,12 @@ __all__ = [
     "evenness_at",
     "facts_from_entries",
     "find_publication",
+    "protection_facts_from_entries",
     "publication_planner",
     "publish",
     "published_statistics",
     "read_facts",
+    "read_protection_facts",
 ]
 
 #: Rows fetched from the database per round trip while reading facts.
@@ -122,10 +136,27 @@ def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[
     return rows
 
 
-def evenness_at(session: Session, checkpoint: StoredCheckpoint, filters: Filters) -> Evenness:
+def read_protection_facts(session: Session, tree_size: int, platform: str | None = None) -> list[tuple[Any, ...]]:
+    """Read the protection facts (:data:`PROTECTION_COLUMNS`) of the records below
+    ``tree_size`` from the index, in log order (a platform filter as :func:`read_facts`).
+
+    Every record is read, not only those with a target or reporter: an
+    amendment may give a target to a decision that had none, and the fold
+    needs the decision it replaces.
+    """
+    c = record_index.c
+    below = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
+    return _rows(session, [c[name] for name in PROTECTION_COLUMNS], below)
+
+
+def evenness_at(
+    session: Session, checkpoint: StoredCheckpoint, filters: Filters, method_version: int = METHOD_VERSION
+) -> Evenness:
     """Compute the document for a checkpoint the log signed, from its index."""
     facts = read_facts(session, checkpoint.size, filters.platform)
-    return compute_document(facts, CheckpointRef.from_note(checkpoint.note), filters)
+    protection = read_protection_facts(session, checkpoint.size, filters.platform) if method_version >= 2 else None
+    ref = CheckpointRef.from_note(checkpoint.note)
+    return compute_document(facts, ref, filters, method_version=method_version, protection=protection)
 
 
 @dataclass(frozen=True)
@@ -154,29 +185,33 @@ def find_publication(session: Session, tree_size: int, method_version: int = MET
     return None if row is None else Publication(tree_size, method_version, row.leaf_index, row.document_sha256)
 
 
-def statistics_event(checkpoint: StoredCheckpoint, document_sha256: str) -> dict[str, Any]:
+def statistics_event(
+    checkpoint: StoredCheckpoint, document_sha256: str, method_version: int = METHOD_VERSION
+) -> dict[str, Any]:
     return {
         "event": "statistics_published",
         "tree_size": checkpoint.size,
         "root_hash": base64.b64encode(checkpoint.root).decode(),
-        "method_version": METHOD_VERSION,
+        "method_version": method_version,
         "document_sha256": document_sha256,
     }
 
 
-def publication_planner(signer: Signer, checkpoint: StoredCheckpoint, document_sha256: str) -> Planner:
+def publication_planner(
+    signer: Signer, checkpoint: StoredCheckpoint, document_sha256: str, method_version: int = METHOD_VERSION
+) -> Planner:
     """The sequencer plan that appends the digest's registry entry and its row.
 
     Under the lock it refuses a second publication for the same tree size
     and method version (one figure per checkpoint, never a correction).
     """
-    event = statistics_event(checkpoint, document_sha256)
+    event = statistics_event(checkpoint, document_sha256, method_version)
 
     def plan(session: Session, size: int, now: int) -> Plan:
-        existing = find_publication(session, checkpoint.size)
+        existing = find_publication(session, checkpoint.size, method_version)
         if existing is not None:
             raise Conflict(
-                f"statistics of tree size {checkpoint.size} (method version {METHOD_VERSION}) were already "
+                f"statistics of tree size {checkpoint.size} (method version {method_version}) were already "
                 f"published at log entry {existing.leaf_index}"
             )
         entry = entry_bytes(now, "registry", canonical(event), log_signature(signer, event))
@@ -186,9 +221,11 @@ def publication_planner(signer: Signer, checkpoint: StoredCheckpoint, document_s
     return plan
 
 
-def publish(log: Log, tree_size: int | None = None) -> tuple[AppendResult, Evenness]:
-    """Compute the unfiltered document of the checkpoint of ``tree_size``
-    (default: the latest) and append its digest to the log.
+def publish(
+    log: Log, tree_size: int | None = None, method_version: int = METHOD_VERSION
+) -> tuple[AppendResult, Evenness]:
+    """Compute the unfiltered document (by ``method_version``) of the checkpoint
+    of ``tree_size`` (default: the latest) and append its digest to the log.
 
     The document is computed in a read transaction, outside the sequencer's
     lock; the plan re-checks under the lock that nothing was published for
@@ -201,5 +238,6 @@ def publish(log: Log, tree_size: int | None = None) -> tuple[AppendResult, Evenn
     with log.read() as s:
         checkpoint = log.checkpoint_for(s, tree_size)
         refuse_mismatches(check_all(s, log.latest(s).size) + check_search(log.engine), "publish statistics")
-        document = evenness_at(s, checkpoint, Filters())
-    return log.sequencer.sequence(publication_planner(log.signer, checkpoint, document.sha256)), document
+        document = evenness_at(s, checkpoint, Filters(), method_version)
+    plan = publication_planner(log.signer, checkpoint, document.sha256, method_version)
+    return log.sequencer.sequence(plan), document

@@ -5,7 +5,9 @@ the sequencer's transaction writes it with the entry (through
 ledger/derived.py, which also audits it and fills in missing rows). ``feed`` answers the public feed's questions newest
 first, with keyset pagination pinned to a tree size, so pages stay stable
 while the log grows; the cursor format and a record's appeal and amendment
-``history`` are here too, shared by the JSON API and the web pages.
+``history`` are here too, shared by the JSON API and the web pages, with
+the other reads the views need (``record_at``, ``record_by_id``,
+``covering_checkpoint``): views call these and never build SQL.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, select, text
 from sqlalchemy.orm import Session
 
-from ledger.db import insert_many, is_sqlite, record_index, records
+from ledger import storage
+from ledger.db import checkpoints, insert_many, is_sqlite, record_index, records, sqlite_many
 from ledger.errors import InvalidInput
 from ledger.records.index_rows import index_row as index_row
 from ledger.records.index_rows import time_ms as time_ms
+from ledger.storage import StoredCheckpoint
 
 MAX_PAGE = 200
 MIN_SEARCH = 3
@@ -33,9 +37,9 @@ def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     insert_many(session, record_index, rows)
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        searchable = [{"rowid": r["leaf_index"], "t": r["search_text"]} for r in rows if r.get("search_text")]
+        searchable = [(r["leaf_index"], r["search_text"]) for r in rows if r.get("search_text")]
         if searchable:
-            session.execute(text("INSERT INTO record_search(rowid, search_text) VALUES (:rowid, :t)"), searchable)
+            sqlite_many(session, "INSERT INTO record_search(rowid, search_text) VALUES (?, ?)", searchable)
 
 
 #: Filters that compare one column for equality.
@@ -54,6 +58,10 @@ EQUALITY = (
     "detection_source",
     "automated_decision",
     "subject_key",
+    # The protection fields (record schema 1, issue 19): classes only.
+    "target_class",
+    "reporter_class",
+    "abuse_kind",
 )
 BOOLEAN = ("political", "violation_found", "exemption_applied")
 
@@ -184,8 +192,30 @@ class History:
     superseded_by: Any | None
 
 
+def record_at(s: Session, leaf_index: int) -> Any | None:
+    """The ``records`` row of the platform record at ``leaf_index``, or None."""
+    return s.execute(select(records).where(records.c.leaf_index == leaf_index)).first()
+
+
 def record_by_id(s: Session, platform: str, record_id: str) -> Any | None:
+    """The ``records`` row of ``platform``'s record ``record_id``, or None."""
     return s.execute(select(records).where(records.c.platform == platform, records.c.record_id == record_id)).first()
+
+
+def covering_checkpoint(s: Session, end: int) -> StoredCheckpoint | None:
+    """The smallest signed checkpoint of at least ``end`` entries, or None if the log is smaller.
+
+    A range's file names this one, so the bytes of a given range never change.
+    """
+    size = s.execute(
+        select(checkpoints.c.size).where(checkpoints.c.size >= end).order_by(checkpoints.c.size).limit(1)
+    ).scalar()
+    if size is None:
+        return None
+    cp = storage.checkpoint_at(s, size)
+    if cp is None:
+        raise AssertionError(f"checkpoint {size} vanished inside one read transaction")
+    return cp
 
 
 def history(s: Session, row: Any) -> History:

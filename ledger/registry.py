@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -36,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from keys.note import Signer
 from keys.records import ALG, REGISTRY_CONTEXT, PlatformKey, platform_key_id
-from ledger.db import key_revocations, platform_keys, platforms
+from ledger.db import driver_sql, in_list, key_revocations, platform_keys, platforms
 from ledger.derived import insert_rows, registry_rows
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.records.entries import canonical, entry_bytes, format_time
@@ -68,31 +67,24 @@ def _key_json(public_key: bytes) -> dict[str, str]:
     return {"key_id": platform_key_id(public_key), "alg": ALG, "public_key": base64.b64encode(public_key).decode()}
 
 
-def parse_time(text: str) -> int:
-    """Parse an RFC 3339 UTC time (``...Z``) to milliseconds since the epoch."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", text):
-        raise InvalidInput(f"{text!r} is not an RFC 3339 UTC time like 2026-11-26T08:00:00Z")
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(dt.timestamp() * 1000)
-
-
 def read_key_states(session: Session, key_ids: list[str]) -> dict[str, KeyState]:
-    rows = session.execute(
-        select(
-            platform_keys.c.key_id,
-            platform_keys.c.platform,
-            platform_keys.c.public_key,
-            platform_keys.c.valid_from_ms,
-            key_revocations.c.revoked_from_ms,
-            key_revocations.c.reason,
+    """The registered state of each of ``key_ids`` that is registered.
+
+    Read by the sequencer under its lock on every append, so through the
+    driver with a fixed statement (ledger.db.driver_sql)."""
+    states: dict[str, KeyState] = {}
+    for i in range(0, len(key_ids), 500):
+        chunk = key_ids[i : i + 500]
+        rows, _ = driver_sql(
+            session,
+            "SELECT k.key_id, k.platform, k.public_key, k.valid_from_ms, r.revoked_from_ms, r.reason "
+            "FROM platform_keys k LEFT OUTER JOIN key_revocations r ON r.key_id = k.key_id "
+            f"WHERE k.key_id IN {in_list(len(chunk))}",
+            chunk,
         )
-        .select_from(platform_keys.outerjoin(key_revocations))
-        .where(platform_keys.c.key_id.in_(key_ids))
-    ).all()
-    return {
-        r.key_id: KeyState(r.key_id, r.platform, bytes(r.public_key), r.valid_from_ms, r.revoked_from_ms, r.reason)
-        for r in rows
-    }
+        for key_id, platform, public_key, valid_from_ms, revoked_from_ms, reason in rows:
+            states[key_id] = KeyState(key_id, platform, bytes(public_key), valid_from_ms, revoked_from_ms, reason)
+    return states
 
 
 def known_platforms(session: Session, slugs: list[str]) -> set[str]:

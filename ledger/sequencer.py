@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
 from ledger import storage
-from ledger.db import PG_WRITER_SETTINGS, is_sqlite, writer
+from ledger.db import PG_WRITER_SETTINGS, driver_sql, is_sqlite, writer
 from ledger.errors import InvalidInput, Refused, SplitViewError, StorageError
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tlog.checkpoint import Checkpoint
@@ -229,7 +229,7 @@ class Sequencer:
     def _sequence_locked(self, planner: Planner) -> AppendResult:
         with Session(self._engine) as session, session.begin():
             if not self._sqlite:
-                session.execute(text(PG_WRITER_SETTINGS))
+                driver_sql(session, PG_WRITER_SETTINGS)
             head = storage.read_head(session, for_update=True)
             if head is None:
                 raise StorageError("the log is not initialised: run `flask --app app ledger init`")

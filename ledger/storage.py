@@ -10,10 +10,10 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, insert, literal_column, select, update
+from sqlalchemy import func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
-from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, log_head
+from ledger.db import checkpoints, driver_sql, entries, hashes, insert_many, is_sqlite, log_head
 from ledger.errors import StorageError
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
 from ledger.tlog.merkle import HASH_SIZE
@@ -41,21 +41,23 @@ def read_head(session: Session, *, for_update: bool = False) -> Head | None:
     transaction ends: the sequencer's lock. (On SQLite the write lock was
     already taken by ``BEGIN IMMEDIATE``.)
     """
-    stmt = select(log_head.c.size, log_head.c.root).where(log_head.c.id == 1)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = session.execute(stmt).first()
-    return Head(row.size, bytes(row.root)) if row else None
+    lock = for_update and not is_sqlite(session.get_bind())  # type: ignore[arg-type]
+    rows, _ = driver_sql(session, _READ_HEAD_FOR_UPDATE if lock else _READ_HEAD)
+    return Head(rows[0][0], bytes(rows[0][1])) if rows else None
+
+
+_READ_HEAD = "SELECT size, root FROM log_head WHERE id = 1"
+_READ_HEAD_FOR_UPDATE = _READ_HEAD + " FOR UPDATE"
 
 
 def advance_head(session: Session, old: Head, new: Head) -> bool:
     """Compare-and-swap the head from ``old`` to ``new``; False if it moved."""
-    res = session.execute(
-        update(log_head)
-        .where(and_(log_head.c.id == 1, log_head.c.size == old.size, log_head.c.root == old.root))
-        .values(size=new.size, root=new.root)
+    _, count = driver_sql(
+        session,
+        "UPDATE log_head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
+        (new.size, new.root, old.size, old.root),
     )
-    return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+    return count == 1
 
 
 def insert_head(session: Session, head: Head) -> None:
@@ -63,8 +65,10 @@ def insert_head(session: Session, head: Head) -> None:
 
 
 def insert_checkpoint(session: Session, cp: StoredCheckpoint) -> None:
-    session.execute(
-        insert(checkpoints).values(size=cp.size, root=cp.root, note=cp.note, created_at_ms=cp.created_at_ms)
+    driver_sql(
+        session,
+        "INSERT INTO checkpoints (size, root, note, created_at_ms) VALUES (?, ?, ?, ?)",
+        (cp.size, cp.root, cp.note, cp.created_at_ms),
     )
 
 
@@ -112,15 +116,6 @@ def read_entries(session: Session, start: int, end: int) -> list[bytes]:
     if len(rows) != end - start:
         raise StorageError(f"log storage is missing entries in [{start}, {end})")
     return [bytes(r.data) for r in rows]
-
-
-def iter_entries(session: Session, start: int, end: int, batch: int = 2048) -> Iterator[tuple[int, bytes]]:
-    """Yield (index, entry) for [start, end) in index order, a batch at a time."""
-    while start < end:
-        stop = min(end, start + batch)
-        for i, d in enumerate(read_entries(session, start, stop)):
-            yield start + i, d
-        start = stop
 
 
 def read_level_hashes(session: Session, level: int, start: int, end: int) -> list[bytes]:
@@ -267,10 +262,3 @@ def tile_within(tile: Tile, size: int) -> bool:
     """Whether ``tile`` exists in the tree of ``size`` leaves."""
     count = size if tile.level == ENTRIES_LEVEL else size >> TILE_HEIGHT * tile.level
     return tile.n * TILE_WIDTH + tile.width <= count
-
-
-def sqlite_checkpoint_wal(engine: Engine) -> None:
-    """Fold SQLite's WAL back into the main file (for backups and tests)."""
-    if is_sqlite(engine):
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

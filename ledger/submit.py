@@ -23,15 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys.note import b64decode_exact
 from keys.records import RECORD_CONTEXT, verify_signature
-from ledger.db import records
+from ledger.db import driver_sql, in_list
 from ledger.derived import Rows, insert_rows, merge, record_rows
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, Refused, StorageError, Unprocessable
-from ledger.records.entries import canonical, entry_bytes, format_time
+from ledger.records.entries import canonical, entry_head, entry_tail, format_time, join_entry
 from ledger.registry import KeyState, RegistryCache, read_key_states
 from ledger.sequencer import Plan, Sequencer
 from ledger.storage import StoredCheckpoint
@@ -62,10 +61,42 @@ class VerifiedRecord:
     signature: dict[str, str]
     key_id: str
     record: dict[str, Any] = field(compare=False, repr=False)
+    #: What the sequencer writes, prepared here, in the request's thread,
+    #: so that its lock is held only to number and date them: the entry
+    #: after its ``logged_at`` (ledger.records.entries.entry_tail), and the
+    #: derived rows with leaf_index and logged_at_ms still 0.
+    entry_tail: bytes = field(default=b"", compare=False, repr=False)
+    rows: Rows = field(default_factory=dict, compare=False, repr=False)
+    record_hash: bytes = field(default=b"", compare=False, repr=False)
 
-    @property
-    def record_hash(self) -> bytes:
-        return hashlib.sha256(self.canonical).digest()
+    @classmethod
+    def prepare(cls, record: dict[str, Any], body: bytes, signature: dict[str, str]) -> VerifiedRecord:
+        """``record`` (canonical form ``body``) and its checked ``signature``."""
+        refs = record.get("refs")
+        ref = refs.get("record_id") if isinstance(refs, dict) else None
+        record_hash = hashlib.sha256(body).digest()
+        key_id = signature["key_id"]
+        return cls(
+            record["platform"],
+            record["record_id"],
+            record["type"],
+            ref,
+            body,
+            dict(signature),
+            key_id,
+            record,
+            entry_tail("record", body, signature),
+            record_rows(0, 0, record, record_hash, key_id),
+            record_hash,
+        )
+
+    def rows_at(self, leaf_index: int, logged_at_ms: int) -> Rows:
+        """The derived rows of this record logged at ``leaf_index``: what
+        ``record_rows(leaf_index, logged_at_ms, ...)`` returns."""
+        return {
+            table: [dict(row, leaf_index=leaf_index, logged_at_ms=logged_at_ms) for row in rows]
+            for table, rows in self.rows.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -129,10 +160,7 @@ def verify_items(registry: RegistryCache, items: Sequence[dict[str, Any]], now_m
                 }
             )
             continue
-        ref = rec.get("refs", {}).get("record_id") if isinstance(rec.get("refs"), dict) else None
-        out.append(
-            VerifiedRecord(rec["platform"], rec["record_id"], rec["type"], ref, body, dict(sig), sig["key_id"], rec)
-        )
+        out.append(VerifiedRecord.prepare(rec, body, sig))
     if errors:
         raise Unprocessable(f"{len(errors)} of {len(items)} records rejected; nothing was appended", errors)
     return out
@@ -262,17 +290,15 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     found: dict[tuple[str, str], _Known] = {}
     for platform, ids in by_platform.items():
         for i in range(0, len(ids), 2000):
-            rows = session.execute(
-                select(
-                    records.c.record_id,
-                    records.c.leaf_index,
-                    records.c.record_hash,
-                    records.c.type,
-                    records.c.logged_at_ms,
-                ).where(records.c.platform == platform, records.c.record_id.in_(ids[i : i + 2000]))
-            ).all()
-            for r in rows:
-                found[(platform, r.record_id)] = _Known(r.leaf_index, bytes(r.record_hash), r.type, r.logged_at_ms)
+            chunk = ids[i : i + 2000]
+            rows, _ = driver_sql(
+                session,
+                "SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM records "
+                f"WHERE platform = ? AND record_id IN {in_list(len(chunk))}",
+                [platform, *chunk],
+            )
+            for record_id, leaf_index, rhash, type_, logged_at_ms in rows:
+                found[(platform, record_id)] = _Known(leaf_index, bytes(rhash), type_, logged_at_ms)
     return found
 
 
@@ -285,6 +311,7 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
     states = read_key_states(session, sorted({r.key_id for r in all_recs}))
     entries: list[bytes] = []
     derived: Rows = {}
+    head = entry_head(now)
     for job in jobs:
         job.placed, job.error = [], None
         local: dict[tuple[str, str], _Known] = {}
@@ -354,8 +381,8 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
                 continue
             if p.leaf_index != size + len(entries):
                 raise AssertionError("submit: leaf index bookkeeping is off")
-            entries.append(entry_bytes(now, "record", r.canonical, r.signature))
-            merge(derived, record_rows(p.leaf_index, now, r.record, r.record_hash, r.key_id))
+            entries.append(join_entry(head, r.entry_tail))
+            merge(derived, r.rows_at(p.leaf_index, now))
         known.update(local)
         job.placed = placed
 

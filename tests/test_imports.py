@@ -97,6 +97,25 @@ def test_pure_ledger_modules_import_only_pure_ones() -> None:
     assert not bad, "\n".join(bad)
 
 
+#: Views call ``ledger`` read functions (``ledger.query`` above all) and never
+#: build SQL, so ``api`` and ``web`` import no SQLAlchemy: they hold a session
+#: (``ledger.db.Session``) and catch ``ledger.db.DatabaseError``, nothing more.
+VIEW_PACKAGES = ("api", "web")
+
+
+def test_views_build_no_sql() -> None:
+    bad = []
+    for package in VIEW_PACKAGES:
+        for path in _sources(package):
+            where = path.relative_to(ROOT).as_posix()
+            bad += [
+                f"{where}:{line} imports {module}"
+                for module, _, line in _imports(path)
+                if module.split(".")[0] == "sqlalchemy"
+            ]
+    assert not bad, "\n".join(bad)
+
+
 def test_client_imports_only_the_pure_ledger() -> None:
     bad = []
     for path in _sources("client"):

@@ -16,6 +16,7 @@ from typing import Any, cast
 from flask import Blueprint, Flask, current_app, request
 
 from ledger.browse import shows_demo
+from ledger.evenness import words
 from ledger.evenness_cache import shared
 from ledger.log import Log
 from web import labels, present
@@ -35,6 +36,8 @@ def page_globals() -> dict[str, Any]:
         "OUTCOME_WORDS": labels.OUTCOME_WORDS,
         "yes_no": labels.yes_no,
         "endpoint": request.endpoint,
+        "duration": words.duration,
+        "percent": words.percent,
     }
 
 
@@ -66,8 +69,9 @@ def _thousands(value: int) -> str:
 def init_app(app: Flask) -> None:
     # Importing the view modules adds their routes to ``bp``; they import
     # ``bp`` from here, so they are imported once this module exists.
-    from web import errors, views_feed, views_pages, views_records, views_stats  # noqa: F401
+    from web import errors, views_elections, views_feed, views_pages, views_records, views_stats  # noqa: F401
 
-    shared(app.extensions)  # the evenness documents, cached once for the pages and the API
+    shared(app.extensions)
+    views_elections.init_app(app)  # the evenness documents, cached once for the pages and the API
     errors.init_app(app)
     app.register_blueprint(bp)

@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 
 from ledger import query
+from ledger.errors import InvalidInput
 from ledger.query import decode_cursor
 from ledger.query import encode_cursor as encode_cursor
-from ledger.records import vocab
+from ledger.records import times, vocab
 from web import labels
 from web.countries import COUNTRY_NAMES
 
@@ -97,6 +98,21 @@ def fields(platforms: dict[str, str]) -> list[Field]:
             _codes(vocab.AUTOMATED_DECISIONS, labels.AUTOMATED_DECISIONS),
             advanced=True,
         ),
+        Field(
+            "target_class",
+            "Content aimed at",
+            "select",
+            _codes(vocab.TARGET_CLASSES, labels.TARGET_CLASSES),
+            advanced=True,
+        ),
+        Field(
+            "reporter_class",
+            "Reported by",
+            "select",
+            _codes(vocab.REPORTER_CLASSES, labels.REPORTER_CLASSES),
+            advanced=True,
+        ),
+        Field("abuse_kind", "Abuse rule", "select", _codes(vocab.ABUSE_KINDS, labels.ABUSE_KINDS), advanced=True),
         Field("territory", "Applies in", "select", territories, advanced=True),
         Field("rule_id", "Rule ID", "text", advanced=True, hint="exact, e.g. civic-integrity/false-voting-claims"),
         Field("rule_version", "Rule version", "text", advanced=True),
@@ -137,7 +153,7 @@ class FeedForm:
             out["political"] = "true"
         for name in ("decided_to", "logged_to"):
             if name in out:
-                out[name] = (date.fromisoformat(out[name]) + timedelta(days=1)).isoformat()
+                out[name] = (times.parse_date(out[name]) + timedelta(days=1)).isoformat()
         if self.values.get("cursor"):
             out["cursor"] = self.values["cursor"]
         return out
@@ -149,10 +165,9 @@ def _day_ms(text: str) -> int | None:
     if not re.fullmatch(r"(19|[2-9][0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}", text) or text >= "9999":
         return None
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
+        return times.to_ms(times.parse_date(text))
+    except InvalidInput:
         return None
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def parse(args: Mapping[str, str], platforms: dict[str, str]) -> FeedForm:

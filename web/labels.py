@@ -136,7 +136,20 @@ ACCOUNT_CLASSES = {
     "party_account": "Political party account",
     "journalist": "Journalist",
     "other_public_figure": "Other public figure",
+    "election_worker": "Election worker",
     "ordinary_user": "Ordinary user",
+}
+
+TARGET_CLASSES = ACCOUNT_CLASSES | {"group": "A group of people"}
+
+ABUSE_KINDS = {"harassment": "Harassment", "threat": "Threats", "incitement": "Incitement"}
+
+REPORTER_CLASSES = {
+    "target_self": "The target themself",
+    "public_account": "A public-class account",
+    "ordinary_user": "An ordinary user",
+    "trusted_flagger": "A trusted flagger",
+    "government_body": "A government body",
 }
 
 CLASS_BASES = {
@@ -216,6 +229,11 @@ LABELS: dict[str, dict[str, str]] = {
     "automated_decision": AUTOMATED_DECISIONS,
     "state_involvement": STATE_INVOLVEMENTS,
     "account_class": ACCOUNT_CLASSES,
+    "public_class": ACCOUNT_CLASSES,
+    "private_class": ACCOUNT_CLASSES,
+    "target_class": TARGET_CLASSES,
+    "abuse_kind": ABUSE_KINDS,
+    "reporter_class": REPORTER_CLASSES,
     "class_basis": CLASS_BASES,
     "public_follower_bucket": _BUCKETS,
     "ordinary_follower_bucket": _BUCKETS,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.errors import InvalidInput
+from ledger.records import times
 from ledger.records.vocab import PATTERNS
 from web.labels import label, yes_no
 
@@ -54,6 +56,7 @@ DECISION: Spec = {
         ("rule.id", "Rule", "code", None),
         ("rule.version", "Rule version", "code", None),
         ("rule.url", "Rule text", "url", None),
+        ("rule.abuse", "The rule is against", "enum", "abuse_kind"),
         ("decision_ground", "Grounds", "enum", "decision_ground"),
         ("legal_reference", "Law relied on", "text", None),
         ("category", "Category (EU DSA)", "enum", "category"),
@@ -85,6 +88,15 @@ DECISION: Spec = {
         ("account.class_basis", "How the platform knows the class", "enum", "class_basis"),
         ("account.follower_bucket", "Followers", "enum", "follower_bucket"),
         ("account.subject_key", "Subject key (pseudonym)", "subject", None),
+    ],
+    "Whom it targeted": [
+        ("target.class", "Aimed at", "enum", "target_class"),
+        ("target.public_subject.display_name", "Name", "text", None),
+        ("target.public_subject.office", "Office or role", "text", None),
+        ("target.public_subject.jurisdiction", "Where the office is held", "enum", "jurisdiction"),
+        ("target.public_subject.handle", "Handle", "text", None),
+        ("target.public_subject.wikidata_qid", "Wikidata item", "wikidata", None),
+        ("reporter_class", "Reported by", "enum", "reporter_class"),
     ],
     "The content": [
         ("content.types", "Kind of content", "list", "content_type"),
@@ -187,9 +199,10 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         if len(value) == 10:
-            return datetime.fromisoformat(value + "T00:00:00+00:00")
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+            day = times.parse_date(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return times.parse_date_time(value)
+    except InvalidInput:
         return None
 
 

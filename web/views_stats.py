@@ -34,6 +34,7 @@ from ledger.evenness_cache import EXTENSION, Documents
 from ledger.evenness_store import Filters, Publication, find_publication
 from ledger.query import encode_cursor
 from ledger.records.vocab import PATTERNS
+from ledger.storage import StoredCheckpoint
 from web import bp, charts, current_log, dashboard
 
 #: Drawing widths: the page's column on a desktop, and a 360 px phone's.
@@ -61,7 +62,7 @@ class Shown:
     def size(self) -> int:
         return int(self.doc["checkpoint"]["tree_size"])
 
-    def args(self) -> dict[str, int]:
+    def args(self) -> dict[str, Any]:
         """Query arguments that keep links on the checkpoint the reader pinned."""
         return {} if self.pinned is None else {"tree_size": self.pinned}
 
@@ -97,7 +98,7 @@ def _shown() -> Shown:
 #: Parsed documents, by digest: a document of a few thousand cells is
 #: megabytes of JSON, parsed in about 0.1 s, and a rule page needs it four
 #: times (the page and its three charts). Read only once parsed.
-PARSED = 2
+PARSED = 4
 _parsed_lock = threading.Lock()
 _parsed_docs: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -114,6 +115,31 @@ def _parsed(digest: str, data: bytes) -> dict[str, Any]:
         while len(_parsed_docs) > PARSED:
             _parsed_docs.popitem(last=False)
     return doc
+
+
+#: The method version whose protection section the pages show.
+PROTECTION_VERSION = 2
+
+
+def protection_of(checkpoint: StoredCheckpoint, filters: Filters | None = None) -> dict[str, Any]:
+    """The method-version-2 document of ``checkpoint``, whose ``protection`` the pages
+    show (from the cache the API shares, so a page shows what the API serves)."""
+    documents: Documents = current_app.extensions[EXTENSION]
+    data, digest = documents.document(current_log(), checkpoint, filters or Filters(), PROTECTION_VERSION)
+    return _parsed(digest, data)
+
+
+def _protection(shown: Shown, platform: str | None = None) -> dict[str, Any]:
+    """What the protection partial shows: the section, its cells and flags (of one platform, if given)."""
+    log = current_log()
+    with log.read() as s:
+        cp = log.checkpoint_for(s, shown.size)
+    p = protection_of(cp)["protection"]
+    return {
+        "p": p,
+        "cells": [c for c in p["target_cells"] if platform is None or c["platform"] == platform],
+        "flagged": [f for f in p["flagged"] if platform is None or f["platform"] == platform],
+    }
 
 
 def _known(shown: Shown, platform: str) -> None:
@@ -140,18 +166,23 @@ def _finding(shown: Shown, h: dashboard.Headline) -> dict[str, Any]:
     and the records behind each of the two figures, pinned to the tree
     size of the document (a feed cursor at the tree's end)."""
     pin = {"cursor": encode_cursor(shown.size, shown.size)}
+    # url_for types its URL values as Any, next to keyword parameters of its
+    # own (_anchor, _external, ...); these dicts hold URL values only.
+    shown_args: dict[str, Any] = shown.args()
     if h.rule_id is not None:
-        page = url_for("web.stats_rule", platform=h.platform, rule_id=h.rule_id, **shown.args())
+        page = url_for("web.stats_rule", platform=h.platform, rule_id=h.rule_id, **shown_args)
         chart = f"#chart-{h.metric}" if h.metric in dashboard.RULE_CHARTS else ""
     else:
-        page = url_for("web.stats_platform", platform=h.platform, **shown.args())
+        page = url_for("web.stats_platform", platform=h.platform, **shown_args)
         chart = f"#chart-{dashboard.MONTHLY_CHART}" if h.metric == "exemption_rate" else ""
+    records: dict[str, Any] = {**h.feed_args(h.group), **pin}
+    reference: dict[str, Any] = {**h.feed_args(REFERENCE), **pin}
     return {
         "h": h,
         "sentence": f"#finding-{h.number}",
         "chart": page + chart,
-        "records": url_for("web.feed", **h.feed_args(h.group), **pin),
-        "reference": url_for("web.feed", **h.feed_args(REFERENCE), **pin),
+        "records": url_for("web.feed", **records),
+        "reference": url_for("web.feed", **reference),
     }
 
 
@@ -160,7 +191,9 @@ def stats() -> str:
     shown = _shown()
     platforms = [(p, dashboard.rules(shown.doc, p)) for p in dashboard.platforms(shown.doc)]
     findings = [_finding(shown, h) for h in dashboard.headlines(shown.doc, shown.names)]
-    return render_template("stats.html", s=shown, d=dashboard, platforms=platforms, findings=findings)
+    return render_template(
+        "stats.html", s=shown, d=dashboard, platforms=platforms, findings=findings, protection=_protection(shown)
+    )
 
 
 @bp.get("/stats/<platform>")
@@ -175,6 +208,7 @@ def stats_platform(platform: str) -> str:
         platform=platform,
         rules=dashboard.rules(shown.doc, platform),
         monthly=None if monthly is None else _figure(shown, platform, None, monthly),
+        protection=_protection(shown, platform),
     )
 
 

@@ -86,6 +86,7 @@ from ledger.evenness.compare import (
 from ledger.evenness.facts import (
     ADVERSE_ACTIONS,
     GROUPS,
+    METHOD_VERSIONS,
     POLITICAL_ANY,
     REFERENCE,
     Fact,
@@ -96,6 +97,7 @@ from ledger.evenness.facts import (
     merged,
     tally,
 )
+from ledger.evenness.protection import protection_section
 from ledger.evenness.words import DEFINITIONS, checkpoint_sentence, flagged_sentence, unflagged_sentence
 from ledger.records.entries import canonical
 from ledger.records.vocab import ACCOUNT_CLASSES, ACTIONS, POLITICAL_CLASSES
@@ -182,14 +184,26 @@ def parameters() -> dict[str, Any]:
 
 
 def compute_document(
-    facts: Iterable[Fact] | FactSet, checkpoint: CheckpointRef, filters: Filters | None = None
+    facts: Iterable[Fact] | FactSet,
+    checkpoint: CheckpointRef,
+    filters: Filters | None = None,
+    method_version: int = METHOD_VERSION,
+    protection: Iterable[Fact] | None = None,
 ) -> Evenness:
-    """Return the evenness document (method version 1) of ``facts``.
+    """Return the evenness document of ``facts`` by ``method_version``.
 
     ``facts`` must be exactly the record entries below ``checkpoint.size``,
     in log order (or a :class:`~ledger.evenness.facts.FactSet` of them);
     the result is a function of them, the checkpoint and the filters alone.
+    Version 2 also needs ``protection``: the same entries as protection
+    facts (:data:`ledger.evenness.protection.PROTECTION_COLUMNS`).
+    Version 2 is version 1's document with its version number and one more
+    section per feature; version 1's bytes never change.
     """
+    if method_version not in METHOD_VERSIONS:
+        raise InvalidInput(f"method version must be one of {', '.join(map(str, METHOD_VERSIONS))}")
+    if method_version >= 2 and protection is None:
+        raise InvalidInput("method version 2 needs the protection facts")
     filters = filters or Filters()
     counted = tally(facts, filters)
     builder = _Builder(counted, filters)
@@ -200,7 +214,7 @@ def compute_document(
     document = {
         "method": {
             "name": "evenness",
-            "version": METHOD_VERSION,
+            "version": method_version,
             "parameters": parameters(),
             "definitions": DEFINITIONS,
         },
@@ -218,6 +232,8 @@ def compute_document(
         },
         "flagged": flagged,
     }
+    if method_version >= 2 and protection is not None:
+        document["protection"] = protection_section(protection, filters, cp)
     document = written(document)
     data = canonical(document)
     return Evenness(document, data, hashlib.sha256(data).hexdigest())

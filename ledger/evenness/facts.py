@@ -96,6 +96,10 @@ _D_ACTION, _D_FLAGGED, _D_DECIDED, _D_RECORD_ID = range(7, 11)
 DecisionRow = Sequence[Any]
 _AS_DECISION = itemgetter(*(FACT_COLUMNS.index(c) for c in DECISION_COLUMNS))
 
+#: The method versions a document can be computed by: 1, the account
+#: comparisons; 2, version 1 and a section per feature added since (the
+#: protection section, ledger/evenness/protection.py).
+METHOD_VERSIONS = (1, 2)
 POLITICAL_ANY = "political_any"
 REFERENCE = ORDINARY_USER
 #: The groups compared with the reference, each with the classes it pools.

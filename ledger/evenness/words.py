@@ -75,7 +75,9 @@ CLASS_LABELS = {
     "party_account": "party accounts",
     "journalist": "journalists",
     "other_public_figure": "other public figures",
+    "election_worker": "election workers",
     "ordinary_user": "ordinary users",
+    "group": "groups of people",
     "political_any": "political accounts",
 }
 _POLITICAL_LONG = (
@@ -292,6 +294,11 @@ def unflagged_sentence(c: Mapping[str, Any]) -> str:
     )
 
 
+def reason(c: Mapping[str, Any]) -> str:
+    """Why a comparison is not flagged, in words (its JSON, q-value included)."""
+    return _reason(c)
+
+
 def _reason(c: Mapping[str, Any]) -> str:
     if not c["tested"]:
         return f"not tested, {c['not_tested']}"
@@ -308,6 +315,6 @@ def _reason(c: Mapping[str, Any]) -> str:
     if measure in ("mantel_haenszel_odds_ratio", "risk_difference"):
         rd = c["risk_difference"]["estimate"]
         return f"the difference of {_points(rd)} percentage points is smaller than 5"
-    if measure == "cles":
+    if measure in ("cles", "stratified_cles"):
         return f"the probability {value:.2f} lies within 0.06 of one half"
     return f"Cramér's V = {value:.2f} is below 0.10"

@@ -21,14 +21,8 @@ from typing import Any
 
 import rfc8785
 
-from keys.records import RECORD_CONTEXT, REGISTRY_CONTEXT
 from ledger.errors import InvalidInput
 from ledger.tlog.tile import MAX_ENTRY_SIZE
-
-SCHEMA_VERSION = 1
-#: Bytes an entry adds around the canonical record and signature, at most:
-#: {"logged_at":"2026-01-01T00:00:00.000Z","record":...,"signature":...}
-ENTRY_OVERHEAD = 64
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -110,16 +104,6 @@ def canonical(obj: Any) -> bytes:
         raise InvalidInput("nested too deeply") from None
 
 
-def record_message(canonical_record: bytes) -> bytes:
-    """The bytes a platform signs for a record."""
-    return RECORD_CONTEXT + canonical_record
-
-
-def registry_message(canonical_event: bytes) -> bytes:
-    """The bytes the log signs for a registry event."""
-    return REGISTRY_CONTEXT + canonical_event
-
-
 def format_time(ms: int) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-26T08:00:00.000Z``."""
     dt = datetime.fromtimestamp(ms / 1000, UTC)
@@ -135,21 +119,25 @@ def entry_bytes(logged_at_ms: int, kind: str, canonical_body: bytes, signature: 
     canonical object. Building it by concatenation keeps the record's
     canonicalisation out of the sequencer's critical section.
     """
+    return join_entry(entry_head(logged_at_ms), entry_tail(kind, canonical_body, signature))
+
+
+def entry_head(logged_at_ms: int) -> bytes:
+    """The start of every entry logged at ``logged_at_ms`` (see :func:`entry_bytes`)."""
+    return b'{"logged_at":' + json.dumps(format_time(logged_at_ms)).encode()
+
+
+def entry_tail(kind: str, canonical_body: bytes, signature: dict[str, str]) -> bytes:
+    """The rest of an entry (see :func:`entry_bytes`): known before the time
+    it is logged at, so request threads build it outside the sequencer's lock."""
     if kind not in ("record", "registry"):
         raise AssertionError(f"unknown entry kind {kind!r}")
-    out = b"".join(
-        [
-            b'{"logged_at":',
-            json.dumps(format_time(logged_at_ms)).encode(),
-            b',"',
-            kind.encode(),
-            b'":',
-            canonical_body,
-            b',"signature":',
-            canonical(signature),
-            b"}",
-        ]
-    )
+    return b"".join([b',"', kind.encode(), b'":', canonical_body, b',"signature":', canonical(signature), b"}"])
+
+
+def join_entry(head: bytes, tail: bytes) -> bytes:
+    """:func:`entry_head` + :func:`entry_tail`, refused if over the entry size limit."""
+    out = head + tail
     if len(out) > MAX_ENTRY_SIZE:
         raise InvalidInput(f"the log entry would be {len(out)} bytes; the limit is {MAX_ENTRY_SIZE}")
     return out

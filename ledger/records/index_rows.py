@@ -8,13 +8,10 @@ their columns (ledger/evenness/facts.py), and the audit derives them again.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.records.times import day_or_time_ms
 from ledger.records.vocab import POLITICAL_CLASSES
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
 
 
 def time_ms(value: Any) -> int | None:
@@ -24,11 +21,7 @@ def time_ms(value: Any) -> int | None:
     millisecond are dropped), so no float rounding needs arguing about: the
     evenness statistics subtract these to get times to decision.
     """
-    if not isinstance(value, str):
-        return None
-    if len(value) == 10:  # a date, for ordinary users' content
-        value += "T00:00:00Z"
-    return (datetime.fromisoformat(value.replace("Z", "+00:00")) - _EPOCH) // _MILLISECOND
+    return day_or_time_ms(value) if isinstance(value, str) else None
 
 
 #: The columns of ``record_index`` (ledger/db.py), in its order; a test
@@ -61,6 +54,9 @@ INDEX_COLUMNS = (
     "territories",
     "search_text",
     "flagged_at_ms",
+    "target_class",
+    "reporter_class",
+    "abuse_kind",
 )
 
 
@@ -86,6 +82,9 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
     subject = account.get("public_subject") or {}
     exemption = body.get("exemption") or {}
     rule = body.get("rule", {})
+    # Only the classes: a public target's name stays in the entry, where the
+    # record page shows it, and out of the index the feed filters.
+    target = body.get("target") or {}
     row.update(
         decided_at_ms=time_ms(body.get("decided_at")),
         flagged_at_ms=time_ms(body.get("flagged_at")),
@@ -105,6 +104,9 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
         interim_state=body.get("interim_state"),
         detection_source=body.get("detection_source"),
         automated_decision=body.get("automated_decision"),
+        target_class=target.get("class"),
+        reporter_class=body.get("reporter_class"),
+        abuse_kind=rule.get("abuse"),
         territories="," + ",".join(body.get("territorial_scope", [])) + ",",
         search_text=" ".join(
             str(x)

@@ -129,9 +129,24 @@ PUBLIC_CLASSES = (
     "other_public_figure",
 )
 ORDINARY_USER = "ordinary_user"
+#: Election administrators and poll workers (schema 1, protection addition).
+#: Most are private people doing a civic job, so they get the ordinary users'
+#: privacy rules, as an account and as a target: nothing that could name one.
+ELECTION_WORKER = "election_worker"
+#: The classes whose records follow the ordinary users' privacy rules.
+PRIVATE_CLASSES = (ELECTION_WORKER, ORDINARY_USER)
 #: The classes grouped as "political" (the evenness statistics' political_any).
 POLITICAL_CLASSES = ("head_of_state", "legislator", "candidate", "government_official", "party_account")
-ACCOUNT_CLASSES = PUBLIC_CLASSES + (ORDINARY_USER,)
+ACCOUNT_CLASSES = PUBLIC_CLASSES + PRIVATE_CLASSES
+#: Whom a decision's content was aimed at (``target.class``): an account
+#: class, or a group of people (a party, a community, "poll workers").
+GROUP = "group"
+TARGET_CLASSES = ACCOUNT_CLASSES + (GROUP,)
+#: The kinds of rule a platform marks as abuse (``rule.abuse``): a decision
+#: under such a rule must say whom the content targeted.
+ABUSE_KINDS = ("harassment", "threat", "incitement")
+#: Who reported the content (``reporter_class``): never who they are.
+REPORTER_CLASSES = ("target_self", "public_account", "ordinary_user", "trusted_flagger", "government_body")
 CLASS_BASES = ("office_record", "platform_label", "self_declared", "platform_list")
 # Ordinary users are top-coded at 10k+ so that a bucket cannot single them out.
 PUBLIC_FOLLOWER_BUCKETS = ("<1k", "1k-10k", "10k-100k", "100k-1M", ">1M")
@@ -185,6 +200,11 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "automated_decision": AUTOMATED_DECISIONS,
     "state_involvement": STATE_INVOLVEMENTS,
     "account_class": ACCOUNT_CLASSES,
+    "public_class": PUBLIC_CLASSES,
+    "private_class": PRIVATE_CLASSES,
+    "target_class": TARGET_CLASSES,
+    "abuse_kind": ABUSE_KINDS,
+    "reporter_class": REPORTER_CLASSES,
     "class_basis": CLASS_BASES,
     "public_follower_bucket": PUBLIC_FOLLOWER_BUCKETS,
     "ordinary_follower_bucket": ORDINARY_FOLLOWER_BUCKETS,

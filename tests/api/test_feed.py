@@ -47,6 +47,13 @@ def _varied(rng: random.Random, i: int, platform: str) -> dict[str, Any]:
     rec["automated_decision"] = rng.choice(["fully", "partially", "none"])
     if rec["account"]["class"] != "ordinary_user" and rng.random() < 0.5:
         rec["account"]["subject_key"] = "politician-subject-0001"
+    # The protection fields, from a generator of their own so the draws above stay as they were.
+    own = random.Random(i)
+    if own.random() < 0.6:
+        rec["target"] = {"class": own.choice(["election_worker", "candidate", "ordinary_user", "group"])}
+        rec["reporter_class"] = own.choice(["target_self", "ordinary_user", "trusted_flagger"])
+        if own.random() < 0.5:
+            rec["rule"]["abuse"] = "threat"
     assert validate_record(rec, NOW) == [], validate_record(rec, NOW)
     return rec
 
@@ -92,7 +99,7 @@ CASES: list[tuple[str, Pred]] = [
     ("rule_id=hate/slurs", lambda r: r["type"] == "decision" and r["rule"]["id"] == "hate/slurs"),
     (
         "rule_id=spam/phishing&rule_version=2",
-        lambda r: r["type"] == "decision" and r["rule"] == {"id": "spam/phishing", "version": "2"},
+        lambda r: r["type"] == "decision" and (r["rule"]["id"], r["rule"]["version"]) == ("spam/phishing", "2"),
     ),
     ("category=scams_and_fraud", lambda r: r["type"] != "appeal" and _body(r)["category"] == "scams_and_fraud"),
     ("severity=critical", lambda r: r["type"] != "appeal" and _body(r)["severity"] == "critical"),
@@ -114,6 +121,20 @@ CASES: list[tuple[str, Pred]] = [
     ),
     ("automated_decision=fully", lambda r: r["type"] != "appeal" and _body(r)["automated_decision"] == "fully"),
     ("territory=DE", lambda r: r["type"] != "appeal" and "DE" in _body(r)["territorial_scope"]),
+    (
+        "target_class=election_worker",
+        lambda r: r["type"] != "appeal" and _body(r).get("target", {}).get("class") == "election_worker",
+    ),
+    ("reporter_class=target_self", lambda r: r["type"] != "appeal" and _body(r).get("reporter_class") == "target_self"),
+    ("abuse_kind=threat", lambda r: r["type"] != "appeal" and _body(r)["rule"].get("abuse") == "threat"),
+    (
+        "target_class=candidate&reporter_class=trusted_flagger",
+        lambda r: (
+            r["type"] != "appeal"
+            and _body(r).get("target", {}).get("class") == "candidate"
+            and _body(r).get("reporter_class") == "trusted_flagger"
+        ),
+    ),
     (
         "subject_key=politician-subject-0001",
         lambda r: r["type"] != "appeal" and _body(r)["account"]["subject_key"] == "politician-subject-0001",
@@ -208,6 +229,8 @@ def test_subject_page(client: FlaskClient, dataset: list[dict[str, Any]]) -> Non
         ("q=ab", "q"),
         ("cursor=%21%21", "cursor"),
         ("territory=XX", "territory"),
+        ("target_class=poll_worker", "target_class"),
+        ("reporter_class=victim", "reporter_class"),
         ("colour=red", "colour"),
         ("q=abc%00def", "q"),
         ("rule_version=1%0A2", "rule_version"),
@@ -239,7 +262,18 @@ def test_reindex_adds_missing_rows_and_rewrites_none(
 
 
 @pytest.mark.parametrize(
-    "column", ["platform", "account_class", "rule_id", "subject_key", "category", "action", "political"]
+    "column",
+    [
+        "platform",
+        "account_class",
+        "rule_id",
+        "subject_key",
+        "category",
+        "action",
+        "political",
+        "target_class",
+        "reporter_class",
+    ],
 )
 def test_filters_use_an_index(app: Flask, dataset: list[dict[str, Any]], column: str) -> None:
     log: Log = app.extensions["ledger"].log

@@ -14,6 +14,7 @@ import base64
 import copy
 import json
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
@@ -27,10 +28,12 @@ from marshmallow import ValidationError
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
-from api.openapi import HASH_PARAM, METHODS, RECORD_SCHEMAS, TILE_PATH, build_spec
+from api.openapi import DESCRIBED, HASH_PARAM, METHODS, RECORD_SCHEMAS, build_spec, new_spec
 from api.params import Hash
+from api.tiles import TILE_PATH
 from keys.errors import InvalidInput
 from keys.records import PlatformKey
 from ledger.tlog.tile import parse_tile_path
@@ -38,7 +41,7 @@ from tests.recordkit import EXAMPLES, amendment, appeal, decision, example, sign
 
 KEY = PlatformKey(bytes([11]) * 32)
 SPEC_URI = "urn:moderation-ledger:openapi"
-PREFIXES = ("/api/v1/", "/checkpoint", "/tile/", "/healthz")
+PREFIXES = ("/api/", "/checkpoint", "/tile/", "/healthz")
 
 
 @pytest.fixture(scope="module")
@@ -117,16 +120,37 @@ def _shape(path: str) -> str:
     return re.sub(r"\{[^{}]+\}", "{}", path)
 
 
-def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, Any]) -> None:
-    routes = set()
+def _served(app: Flask) -> Iterator[tuple[Rule, str, str]]:
+    """(rule, path shape, method) of every route of the API and the C2SP read paths."""
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.endpoint.endswith(".static") or not rule.rule.startswith(PREFIXES):
             continue
         template = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule.rule)
-        routes |= {(_shape(template), m.lower()) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
+        for m in rule.methods or ():
+            if m not in ("HEAD", "OPTIONS"):
+                yield rule, _shape(template), m.lower()
+
+
+def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, Any]) -> None:
+    routes = {(shape, method) for _, shape, method in _served(app)}
     documented = {(_shape(p), m) for p, item in spec["paths"].items() for m in item if m in METHODS}
     assert routes - documented == set(), "routes missing from the OpenAPI document"
     assert documented - routes == set(), "documented operations the app does not serve"
+
+
+def test_each_route_is_described_beside_its_view(app: Flask) -> None:
+    """The module whose blueprint serves a route describes it in its own ``paths``."""
+    _, ma = new_spec()
+    described = {
+        module.__name__: {(_shape(p), m) for p, item in module.paths(ma).items() for m in item if m in METHODS}
+        for module in DESCRIBED
+    }
+    elsewhere = []
+    for rule, shape, method in _served(app):
+        module = app.blueprints[rule.endpoint.rpartition(".")[0]].import_name
+        if (shape, method) not in described.get(module, set()):
+            elsewhere.append(f"{method.upper()} {rule.rule} ({module})")
+    assert elsewhere == [], "routes their own module's paths() does not describe"
 
 
 def test_statuses_media_types_and_retry_after(spec: dict[str, Any]) -> None:

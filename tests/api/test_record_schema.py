@@ -75,6 +75,7 @@ def test_examples_are_the_documented_set() -> None:
         "decision-head-of-state-newsworthiness",
         "decision-legislator-removal",
         "decision-ordinary-user",
+        "decision-threat-election-worker",
         "decision-illegal-court-order",
         "appeal-reversed",
         "amendment-late-classification",
@@ -89,7 +90,8 @@ def test_example_is_valid(name: str) -> None:
 
 
 def test_signing_vector_record_is_valid() -> None:
-    """docs/signing.md copies the ordinary user's example: the copy follows the rules too."""
+    """docs/signing.md copies an ordinary user's example (the threat against an election
+    worker): the copy follows the rules too."""
     text = (ROOT / "docs/signing.md").read_text(encoding="utf-8")
     [block] = re.findall(r"^```json record\n(.*?)\n```$", text, re.M | re.S)
     record = json.loads(block)
@@ -98,11 +100,12 @@ def test_signing_vector_record_is_valid() -> None:
     assert VALIDATOR.is_valid(record)
 
 
-HEAD, LEGIS, ORD, COURT = (
+HEAD, LEGIS, ORD, COURT, THREAT = (
     "decision-head-of-state-newsworthiness",
     "decision-legislator-removal",
     "decision-ordinary-user",
     "decision-illegal-court-order",
+    "decision-threat-election-worker",
 )
 APPEAL, AMEND = "appeal-reversed", "amendment-late-classification"
 # The decision fields of the ordinary user's example, as an amendment's corrected.
@@ -253,6 +256,50 @@ NEGATIVE = {
         [("corrected", ORD_BODY), ("corrected/account/subject_key", "jane_doe_berlin_1990")],
         "corrected/account/subject_key",
     ),
+    # Protection fields: whom the content targeted, who reported it.
+    "abuse rule without target": (THREAT, [("target", DELETE)], "target"),
+    "abuse kind unknown": (THREAT, [("rule/abuse", "insult")], "rule/abuse"),
+    "target class unknown": (THREAT, [("target/class", "poll_worker")], "target/class"),
+    "target without class": (THREAT, [("target", {})], "target/class"),
+    "target an account id": (THREAT, [("target/account_id", "12345")], "target/account_id"),
+    "target a subject_key": (THREAT, [("target/subject_key", "a" * 64)], "target/subject_key"),
+    "election worker target named": (
+        THREAT,
+        [("target/public_subject", {"display_name": "Jane Doe"})],
+        "target/public_subject",
+    ),
+    "ordinary user target named": (
+        THREAT,
+        [("target", {"class": "ordinary_user", "public_subject": {"display_name": "Jane Doe"}})],
+        "target/public_subject",
+    ),
+    "group target named": (
+        THREAT,
+        [("target", {"class": "group", "public_subject": {"display_name": "Poll workers of Ward 5"}})],
+        "target/public_subject",
+    ),
+    "reporter class unknown": (THREAT, [("reporter_class", "victim")], "reporter_class"),
+    "reporter named": (THREAT, [("reporter_class", {"class": "ordinary_user"})], "reporter_class"),
+    "election worker account with public_subject": (
+        THREAT,
+        [("account/class", "election_worker"), ("account/public_subject", {"display_name": "Jane Doe"})],
+        "account/public_subject",
+    ),
+    "election worker account with statement": (
+        THREAT,
+        [("account/class", "election_worker"), ("statement", "Jane Doe of Ward 5 posted this.")],
+        "statement",
+    ),
+    "election worker account subject_key a handle": (
+        THREAT,
+        [("account/class", "election_worker"), ("account/subject_key", "jane_doe_ward_5_poll")],
+        "account/subject_key",
+    ),
+    "target on an amendment's corrected, named ordinary user": (
+        AMEND,
+        [("corrected/target", {"class": "ordinary_user", "public_subject": {"display_name": "Jane Doe"}})],
+        "corrected/target/public_subject",
+    ),
     # Control characters, anywhere.
     "U+0000 in the statement": (HEAD, [("statement", "before\x00after")], "statement"),
     "U+0000 in a nested free-text field": (
@@ -337,6 +384,29 @@ def test_boundaries_accepted() -> None:
     pending = mutate(APPEAL, ("outcome", "pending"), ("decided_at", DELETE), ("new_action", DELETE))
     assert paths(pending) == []
     assert VALIDATOR.is_valid(pending)
+
+
+def test_protection_fields_accepted() -> None:
+    """A public target may be named; any target class may be given without an abuse rule; the
+    reporter's class alone is said; an election worker's own account follows the ordinary users' forms."""
+    named = {"class": "candidate", "public_subject": {"display_name": "Example Candidate", "office": "Mayor"}}
+    accepted = [
+        mutate(THREAT, ("target", named)),
+        mutate(THREAT, ("target", {"class": "group"})),
+        mutate(THREAT, ("rule/abuse", DELETE), ("target", DELETE)),
+        mutate(THREAT, ("rule/abuse", DELETE)),
+        mutate(THREAT, ("reporter_class", DELETE)),
+        mutate(THREAT, ("account/class", "election_worker")),
+        mutate(HEAD, ("target", {"class": "journalist"}), ("reporter_class", "trusted_flagger")),
+        mutate(AMEND, ("corrected/target", named), ("corrected/rule/abuse", "harassment")),
+    ]
+    for kind in record_enums.REPORTER_CLASSES:
+        accepted.append(mutate(THREAT, ("reporter_class", kind)))
+    for kind in record_enums.TARGET_CLASSES:
+        accepted.append(mutate(THREAT, ("target", {"class": kind})))
+    for record in accepted:
+        assert paths(record) == [], record
+        assert VALIDATOR.is_valid(record), record
 
 
 def test_ordinary_user_forms_accepted() -> None:

@@ -352,6 +352,12 @@ _FLIPS: list[dict[str, Any]] = [
     },
     {"territorial_scope": ["GLOBAL", "DE"]},
     {"territorial_scope": ["EU", "DE", "DE"]},
+    {"target": {"class": "election_worker"}},
+    {"target": {"class": "candidate", "public_subject": {"display_name": "A"}}},
+    {"target": {"class": "group", "public_subject": {"display_name": "A"}}},
+    {"reporter_class": "target_self"},
+    {"rule": {"id": "threats", "version": "1", "abuse": "threat"}},
+    {"account": {"class": "election_worker", "subject_key": "b" * 64, "follower_bucket": "<1k"}},
 ]
 
 
@@ -404,11 +410,12 @@ def test_seeds_valid_under_reference(i: int) -> None:
 
 # --- messages ---------------------------------------------------------------------
 
-HEAD, ORD, COURT, LEGIS = (
+HEAD, ORD, COURT, LEGIS, THREAT = (
     "decision-head-of-state-newsworthiness",
     "decision-ordinary-user",
     "decision-illegal-court-order",
     "decision-legislator-removal",
+    "decision-threat-election-worker",
 )
 MESSAGES_DATE_TIME = (
     "must be an RFC 3339 UTC date-time YYYY-MM-DDTHH:MM:SS[.fraction]Z "
@@ -457,6 +464,25 @@ MESSAGES = [
         "ordinary users: must be digits and separators after at most one tag of 1 to 3 letters "
         "(dec-2026-000101, 2026-05:000000917)",
     ),
+    (
+        THREAT,
+        {"target": {"class": "election_worker", "public_subject": {"display_name": "Jane Doe"}}},
+        "target/public_subject",
+        "forbidden unless the target is of a public class: nothing may name an ordinary user, an election worker "
+        "or a group's members",
+    ),
+    (
+        THREAT,
+        {"rule": {"id": "violent-speech/threats", "version": "4", "abuse": "threat"}, "target": None},
+        "target",
+        "must not be null",
+    ),
+    (
+        THREAT,
+        {"reporter_class": "victim"},
+        "reporter_class",
+        "must be one of: target_self, public_account, ordinary_user, trusted_flagger, government_body",
+    ),
     (COURT, {"legal_reference": None}, "legal_reference", "must not be null"),
     (COURT, {"review_path": None}, "review_path", "must not be null"),
     (COURT, {"dsa_sor_uuid": "a" * 37}, "dsa_sor_uuid", "must be 1 to 36 characters long"),
@@ -486,4 +512,11 @@ def test_not_json_from_a_python_caller() -> None:
     assert error["message"] == "nested deeper than 32 levels: no record field is"
     assert validate_record({**EXAMPLES[HEAD], 7: 1}, NOW) == [
         {"path": "7", "message": "the field name must be a string"}
+    ]
+
+
+def test_abuse_rule_without_target_message() -> None:
+    record = {k: v for k, v in EXAMPLES[THREAT].items() if k != "target"}
+    assert validate_record(record, NOW) == [
+        {"path": "target", "message": "required when rule.abuse is set: say whom the content targeted"}
     ]

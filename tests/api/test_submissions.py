@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
+from api.params import flatten
+from api.submissions import SignatureSchema, signature_errors
 from keys.errors import InvalidInput
 from keys.records import RECORD_CONTEXT, PlatformKey, verify_signature
 from ledger.log import Log
@@ -139,6 +144,7 @@ def _mutate(**changes: Any) -> dict[str, Any]:
 
 
 ORDINARY = decision("dec-9", name="decision-ordinary-user")
+THREAT = decision("dec-10", name="decision-threat-election-worker")
 
 REJECTIONS: list[tuple[str, Any, int, str, str]] = [
     # (case, items, status, path, message fragment)
@@ -163,6 +169,27 @@ REJECTIONS: list[tuple[str, Any, int, str, str]] = [
         "",
     ),
     ("statement on ordinary user", [sign(ORDINARY | {"statement": "why"}, KEY)], 400, "record/statement", ""),
+    (
+        "named election worker as target",
+        [sign(THREAT | {"target": {"class": "election_worker", "public_subject": {"display_name": "A Person"}}}, KEY)],
+        400,
+        "record/target/public_subject",
+        "forbidden unless the target is of a public class",
+    ),
+    (
+        "abuse rule without target",
+        [sign({k: v for k, v in THREAT.items() if k != "target"}, KEY)],
+        400,
+        "record/target",
+        "required when rule.abuse is set",
+    ),
+    (
+        "reporter named",
+        [sign(THREAT | {"reporter_class": "Jane Doe"}, KEY)],
+        400,
+        "record/reporter_class",
+        "must be one of",
+    ),
     (
         "amendment of a missing record",
         [sign(amendment("amd-x", "dec-missing"), KEY)],
@@ -428,3 +455,59 @@ def test_signature_is_over_the_json_as_received(client: FlaskClient, platforms: 
     tampered = copy.deepcopy(item)
     tampered["record"]["record_id"] = "dec-ws2"
     assert post(client, tampered).status_code == 422
+
+
+_GOOD_SIGNATURE = {"key_id": "0123456789abcdef", "alg": "ed25519", "value": "A" * 86 + "=="}
+_SIGNATURE_VARIANTS: list[object] = [
+    _GOOD_SIGNATURE,
+    {**_GOOD_SIGNATURE, "key_id": "0123456789abcdef\n"},  # "$" matches before a final newline
+    {**_GOOD_SIGNATURE, "value": "A" * 86 + "==\n"},
+    {**_GOOD_SIGNATURE, "key_id": "0123456789ABCDEF"},
+    {**_GOOD_SIGNATURE, "key_id": 12345},
+    {**_GOOD_SIGNATURE, "alg": "Ed25519"},
+    {**_GOOD_SIGNATURE, "alg": None},
+    {**_GOOD_SIGNATURE, "value": "A" * 85 + "=="},
+    {**_GOOD_SIGNATURE, "value": "A" * 86 + "=A"},
+    {**_GOOD_SIGNATURE, "extra": "x"},
+    {k: v for k, v in _GOOD_SIGNATURE.items() if k != "alg"},
+    {"key_id": "0123456789abcdef", "alg": "ed25519", "valu": "A" * 86 + "=="},
+    [],
+    "signature",
+    None,
+    {},
+]
+
+
+# Near-misses of each field: the good value with characters added, dropped or changed.
+_FIELD = st.one_of(
+    st.sampled_from(["0123456789abcdef", "ed25519", "A" * 86 + "==", "A" * 86 + "=="]),
+    st.text(alphabet="0123456789abcdefABCDEF+/=\n ed", min_size=0, max_size=90),
+    st.builds(lambda n, tail: "A" * n + tail, st.integers(80, 90), st.sampled_from(["==", "=", "", "==\n", "A="])),
+    st.integers(),
+    st.none(),
+)
+_SIGNATURES = st.one_of(
+    st.dictionaries(st.sampled_from(["key_id", "alg", "value", "extra"]), _FIELD, max_size=4),
+    st.fixed_dictionaries({"key_id": _FIELD, "alg": _FIELD, "value": _FIELD}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SIGNATURES)
+def test_signature_fast_path_agrees_with_the_schema_on_generated(signature: dict[str, object]) -> None:
+    test_signature_fast_path_agrees_with_the_schema(signature)
+
+
+@pytest.mark.parametrize("signature", _SIGNATURE_VARIANTS)
+def test_signature_fast_path_agrees_with_the_schema(signature: object) -> None:
+    """The fast path of ``signature_errors`` answers exactly as SignatureSchema."""
+    try:
+        SignatureSchema().load(signature)  # type: ignore[arg-type]
+        expected: list[dict[str, str]] = []
+    except ValidationError as e:
+        expected = [
+            {"path": f"signature/{x['path']}".rstrip("/"), "message": x["message"]} for x in flatten(e.messages)
+        ]
+    assert signature_errors(signature) == expected
+    if signature is _GOOD_SIGNATURE:
+        assert expected == []

@@ -243,3 +243,33 @@ def test_differences_name_json_paths() -> None:
         ("$.g", ABSENT, True),
     ]
     assert list(differences(ours, ours)) == []
+
+
+def test_method_version_2_recomputes_the_protection_section(server: Server, tmp_path: Path) -> None:
+    """The protection test's planted disparity and Simpson's decoy, on two registered
+    platforms beside the account data: version 2 is recomputed byte for byte, finds the
+    one disparity, and version 1 stays the document it was."""
+    from tests.ledger.evenness.test_protection import planted
+
+    names = {"slow-video": "other-video", "decoy-social": "third-forum"}
+    threats = [r | {"platform": names[r["platform"]]} for r in planted()]
+    size = server.submit(planted_records() + threats)
+    db = tmp_path / "mirror.sqlite3"
+    mirror(server, db)
+    v2 = server.document(f"tree_size={size}&method_version=2")
+    v1 = server.document(f"tree_size={size}")
+    assert v2["document_sha256"] != v1["document_sha256"]
+    assert v2["document"]["method"]["version"] == 2
+    flagged = v2["document"]["protection"]["flagged"]
+    assert [(f["platform"], f["group"], f["metric"]) for f in flagged] == [
+        ("other-video", "election_worker", "time_to_decision")
+    ]
+    res = evenness(server.url, server, db, "--method-version", "2")
+    assert res.exit_code == 0, res.output
+    assert f"identical (sha256 {v2['document_sha256']}): tree size {size}" in res.stdout
+    res = evenness(server.url, server, db)
+    assert res.exit_code == 0, res.output
+    assert f"identical (sha256 {v1['document_sha256']})" in res.stdout
+    status, _, body = get(f"{server.url}/api/v1/stats/evenness?method_version=3")
+    assert status == 400, body
+    assert b"method_version" in body

@@ -88,3 +88,65 @@ def test_flagged_sentences_state_denominators_and_checkpoint(document: dict[str,
         s = f["sentence"]
         for words in (" of ", "95% interval", "tree size 3000", "says nothing of why"):
             assert words in s, s
+
+
+# Method version 2: the protection plant (demo/protection.py) ------------------------
+
+
+@pytest.fixture(scope="module")
+def protection_document() -> dict[str, Any]:
+    from ledger.evenness.protection import protection_facts_from_entries
+
+    demo = generate("2026", 3000, datetime(2026, 12, 1, tzinfo=UTC))
+    t0 = 1_780_000_000_000
+    entries = [(i, entry_bytes(t0 + i, "record", it.canonical_record, it.signature)) for i, it in enumerate(demo.items)]
+    ref = CheckpointRef.from_note(Checkpoint(SIGNER.name, len(entries), bytes(32)).sign(SIGNER))
+    facts = facts_from_entries(entries, len(entries))
+    protection = protection_facts_from_entries(entries, len(entries))
+    return compute_document(facts, ref, method_version=2, protection=protection).document
+
+
+def test_the_protection_plant_is_the_only_protection_flag(protection_document: dict[str, Any]) -> None:
+    p = protection_document["protection"]
+    assert [(f["section"], f["platform"], f["rule_id"], f["group"], f["metric"]) for f in p["flagged"]] == [
+        ("target", "demo-chirp", "violent-speech/threats", "election_worker", "time_to_decision")
+    ]
+    sentence = p["flagged"][0]["sentence"]
+    assert "threats aimed at election workers were decided in a median of 8.7 hours" in sentence
+    assert "against 3.7 hours for threats aimed at ordinary users" in sentence
+
+
+def test_the_protection_plant_holds_within_each_severity() -> None:
+    """Not a Simpson's paradox: at every severity, threats aimed at election workers wait
+    longer than those aimed at ordinary users, and the two have a like severity mix; the
+    flagged comparison is the one stratified by severity (van Elteren)."""
+    from statistics import median
+
+    from ledger.records.entries import parse_json
+
+    demo = generate("2026", 3000, datetime(2026, 12, 1, tzinfo=UTC))
+    times: dict[tuple[str, str], list[float]] = {}
+    for it in demo.items:
+        r = parse_json(it.canonical_record)
+        if r["type"] != "decision" or r["platform"] != "demo-chirp" or r["rule"]["id"] != "violent-speech/threats":
+            continue
+        hours = (datetime.fromisoformat(r["decided_at"]) - datetime.fromisoformat(r["flagged_at"])).total_seconds()
+        times.setdefault((r["target"]["class"], r["severity"]), []).append(hours / 3600)
+    compared = 0
+    for severity in ("low", "medium", "high", "critical"):
+        ew, ou = times.get(("election_worker", severity), []), times.get(("ordinary_user", severity), [])
+        if min(len(ew), len(ou)) >= 3:
+            compared += 1
+            assert median(ew) > 1.5 * median(ou), severity
+    assert compared >= 3
+    n_ew = {s: len(times.get(("election_worker", s), [])) for s in ("low", "medium", "high", "critical")}
+    n_ou = {s: len(times.get(("ordinary_user", s), [])) for s in ("low", "medium", "high", "critical")}
+    for s in n_ew:
+        assert abs(n_ew[s] / sum(n_ew.values()) - n_ou[s] / sum(n_ou.values())) < 0.15, s
+
+
+def test_version_1_is_unchanged_by_the_protection_fields(
+    document: dict[str, Any], protection_document: dict[str, Any]
+) -> None:
+    rest = {k: v for k, v in protection_document.items() if k != "protection"}
+    assert rest == document | {"method": document["method"] | {"version": 2}}

@@ -25,8 +25,8 @@ from app import create_app
 from client.witness import StateFile, Witness, make_server
 from keys.cosignature import CosignatureSigner
 from keys.note import Signer
-from ledger.cosign import Cosigner, cosignatures, parse_witnesses
-from ledger.db import is_sqlite, make_engine
+from ledger.cosign import Cosigner, parse_witnesses
+from ledger.db import cosignatures, is_sqlite, make_engine
 from ledger.errors import ProofError
 from ledger.log import Log, LogProvider
 from ledger.migrate import upgrade

@@ -364,6 +364,17 @@ def test_publish_stats_appends_a_verifiable_digest(app: Flask, client: FlaskClie
     latest = runner.invoke(args=["ledger", "publish-stats"])
     assert latest.exit_code == 0, latest.output
     assert get(client, f"tree_size={size + 1}").json["publication"]["leaf_index"] == size + 1
+    # Method version 2 is published on its own, for the same tree size as version 1's.
+    v2 = runner.invoke(args=["ledger", "publish-stats", "--tree-size", str(size), "--method-version", "2"])
+    assert v2.exit_code == 0, v2.output
+    assert "evenness statistics (method version 2)" in v2.output
+    body2 = get(client, f"tree_size={size}&method_version=2")
+    assert body2.json["publication"]["method_version"] == 2
+    assert body2.json["publication"]["document_sha256"] == body2.json["document_sha256"]
+    assert body2.json["document_sha256"] != body.json["document_sha256"]
+    assert get(client, f"tree_size={size}").json["publication"]["leaf_index"] == leaf  # version 1's is its own
+    twice = runner.invoke(args=["ledger", "publish-stats", "--tree-size", str(size), "--method-version", "2"])
+    assert "(method version 2) were already published" in twice.output
 
 
 @pytest.mark.parametrize(

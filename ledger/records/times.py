@@ -1,0 +1,88 @@
+"""RFC 3339 times, parsed in one place, exactly (docs/records.md, "Date-times").
+
+A date-time is ``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` (``vocab.PATTERNS["date_time"]``):
+upper-case ``T`` and ``Z``, 1 to 9 fraction digits, no offset (``+00:00``
+and ``+01:00`` are refused, as the record schema refuses them), no leap
+second, and a day the calendar has. A date is ``YYYY-MM-DD``
+(``vocab.PATTERNS["date"]``). The whole string must match (``re.fullmatch``:
+Python's ``$`` also matches before a final newline), with ``[0-9]``, never
+``\\d``, which matches other scripts' digits too; the value is then built
+from the digits, so nothing lenient decides what a time is
+(``datetime.fromisoformat`` takes ``2026-01-01 00:00``, ``+00``, a comma
+for the point, and more).
+
+Python keeps microseconds: fraction digits past the sixth are dropped, never
+rounded, so two times that differ only there compare equal (which ordering
+allows), and milliseconds since the epoch are exact integer arithmetic.
+
+The log's own ``logged_at`` is written by ``ledger.records.entries.format_time``
+(always three fraction digits) and parses here like any other date-time.
+
+Pure: no I/O, no Flask, no marshmallow.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from ledger.errors import InvalidInput
+from ledger.records.vocab import PATTERNS
+
+DATE_TIME = re.compile(PATTERNS["date_time"])
+DATE = re.compile(PATTERNS["date"])
+
+#: The words every refusal of a date-time's form uses.
+DATE_TIME_FORM = "an RFC 3339 UTC time YYYY-MM-DDTHH:MM:SS[.fraction]Z"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _day(text: str) -> date:
+    try:
+        return date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError:
+        raise InvalidInput(f"{text[:10]!r} is not a real calendar date") from None
+
+
+def parse_date(text: str) -> date:
+    """The day ``YYYY-MM-DD`` names; InvalidInput if it is not of that form or not in the calendar."""
+    if not DATE.fullmatch(text):
+        raise InvalidInput(f"{text!r} is not a date YYYY-MM-DD")
+    return _day(text)
+
+
+def parse_date_time(text: str) -> datetime:
+    """The UTC instant ``text`` names, to the microsecond; InvalidInput unless it is exactly a date-time."""
+    if not DATE_TIME.fullmatch(text):
+        raise InvalidInput(f"{text!r} is not {DATE_TIME_FORM}")
+    day = _day(text)
+    fraction = text[20:-1] if text[19] == "." else ""
+    micro = int(fraction[:6].ljust(6, "0"))
+    return datetime(day.year, day.month, day.day, int(text[11:13]), int(text[14:16]), int(text[17:19]), micro, UTC)
+
+
+def to_ms(when: datetime | date) -> int:
+    """Milliseconds since the epoch of an aware instant, or of a day's 00:00 UTC; exact (floor)."""
+    if not isinstance(when, datetime):
+        when = datetime(when.year, when.month, when.day, tzinfo=UTC)
+    return (when - _EPOCH) // _MILLISECOND
+
+
+def date_time_ms(text: str) -> int:
+    """Milliseconds since the epoch of a date-time; InvalidInput unless it is exactly one."""
+    return to_ms(parse_date_time(text))
+
+
+def day_or_time_ms(text: str) -> int:
+    """Milliseconds since the epoch of a date-time, or of a date's 00:00 UTC.
+
+    What the feed's time filters and ordinary users' ``content.posted_at``
+    (a day, so that a record cannot be matched to a post by its time) take.
+    """
+    if DATE.fullmatch(text):
+        return to_ms(_day(text))
+    if not DATE_TIME.fullmatch(text):
+        raise InvalidInput(f"{text!r} is neither a date YYYY-MM-DD nor {DATE_TIME_FORM}")
+    return date_time_ms(text)

@@ -1,0 +1,94 @@
+"""The one RFC 3339 parser (ledger/records/times.py): exactly what
+docs/records.md promises, and nothing ``datetime.fromisoformat`` would add."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from ledger.errors import InvalidInput
+from ledger.records import times
+from ledger.records.entries import format_time
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-01T16:20:00Z", datetime(2026, 3, 1, 16, 20, 0, 0, UTC)),
+        ("2026-03-01T16:20:00.1Z", datetime(2026, 3, 1, 16, 20, 0, 100_000, UTC)),
+        ("2026-03-01T16:20:00.123456Z", datetime(2026, 3, 1, 16, 20, 0, 123_456, UTC)),
+        # Digits past the sixth are dropped, never rounded.
+        ("2026-03-01T16:20:00.123456999Z", datetime(2026, 3, 1, 16, 20, 0, 123_456, UTC)),
+        ("2024-02-29T23:59:59.999Z", datetime(2024, 2, 29, 23, 59, 59, 999_000, UTC)),
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T23:59:59Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_date_times_parse(text: str, expected: datetime) -> None:
+    assert times.parse_date_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-01T16:20:00+00:00",  # an offset, even zero: docs/records.md refuses it
+        "2026-03-01T16:20:00+01:00",
+        "2026-03-01T16:20:00",  # naive
+        "2026-03-01t16:20:00Z",  # lower-case T
+        "2026-03-01T16:20:00z",  # lower-case Z
+        "2026-03-01 16:20:00Z",  # a space for the T
+        "2026-03-01T16:20:00.Z",  # a point and no digit
+        "2026-03-01T16:20:00.1234567890Z",  # ten fraction digits
+        "2026-03-01T16:20:00,5Z",  # a comma for the point
+        "2026-03-01T16:20:60Z",  # a leap second
+        "2026-03-01T24:00:00Z",
+        "2026-03-01T16:20Z",  # no seconds
+        "2026-03-01T16:20:00Z\n",  # Python's $ would match before this newline
+        " 2026-03-01T16:20:00Z",
+        "2026-03-01T16:20:00ZZ",
+        "２０２６-03-01T16:20:00Z",  # fullwidth digits, which \\d and int() accept
+        "2026-03-01T16:20:0٠Z",  # an Arabic-Indic zero
+        "20260301T162000Z",  # ISO 8601 basic form
+        "2026-03-01",  # a date is not a date-time
+        "",
+    ],
+)
+def test_anything_else_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="is not an RFC 3339 UTC time"):
+        times.parse_date_time(text)
+
+
+@pytest.mark.parametrize("text", ["2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "0000-01-01T00:00:00Z"])
+def test_days_not_in_the_calendar_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="is not a real calendar date"):
+        times.parse_date_time(text)
+
+
+def test_dates() -> None:
+    assert times.parse_date("2024-02-29") == date(2024, 2, 29)
+    for text in ("2026-02-29", "2026-13-01", "2026-3-01", "2026-03-01T00:00:00Z", "2026-03-01\n", "２０２６-03-01"):
+        with pytest.raises(InvalidInput):
+            times.parse_date(text)
+
+
+def test_milliseconds_are_exact_and_floor() -> None:
+    assert times.date_time_ms("1970-01-01T00:00:00Z") == 0
+    assert times.date_time_ms("1970-01-01T00:00:00.0019Z") == 1
+    assert times.date_time_ms("1969-12-31T23:59:59.9995Z") == -1
+    # 2**53 ms is past year 287,000; a float timestamp loses the millisecond long before.
+    assert times.date_time_ms("9999-12-31T23:59:59.999Z") == 253_402_300_799_999
+
+
+def test_the_logs_own_times_round_trip() -> None:
+    for ms in (0, 1, 999, 1_764_000_000_123, 253_402_300_799_999):
+        assert times.date_time_ms(format_time(ms)) == ms
+
+
+def test_day_or_time() -> None:
+    assert times.day_or_time_ms("2026-03-01") == times.date_time_ms("2026-03-01T00:00:00Z")
+    assert times.day_or_time_ms("2026-03-01T00:00:00.5Z") == times.date_time_ms("2026-03-01T00:00:00Z") + 500
+    with pytest.raises(InvalidInput, match="neither a date"):
+        times.day_or_time_ms("2026-03-01T00:00:00+00:00")
+    with pytest.raises(InvalidInput, match="real calendar date"):
+        times.day_or_time_ms("2026-02-30")
