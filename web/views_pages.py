@@ -83,14 +83,9 @@ def checkpoints_page() -> str:
     with log.read() as s:
         latest = log.latest(s)
         shown = signed_checkpoints(s, int(text) if text else None, CHECKPOINTS_PAGE)
-    rows: list[dict[str, Any]] = [
-        {
-            "cp": _checkpoint(sc.checkpoint),
-            "witnesses": sc.witnesses,
-        }
-        for sc in shown
-    ]
-    older = rows[-1]["cp"]["size"] if len(rows) == CHECKPOINTS_PAGE and rows[-1]["cp"]["size"] > 0 else None
+    rows: list[dict[str, Any]] = [{"cp": _checkpoint(sc.checkpoint), "witnesses": sc.witnesses} for sc in shown]
+    smallest = shown[-1].checkpoint.size if shown else 0
+    older = smallest if len(shown) == CHECKPOINTS_PAGE and smallest > 0 else None
     return render_template(
         "checkpoints.html", origin=log.origin, rows=rows, latest=latest.size, older=older, paged=bool(text)
     )

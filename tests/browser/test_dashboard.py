@@ -276,7 +276,7 @@ def test_the_findings_table_drills_down_to_statement_chart_and_records(
     context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
     page = context.new_page()
     watch = Watch(page)
-    page.goto(url + "/stats", wait_until="load")
+    page.goto(url + "/stats", wait_until="networkidle")
     table = page.locator("table.findings")
     assert table.is_visible()
     # The findings come first: the table is the first table of the page.
@@ -294,20 +294,20 @@ def test_the_findings_table_drills_down_to_statement_chart_and_records(
         assert page.evaluate("el => el.getBoundingClientRect().top < innerHeight", statement.element_handle())
         with page.expect_navigation():
             row.get_by_role("link", name=f"Chart of finding {number}").click()
-        page.wait_for_load_state("load")
+        page.wait_for_load_state("networkidle")
         fragment = page.url.partition("#")[2]
         if fragment:
             assert page.locator(f"#{fragment} img").is_visible()
-        page.go_back(wait_until="load")
+        page.go_back(wait_until="networkidle")
         with page.expect_navigation():
             row.get_by_role("link", name=re.compile(rf"^Records of .* behind finding {number}$")).click()
-        page.wait_for_load_state("load")
+        page.wait_for_load_state("networkidle")
         wanted = c["group_time"]["n"] if c["metric"] == "time_to_decision" else c["group_rate"]["cases"]
         assert page.locator(".results .count").inner_text() == f"{wanted:,}"
         assert page.locator("ol.rows > li.row").count() == min(wanted, 50)
         if number == 1:
             assert not axe.violations(page), axe.show(axe.violations(page))
-        page.go_back(wait_until="load")
+        page.go_back(wait_until="networkidle")
     watch.check(page)
     context.close()
 
@@ -328,29 +328,29 @@ def test_newer_and_older_and_the_checkpoints_page(
     context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
     page = context.new_page()
     watch = Watch(page)
-    page.goto(url + "/records?platform=other-video&limit=25", wait_until="load")
+    page.goto(url + "/records?platform=other-video&limit=25", wait_until="networkidle")
     first = _leaves(page)
     assert page.get_by_role("link", name="Newer records").count() == 0
     pages = [first]
     for _ in range(2):
         with page.expect_navigation():
             page.get_by_role("link", name="Older records").click()
-        page.wait_for_load_state("load")
+        page.wait_for_load_state("networkidle")
         pages.append(_leaves(page))
     assert all(len(p) == 25 for p in pages)
     assert all(a[-1] > b[0] for a, b in itertools.pairwise(pages))
     assert not axe.violations(page), axe.show(axe.violations(page))
     with page.expect_navigation():
         page.get_by_role("link", name="Newer records").click()
-    page.wait_for_load_state("load")
+    page.wait_for_load_state("networkidle")
     assert _leaves(page) == pages[1]
     with page.expect_navigation():
         page.get_by_role("link", name="Newer records").click()
-    page.wait_for_load_state("load")
+    page.wait_for_load_state("networkidle")
     assert _leaves(page) == pages[0]
     assert page.get_by_role("link", name="Newer records").count() == 0
     # The checkpoints page: every signed size, largest first; its links pin the statistics.
-    page.goto(url + "/log/checkpoints", wait_until="load")
+    page.goto(url + "/log/checkpoints", wait_until="networkidle")
     sizes = [int(s.replace(",", "")) for s in page.locator("table.checkpoints tbody th").all_inner_texts()]
     assert sizes == sorted(sizes, reverse=True)
     assert len(sizes) > 1
@@ -359,7 +359,7 @@ def test_newer_and_older_and_the_checkpoints_page(
     assert not axe.violations(page), axe.show(axe.violations(page))
     with page.expect_navigation():
         page.get_by_role("link", name=f"Statistics at tree size {sizes[1]}").click()
-    page.wait_for_load_state("load")
+    page.wait_for_load_state("networkidle")
     assert page.url.endswith(f"/stats?tree_size={sizes[1]}")
     assert f"at tree size {sizes[1]} " in page.locator("main").inner_text()
     watch.check(page)

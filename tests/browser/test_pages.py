@@ -578,7 +578,7 @@ def test_a_card_shows_its_decision_was_reversed_on_appeal(site: tuple[str, str],
     context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
     page = context.new_page()
     watch = Watch(page)
-    page.goto(url + "/records?platform=example-social", wait_until="load")
+    page.goto(url + "/records?platform=example-social", wait_until="networkidle")
     card = page.locator("li.row", has=page.locator(".id", has_text="dec-leg")).first
     outcome = card.locator("ul.row-followups li")
     assert outcome.is_visible()
@@ -586,12 +586,12 @@ def test_a_card_shows_its_decision_was_reversed_on_appeal(site: tuple[str, str],
     assert not axe.violations(page), axe.show(axe.violations(page))
     with page.expect_navigation():
         outcome.get_by_role("link", name="apl-1").click()
-    page.wait_for_load_state("load")
+    page.wait_for_load_state("networkidle")
     assert page.url.endswith("/records/example-social/apl-1")
-    page.go_back(wait_until="load")
+    page.go_back(wait_until="networkidle")
     with page.expect_navigation():
         card.locator(".row-who a").first.click()
-    page.wait_for_load_state("load")
+    page.wait_for_load_state("networkidle")
     assert "/subjects/" in page.url
     mine = page.locator("li.row", has=page.locator(".id", has_text="dec-leg")).first
     assert mine.locator("ul.row-followups").inner_text().startswith("Reversed on appeal, 2 May 2026")

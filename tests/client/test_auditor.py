@@ -554,7 +554,8 @@ def test_csv_columns_cover_the_record_schema() -> None:
     statement = example("coverage-statement")
     row = dict(zip(CSV_COLUMNS, csv_row(2, bytes(32), "t", statement, sig), strict=True))
     assert json.loads(row["counts"]) == statement["counts"]
-    assert row["period"] == statement["period"] and row["extra"] == ""
+    assert row["period"] == statement["period"]
+    assert row["extra"] == ""
     odd = dict(amended, new_field={"a": 1})
     assert csv_row(1, bytes(32), "t", odd, sig)[-1] == canonical({"new_field.a": 1}).decode()
 
