@@ -72,9 +72,11 @@ def feed() -> tuple[str, int] | Response:
     api_url = url_for("feed.records_feed") if not form.errors else None
     if api_url and form.api_args():
         api_url += "?" + urlencode(form.api_args())
+    downloads = {} if form.errors else _downloads(form)
     html = render_template(
         "feed.html",
         form=form,
+        downloads=downloads,
         fields=filters.fields(names),
         names=names,
         rows=rows,
@@ -87,6 +89,18 @@ def feed() -> tuple[str, int] | Response:
         api_url=api_url,
     )
     return html, 400 if form.errors else 200
+
+
+#: Download formats offered beside a feed view, by the label the page shows.
+DOWNLOAD_FORMATS = {"CSV": "csv", "NDJSON": "ndjson", "Parquet": "parquet"}
+
+
+def _downloads(form: filters.FeedForm) -> dict[str, str]:
+    """Links to every record the view's filters select, as a file
+    (``GET /api/v1/feed.<fmt>``: the API's filters without the page's cursor)."""
+    args = {k: v for k, v in form.api_args().items() if k not in ("cursor", "limit")}
+    query = "?" + urlencode(args) if args else ""
+    return {label: url_for("downloads.feed_download", fmt=fmt) + query for label, fmt in DOWNLOAD_FORMATS.items()}
 
 
 @bp.get("/subjects/<subject_key>")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -228,6 +229,20 @@ def test_feed_filters_narrow_the_results(site: tuple[str, str], page: Page) -> N
     assert len(titles) < everything
     assert all("Appeal" not in t for t in titles)
     watch.check(page)
+
+
+def test_a_filtered_feed_downloads_its_results_for_pandas(site: tuple[str, str], page: Page) -> None:
+    """'Download these results' saves a CSV that pandas reads as it is,
+    holding exactly the records the page counts."""
+    _, url = site
+    page.goto(url + "/records?platform=other-video")
+    assert _rows(page) == 4
+    with page.expect_download() as info:
+        page.locator("p.downloads").get_by_role("link", name="CSV").click()
+    frame = pd.read_csv(info.value.path(), dtype=str, keep_default_na=False)
+    assert len(frame) == 4
+    assert set(frame["platform"]) == {"other-video"}
+    assert page.locator("p.downloads").get_by_role("link", name="Parquet").count() == 1
 
 
 def _tab_to(page: Page, selector: str, limit: int = 200) -> None:
