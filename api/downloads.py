@@ -234,6 +234,7 @@ def paths(ma: MarshmallowPlugin) -> Paths:
                     "400": problem(
                         f"Malformed, repeated or unknown parameters, or more than {query.MAX_DOWNLOAD:,} records match."
                     ),
+                    "404": problem("No such format: the path ends in feed.csv, feed.ndjson or feed.parquet."),
                 },
                 [fmt, *params],
             )

@@ -289,7 +289,9 @@ def test_the_findings_table_drills_down_to_statement_chart_and_records(
         row = rows.nth(number - 1)
         row.get_by_role("link", name=f"Statement of finding {number}").click()
         statement = page.locator(f"#finding-{number}")
-        assert statement.inner_text() == f["sentence"]
+        assert statement.locator(".sentence").inner_text() == f["sentence"]
+        # Each finding carries its coverage (the site's data holds statements for every cell).
+        assert statement.locator("p.coverage").count() == 1
         assert statement.is_visible()
         assert page.evaluate("el => el.getBoundingClientRect().top < innerHeight", statement.element_handle())
         with page.expect_navigation():

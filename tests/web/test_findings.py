@@ -51,7 +51,11 @@ def test_stats_opens_with_one_headline_per_flagged_comparison(client: FlaskClien
         sentence, chart, records, reference = _links(row)
         # The statement: an anchor on this page holding the document's sentence.
         assert sentence == f"#finding-{number}"
-        anchored = re.search(rf'<li id="finding-{number}">(.*?)\s*<p class="coverage">(.*?)</p></li>', body, re.DOTALL)
+        anchored = re.search(
+            rf'<li id="finding-{number}"><span class="sentence">(.*?)</span>\s*<p class="coverage">(.*?)</p></li>',
+            body,
+            re.DOTALL,
+        )
         assert anchored
         assert html.unescape(anchored.group(1)) == f["sentence"]
         # Beside it, its coverage (nothing is declared in this data set).
