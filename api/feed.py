@@ -137,6 +137,12 @@ class FeedQuery(Schema):
         metadata={"description": "text in public subjects' names, offices and statements"},
     )
     current = StrictBoolParam(metadata={"description": "true: leave out records a later amendment supersedes"})
+    direct = StrictBoolParam(
+        metadata={
+            "description": "By default the filters on a decision's fields (account, class, rule, ...) also match "
+            "the appeals and amendments of a matching decision; true: match each record's own fields only"
+        }
+    )
     limit = StrictInt(validate=validate.Range(1, query.MAX_PAGE))
     cursor = fields.String(validate=validate.Length(1, 100))
 
@@ -198,6 +204,7 @@ def feed_of(args: dict[str, Any], extra: dict[str, str] | None = None) -> query.
         logged_to_ms=args.get("logged_to"),
         q=args.get("q"),
         current_only=args.get("current", False),
+        direct=args.get("direct", False),
         limit=args.get("limit", 50),
     )
 

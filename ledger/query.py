@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select, text
+from sqlalchemy import ColumnElement, and_, exists, or_, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from ledger import storage
 from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, record_index, records, sqlite_many
@@ -67,6 +68,10 @@ EQUALITY = (
     "abuse_kind",
 )
 BOOLEAN = ("political", "violation_found", "exemption_applied")
+#: The filters on a decision's own fields, which also select the appeals and
+#: amendments of a matching decision (:meth:`Feed.conditions`): all but
+#: the record's platform and type (the flags, territory and text search too).
+DECISION_FIELDS = frozenset(EQUALITY) - {"platform", "type"}
 
 
 @dataclass(frozen=True)
@@ -82,14 +87,28 @@ class Feed:
     logged_to_ms: int | None = None
     q: str | None = None
     current_only: bool = False
+    #: Match each record's own fields only: no appeals and amendments
+    #: found through their decision (what the statistics' links count).
+    direct: bool = False
     limit: int = 50
 
     def conditions(self, session: Session) -> list[ColumnElement[bool]]:
+        """The WHERE terms of this query on ``record_index``.
+
+        The decision's own fields (who, which class, which rule, ...; see
+        :data:`DECISION_FIELDS`) also select the appeals and amendments of a
+        matching decision: an appeal carries none of them, and a person's
+        feed without their appeals would hide how their cases ended. The
+        record's own type, platform, times and currency still apply to it.
+        ``direct`` turns this off.
+        """
         c = record_index.c
-        out: list[ColumnElement[bool]] = [c[k] == v for k, v in self.equal.items()]
-        out += [c[k].is_(v) for k, v in self.flags.items()]
-        if self.territory:
-            out.append(c.territories.like(f"%,{self.territory},%"))
+        out: list[ColumnElement[bool]] = [c[k] == v for k, v in self.equal.items() if k not in DECISION_FIELDS]
+        decision = self._decision_terms(session, record_index)
+        if decision and self.direct:
+            out += decision
+        elif decision:
+            out.append(or_(and_(*decision), c.leaf_index.in_(self._followups_of_matching_decisions(session))))
         for col, lo, hi in (
             (c.decided_at_ms, self.decided_from_ms, self.decided_to_ms),
             (c.logged_at_ms, self.logged_from_ms, self.logged_to_ms),
@@ -98,24 +117,47 @@ class Feed:
                 out.append(col >= lo)
             if hi is not None:
                 out.append(col < hi)
-        if self.q is not None:
-            out.append(_search(session, self.q))
         if self.current_only:
             out.append(~SUPERSEDED)
         return out
 
+    def _decision_terms(self, session: Session, t: NamedFromClause) -> list[ColumnElement[bool]]:
+        """The terms on a decision's fields, on ``t`` (``record_index`` or an alias of it)."""
+        out: list[ColumnElement[bool]] = [t.c[k] == v for k, v in self.equal.items() if k in DECISION_FIELDS]
+        out += [t.c[k].is_(v) for k, v in self.flags.items()]
+        if self.territory:
+            out.append(t.c.territories.like(f"%,{self.territory},%"))
+        if self.q is not None:
+            out.append(_search(session, self.q, t))
+        return out
 
-def _search(session: Session, q: str) -> ColumnElement[bool]:
+    def _followups_of_matching_decisions(self, session: Session) -> Any:
+        """The leaf indexes of the appeals and amendments whose decision matches the decision terms.
+
+        Uncorrelated, so each database runs it once per query: the
+        decision side through the filter's own index, the follow-ups
+        through ``record_index_ref`` (platform, ref_record_id).
+        """
+        d = record_index.alias("decision")
+        f = record_index.alias("followup")
+        return (
+            select(f.c.leaf_index)
+            .join(d, and_(d.c.platform == f.c.platform, d.c.record_id == f.c.ref_record_id))
+            .where(d.c.type == "decision", f.c.type.in_(("appeal", "amendment")), *self._decision_terms(session, d))
+        )
+
+
+def _search(session: Session, q: str, t: NamedFromClause = record_index) -> ColumnElement[bool]:
     q = q.strip().lower()
     if len(q) < MIN_SEARCH:
         raise InvalidInput(f"search text needs at least {MIN_SEARCH} characters")
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         phrase = '"' + q.replace('"', '""') + '"'
-        return record_index.c.leaf_index.in_(
+        return t.c.leaf_index.in_(
             text("SELECT rowid FROM record_search WHERE record_search MATCH :q").bindparams(q=phrase)
         )
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return record_index.c.search_text.like(f"%{escaped}%", escape="\\")
+    return t.c.search_text.like(f"%{escaped}%", escape="\\")
 
 
 def _superseded() -> ColumnElement[bool]:

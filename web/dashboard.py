@@ -338,7 +338,8 @@ class Headline:
         args = {"platform": self.platform, "account_class": "political" if group == POLITICAL_ANY else group}
         if self.rule_id is not None:
             args["rule_id"] = self.rule_id
-        return args | DENOMINATOR_FILTERS.get(self.metric, {}) | {"current": "true"}
+        # ``direct``: the decisions themselves, not the appeals found through them.
+        return args | DENOMINATOR_FILTERS.get(self.metric, {}) | {"current": "true", "direct": "true"}
 
 
 def _ratio(a: float | None, b: float | None) -> str:

@@ -120,6 +120,12 @@ def fields(platforms: dict[str, str]) -> list[Field]:
         Field("logged_from", "Logged on or after", "date", advanced=True),
         Field("logged_to", "Logged on or before", "date", advanced=True),
         Field("current", "Hide records a later amendment replaces", "checkbox", advanced=True),
+        Field(
+            "direct",
+            "Leave out appeals and amendments found through their decision",
+            "checkbox",
+            advanced=True,
+        ),
         Field("limit", "Per page", "select", {str(n): str(n) for n in LIMITS}, advanced=True),
     ]
 
@@ -219,6 +225,7 @@ def parse(args: Mapping[str, str], platforms: dict[str, str]) -> FeedForm:
         logged_to_ms=ranges.get("logged_to"),
         q=valid.get("q"),
         current_only=valid.get("current") == "true",
+        direct=valid.get("direct") == "true",
         limit=int(valid.get("limit", "50")),
     )
     return form

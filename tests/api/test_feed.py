@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,8 @@ def dataset(app: Flask, client: FlaskClient) -> list[dict[str, Any]]:
     for i in range(60):
         platform = "example-social" if i % 3 else "other-video"
         recs.append(_varied(rng, i, platform))
+    _DECISIONS.clear()
+    _DECISIONS.update({(r["platform"], r["record_id"]): r for r in recs})
     recs.append(appeal("apl-1", "d-001"))
     recs.append(amendment("amd-1", "d-002"))
     for start in range(0, len(recs), 25):
@@ -89,61 +92,79 @@ def _body(rec: dict[str, Any]) -> dict[str, Any]:
     return rec.get("corrected", rec) if rec["type"] == "amendment" else rec
 
 
+#: The decisions of the data set by (platform, record_id), filled by the fixture.
+_DECISIONS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _about(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decision bodies a filter on a decision's fields looks at for ``rec``: a
+    decision's own, an amendment's correction and its decision, an appeal's decision."""
+    own = [] if rec["type"] == "appeal" else [_body(rec)]
+    if rec["type"] in ("appeal", "amendment"):
+        own.append(_DECISIONS[(rec["platform"], rec["refs"]["record_id"])])
+    return own
+
+
+def _any(rec: dict[str, Any], pred: Callable[[dict[str, Any]], bool]) -> bool:
+    return any(pred(b) for b in _about(rec))
+
+
 Pred = Callable[[dict[str, Any]], bool]
 CASES: list[tuple[str, Pred]] = [
     ("platform=other-video", lambda r: r["platform"] == "other-video"),
     ("type=appeal", lambda r: r["type"] == "appeal"),
-    ("account_class=legislator", lambda r: r["type"] != "appeal" and _body(r)["account"]["class"] == "legislator"),
-    ("political=true", lambda r: r["type"] != "appeal" and _body(r)["account"]["class"] in POLITICAL_CLASSES),
-    ("political=false", lambda r: r["type"] != "appeal" and _body(r)["account"]["class"] not in POLITICAL_CLASSES),
-    ("rule_id=hate/slurs", lambda r: r["type"] == "decision" and r["rule"]["id"] == "hate/slurs"),
+    ("account_class=legislator", lambda r: _any(r, lambda b: b["account"]["class"] == "legislator")),
+    ("political=true", lambda r: _any(r, lambda b: b["account"]["class"] in POLITICAL_CLASSES)),
+    ("political=false", lambda r: _any(r, lambda b: b["account"]["class"] not in POLITICAL_CLASSES)),
+    ("rule_id=hate/slurs", lambda r: _any(r, lambda b: b["rule"]["id"] == "hate/slurs")),
     (
         "rule_id=spam/phishing&rule_version=2",
-        lambda r: r["type"] == "decision" and (r["rule"]["id"], r["rule"]["version"]) == ("spam/phishing", "2"),
+        lambda r: _any(r, lambda b: (b["rule"]["id"], b["rule"]["version"]) == ("spam/phishing", "2")),
     ),
-    ("category=scams_and_fraud", lambda r: r["type"] != "appeal" and _body(r)["category"] == "scams_and_fraud"),
-    ("severity=critical", lambda r: r["type"] != "appeal" and _body(r)["severity"] == "critical"),
-    ("action=geo_block", lambda r: r["type"] != "appeal" and _body(r)["action"] == "geo_block"),
-    ("violation_found=true", lambda r: r["type"] != "appeal" and _body(r)["violation_found"]),
+    ("category=scams_and_fraud", lambda r: _any(r, lambda b: b["category"] == "scams_and_fraud")),
+    ("severity=critical", lambda r: _any(r, lambda b: b["severity"] == "critical")),
+    ("action=geo_block", lambda r: _any(r, lambda b: b["action"] == "geo_block")),
+    # Every decision of the data set found a violation: a second filter narrows it.
+    (
+        "violation_found=true&severity=critical",
+        lambda r: _any(r, lambda b: b["violation_found"] and b["severity"] == "critical"),
+    ),
     (
         "exemption_applied=true",
-        lambda r: r["type"] != "appeal" and (_body(r).get("exemption") or {}).get("applied") is True,
+        lambda r: _any(r, lambda b: (b.get("exemption") or {}).get("applied") is True),
     ),
     (
         "exemption_type=newsworthiness",
-        lambda r: r["type"] != "appeal" and (_body(r).get("exemption") or {}).get("type") == "newsworthiness",
+        lambda r: _any(r, lambda b: (b.get("exemption") or {}).get("type") == "newsworthiness"),
     ),
-    ("review_path=standard", lambda r: r["type"] != "appeal" and _body(r)["review_path"] == "standard"),
-    ("interim_state=hidden", lambda r: r["type"] != "appeal" and _body(r)["interim_state"] == "hidden"),
+    ("review_path=standard", lambda r: _any(r, lambda b: b["review_path"] == "standard")),
+    ("interim_state=hidden", lambda r: _any(r, lambda b: b["interim_state"] == "hidden")),
     (
         "detection_source=internal_staff",
-        lambda r: r["type"] != "appeal" and _body(r)["detection_source"] == "internal_staff",
+        lambda r: _any(r, lambda b: b["detection_source"] == "internal_staff"),
     ),
-    ("automated_decision=fully", lambda r: r["type"] != "appeal" and _body(r)["automated_decision"] == "fully"),
-    ("territory=DE", lambda r: r["type"] != "appeal" and "DE" in _body(r)["territorial_scope"]),
+    ("automated_decision=fully", lambda r: _any(r, lambda b: b["automated_decision"] == "fully")),
+    ("territory=DE", lambda r: _any(r, lambda b: "DE" in b["territorial_scope"])),
     (
         "target_class=election_worker",
-        lambda r: r["type"] != "appeal" and _body(r).get("target", {}).get("class") == "election_worker",
+        lambda r: _any(r, lambda b: b.get("target", {}).get("class") == "election_worker"),
     ),
-    ("reporter_class=target_self", lambda r: r["type"] != "appeal" and _body(r).get("reporter_class") == "target_self"),
-    ("abuse_kind=threat", lambda r: r["type"] != "appeal" and _body(r)["rule"].get("abuse") == "threat"),
+    ("reporter_class=target_self", lambda r: _any(r, lambda b: b.get("reporter_class") == "target_self")),
+    ("abuse_kind=threat", lambda r: _any(r, lambda b: b["rule"].get("abuse") == "threat")),
     (
         "target_class=candidate&reporter_class=trusted_flagger",
-        lambda r: (
-            r["type"] != "appeal"
-            and _body(r).get("target", {}).get("class") == "candidate"
-            and _body(r).get("reporter_class") == "trusted_flagger"
+        lambda r: _any(
+            r,
+            lambda b: b.get("target", {}).get("class") == "candidate" and b.get("reporter_class") == "trusted_flagger",
         ),
     ),
     (
         "subject_key=politician-subject-0001",
-        lambda r: r["type"] != "appeal" and _body(r)["account"]["subject_key"] == "politician-subject-0001",
+        lambda r: _any(r, lambda b: b["account"]["subject_key"] == "politician-subject-0001"),
     ),
     (
         "q=PRESIDENTIA",
-        lambda r: (
-            r["type"] != "appeal" and "presidentia" in json.dumps(_body(r)["account"].get("public_subject", {})).lower()
-        ),
+        lambda r: _any(r, lambda b: "presidentia" in json.dumps(b["account"].get("public_subject", {})).lower()),
     ),
     (
         "decided_from=2026-04-16&decided_to=2026-04-17",
@@ -153,9 +174,7 @@ CASES: list[tuple[str, Pred]] = [
         "platform=example-social&political=true&severity=high",
         lambda r: (
             r["platform"] == "example-social"
-            and r["type"] != "appeal"
-            and _body(r)["account"]["class"] in POLITICAL_CLASSES
-            and _body(r)["severity"] == "high"
+            and _any(r, lambda b: b["account"]["class"] in POLITICAL_CLASSES and b["severity"] == "high")
         ),
     ),
 ]
@@ -211,7 +230,7 @@ def test_subject_page(client: FlaskClient, dataset: list[dict[str, Any]]) -> Non
     expected = [
         r["record_id"]
         for r in reversed(dataset)
-        if r["type"] != "appeal" and _body(r)["account"]["subject_key"] == "politician-subject-0001"
+        if _any(r, lambda b: b["account"]["subject_key"] == "politician-subject-0001")
     ]
     assert [x["record_id"] for x in body["records"]] == expected
     assert body["subject_key"] == "politician-subject-0001"
@@ -291,3 +310,60 @@ def test_filters_use_an_index(app: Flask, dataset: list[dict[str, Any]], column:
                 r[0] for r in conn.execute(text("EXPLAIN " + sql), {"v": True if column == "political" else "x"})
             )
             assert f"record_index_{column}" in plan, plan
+
+
+def _web_count(client: FlaskClient, query: str) -> int:
+    """The count the web feed shows for ``query`` (all its records fit on one page)."""
+    r = client.get("/records?limit=200&" + query)
+    assert r.status_code == 200, r.data[:500]
+    found = re.search(r'<span class="count">([\d,]+)</span>', r.get_data(as_text=True))
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+def test_a_decisions_filters_find_its_appeals_and_amendments(client: FlaskClient) -> None:
+    """Issue 15: a person's feed, or a class's, shows their appeals and amendments
+    too, found through the decision each refers to; the API and the web agree."""
+    log: Log = client.application.extensions["ledger"].log
+    log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+    mine = decision("mine", name="decision-legislator-removal")
+    mine["account"]["subject_key"] = "person-under-test-01"
+    other = decision("dec-2026-000777", name="decision-ordinary-user")
+    assert mine["account"]["class"] == "legislator"
+    assert other["account"]["class"] == "ordinary_user"
+    recs = [
+        mine,
+        other,
+        appeal("apl-2026-000001", "mine"),
+        amendment("amd-2026-000001", "mine"),
+        appeal("apl-2026-000002", "dec-2026-000777"),
+    ]
+    assert validate_record(recs[3], NOW) == []
+    for batch in (recs[:2], recs[2:]):
+        r = client.post("/api/v1/records", json={"records": [sign(x, KEY) for x in batch]})
+        assert r.status_code == 201, r.json.get("errors")
+    # The amendment's own correction names another account: only its decision ties it to the person.
+    assert recs[3]["corrected"]["account"].get("subject_key") != "person-under-test-01"
+
+    person = "subject_key=person-under-test-01"
+    assert _ids(client, person) == ["amd-2026-000001", "apl-2026-000001", "mine"]
+    assert [x["record_id"] for x in client.get("/api/v1/subjects/person-under-test-01").json["records"]] == [
+        "amd-2026-000001",
+        "apl-2026-000001",
+        "mine",
+    ]
+    assert _ids(client, person + "&type=appeal") == ["apl-2026-000001"]
+    assert _ids(client, "account_class=legislator&type=appeal") == ["apl-2026-000001"]
+    assert "apl-2026-000001" in _ids(client, "political=true")
+    assert "apl-2026-000002" not in _ids(client, "political=true")
+    assert _ids(client, "account_class=ordinary_user&type=appeal") == ["apl-2026-000002"]
+    # A filter no decision matches matches none of the appeals either.
+    assert _ids(client, "subject_key=nobody-has-this-key") == []
+    assert _ids(client, "rule_id=no/such-rule") == []
+    for q in (
+        person,
+        person + "&type=appeal",
+        "account_class=legislator",
+        "account_class=ordinary_user",
+        "rule_id=no/such-rule",
+    ):
+        assert _web_count(client, q) == len(_ids(client, q)), q
