@@ -46,7 +46,7 @@ MEDIA_TYPES = {
     "ndjson": "application/x-ndjson",
     "parquet": "application/vnd.apache.parquet",
 }
-_DOWNLOAD_QUERY = FeedQuery(exclude=("limit", "cursor"))
+_DOWNLOAD_QUERY = FeedQuery(exclude=("limit", "cursor", "sort"))
 
 
 def checkpoint_headers(origin: str, cp: StoredCheckpoint) -> dict[str, str]:

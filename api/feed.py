@@ -143,6 +143,13 @@ class FeedQuery(Schema):
             "the appeals and amendments of a matching decision; true: match each record's own fields only"
         }
     )
+    sort = fields.String(
+        validate=validate.OneOf(query.SORTS),
+        metadata={
+            "description": "logged (the default): newest logged first; decided: newest decision first "
+            "(records without a decision time last)"
+        },
+    )
     limit = StrictInt(validate=validate.Range(1, query.MAX_PAGE))
     cursor = fields.String(validate=validate.Length(1, 100))
 
@@ -153,9 +160,9 @@ _FEED_QUERY = FeedQuery()
 _SUBJECT_QUERY = FeedQuery(partial=True)
 
 
-def _parse_cursor(cursor: str) -> tuple[int, int]:
-    parsed = query.decode_cursor(cursor)
-    if parsed is None:
+def _parse_cursor(cursor: str, sort: str) -> tuple[int, int, int | None]:
+    parsed = query.decode_sorted_cursor(cursor)
+    if parsed is None or (parsed[2] is None) != (sort == "logged"):
         raise InvalidInput(
             "invalid cursor: pass back the next_cursor of a previous page",
             [{"path": "cursor", "message": "not a cursor this server issued"}],
@@ -205,6 +212,7 @@ def feed_of(args: dict[str, Any], extra: dict[str, str] | None = None) -> query.
         q=args.get("q"),
         current_only=args.get("current", False),
         direct=args.get("direct", False),
+        sort=args.get("sort", "logged"),
         limit=args.get("limit", 50),
     )
 
@@ -215,20 +223,23 @@ def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[
     log = get_log()
     with log.read() as s:
         size = log.latest(s).size
-        before = None
+        before = key = None
         if "cursor" in args:
-            size_c, before = _parse_cursor(args["cursor"])
+            size_c, before, key = _parse_cursor(args["cursor"], feed.sort)
             if size_c > size:
                 raise InvalidInput(
                     "invalid cursor: it is from a larger tree than this log",
                     [{"path": "cursor", "message": "not a cursor this server issued"}],
                 )
             size = size_c
-        rows = query.feed(s, feed, size, before)
+        rows = query.feed(s, feed, size, before, key)
+    last = rows[-1] if len(rows) == feed.limit else None
     return {
         "tree_size": size,
         "records": [_summary(r) for r in rows],
-        "next_cursor": query.encode_cursor(size, rows[-1]["leaf_index"]) if len(rows) == feed.limit else None,
+        "next_cursor": None
+        if last is None
+        else query.encode_cursor(size, last["leaf_index"], last["sort_key"] if feed.sort == "decided" else None),
     }
 
 

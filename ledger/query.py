@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, text
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import NamedFromClause
 
@@ -90,6 +90,8 @@ class Feed:
     #: Match each record's own fields only: no appeals and amendments
     #: found through their decision (what the statistics' links count).
     direct: bool = False
+    #: "logged" (log order, the default) or "decided" (newest decision first).
+    sort: str = "logged"
     limit: int = 50
 
     def conditions(self, session: Session) -> list[ColumnElement[bool]]:
@@ -188,16 +190,44 @@ def _superseded() -> ColumnElement[bool]:
 SUPERSEDED = _superseded()
 
 
-def feed(session: Session, query: Feed, tree_size: int, before: int | None) -> list[dict[str, Any]]:
-    """Return up to ``query.limit`` rows newest first, all below ``before``
-    (a leaf index from the previous page) and inside the tree of ``tree_size``."""
+SORTS = ("logged", "decided")
+
+#: The sort key of ``sort=decided``: the decision time, records without one
+#: (coverage statements) last, as -1; ties in log order, newest first.
+DECIDED_KEY = func.coalesce(record_index.c.decided_at_ms, -1)
+
+
+def feed(
+    session: Session, query: Feed, tree_size: int, before: int | None, before_key: int | None = None
+) -> list[dict[str, Any]]:
+    """Return up to ``query.limit`` rows newest first inside the tree of
+    ``tree_size``, after the previous page's last row: below leaf index
+    ``before`` in log order; for ``sort="decided"``, below (``before_key``,
+    ``before``) in (decision time, leaf index) order. Each row's
+    ``sort_key`` is what :func:`encode_cursor` takes as ``key``."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
-    bound = tree_size if before is None else min(before, tree_size)
+    if query.sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
+    c = record_index.c
+    where = [c.leaf_index < tree_size, *query.conditions(session)]
+    if query.sort == "decided":
+        if before is not None:
+            if before_key is None:
+                raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
+            decided = DECIDED_KEY
+            where.append(or_(decided < before_key, and_(decided == before_key, c.leaf_index < before)))
+        order = [DECIDED_KEY.desc(), c.leaf_index.desc()]
+        key: ColumnElement[Any] = DECIDED_KEY
+    else:
+        if before is not None:
+            where.append(c.leaf_index < before)
+        order = [c.leaf_index.desc()]
+        key = c.leaf_index
     stmt = (
-        select(record_index, SUPERSEDED.label("superseded"))
-        .where(and_(record_index.c.leaf_index < bound, *query.conditions(session)))
-        .order_by(record_index.c.leaf_index.desc())
+        select(record_index, SUPERSEDED.label("superseded"), key.label("sort_key"))
+        .where(and_(*where))
+        .order_by(*order)
         .limit(query.limit)
     )
     return [dict(r._mapping) for r in session.execute(stmt)]
@@ -234,23 +264,35 @@ def entries_at(session: Session, indexes: list[int]) -> list[tuple[int, bytes, b
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
-def encode_cursor(tree_size: int, before: int) -> str:
-    """A feed page's cursor: base64url (unpadded) of ``<tree size>:<leaf index>``."""
-    return base64.urlsafe_b64encode(f"{tree_size}:{before}".encode()).decode().rstrip("=")
+def encode_cursor(tree_size: int, before: int, key: int | None = None) -> str:
+    """A feed page's cursor: base64url (unpadded) of ``<tree size>:<leaf index>``,
+    and ``:<key + 1>`` in the order of ``sort=decided`` (``key`` is the last
+    row's ``sort_key``, -1 for no decision time)."""
+    raw = f"{tree_size}:{before}" if key is None else f"{tree_size}:{before}:{key + 1}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(text: str) -> tuple[int, int] | None:
-    """Parse a cursor exactly (it must re-encode to ``text``); None if it is not one this server issued."""
+    """Parse a log-order cursor exactly (it must re-encode to ``text``); None if it is not one this server issued."""
+    parsed = decode_sorted_cursor(text)
+    if parsed is None or parsed[2] is not None:
+        return None
+    return parsed[0], parsed[1]
+
+
+def decode_sorted_cursor(text: str) -> tuple[int, int, int | None] | None:
+    """Parse any cursor: (tree size, leaf index, decision-time key or None)."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
-    size, sep, before = raw.partition(":")
-    if not sep or not _DECIMAL.fullmatch(size) or not _DECIMAL.fullmatch(before):
+    parts = raw.split(":")
+    if len(parts) not in (2, 3) or not all(_DECIMAL.fullmatch(p) for p in parts):
         return None
-    if encode_cursor(int(size), int(before)) != text:
+    key = int(parts[2]) - 1 if len(parts) == 3 else None
+    if encode_cursor(int(parts[0]), int(parts[1]), key) != text:
         return None
-    return int(size), int(before)
+    return int(parts[0]), int(parts[1]), key
 
 
 @dataclass(frozen=True)
