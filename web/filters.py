@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from ledger import query
 from ledger.errors import InvalidInput
-from ledger.query import decode_cursor
+from ledger.query import decode_cursor, decode_sorted_cursor
 from ledger.query import encode_cursor as encode_cursor
 from ledger.records import times, vocab
 from web import labels
@@ -126,6 +126,7 @@ def fields(platforms: dict[str, str]) -> list[Field]:
             "checkbox",
             advanced=True,
         ),
+        Field("sort", "Order", "select", {"decided": "Newest decision first"}, advanced=True),
         Field("limit", "Per page", "select", {str(n): str(n) for n in LIMITS}, advanced=True),
     ]
 
@@ -138,6 +139,8 @@ class FeedForm:
     errors: dict[str, str] = field(default_factory=dict)
     feed: query.Feed = field(default_factory=query.Feed)
     cursor: tuple[int, int] | None = None
+    #: The decision-time key of an "Older" link of the feed sorted by decision time.
+    cursor_key: int | None = None
     #: From a "Newer" link: the tree size and the first leaf index of the page it was on.
     newer: tuple[int, int] | None = None
     #: Set by the page: whether records newer than a "Newer" page's match too.
@@ -207,9 +210,18 @@ def parse(args: Mapping[str, str], platforms: dict[str, str]) -> FeedForm:
     for name in PAGING:
         text = args.get(name, "")
         form.values[name] = text
-        if text:
-            decoded = decode_cursor(text)
+        if text and name == "cursor":
+            full = decode_sorted_cursor(text)
+            decoded = None if full is None else (full[0], full[1])
+            if full is not None and (full[2] is None) != (args.get("sort", "") != "decided"):
+                decoded = None
+            form.cursor_key = None if full is None else full[2]
             if decoded is None:
+                form.errors["cursor"] = "This page link is not valid: start again from the newest records."
+            setattr(form, name, decoded)
+        elif text:
+            decoded = decode_cursor(text)
+            if decoded is None or args.get("sort", "") == "decided":
                 form.errors["cursor"] = "This page link is not valid: start again from the newest records."
             setattr(form, name, decoded)
     if form.cursor is not None and form.newer is not None:
@@ -225,6 +237,7 @@ def parse(args: Mapping[str, str], platforms: dict[str, str]) -> FeedForm:
         logged_to_ms=ranges.get("logged_to"),
         q=valid.get("q"),
         current_only=valid.get("current") == "true",
+        sort=valid.get("sort", "logged"),
         direct=valid.get("direct") == "true",
         limit=int(valid.get("limit", "50")),
     )

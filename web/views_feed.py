@@ -36,7 +36,7 @@ def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[s
     if form.newer is not None:
         rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1])
     else:
-        rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1])
+        rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1], form.cursor_key)
     return size, rows, count_feed(s, form.feed, size)
 
 
@@ -44,13 +44,16 @@ def _older(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dic
     """The next page down, if there may be one (a newer page always has one)."""
     if not rows or (len(rows) < form.feed.limit and form.newer is None):
         return None
-    return form.page_args(cursor=query.encode_cursor(size, rows[-1]["leaf_index"]))
+    key = rows[-1]["sort_key"] if form.feed.sort == "decided" else None
+    return form.page_args(cursor=query.encode_cursor(size, rows[-1]["leaf_index"], key))
 
 
 def _newer(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
     """The next page up, pinned to the same tree size; None on the newest
     page (a newer page that came back short has reached it)."""
     if not rows or (form.cursor is None and not form.more_newer):
+        return None
+    if form.feed.sort != "logged":  # "Newer" pages walk up in log order only: Back returns
         return None
     return form.page_args(newer=query.encode_cursor(size, rows[0]["leaf_index"]))
 

@@ -47,3 +47,23 @@ def test_older_then_newer_walks_back_over_the_same_pages(client: FlaskClient, da
         assert 'href="/records?platform=example-social&amp;limit=25">Newest</a>' in body
         url = _link(body, "prev")
     assert up == down[::-1]
+
+
+def test_sorted_by_decision_time_older_pages_visit_every_record_once(client: FlaskClient, data: Data) -> None:  # noqa: F811
+    """Issue 15: the feed's Order select, newest decision first, as the JSON feed sorts it."""
+    items = [sign(decision(f"sorted-{i:02d}"), KEY_SOCIAL) for i in range(30)]
+    assert client.post("/api/v1/records", json={"records": items}).status_code == 201
+    expected = [r["leaf_index"] for r in client.get("/api/v1/records?limit=200&sort=decided").json["records"]]
+    assert expected != [r["leaf_index"] for r in client.get("/api/v1/records?limit=200").json["records"]]
+    body = _get(client, "/records")
+    assert '<option value="decided">Newest decision first</option>' in body
+    url: str | None = "/records?sort=decided&limit=25"
+    seen: list[int] = []
+    pages = 0
+    while url:
+        body = _get(client, url)
+        seen += _indexes(body)
+        pages += 1
+        url = _link(body, "next")
+    assert seen == expected
+    assert pages > 1
