@@ -71,6 +71,7 @@ def init_app(app: Flask) -> None:
     # ``bp`` from here, so they are imported once this module exists.
     from web import (  # noqa: F401
         errors,
+        views_atom,
         views_coverage,
         views_downloads,
         views_elections,

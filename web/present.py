@@ -17,6 +17,7 @@ from typing import Any
 
 from ledger.errors import InvalidInput
 from ledger.records import times
+from ledger.records.changes import Change, changed_fields
 from ledger.records.vocab import PATTERNS
 from web.labels import label, yes_no
 
@@ -260,3 +261,40 @@ def relative(value: Any, now: datetime | None = None) -> str:
             break
     text = f"{n} {unit}{'' if n == 1 else 's'}"
     return f"in {text}" if ahead else f"{text} ago"
+
+
+#: Each decision field's (label, kind, vocabulary), by path, for :func:`changes`.
+_DECISION_FIELDS = {path: (name, kind, vocab) for fields in DECISION.values() for path, name, kind, vocab in fields}
+
+
+@dataclass(frozen=True)
+class ChangedRow:
+    """A field an amendment changed: its label and both values (None: not given)."""
+
+    label: str
+    before: Row | None
+    after: Row | None
+
+
+def _value_row(path: str, value: Any) -> Row | None:
+    if value is None:
+        return None
+    if path in _DECISION_FIELDS:
+        name, kind, vocab = _DECISION_FIELDS[path]
+        return _row(path, name, kind, vocab, value)
+    return Row(path, "code", json.dumps(value, ensure_ascii=False), path)
+
+
+def _values(path: str, change: Change) -> tuple[Row | None, Row | None]:
+    return _value_row(path, change.before), _value_row(path, change.after)
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[ChangedRow], int]:
+    """What an amendment changed, as labelled rows, and how many fields it
+    left unchanged; ``before`` and ``after`` are decisions (``decision_of``)."""
+    result = changed_fields(before, after)
+    rows = [
+        ChangedRow(_DECISION_FIELDS[c.path][0] if c.path in _DECISION_FIELDS else c.path, *_values(c.path, c))
+        for c in result.changed
+    ]
+    return rows, result.unchanged

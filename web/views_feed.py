@@ -7,6 +7,7 @@ the cursor in the "older" link, as the JSON feed is.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -157,10 +158,16 @@ def _atom_title(form: filters.FeedForm, names: dict[str, str]) -> str:
 @bp.get("/records.atom")
 def feed_atom() -> Response:
     """The newest records of any filtered view of the feed, as an Atom feed."""
+    return atom_feed(request.args)
+
+
+def atom_feed(filter_args: Mapping[str, str]) -> Response:
+    """The Atom feed of the view of ``/records`` that ``filter_args`` (the
+    feed's filters) select; every URL that answers it gives the same bytes."""
     log = current_log()
     with log.read() as s:
         names = platform_names(s)
-        form = filters.parse(request.args, names)
+        form = filters.parse(filter_args, names)
         if form.errors:
             abort(400, "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
         cp = log.latest(s)

@@ -12,13 +12,15 @@ signature with WebCrypto.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ledger.browse import entry_at, platform_names, record_at
 from ledger.errors import NotFound
-from ledger.query import history, record_by_id
+from ledger.query import History, history, record_by_id
+from ledger.records.changes import decision_of
 from ledger.registry import read_key_states
 from ledger.submit import permalink
 from ledger.tlog.merkle import record_hash
@@ -40,12 +42,15 @@ def record(platform: str, record_id: str) -> str:
         chain = history(s, row)
         names = platform_names(s)
         cp = log.latest(s)
+        compared = _previous_version(row, chain)
+        before = decision_of(entry_at(s, compared.leaf_index)[1].body) if compared is not None else None
     # The proof a printed page carries: anyone can check it, on paper or
     # offline, against the checkpoint printed beside it.
     proof = log.inclusions([row.leaf_index], cp)[0]
     body = entry.body
     subject = body.get("corrected", body) if body.get("type") == "amendment" else body
     revoked_at = key.revoked_from_ms
+    changed, unchanged = present.changes(before, decision_of(body)) if before is not None else ([], 0)
     return render_template(
         "record.html",
         row=row,
@@ -60,6 +65,9 @@ def record(platform: str, record_id: str) -> str:
         key_public=base64.b64encode(key.public_key).decode(),
         logged_after_revocation=revoked_at is not None and _ms(entry.logged_at) >= revoked_at,
         chain=chain,
+        compared=compared,
+        changed=changed,
+        unchanged=unchanged,
         names=names,
         tree_size=cp.size,
         checkpoint_note=cp.note.decode(),
@@ -67,6 +75,20 @@ def record(platform: str, record_id: str) -> str:
         permalink=permalink(row.platform, row.record_id),
         tamper=request.args.get("tamper") == "proof",
     )
+
+
+def _previous_version(row: Any, chain: History) -> Any | None:
+    """The record an amendment ``row`` changed: the amendment of the same
+    decision logged just before it, or else the decision itself (None for
+    any other record, or when the decision is not in the log)."""
+    if row.type != "amendment":
+        return None
+    earlier = [a for a in chain.amendments if a.type == "amendment" and a.leaf_index < row.leaf_index]
+    if earlier:
+        return earlier[-1]
+    if chain.refers_to is not None and chain.refers_to.type == "decision":
+        return chain.refers_to
+    return None
 
 
 def _ms(time: str) -> int:

@@ -112,13 +112,12 @@ METRICS = ("exemption_rate", "adverse_action_rate", "action_distribution", "time
 _DAY_MS = 86_400_000
 
 
-def facts_from_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> Iterator[tuple[Any, ...]]:
-    """Yield the facts of the record entries among ``entries`` below ``tree_size``.
+def index_rows_from_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> Iterator[dict[str, Any]]:
+    """Yield the index row of each record entry among ``entries`` below
+    ``tree_size``, through the very function that fills the server's index.
 
     ``entries`` are (leaf index, entry bytes) in increasing index order, as
-    a verified mirror holds them; registry entries are skipped. The tuples
-    equal the rows the server selects from its index for the same entries
-    (booleans as truth values: SQLite gives 0 and 1).
+    a verified mirror holds them; registry entries are skipped.
     """
     last = -1
     for index, data in entries:
@@ -128,9 +127,17 @@ def facts_from_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> 
         if index >= tree_size:
             break
         entry = parse_entry(data)
-        if entry.kind != "record":
-            continue
-        row = index_row(index, 0, entry.body)
+        if entry.kind == "record":
+            yield index_row(index, 0, entry.body)
+
+
+def facts_from_entries(entries: Iterable[tuple[int, bytes]], tree_size: int) -> Iterator[tuple[Any, ...]]:
+    """Yield the facts of the record entries among ``entries`` below ``tree_size``
+    (:func:`index_rows_from_entries`). The tuples equal the rows the server
+    selects from its index for the same entries (booleans as truth values:
+    SQLite gives 0 and 1).
+    """
+    for row in index_rows_from_entries(entries, tree_size):
         yield tuple(row[c] for c in FACT_COLUMNS)
 
 

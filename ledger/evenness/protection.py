@@ -44,10 +44,8 @@ from ledger.evenness.compare import (
     rate_json,
     time_summary,
 )
-from ledger.evenness.facts import FACT_COLUMNS, Filters, Tally, merged, tally
+from ledger.evenness.facts import FACT_COLUMNS, Filters, Tally, index_rows_from_entries, merged, tally
 from ledger.evenness.protection_words import DEFINITIONS, flagged_sentence, unflagged_sentence
-from ledger.records.entries import parse_entry
-from ledger.records.index_rows import index_row
 from ledger.records.vocab import ORDINARY_USER, REPORTER_CLASSES, SEVERITIES, TARGET_CLASSES
 from ledger.stats import benjamini_hochberg
 from ledger.stats.ranks import van_elteren
@@ -70,17 +68,8 @@ def protection_facts_from_entries(entries: Iterable[tuple[int, bytes]], tree_siz
     """Yield the protection facts of the record entries below ``tree_size``, as
     :func:`ledger.evenness.facts.facts_from_entries` does for facts (the same
     rules on order), through the very function that fills the index."""
-    last = -1
-    for index, data in entries:
-        if index <= last:
-            raise InvalidInput(f"entries must come in increasing index order: {index} after {last}")
-        last = index
-        if index >= tree_size:
-            break
-        entry = parse_entry(data)
-        if entry.kind == "record":
-            row = index_row(index, 0, entry.body)
-            yield tuple(row[c] for c in PROTECTION_COLUMNS)
+    for row in index_rows_from_entries(entries, tree_size):
+        yield tuple(row[c] for c in PROTECTION_COLUMNS)
 
 
 def protection_section(facts: Iterable[Sequence[Any]], filters: Filters, cp: dict[str, Any]) -> dict[str, Any]:

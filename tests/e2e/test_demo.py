@@ -27,6 +27,7 @@ from api.record_validator import validate_record
 from demo import protection
 from demo.__main__ import main
 from demo.cast import CHIRP_CIVIC, FACESPACE_HATE, FIGURES, PLATFORMS
+from demo.coverage import signed_statements
 from demo.design import ADVERSE, END, HORIZON, PLANT_EXEMPTION, POLITICAL, START, allocate, spread
 from demo.generate import Demo, generate
 from keys.records import RECORD_CONTEXT, verify_signature
@@ -406,14 +407,18 @@ def test_demo_fills_a_live_ledger_once(server: tuple[str, dict[str, str]], tmp_p
     keys = tmp_path / "demo-keys"
     first = _demo(url, env, keys)
     assert first.returncode == 0, first.stderr
-    expected = Counter(it.record["platform"] for it in small.items)
+    # The records, then the coverage statements (demo/coverage.py), signed with each platform's current key.
+    statements = signed_statements(small, max(it.record["submitted_at"] for it in small.items))
+    assert statements
+    items = small.items + statements
+    expected = Counter(it.record["platform"] for it in items)
     assert _created(first.stdout) == {slug: (n, 0) for slug, n in expected.items()}
     for slug in expected:
-        assert _feed_ids(url, slug) == {it.record["record_id"] for it in small.items if it.record["platform"] == slug}
+        assert _feed_ids(url, slug) == {it.record["record_id"] for it in items if it.record["platform"] == slug}
     registry = {p["platform"]: [k["key_id"] for k in p["keys"]] for p in _json(f"{url}/api/v1/platforms")["platforms"]}
     assert registry == {slug: [k.key_id for k in ks] for slug, ks in small.keys.items()}
     size = _json(f"{url}/api/v1/log")["checkpoint"]["tree_size"]
-    assert size == 300 + 4  # three platforms and one key rotation are registry entries
+    assert size == 300 + len(statements) + 4  # three platforms and one key rotation are registry entries
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in keys.iterdir()} == {
         f"{slug}-{k.key_id}.key": 0o600 for slug, ks in small.keys.items() for k in ks
     }

@@ -37,6 +37,11 @@ VALUES = {
     "leaf_hash": "00" * 32,
     "first": "0",
     "second": "0",
+    "account_class": "candidate",
+    "period_from": "2026-01",
+    "period_to": "2026-02",
+    "status": "incomplete",
+    "method_version": "2",
 }
 
 

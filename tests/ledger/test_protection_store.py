@@ -52,7 +52,7 @@ def test_migration_fills_protection_columns_from_the_log(db_url: str, signer: Si
             return Plan(entries, write)
 
         first = log.sequencer.sequence(plan).first
-        upgrade(engine)
+        upgrade(engine, "0007_protection")
         assert current_revision(engine) == "0007_protection"
         columns = [record_index.c.leaf_index] + [record_index.c[name] for name in NEW]
         with log.read() as s:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from urllib.parse import quote
 
 from flask.testing import FlaskClient
 
 from tests.browser.dataset import PRESIDENT, XSS
-from tests.web.test_web import Data, _get, data  # noqa: F401  (fixture)
+from tests.web.test_web import Data, Parsed, _get, data  # noqa: F401  (fixture)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -48,12 +49,61 @@ def test_a_filtered_feed_is_the_same_records_as_atom(client: FlaskClient, data: 
 def test_platform_and_person_feeds_and_hostile_strings(client: FlaskClient, data: Data) -> None:  # noqa: F811
     person = _parse(client, f"/records.atom?subject_key={PRESIDENT}")
     assert len(_ids(person)) >= 4
-    assert f'href="/records.atom?subject_key={PRESIDENT}"' in _get(client, f"/subjects/{PRESIDENT}")
     platform = _parse(client, "/records.atom?platform=other-video")
     assert all("/records/other-video/" in i for i in _ids(platform))
-    assert 'href="/records.atom?platform=other-video"' in _get(client, "/platforms/other-video")
     # A name holding markup stays text in the XML.
     everything = _parse(client, "/records.atom?limit=200")
     titles = [e.findtext(f"{ATOM}title") or "" for e in everything.findall(f"{ATOM}entry")]
     assert any(XSS in t for t in titles)
     assert client.get("/records.atom?category=nonsense").status_code == 400
+
+
+def _alternate(body: str) -> list[str | None]:
+    """The Atom feeds a page links in its head."""
+    return [
+        a.get("href")
+        for a in Parsed(body).all("link")
+        if a.get("rel") == "alternate" and a.get("type") == "application/atom+xml"
+    ]
+
+
+def test_platform_and_subject_feeds_have_their_own_addresses(client: FlaskClient, data: Data) -> None:  # noqa: F811
+    """``/platforms/<slug>.atom`` and ``/subjects/<key>.atom`` answer the
+    same feed as the query form, and the pages link them."""
+    for path, query in (
+        ("/platforms/other-video.atom", "/records.atom?platform=other-video"),
+        (f"/subjects/{PRESIDENT}.atom", f"/records.atom?subject_key={PRESIDENT}"),
+    ):
+        root = _parse(client, path)
+        assert root.findall(f"{ATOM}entry")
+        assert client.get(path).data == client.get(query).data, path
+    assert all("/records/other-video/" in i for i in _ids(_parse(client, "/platforms/other-video.atom")))
+    assert len(_ids(_parse(client, f"/subjects/{PRESIDENT}.atom"))) >= 4
+    platform_page = _get(client, "/platforms/other-video")
+    assert _alternate(platform_page) == ["/platforms/other-video.atom"]
+    assert '<a class="atom" href="/platforms/other-video.atom">' in platform_page
+    subject_page = _get(client, f"/subjects/{PRESIDENT}")
+    assert _alternate(subject_page) == [f"/subjects/{PRESIDENT}.atom"]
+    assert f'<a class="atom" href="/subjects/{PRESIDENT}.atom">' in subject_page
+    # The platform's page itself still answers at its own address.
+    assert "Other Video" in _get(client, "/platforms/other-video")
+    # What has no page has no feed.
+    assert client.get("/platforms/no-such-platform.atom").status_code == 404
+    assert client.get("/subjects/unknown-subject-key-0000.atom").status_code == 404
+    assert client.get("/subjects/short.atom").status_code == 404
+
+
+def test_a_rule_page_links_its_feed(client: FlaskClient, data: Data) -> None:  # noqa: F811
+    rule = data["example-social"][0]["rule"]["id"]
+    page = _get(client, f"/stats/example-social/rule?rule_id={rule}")
+    href = f"/records.atom?platform=example-social&amp;rule_id={quote(rule, safe='/')}"
+    assert _alternate(page) == [href.replace("&amp;", "&")]
+    assert f'<a class="atom" href="{href}">' in page
+    root = _parse(client, href.replace("&amp;", "&"))
+    ids = _ids(root)
+    # Decisions under the rule, and amendments whose corrected decision is under it.
+    expected = [
+        r["record_id"] for r in data["example-social"] if r.get("corrected", r).get("rule", {}).get("id") == rule
+    ]
+    assert len(expected) >= 5
+    assert sorted(i.rsplit("/", 1)[1] for i in ids) == sorted(expected)

@@ -107,7 +107,10 @@ def test_every_page_renders_accessibly(client: FlaskClient, data: Data, url: str
     for link in page.all("link"):
         if link.get("rel") == "alternate":  # named, not loaded: a feed of this page, on this site
             assert link.get("type") == "application/atom+xml", link
-            assert (link.get("href") or "").startswith("/records.atom"), link
+            href = link.get("href") or ""
+            assert re.match(r"/[^/]", href), link  # this site
+            feed = client.get(href)
+            assert (feed.status_code, feed.mimetype) == (200, "application/atom+xml"), link
         else:
             assert (link.get("href") or "").startswith("/static/"), link
     # One h1, and headings never skip a level going down.
