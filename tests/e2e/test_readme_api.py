@@ -42,6 +42,9 @@ VALUES = {
     "period_to": "2026-02",
     "status": "incomplete",
     "method_version": "2",
+    "subject_key": "a" * 16,
+    "sort": "decided",
+    "direct": "true",
 }
 
 
