@@ -87,6 +87,63 @@ def subject_latest(s: Session, subject_key: str) -> tuple[Any, int] | None:
     return row, int(count)
 
 
+@dataclass(frozen=True)
+class Person:
+    """A person or body across platforms, by the Wikidata item platforms gave
+    for their accounts (``record_index.qid``), in the tree of a given size."""
+
+    qid: str
+    #: The newest decision or amendment naming the item (an index row).
+    latest: Any
+    #: (platform, subject_key, records naming the item): each account they hold.
+    accounts: list[tuple[str, str | None, int]]
+    #: (platform, type, records) in the person's feed: their decisions and
+    #: amendments, and the appeals and amendments found through a decision.
+    by_platform: list[tuple[str, str, int]]
+    #: (action, decisions): the current version of each of their decisions,
+    #: the latest amendment's where one restates it.
+    by_action: list[tuple[str | None, int]]
+
+
+def person(s: Session, qid: str, tree_size: int) -> Person | None:
+    """What the tree of ``tree_size`` holds about the person or body with
+    Wikidata item ``qid``, or None if no record names it. Four queries, each
+    on ``record_index_qid`` (qid, leaf_index); the per-platform counts use the
+    feed's own conditions, so they add up to the feed the page lists."""
+    c = record_index.c
+    mine = and_(c.qid == qid, c.leaf_index < tree_size)
+    latest = s.execute(select(record_index).where(mine).order_by(c.leaf_index.desc()).limit(1)).first()
+    if latest is None:
+        return None
+    accounts = s.execute(
+        select(c.platform, c.subject_key, func.count())
+        .where(mine)
+        .group_by(c.platform, c.subject_key)
+        .order_by(c.platform, c.subject_key)
+    ).all()
+    feed = Feed(equal={"qid": qid})
+    by_platform = s.execute(
+        select(c.platform, c.type, func.count())
+        .where(c.leaf_index < tree_size, *feed.conditions(s))
+        .group_by(c.platform, c.type)
+        .order_by(c.platform, c.type)
+    ).all()
+    current = Feed(equal={"qid": qid}, direct=True, current_only=True)
+    by_action = s.execute(
+        select(c.action, func.count())
+        .where(c.leaf_index < tree_size, c.type.in_(("decision", "amendment")), *current.conditions(s))
+        .group_by(c.action)
+        .order_by(func.count().desc(), c.action)
+    ).all()
+    return Person(
+        qid,
+        latest,
+        [(p, k, int(n)) for p, k, n in accounts],
+        [(p, t, int(n)) for p, t, n in by_platform],
+        [(a, int(n)) for a, n in by_action],
+    )
+
+
 _counts_lock = threading.Lock()
 _counts_cache: dict[tuple[str, int], Counts] = {}
 

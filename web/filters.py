@@ -33,6 +33,8 @@ POLITICAL = "political"
 #: cursor (the API's) and a newer page's.
 PAGING = ("cursor", "newer")
 LIMITS = (25, 50, 100, 200)
+#: The record schema's pattern of a text input named otherwise.
+PATTERN_OF = {"qid": "wikidata_qid"}
 DAY_MS = 86_400_000
 YES_NO = {"true": "Yes", "false": "No"}
 
@@ -117,6 +119,7 @@ def fields(platforms: dict[str, str]) -> list[Field]:
         Field("rule_id", "Rule ID", "text", advanced=True, hint="exact, e.g. civic-integrity/false-voting-claims"),
         Field("rule_version", "Rule version", "text", advanced=True),
         Field("subject_key", "Subject key", "text", advanced=True, hint="the platform's pseudonym for an account"),
+        Field("qid", "Wikidata item", "text", advanced=True, hint="a person or body on every platform, e.g. Q4115189"),
         Field("logged_from", "Logged on or after", "date", advanced=True),
         Field("logged_to", "Logged on or before", "date", advanced=True),
         Field("current", "Hide records a later amendment replaces", "checkbox", advanced=True),
@@ -259,5 +262,5 @@ def _check(f: Field, value: str) -> str | None:
         return None if ok else f"needs {query.MIN_SEARCH} to 200 characters"
     if f.name == "rule_version":
         return None if len(value) <= 64 else "at most 64 characters"
-    pattern = vocab.PATTERNS[f.name]
+    pattern = vocab.PATTERNS[PATTERN_OF.get(f.name, f.name)]
     return None if re.fullmatch(pattern, value) else f"must match {pattern}"
