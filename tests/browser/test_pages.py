@@ -455,6 +455,7 @@ PAGES = {
     "record-appeal": "/records/example-social/apl-1",
     "record-xss": "/records/example-social/dec-xss",
     "subject": f"/subjects/{PRESIDENT}",
+    "person": "/people/Q4115189",
     "platforms": "/platforms",
     "platform": "/platforms/other-video",
     "entry": "/entries/0",
