@@ -153,6 +153,22 @@ def _example_subject(demo: Demo) -> tuple[str, str] | None:
     return names.most_common(1)[0][0] if names else None
 
 
+def example_person(demo: Demo) -> tuple[str, str] | None:
+    """The person with a Wikidata item on the most platforms (then the most
+    decisions): the page that shows one person across platforms."""
+    platforms: dict[tuple[str, str], set[str]] = {}
+    decisions: Counter[tuple[str, str]] = Counter()
+    for item in demo.items:
+        rec = item.record
+        subject = rec.get("account", {}).get("public_subject") or {}
+        if rec["type"] == "decision" and subject.get("wikidata_qid"):
+            who = (subject["display_name"], subject["wikidata_qid"])
+            platforms.setdefault(who, set()).add(rec["platform"])
+            decisions[who] += 1
+    ranked = sorted(platforms, key=lambda who: (len(platforms[who]), decisions[who]), reverse=True)
+    return ranked[0] if ranked else None
+
+
 def dry_run(demo: Demo, out: Path) -> None:
     data = b"".join(item.to_bytes() + b"\n" for item in demo.items)
     if str(out) == "-":
@@ -268,6 +284,9 @@ def _summary(url: str, demo: Demo, sub: Submitter, keys_dir: Path) -> None:
     example = _example_subject(demo)
     if example:
         click.echo(f"for example, every decision about {example[0]}: {url}/subjects/{example[1]}")
+    person = example_person(demo)
+    if person:
+        click.echo(f"one person on every platform, by Wikidata item, {person[0]}: {url}/people/{person[1]}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from api.record_validator import validate_record
 from demo import protection
-from demo.__main__ import main
+from demo.__main__ import example_person, main
 from demo.cast import CHIRP_CIVIC, FACESPACE_HATE, FIGURES, PLATFORMS
 from demo.coverage import signed_statements
 from demo.design import ADVERSE, END, HORIZON, PLANT_EXEMPTION, POLITICAL, START, allocate, spread
@@ -203,6 +203,20 @@ def test_the_data_covers_every_vocabulary(demo: Demo, final: list[dict[str, Any]
         by_decision[(a["platform"], a["refs"]["record_id"])].append(a["outcome"])
     assert any(o[0] == "pending" and o[-1] != "pending" for o in by_decision.values())
     assert any(o == ["pending"] for o in by_decision.values())
+
+
+def test_one_person_is_on_several_platforms_by_wikidata_item(demo: Demo) -> None:
+    """``make demo`` (3000 records) shows the person page: an item on two platforms at least."""
+    person = example_person(demo)
+    assert person is not None
+    name, qid = person
+    assert qid == next(f.qid for f in FIGURES if f.name == name)
+    on = {
+        it.record["platform"]
+        for it in demo.items
+        if it.record["type"] == "decision" and it.record["account"].get("public_subject", {}).get("wikidata_qid") == qid
+    }
+    assert len(on) >= 2, on
 
 
 def test_times_fall_in_the_window_and_people_are_fictional(demo: Demo, final: list[dict[str, Any]]) -> None:
