@@ -139,3 +139,28 @@ def test_the_feed_form_filters_by_item(client: FlaskClient, person: Data) -> Non
     assert f'href="/api/v1/feed.csv?qid={ITEM}"' in body
     bad = _get(client, "/records?qid=Q01", 400)
     assert "must match ^Q[1-9][0-9]*$" in bad
+
+
+def test_older_and_newer_pages_of_a_person_join_without_a_gap(client: FlaskClient, person: Data) -> None:
+    recs = []
+    for i in range(50):
+        rec = decision(f"vid-hos-{i}", platform="other-video", name="decision-head-of-state-newsworthiness")
+        rec["account"]["subject_key"] = VIDEO_KEY
+        recs.append(sign(rec, KEY_VIDEO))
+    assert client.post("/api/v1/records", json={"records": recs}).status_code == 201
+    everything = [r["leaf_index"] for r in _api(client, f"qid={ITEM}")]
+    assert len(everything) > 50
+    first = _get(client, f"/people/{ITEM}")
+    older = re.search(r'<a rel="next" href="([^"]+)"', first)
+    assert older is not None
+    second = _get(client, older.group(1).replace("&amp;", "&"))
+    assert _indexes(first) + _indexes(second) == everything
+    newer = re.search(r'<a rel="prev" href="([^"]+)"', second)
+    assert newer is not None
+    assert _indexes(_get(client, newer.group(1).replace("&amp;", "&"))) == _indexes(first)
+
+
+def test_a_foreign_page_link_is_a_form_error_not_a_failure(client: FlaskClient, person: Data) -> None:
+    body = _get(client, f"/people/{ITEM}?cursor=not-a-cursor", 400)
+    assert "This page link is not valid" in body
+    assert "<h1>Example Presidentia</h1>" in body
