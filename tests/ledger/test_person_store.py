@@ -68,6 +68,10 @@ def test_migration_fills_the_person_column_from_the_log(db_url: str, signer: Sig
         want = [(first + i, index_row(first + i, 0, r)["qid"]) for i, r in enumerate(records)]
         assert got == want
         assert [q for _, q in want] == [ITEM, None, None, None, ITEM, "Q42"]
+        # The previous release keeps appending on the new schema: its rows leave qid empty.
+        late = _write_as_release_0008(log, [decision("d-4", name="decision-head-of-state-newsworthiness")])
+        with log.read() as s:
+            assert s.execute(select(record_index.c.qid).where(record_index.c.leaf_index == late)).scalar_one() is None
         for statement in ("UPDATE record_index SET qid = 'Q1'", "DELETE FROM record_index"):
             with pytest.raises(DBAPIError), Session(engine) as s, s.begin():
                 s.execute(text(statement))
