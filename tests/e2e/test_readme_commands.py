@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -208,7 +210,11 @@ def script(code: str, n: int, checkout: Checkout) -> str:
 #: What the README says a block's commands print, checked after the block ran
 #: (keyed by a command of the block; every key must match a block).
 OUTCOMES = {
-    "make demo": [r"all verified in the log's tree of size [0-9]+"],
+    "make demo": [
+        r"generated 3000 records",
+        *(rf"{slug} +[0-9]+ records: +[0-9]+ created" for slug in ("demo-chirp", "demo-tubeview", "demo-facespace")),
+        r"all verified in the log's tree of size [0-9]+",
+    ],
     "make vkey": [r"localhost/moderation-ledger\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*\n", r"audit ok: [0-9]+ entries"],
     "ledger platform list": [r"readme-social"],
     "mdl check-receipt --vkey": [
@@ -321,9 +327,17 @@ def test_every_readme_command_block_runs_on_a_fresh_checkout(checkout: Checkout)
 def _after(checkout: Checkout) -> None:
     """What the README says the blocks leave behind."""
     root = checkout.root
+    # `make run`: the SQLite database under data/, the log's key in data/log.key, mode 0600.
+    assert (root / "data" / "ledger.sqlite3").stat().st_size > 0
+    assert stat.S_IMODE((root / "data" / "log.key").stat().st_mode) == 0o600
+    # `ledger dump`: one folder per checkpoint, whose SHA256SUMS names its files and their sums.
     (dump,) = (root / "data" / "dumps").iterdir()
-    assert (dump / "SHA256SUMS").read_text().strip()
+    sums = [line.split("  ", 1) for line in (dump / "SHA256SUMS").read_text().splitlines()]
+    assert {"checkpoint"} < {name for _, name in sums}
+    for digest, name in sums:
+        assert hashlib.sha256((dump / name).read_bytes()).hexdigest() == digest, name
     for name in ("records.csv", "records-dsa.csv", "political.csv", "42.tlog-proof", "witness.key"):
         assert (root / name).stat().st_size > 0, name
+    # The server `make run` started is still the one answering, and the blocks grew its log.
     log = httpx.get(f"{checkout.url}/api/v1/log", timeout=10).json()
-    assert log["checkpoint"]
+    assert log["verifier_key"] == checkout.vkey()
