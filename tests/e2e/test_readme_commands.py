@@ -121,6 +121,16 @@ def test_blocks_and_markers_are_read_exactly() -> None:
     assert OPTIONAL.sub("", "dump [--tree-size N] [--dir DIR]   # x") == "dump   # x"
 
 
+def test_placeholders_are_filled_in_order_and_unknown_ones_refused() -> None:
+    fills = {"'<verifier key>'": lambda: ["'k'"], "KEY": lambda: ["one", "two"]}
+    used: dict[str, int] = {}
+    code = "add KEY $KEY KEY= --vkey '<verifier key>' [--from T]\nadd KEY\nadd KEY_ID\n"
+    assert fill(code, fills, used) == "add one $KEY KEY= --vkey 'k'\nadd two\nadd KEY_ID\n"
+    assert fill("add KEY", fills, used) == "add two"  # the last value repeats
+    with pytest.raises(AssertionError, match="<new key>"):
+        fill("mdl x --key <new key>", fills, used)
+
+
 @dataclass
 class Checkout:
     """The fresh clone and what the blocks run with."""
@@ -231,18 +241,15 @@ OUTCOMES = {
 }
 
 
-@pytest.fixture
-def checkout(tmp_path: Path) -> Iterator[Checkout]:
-    if shutil.which("git") is None:
-        pytest.skip("git is missing: the README's commands run on a fresh clone")
-    root = tmp_path / "clone"
+def _fresh_clone(root: Path, venv: Path) -> None:
+    """Clone this repository at HEAD into ``root``, with the working tree's changes to
+    tracked files, and link ``venv`` as its ``.venv`` dated after its requirements files."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(root)], check=True)
     subprocess.run(["git", "checkout", "--quiet", head.stdout.strip()], cwd=root, check=True)
     diff = subprocess.run(["git", "diff", "--binary", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
     if diff:
         subprocess.run(["git", "apply", "--whitespace=nowarn"], cwd=root, input=diff, check=True)
-    venv = Path(sys.prefix).resolve()
     installed = venv / ".run-installed"
     assert installed.exists(), f"{venv} was not made by the Makefile (no .run-installed): run `make test`"
     (root / ".venv").symlink_to(venv)
@@ -250,18 +257,32 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
     for name in ("requirements.txt", "requirements-test.txt"):
         os.utime(root / name, (before, before))
 
-    tools, home = tmp_path / "bin", tmp_path / "home"
+
+def _reader_env(root: Path, venv: Path, tools: Path, home: Path, port: int) -> dict[str, str]:
+    """A reader's environment: ``mdl`` and a ``python3`` with pandas in ``tools``, the
+    README's default settings but ``LEDGER_BIND``, and ``home`` as ``HOME``."""
     tools.mkdir()
     home.mkdir()
     (tools / "mdl").write_text(f'#!/bin/sh\nPYTHONPATH={root} exec {root}/.venv/bin/python -m client "$@"\n')
-    (tools / "mdl").chmod(0o755)
     # A script, not a link: Python finds its environment beside the path it was started by.
     (tools / "python3").write_text(f'#!/bin/sh\nexec {venv}/bin/python "$@"\n')
-    (tools / "python3").chmod(0o755)
-    port = free_port()
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
     drop = ("VIRTUAL_ENV", "PYTHONPATH", "XDG_STATE_HOME", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_") and k not in drop}
-    env |= {"HOME": str(home), "PATH": f"{tools}:{env['PATH']}", "LEDGER_BIND": f"127.0.0.1:{port}"}
+    # An activated environment's bin folder would hide a README command that forgets `.venv/bin/`.
+    path = [p for p in env["PATH"].split(os.pathsep) if Path(p).resolve() != venv / "bin"]
+    return env | {"HOME": str(home), "PATH": os.pathsep.join([str(tools), *path]), "LEDGER_BIND": f"127.0.0.1:{port}"}
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Iterator[Checkout]:
+    if shutil.which("git") is None:
+        pytest.skip("git is missing: the README's commands run on a fresh clone")
+    root, venv = tmp_path / "clone", Path(sys.prefix).resolve()
+    _fresh_clone(root, venv)
+    port = free_port()
+    env = _reader_env(root, venv, tmp_path / "bin", tmp_path / "home", port)
     co = Checkout(root, env, f"http://127.0.0.1:{port}", free_port())
     try:
         yield co
