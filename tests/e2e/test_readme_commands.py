@@ -320,7 +320,6 @@ def test_every_readme_command_block_runs_on_a_fresh_checkout(checkout: Checkout)
         if block.not_run is not None:
             continue
         code = fill(block.code, fills, used)
-        started = time.monotonic()
         res = subprocess.run(
             ["bash", "-c", script(code, n, checkout)],
             cwd=checkout.root,
@@ -331,7 +330,6 @@ def test_every_readme_command_block_runs_on_a_fresh_checkout(checkout: Checkout)
             timeout=300,
             check=False,
         )
-        print(f"README.md line {block.line}: {time.monotonic() - started:.1f} s")
         shown = f"README.md line {block.line}:\n{code}\nexit {res.returncode}\n{res.stdout}\n{res.stderr}"
         assert res.returncode == 0, shown
         for key, patterns in OUTCOMES.items():
