@@ -109,6 +109,25 @@ def command_blocks(text: str) -> list[Block]:
     return out
 
 
+#: The languages of the README's other blocks, which are not commands.
+NOT_COMMANDS = {"python", "nginx"}
+
+
+def fence_languages(text: str) -> list[str]:
+    """The info string of every opening fence (closing fences alternate with them)."""
+    return re.findall(r"^```(.*)$", text, re.M)[::2]
+
+
+def test_every_block_is_labelled_so_that_none_escapes() -> None:
+    """A block without a language, or in one this test does not know, could hold
+    commands that never run: each must be a shell block or a known other language."""
+    assert fence_languages("```sh\nls\n```\n```\nx\n```\n") == ["sh", ""]
+    languages = fence_languages(README.read_text())
+    assert set(languages) <= {"sh", *NOT_COMMANDS}, languages
+    # ... and every shell block is one the test reads.
+    assert languages.count("sh") == len(command_blocks(README.read_text()))
+
+
 def test_blocks_and_markers_are_read_exactly() -> None:
     text = "a\n```sh\nmake run\n```\n<!-- not run: why -->\n```bash\nmake test\n```\n\n```python\nx\n```\n"
     assert command_blocks(text) == [Block(2, "make run\n", None), Block(6, "make test\n", "why")]
