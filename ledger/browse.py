@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from ledger import storage
 from ledger.db import checkpoints, cosignatures, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import MAX_PAGE, SUPERSEDED, Feed
+from ledger.query import DECIDED_KEY, MAX_PAGE, SUPERSEDED, Feed
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
 
@@ -231,20 +231,34 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
     return out
 
 
-def feed_newer(s: Session, query: Feed, tree_size: int, after: int) -> tuple[list[dict[str, Any]], bool]:
-    """The page before a feed page: up to ``query.limit`` rows above leaf
-    index ``after`` (the first row of the page the reader is on) in the tree
-    of ``tree_size``, newest first as ``ledger.query.feed`` returns them,
-    and whether still newer rows match. Read oldest first from ``after``
-    (one row more, to know) and turned round, so the page joins the one it
-    came from without a gap or an overlap."""
+def feed_newer(
+    s: Session, query: Feed, tree_size: int, after: int, after_key: int | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The page before a feed page: up to ``query.limit`` rows above the
+    first row of the page the reader is on (leaf index ``after``; for
+    ``sort="decided"``, (``after_key``, ``after``) in (decision time, leaf
+    index) order) in the tree of ``tree_size``, in the order
+    ``ledger.query.feed`` returns them, and whether still newer rows match.
+    Read upwards from that row (one row more, to know) and turned round, so
+    the page joins the one it came from without a gap or an overlap."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
     c = record_index.c
+    if query.sort == "decided":
+        if after_key is None:
+            raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
+        decided = DECIDED_KEY
+        above = or_(decided > after_key, and_(decided == after_key, c.leaf_index > after))
+        order = [decided, c.leaf_index]
+        key: ColumnElement[Any] = DECIDED_KEY
+    else:
+        above = c.leaf_index > after
+        order = [c.leaf_index]
+        key = c.leaf_index
     stmt = (
-        select(record_index, SUPERSEDED.label("superseded"))
-        .where(and_(c.leaf_index > after, c.leaf_index < tree_size, *query.conditions(s)))
-        .order_by(c.leaf_index)
+        select(record_index, SUPERSEDED.label("superseded"), key.label("sort_key"))
+        .where(and_(above, c.leaf_index < tree_size, *query.conditions(s)))
+        .order_by(*order)
         .limit(query.limit + 1)
     )
     rows = [dict(r._mapping) for r in s.execute(stmt)]

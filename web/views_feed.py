@@ -46,7 +46,7 @@ def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[s
     if form.errors:
         return size, [], None
     if form.newer is not None:
-        rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1])
+        rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1], form.newer_key)
     else:
         rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1], form.cursor_key)
     return size, rows, count_feed(s, form.feed, size)
@@ -65,9 +65,8 @@ def _newer(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dic
     page (a newer page that came back short has reached it)."""
     if not rows or (form.cursor is None and not form.more_newer):
         return None
-    if form.feed.sort != "logged":  # "Newer" pages walk up in log order only: Back returns
-        return None
-    return form.page_args(newer=query.encode_cursor(size, rows[0]["leaf_index"]))
+    key = rows[0]["sort_key"] if form.feed.sort == "decided" else None
+    return form.page_args(newer=query.encode_cursor(size, rows[0]["leaf_index"], key))
 
 
 @bp.get("/records")

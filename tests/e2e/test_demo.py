@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from api.record_validator import validate_record
 from demo import protection
-from demo.__main__ import example_person, main
+from demo.__main__ import DEFAULT_URL, default_url, example_person, main
 from demo.cast import CHIRP_CIVIC, FACESPACE_HATE, FIGURES, PLATFORMS
 from demo.coverage import signed_statements
 from demo.design import ADVERSE, END, HORIZON, PLANT_EXEMPTION, POLITICAL, START, allocate, spread
@@ -368,6 +368,16 @@ def test_appeal_outcomes_are_alike_for_every_class(demo: Demo, final: list[dict[
 
 
 # The command line -------------------------------------------------------------------
+
+
+def test_the_demo_looks_for_the_server_where_make_run_binds_it() -> None:
+    """``make demo`` next to ``make run`` with the same ``LEDGER_BIND`` finds it (README, Quick start)."""
+    assert default_url({}) == DEFAULT_URL == "http://127.0.0.1:8000"
+    assert default_url({"LEDGER_BIND": "127.0.0.1:8123"}) == "http://127.0.0.1:8123"
+    assert default_url({"LEDGER_BIND": "0.0.0.0:9000"}) == "http://127.0.0.1:9000"
+    assert default_url({"LEDGER_BIND": "[::]:9000"}) == "http://[::1]:9000"
+    for unreachable in ("unix:/run/ledger.sock", "127.0.0.1", "a:1,b:2", ""):
+        assert default_url({"LEDGER_BIND": unreachable}) == DEFAULT_URL, unreachable
 
 
 def test_dry_run_writes_the_signed_items(tmp_path: Path, small: Demo) -> None:
