@@ -396,9 +396,11 @@ def flagged_under_rules(doc: Doc, platform: str, metric: str) -> list[dict[str, 
     ]
 
 
-#: The measures of a platform's summary, in order: the document compares
-#: the rates across a platform's rules; time to decision only rule by rule.
-SUMMARY_METRICS = ("exemption_rate", "adverse_action_rate", "time_to_decision", "appeal_reversal_rate")
+#: The measures of a platform's summary, in order: every measure a comparison
+#: can carry, so that each flagged group under a single rule is named (issue
+#: 15). The document compares the rates across a platform's rules; the
+#: actions taken and time to decision only rule by rule.
+SUMMARY_METRICS = tuple(COMPARISON_METRICS)
 
 
 def flagged_number(doc: Doc, item: Mapping[str, Any]) -> int:

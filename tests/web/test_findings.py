@@ -14,9 +14,11 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from ledger.evenness.facts import METRICS
 from ledger.log import Log
 from tests.ledger.test_evenness import planted_records
 from tests.web.test_dashboard import api, page, planted, section  # noqa: F401  (fixture)
+from web.dashboard import COMPARISON_METRICS
 
 ROW = re.compile(r"<tr>\s*<th scope=\"row\">.*?</tr>", re.DOTALL)
 
@@ -86,6 +88,20 @@ def test_platform_summaries_name_every_flagged_group_and_time(client: FlaskClien
     assert "Journalists, <code>spam/phishing</code>" in rows["Time to decision"]
     assert "Other public figures, <code>spam/phishing</code>" in rows["Time to decision"]
     assert "Not flagged" not in video.group(0)
+
+
+def test_platform_summaries_have_a_row_for_every_measure_a_comparison_carries(
+    client: FlaskClient,
+    planted: Log,  # noqa: F811
+) -> None:
+    """A flagged comparison of any measure (the actions taken among them) is
+    named in its platform's summary: the summary has a row for each."""
+    body = page(client, "/stats")
+    tables = re.findall(r'<caption id="summary-[^"]+">.*?</table>', body, re.DOTALL)
+    assert tables
+    wanted = [html.escape(COMPARISON_METRICS[m]) for m in METRICS]
+    for table in tables:
+        assert re.findall(r'<th scope="row">(.*?)</th>', table) == wanted
 
 
 def test_the_feed_counts_a_filtered_view_exactly(client: FlaskClient, planted: Log) -> None:  # noqa: F811
