@@ -69,6 +69,11 @@ def test_dump_files_check_and_read_as_they_are(
         del obj["index"], obj["leaf_hash"]
         ref.add(canonical(obj))
     assert merkle.tree_hash(size, ref) == cp.root
+    # pandas and DuckDB read the NDJSON as it is too, registry entries beside records.
+    entries = folder / f"entries-{size}.ndjson"
+    assert list(pd.read_json(entries, lines=True)["index"]) == list(range(size))
+    got = duckdb.sql(f"SELECT index FROM read_json_auto('{entries}') ORDER BY index").fetchall()
+    assert [r[0] for r in got] == list(range(size))
 
     again = runner.invoke(args=["ledger", "dump"])
     assert again.output.strip() == f"already there: {folder}"
