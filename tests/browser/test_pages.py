@@ -1,6 +1,7 @@
 """The pages in real Chromium (Debian's package, driven by Playwright) against
 a real gunicorn: the feed's filters narrow results, by mouse and by
-keyboard; a record verifies in the browser, by keyboard, and a tampered
+keyboard; a filtered feed's downloads open in pandas and its Atom feed
+parses, at desktop and phone widths; a record verifies in the browser, by keyboard, and a tampered
 proof fails visibly; every main page renders at desktop and phone widths,
 in the light and the dark theme, with no console error, no failed request,
 no CSP violation and no axe-core violation of any impact; a printed record
@@ -18,7 +19,8 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import Iterator
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,18 +235,57 @@ def test_feed_filters_narrow_the_results(site: tuple[str, str], page: Page) -> N
     watch.check(page)
 
 
-def test_a_filtered_feed_downloads_its_results_for_pandas(site: tuple[str, str], page: Page) -> None:
-    """'Download these results' saves a CSV that pandas reads as it is,
-    holding exactly the records the page counts."""
+#: How a researcher opens each download with pandas: as it is, no options but types.
+READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    "CSV": lambda path: pd.read_csv(path, dtype=str, keep_default_na=False),
+    "NDJSON": lambda path: pd.read_json(path, lines=True),
+    "Parquet": pd.read_parquet,
+}
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_a_filtered_feed_downloads_and_follows_its_results(site: tuple[str, str], browser: Browser, width: str) -> None:
+    """From a filtered feed, "Download these results" saves CSV, NDJSON and
+    Parquet files that pandas reads as they are, each holding exactly the
+    records the page lists; its Atom feed, the one the page's head names,
+    parses and holds the same records."""
     _, url = site
-    page.goto(url + "/records?platform=other-video")
-    assert _rows(page) == 4
-    with page.expect_download() as info:
-        page.locator("p.downloads").get_by_role("link", name="CSV").click()
-    frame = pd.read_csv(info.value.path(), dtype=str, keep_default_na=False)
-    assert len(frame) == 4
-    assert set(frame["platform"]) == {"other-video"}
-    assert page.locator("p.downloads").get_by_role("link", name="Parquet").count() == 1
+    context = browser.new_context(viewport=DESKTOP if width == "desktop" else PHONE)
+    page = context.new_page()
+    watch = Watch(page)
+    page.goto(url + "/records?platform=other-video", wait_until="networkidle")
+    listed = set(page.locator("ol.rows .id").all_inner_texts())
+    assert len(listed) == _rows(page) == 4
+    assert page.locator(".results .count").inner_text() == "4"
+    found = axe.violations(page)
+    assert not found, axe.show(found)
+    frames = {}
+    for label, read in READERS.items():
+        with page.expect_download() as info:
+            page.locator("p.downloads").get_by_role("link", name=label, exact=True).click()
+        frames[label] = read(info.value.path())
+    for label in ("CSV", "Parquet"):  # one row per record, in the columns of `mdl mirror --csv`
+        assert set(frames[label]["platform"]) == {"other-video"}, label
+        assert set(frames[label]["record_id"]) == listed, label
+    # NDJSON: one log entry per line, with its leaf index: the same entries.
+    assert sorted(frames["NDJSON"]["index"]) == sorted(int(i) for i in frames["CSV"]["index"])
+    follow = page.get_by_role("link", name="Follow these results (Atom feed)")
+    href = follow.get_attribute("href")
+    assert href == page.locator('link[rel="alternate"][type="application/atom+xml"]').get_attribute("href")
+    assert href is not None
+    assert href.startswith("/records.atom?")
+    assert "platform=other-video" in href
+    feed = ET.fromstring(page.request.get(url + href).body())
+    atom_ns = "{http://www.w3.org/2005/Atom}"
+    entries = [
+        (e.findtext(f"{atom_ns}id") or "").rpartition("/records/other-video/")[2] for e in feed.iter(f"{atom_ns}entry")
+    ]
+    assert len(entries) == 4
+    assert set(entries) == listed
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the filtered feed scrolls sideways by {overflow}px at {width} width"
+    watch.check(page)
+    context.close()
 
 
 def _tab_to(page: Page, selector: str, limit: int = 200) -> None:
