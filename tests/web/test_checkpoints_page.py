@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from ledger import storage
 from ledger.log import Log
+from tests.web.test_dashboard import section
 from tests.web.test_web import Data, _get, data  # noqa: F401  (fixture)
 
 
@@ -33,6 +34,11 @@ def test_every_signed_checkpoint_is_listed_and_pins_the_statistics(
     assert links == [f"/stats?tree_size={n}" for n in sizes]
     pinned = _get(client, links[-1])
     assert f"at tree size {sizes[-1]} " in html.unescape(pinned)
+    # The client pins its recomputation to the same sizes, and the log page says how.
+    assert "<code>mdl evenness --tree-size N</code>" in body
+    assert 'href="/log#client-heading"' in body
+    log_page = _get(client, "/log")
+    assert "<code>mdl evenness --tree-size N</code>" in section(log_page, "client-heading")
     # Reached from the log page and the statistics' pin form.
     assert 'href="/log/checkpoints"' in _get(client, "/log")
     assert 'href="/log/checkpoints"' in _get(client, "/stats")
