@@ -92,3 +92,27 @@ def test_day_or_time() -> None:
         times.day_or_time_ms("2026-03-01T00:00:00+00:00")
     with pytest.raises(InvalidInput, match="real calendar date"):
         times.day_or_time_ms("2026-02-30")
+    with pytest.raises(InvalidInput, match="real calendar date"):
+        times.day_or_time_ms("2026-02-30T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01",
+        "1969-12-31T23:59:59.9995Z",
+        "1969-12-31",
+        "1970-01-01T00:00:00.0019Z",
+        "2024-02-29T23:59:59.999999999Z",
+        "2026-03-01T16:20:00.1Z",
+        "2026-12-31T23:59:59Z",
+        "9999-12-31T23:59:59.999Z",
+        "9999-12-31",
+    ],
+)
+def test_day_or_time_is_what_the_parsers_give(text: str) -> None:
+    """day_or_time_ms does its own arithmetic (one match per value, for the
+    index rows): it must equal to_ms of the exact parsers' value."""
+    parsed = times.parse_date(text) if len(text) == 10 else times.parse_date_time(text)
+    assert times.day_or_time_ms(text) == times.to_ms(parsed)
