@@ -24,6 +24,7 @@ for :mod:`api.record_enums`.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -83,6 +84,24 @@ def clean(record: dict[str, Any]) -> bool:
     except TypeError:  # a field name that is no string
         return False
     return FORBIDDEN_CHARACTER.search(joined) is None
+
+
+# What a forbidden character becomes in ``ledger.records.entries.json_text``:
+# the JSON escape of each control character below U+0020 that is refused
+# (``\b``, ``\f``, ``\r``, ``\u00XX``), and every other refused character as
+# itself (that text escapes nothing above U+001F).
+_ESCAPES = sorted({json.dumps(chr(c))[1:3] for c in range(0x20) if FORBIDDEN_CHARACTER.fullmatch(chr(c))})
+_SUSPECT = re.compile("|".join(map(re.escape, _ESCAPES)) + "|" + FORBIDDEN_CHARACTER.pattern)
+
+
+def clean_text(text: str) -> bool:
+    """What :func:`clean` says of a value parsed from JSON, told from its
+    ``json_text`` instead of another walk of the value: True only if no
+    string holds a forbidden character and the text holds at most
+    ``_MAX_DEPTH`` brackets (so nothing nests deeper). False may be wrong
+    (an escaped backslash before ``b``; brackets inside strings): the caller
+    then asks :func:`clean`, which is exact."""
+    return text.count("{") + text.count("[") <= _MAX_DEPTH and _SUSPECT.search(text) is None
 
 
 def refused_strings(record: dict[str, Any]) -> list[dict[str, str]]:
