@@ -33,7 +33,7 @@ from api.record_checks import (
     SCHEMA_VERSION_MESSAGE,
     Times,
     clean,
-    clean_text,
+    clean_json,
     pointer_join,
     refused_strings,
 )
@@ -225,7 +225,7 @@ def validate_parsed(record: object, now: datetime) -> tuple[list[dict[str, str]]
     One walk of the record where there were three (the search for refused
     characters, the check that the fast canonical form applies, the form
     itself): the record's ``json_text`` is made first, searched for refused
-    characters (``clean_text``), and, once the schema has accepted the
+    characters (``clean_json``), and, once the schema has accepted the
     record, is its canonical form (``json_text`` says why). Errors are
     exactly :func:`validate_record`'s: where the text cannot tell, ``clean``
     walks the record as before.
@@ -235,14 +235,13 @@ def validate_parsed(record: object, now: datetime) -> tuple[list[dict[str, str]]
     if not isinstance(record, dict):
         return [{"path": "", "message": "a record must be a JSON object"}], None
     try:
-        text: str | None = json_text(record)
-    except (TypeError, ValueError, RecursionError):
-        text = None
-    errors = _errors(record, now, (text is not None and clean_text(text)) or clean(record))
+        data: bytes | None = json_text(record).encode()
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError: a lone surrogate
+        data = None
+    errors = _errors(record, now, (data is not None and clean_json(data)) or clean(record))
     if errors:
         return errors, None
-    # A valid record is plain and clean: its text encodes (no lone surrogate).
-    return errors, canonical(record) if text is None else text.encode()
+    return errors, canonical(record) if data is None else data
 
 
 def _errors(record: dict[str, Any], now: datetime, is_clean: bool) -> list[dict[str, str]]:

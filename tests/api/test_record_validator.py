@@ -33,10 +33,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.record_checks import clean_json
 from api.record_schema import load_errors
 from api.record_validator import validate_parsed, validate_record
 from ledger.records import vocab
-from ledger.records.entries import canonical, parse_json
+from ledger.records.entries import canonical, json_text, parse_json
 from tests.api.test_record_schema import EXAMPLES, NOW, ORD_BODY, SCHEMA, VALIDATOR
 
 EXAMPLES_N = int(os.environ.get("LEDGER_DIFF_EXAMPLES", "300"))
@@ -447,6 +448,19 @@ def test_one_pass_on_what_the_text_cannot_tell(edit: dict[str, Any]) -> None:
     assert (errors == []) == (edit in _VALID_EDITS)
 
 
+def test_the_text_search_misses_no_refused_character() -> None:
+    """clean_json looks for the first bytes of what each refused character
+    becomes in the JSON text; every one of them must be found, in a value and
+    in a field name, and the allowed neighbours must pass."""
+    refused = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and _bad(chr(c))]
+    assert len(refused) == 30 + 1 + 32  # C0 but tab and line feed, DEL, C1
+    for c in refused:
+        for value in ({"s": f"a{c}b"}, {f"a{c}": "b"}):
+            assert not clean_json(json_text(value).encode()), repr(c)
+    for c in ("\t", "\n", " ", "~", "\xa0", "\xa7", "\xe9", "\u2028", "\U0001f600", '"'):
+        assert clean_json(json_text({"s": f"a{c}b", f"k{c}": 1}).encode()), repr(c)
+
+
 def _schema_nodes(node: Any) -> list[dict[str, Any]]:
     if isinstance(node, list):
         return [n for sub in node for n in _schema_nodes(sub)]
@@ -466,7 +480,8 @@ def test_every_valid_record_is_plain() -> None:
         assert "number" not in (types if isinstance(types, list) else [types])
         if "integer" in (types if isinstance(types, list) else [types]) and "const" not in node:
             assert -(2**53) < node["minimum"] <= node["maximum"] < 2**53
-        assert "patternProperties" not in node and "propertyNames" not in node
+        assert "patternProperties" not in node
+        assert "propertyNames" not in node
         assert node.get("additionalProperties", False) is False
         assert all(name.isascii() for name in node.get("properties", {}))
     # Objects close by additionalProperties or by unevaluatedProperties.
