@@ -14,6 +14,9 @@ request, committer) per accepted record:
   checkpoint: the cost of a record that shares its group commit with none);
 * single records from 16 threads (records share group commits, as under load).
 
+The process is set up as a gunicorn worker is (``wsgi.py``): the app, then
+``freeze_start_up_objects``.
+
 On PostgreSQL the CPU of the database backends serving the run's
 connections (found by their ``application_name`` in ``pg_stat_activity``,
 read from ``/proc/<pid>/stat``) is reported beside the process's own.
@@ -45,7 +48,7 @@ import nacl.signing
 from flask import Flask
 from sqlalchemy import create_engine, text
 
-from app import create_app
+from app import create_app, freeze_start_up_objects
 from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus, Signed, batch_body
 from bench.profile import sampling
 from bench.server import database
@@ -210,6 +213,7 @@ def application(kind: str, tmp: Path, pg_url: str | None, app_name: str) -> Iter
         try:
             with app.app_context():
                 provider.initialise()
+            freeze_start_up_objects()  # as wsgi.py does in each gunicorn worker
             yield app, db.admin_url if kind == "postgresql" else None
         finally:
             provider.close()
