@@ -182,6 +182,9 @@ record_index = Table(
     Column("target_class", String(32)),
     Column("reporter_class", String(32)),
     Column("abuse_kind", String(16)),
+    # Added by migration 0009_person_qid for the person view: the Wikidata
+    # item of the account's public subject (index_rows.person_qid).
+    Column("qid", String(20)),
     # Filters: each with leaf_index, for newest-first pages (migration 0003).
     *(
         Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
@@ -193,6 +196,8 @@ record_index = Table(
     ),
     # The protection filters (migration 0007_protection).
     *(Index(f"record_index_{c}", c, "leaf_index") for c in ("target_class", "reporter_class", "abuse_kind")),
+    # A person's records across platforms (migration 0009_person_qid).
+    Index("record_index_qid", "qid", "leaf_index"),
     Index("record_index_decided_at", "decided_at_ms"),
     Index("record_index_logged_at", "logged_at_ms"),
     Index("record_index_ref", "platform", "ref_record_id"),
