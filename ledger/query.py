@@ -253,7 +253,7 @@ def entries_at(session: Session, indexes: list[int]) -> list[tuple[int, bytes, b
         .where(entries.c.idx.in_(indexes))
         .order_by(entries.c.idx)
     )
-    rows = [(r.idx, bytes(r.hash), bytes(r.data)) for r in session.execute(stmt)]
+    rows = [(r.idx, bytes(r.hash), storage.decode_stored(r.idx, bytes(r.data))) for r in session.execute(stmt)]
     if len(rows) != len(set(indexes)):
         raise AssertionError(f"the record index names entries that storage lacks among {len(indexes)} indexes")
     return rows

@@ -1,0 +1,73 @@
+"""Entries stored compressed.
+
+Revision ID: 0010_storage
+Revises: 0008_coverage
+Create Date: 2026-12-06
+
+Every row of ``entries`` is rewritten in its stored form
+(ledger/entry_codec.py: a format byte, then raw deflate against the
+record vocabulary's preset dictionary, or the bytes as they are when that
+is no smaller). The entries' own bytes, and so every leaf hash, tile and
+checkpoint, are unchanged: only how they sit on disk. The rewrite needs the
+append-only triggers of migration 0001 lifted, so this migration drops and
+recreates them in its own transaction, as 0007 did for ``record_index``: no
+other writer sees the table without them. A thousand rows per statement,
+in Python (the encoding is zlib's, which neither database has).
+
+The previous release cannot read the converted rows (it would serve the
+stored form as the entry): stop every server of it before migrating, as
+``flask ledger init`` on the new release does first. Going back means
+restoring the backup taken before. Each database keeps the space the old
+rows held for new rows; ``VACUUM`` (SQLite) or ``VACUUM FULL entries``
+(PostgreSQL) gives it back to the file system.
+
+Encoding with the application's ``encode_entry`` is safe for a migration,
+unlike the copied derivations of 0005 and 0007: whatever format it writes
+is one that this release and every later one read (a format byte is never
+reused).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from ledger.entry_codec import encode_entry
+
+revision = "0010_storage"
+down_revision = "0008_coverage"
+branch_labels = None
+depends_on = None
+
+_BATCH = 1000
+_SQLITE_TRIGGER = (
+    "CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries "
+    "BEGIN SELECT RAISE(ABORT, 'ledger: UPDATE on entries is forbidden: the log is append-only'); END"
+)
+_PG_TRIGGER = (
+    "CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries "
+    "FOR EACH ROW EXECUTE FUNCTION ledger_reject_change()"
+)
+
+
+def _compress_entries(bind: sa.Connection) -> None:
+    select = sa.text("SELECT idx, data FROM entries WHERE idx > :after ORDER BY idx LIMIT :n")
+    update = sa.text("UPDATE entries SET data = :data WHERE idx = :idx")
+    after = -1
+    while True:
+        rows = bind.execute(select, {"after": after, "n": _BATCH}).all()
+        if not rows:
+            return
+        bind.execute(update, [{"idx": idx, "data": encode_entry(bytes(data))} for idx, data in rows])
+        after = rows[-1][0]
+
+
+def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    op.execute("DROP TRIGGER entries_no_update" if sqlite else "DROP TRIGGER entries_append_only ON entries")
+    _compress_entries(op.get_bind())
+    op.execute(_SQLITE_TRIGGER if sqlite else _PG_TRIGGER)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("migrations only move forward")
