@@ -74,8 +74,16 @@ hashes = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
-    # Inclusion proofs by leaf hash look the leaf up here.
-    Index("hashes_leaf", "hash", sqlite_where=text("level = 0"), postgresql_where=text("level = 0")),
+    # Inclusion proofs by leaf hash look the leaf up here. On PostgreSQL a
+    # hash index (migration 0010_storage): a 4-byte hash code per leaf, not
+    # the 32-byte hash, and equality is all the lookup asks.
+    Index(
+        "hashes_leaf",
+        "hash",
+        sqlite_where=text("level = 0"),
+        postgresql_where=text("level = 0"),
+        postgresql_using="hash",
+    ),
     sqlite_with_rowid=False,
 )
 
@@ -128,6 +136,15 @@ key_revocations = Table(
     Column("leaf_index", BigInteger, nullable=False, unique=True),
 )
 
+
+def _not_null(column: str) -> Any:
+    """The predicate of a partial index of the rows that have ``column``."""
+    return text(f"{column} IS NOT NULL")
+
+
+#: Feed filters on fields most records lack, indexed only where present.
+SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind")
+
 #: The records index: one row per platform record in the log.
 records = Table(
     "records",
@@ -141,7 +158,14 @@ records = Table(
     Column("logged_at_ms", BigInteger, nullable=False),
     Column("ref_record_id", String(128)),
     UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
-    Index("records_ref", "platform", "ref_record_id"),
+    # Only appeals and amendments refer to a record (migration 0010_storage).
+    Index(
+        "records_ref",
+        "platform",
+        "ref_record_id",
+        sqlite_where=_not_null("ref_record_id"),
+        postgresql_where=_not_null("ref_record_id"),
+    ),
 )
 
 #: The feed's query index: derived from the log (ledger/derived.py), append-only,
@@ -187,15 +211,28 @@ record_index = Table(
         Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
         for cols in (
             *(("platform",), ("type",), ("account_class",), ("political",), ("subject_key",)),
-            *(("rule_id", "rule_version"), ("category",), ("action",), ("exemption_type",)),
+            *(("rule_id", "rule_version"), ("category",), ("action",)),
             *(("review_path",), ("detection_source",)),
         )
     ),
-    # The protection filters (migration 0007_protection).
-    *(Index(f"record_index_{c}", c, "leaf_index") for c in ("target_class", "reporter_class", "abuse_kind")),
+    # Filters on fields most records lack (an exemption, the protection
+    # fields of migration 0007_protection): only the rows that have one, as
+    # a filter's ``col = ?`` implies ``col IS NOT NULL`` and both databases
+    # prove it (migration 0010_storage).
+    *(
+        Index(f"record_index_{c}", c, "leaf_index", sqlite_where=_not_null(c), postgresql_where=_not_null(c))
+        for c in SPARSE_FILTERS
+    ),
     Index("record_index_decided_at", "decided_at_ms"),
     Index("record_index_logged_at", "logged_at_ms"),
-    Index("record_index_ref", "platform", "ref_record_id"),
+    # Only appeals and amendments refer to a record (0010_storage).
+    Index(
+        "record_index_ref",
+        "platform",
+        "ref_record_id",
+        sqlite_where=_not_null("ref_record_id"),
+        postgresql_where=_not_null("ref_record_id"),
+    ),
     # Text search on PostgreSQL: a pg_trgm GIN index. SQLite's is the FTS5
     # table ``record_search`` (SQLITE_VIRTUAL_TABLES), which SQLAlchemy
     # cannot describe.
