@@ -150,3 +150,12 @@ def test_migration_compresses_the_entries_an_earlier_release_stored(db_url: str,
             conn.execute(text("UPDATE entries SET data = data WHERE idx = 0"))
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_database_has_8_kib_pages(engine: Engine) -> None:
+    """Half the space a 4 KiB page loses to the compressed entry that did not fit (ledger/db.py)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's page size")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 8192
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
