@@ -236,17 +236,11 @@ record_index = Table(
     # Text search on PostgreSQL: a pg_trgm GIN index. SQLite's is the FTS5
     # table ``record_search`` (SQLITE_VIRTUAL_TABLES), which SQLAlchemy
     # cannot describe.
-    # Its pending list (GIN's fast update) is merged at 256 kB, not the
-    # default 4 MB (migration 0010_storage): the list's pages are freed but
-    # stay in the index, so a shorter list leaves less behind (bench/storage.py:
-    # 467 B a record, not 652, at 20,000 records), and the append that
-    # merges it, holding the log's head lock, merges less.
     Index(
         "record_index_search",
         "search_text",
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
-        postgresql_with={"gin_pending_list_limit": 256},
     ).ddl_if(dialect="postgresql"),
 )
 

@@ -112,7 +112,6 @@ def upgrade() -> None:
     else:
         op.drop_index("hashes_leaf", table_name="hashes")
         op.execute("CREATE INDEX hashes_leaf ON hashes USING hash (hash) WHERE level = 0")
-        op.execute("ALTER INDEX record_index_search SET (gin_pending_list_limit = 256)")
 
 
 def downgrade() -> None:
