@@ -10,8 +10,8 @@ feed's ``record_index``, published statistics: migrations 0002, 0005,
 their entries. The one exception is SQLite's full-text index
 ``record_search`` (FTS5): a virtual table takes no triggers, and FTS5
 rewrites its own segments as it merges them; it is an external-content
-index of ``record_index.search_text`` that FTS5's ``integrity-check``
-proves equal to that column.
+index of ``record_index.search_text`` (without positions since migration
+0010_storage) that FTS5's ``integrity-check`` proves equal to that column.
 
 Engines are made here, sessions by the caller (principle 8): storage
 functions take a ``Session`` and never commit.
@@ -56,7 +56,9 @@ metadata = MetaData()
 # would not be, so the index column is INTEGER there and BIGINT elsewhere.
 Index64 = BigInteger().with_variant(Integer(), "sqlite")
 
-#: One row per log entry: the exact bytes that were hashed into the leaf.
+#: One row per log entry: its stored form (ledger/entry_codec.py, migration
+#: 0010_storage), from which ``ledger.storage`` gives back the exact bytes
+#: that were hashed into the leaf. Read it nowhere else.
 entries = Table(
     "entries",
     metadata,
@@ -244,8 +246,8 @@ record_index = Table(
     ).ddl_if(dialect="postgresql"),
 )
 
-#: SQLite's FTS5 index of ``record_index.search_text`` (migrations 0003 and
-#: 0006) and the shadow tables FTS5 keeps for it: made by raw DDL, as
+#: SQLite's FTS5 index of ``record_index.search_text`` (migrations 0003,
+#: 0006 and 0010_storage) and the shadow tables FTS5 keeps for it: made by raw DDL, as
 #: SQLAlchemy has no virtual tables; queries reach it through ``text()``.
 SQLITE_VIRTUAL_TABLES = frozenset(("record_search", "record_search_config", "record_search_data", "record_search_idx"))
 
