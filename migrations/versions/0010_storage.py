@@ -1,4 +1,4 @@
-"""Storage: entries compressed, SQLite's full-text index without positions.
+"""Storage: entries compressed, SQLite's full-text index without positions, leaner indexes.
 
 Revision ID: 0010_storage
 Revises: 0008_coverage
@@ -15,9 +15,9 @@ other writer sees the table without them. A thousand rows per statement,
 in Python (the encoding is zlib's, which neither database has).
 
 The previous release cannot read the converted rows (it would serve the
-stored form as the entry): stop every server of it before migrating, as
-``flask ledger init`` on the new release does first. Going back means
-restoring the backup taken before. Each database keeps the space the old
+stored form as the entry): stop every server of it before the first
+server of this release starts and migrates (docs/deployment.md). Going
+back means restoring the backup taken before. Each database keeps the space the old
 rows held for new rows; ``VACUUM`` (SQLite) or ``VACUUM FULL entries``
 (PostgreSQL) gives it back to the file system.
 
@@ -31,6 +31,14 @@ the same rows as before. FTS5's ``integrity-check`` still proves it
 indexes exactly that column. The previous release's phrase queries fail on
 this table ("phrase queries are not supported"), one more reason it must
 not run against a migrated database.
+
+The feed's filters on fields most records lack (``exemption_type`` and
+the protection fields of 0007) and the two ``(platform, ref_record_id)``
+indexes become partial indexes of the rows that have a value: a filter's
+``col = ?`` (or ``IN``) implies ``col IS NOT NULL``, and both databases
+prove it, so every plan that used them still does (tests/api/test_feed.py
+checks the filters). On PostgreSQL ``hashes_leaf`` becomes a hash index: a
+4-byte code per leaf, for the equality lookup that is all it serves.
 
 Encoding with the application's ``encode_entry`` is safe for a migration,
 unlike the copied derivations of 0005 and 0007: whatever format it writes
