@@ -107,3 +107,17 @@ def test_a_rule_page_links_its_feed(client: FlaskClient, data: Data) -> None:  #
     ]
     assert len(expected) >= 5
     assert sorted(i.rsplit("/", 1)[1] for i in ids) == sorted(expected)
+
+
+def test_a_record_page_links_the_feed_of_its_rule(client: FlaskClient, data: Data) -> None:  # noqa: F811
+    """Where a rule is shown, its feed is linked: a record page names the
+    platform's rule, the feed view under it and that view's Atom feed,
+    which holds the record."""
+    rec = data["example-social"][0]
+    rule = rec["rule"]["id"]
+    page = _get(client, f"/records/example-social/{rec['record_id']}")
+    query = f"platform=example-social&amp;rule_id={quote(rule, safe='/')}"
+    assert f'<a href="/records?{query}">every record under it</a>' in page
+    assert f'<a class="atom" href="/records.atom?{query}">' in page
+    ids = _ids(_parse(client, "/records.atom?" + query.replace("&amp;", "&")))
+    assert any(i.endswith(f"/records/example-social/{rec['record_id']}") for i in ids)
