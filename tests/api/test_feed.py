@@ -367,6 +367,9 @@ def test_a_decisions_filters_find_its_appeals_and_amendments(client: FlaskClient
     assert "apl-2026-000001" in _ids(client, "political=true")
     assert "apl-2026-000002" not in _ids(client, "political=true")
     assert _ids(client, "account_class=ordinary_user&type=appeal") == ["apl-2026-000002"]
+    # A rule finds the appeals of the decisions under it (an appeal names no rule of its own).
+    assert _ids(client, f"rule_id={mine['rule']['id']}&type=appeal") == ["apl-2026-000001"]
+    assert _ids(client, f"rule_id={other['rule']['id']}&type=appeal") == ["apl-2026-000002"]
     # A filter no decision matches matches none of the appeals either.
     assert _ids(client, "subject_key=nobody-has-this-key") == []
     assert _ids(client, "rule_id=no/such-rule") == []
@@ -375,6 +378,7 @@ def test_a_decisions_filters_find_its_appeals_and_amendments(client: FlaskClient
         person + "&type=appeal",
         "account_class=legislator",
         "account_class=ordinary_user",
+        f"rule_id={mine['rule']['id']}",
         "rule_id=no/such-rule",
     ):
         assert _web_count(client, q) == len(_ids(client, q)), q
