@@ -1,8 +1,9 @@
 """The pages in real Chromium (Debian's package, driven by Playwright) against
 a real gunicorn: the feed's filters narrow results, by mouse and by
 keyboard; a filtered feed's downloads open in pandas and its Atom feed
-parses, at desktop and phone widths; a record verifies in the browser, by keyboard, and a tampered
-proof fails visibly; every main page renders at desktop and phone widths,
+parses, at desktop and phone widths; a record verifies in the browser, by
+keyboard, and a tampered proof fails visibly; a decision's card says it
+was reversed on appeal; every main page renders at desktop and phone widths,
 in the light and the dark theme, with no console error, no failed request,
 no CSP violation and no axe-core violation of any impact; a printed record
 carries its proof and checkpoint. Screenshots go to
