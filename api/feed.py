@@ -124,6 +124,16 @@ class FeedQuery(Schema):
     abuse_kind = fields.String(
         validate=validate.OneOf(ABUSE_KINDS), metadata={"description": "the rule's abuse kind (rule.abuse)"}
     )
+    qid = fields.String(
+        validate=[
+            validate.Length(2, 20),
+            validate.Regexp(PATTERNS["wikidata_qid"], error="must match the pattern {regex}"),
+        ],
+        metadata={
+            "description": "A person or body across platforms: the Wikidata item of the account's public subject, "
+            "where the platform gave one (never a protection record's target's)"
+        },
+    )
     territory = _choice((*COUNTRY_CODES, "GLOBAL"))
     decided_from = TimeParam()
     decided_to = TimeParam()
@@ -182,6 +192,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "account_class": row["account_class"],
         "subject_key": row["subject_key"],
         "display_name": row["display_name"],
+        "qid": row["qid"],
         "rule": None if row["rule_id"] is None else {"id": row["rule_id"], "version": row["rule_version"]},
         "category": row["category"],
         "severity": row["severity"],
@@ -293,6 +304,11 @@ class FeedRecord(Doc):
     account_class = _null_choice(ACCOUNT_CLASSES, "The account class.")
     subject_key = string("The account's pseudonym, or null.", allow_none=True)
     display_name = string("A public subject's name, or null.", allow_none=True)
+    qid = string(
+        "The Wikidata item of the account's public subject, or null.",
+        allow_none=True,
+        pattern=PATTERNS["wikidata_qid"],
+    )
     rule = fields.Nested(FeedRule, required=True, allow_none=True)
     category = _null_choice(CATEGORIES, "The DSA statement category.")
     severity = _null_choice(SEVERITIES, "The severity.")

@@ -1,7 +1,8 @@
 """``python -m demo``: fill a running ledger with the synthetic demo ledger.
 
 Run it with the server's ``LEDGER_*`` environment (``make demo`` next to
-``make run`` shares the defaults). Steps, each safe to repeat:
+``make run`` shares the defaults, ``LEDGER_BIND`` included: it is where the
+demo looks for the server unless ``--url`` says otherwise). Steps, each safe to repeat:
 
 1. generate and sign the records (:func:`demo.generate.generate`);
 2. register the demo platforms as the operator would (``flask --app app
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,21 @@ from demo.operator import ROOT, Operator, OperatorError
 from ledger.errors import LedgerError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+#: Where gunicorn listens on every address; the demo reaches it on the loopback.
+ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # noqa: S104  (read from LEDGER_BIND, not bound)
+
+
+def default_url(environ: Mapping[str, str] = os.environ) -> str:
+    """The server that ``make run`` started with the same environment: its
+    ``LEDGER_BIND`` (gunicorn.conf.py's default 127.0.0.1:8000) as a URL.
+    A Unix socket or a list of addresses gives the documented default."""
+    bind = environ.get("LEDGER_BIND", "").strip()
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or "," in bind or " " in bind or host == "unix":
+        return DEFAULT_URL
+    return f"http://{ANY_ADDRESS.get(host, host)}:{port}"
+
+
 DEFAULT_SEED = "2026"
 
 
@@ -153,6 +170,22 @@ def _example_subject(demo: Demo) -> tuple[str, str] | None:
     return names.most_common(1)[0][0] if names else None
 
 
+def example_person(demo: Demo) -> tuple[str, str] | None:
+    """The person with a Wikidata item on the most platforms (then the most
+    decisions): the page that shows one person across platforms."""
+    platforms: dict[tuple[str, str], set[str]] = {}
+    decisions: Counter[tuple[str, str]] = Counter()
+    for item in demo.items:
+        rec = item.record
+        subject = rec.get("account", {}).get("public_subject") or {}
+        if rec["type"] == "decision" and subject.get("wikidata_qid"):
+            who = (subject["display_name"], subject["wikidata_qid"])
+            platforms.setdefault(who, set()).add(rec["platform"])
+            decisions[who] += 1
+    ranked = sorted(platforms, key=lambda who: (len(platforms[who]), decisions[who]), reverse=True)
+    return ranked[0] if ranked else None
+
+
 def dry_run(demo: Demo, out: Path) -> None:
     data = b"".join(item.to_bytes() + b"\n" for item in demo.items)
     if str(out) == "-":
@@ -175,7 +208,13 @@ def _url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 
 @click.command(name="demo")
-@click.option("--url", default=DEFAULT_URL, show_default=True, callback=_url, help="The running ledger's base URL.")
+@click.option(
+    "--url",
+    default=default_url,
+    show_default=f"http://$LEDGER_BIND, else {DEFAULT_URL}",
+    callback=_url,
+    help="The running ledger's base URL.",
+)
 @click.option("--seed", default=DEFAULT_SEED, show_default=True, help="Same seed, same records, byte for byte.")
 @click.option(
     "--records",
@@ -268,6 +307,9 @@ def _summary(url: str, demo: Demo, sub: Submitter, keys_dir: Path) -> None:
     example = _example_subject(demo)
     if example:
         click.echo(f"for example, every decision about {example[0]}: {url}/subjects/{example[1]}")
+    person = example_person(demo)
+    if person:
+        click.echo(f"one person on every platform, by Wikidata item, {person[0]}: {url}/people/{person[1]}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from ledger import storage
 from ledger.db import checkpoints, cosignatures, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import MAX_PAGE, SUPERSEDED, Feed
+from ledger.query import DECIDED_KEY, MAX_PAGE, SUPERSEDED, Feed
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
 
@@ -85,6 +85,63 @@ def subject_latest(s: Session, subject_key: str) -> tuple[Any, int] | None:
         return None
     count = s.execute(select(func.count()).where(c.subject_key == subject_key)).scalar_one()
     return row, int(count)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person or body across platforms, by the Wikidata item platforms gave
+    for their accounts (``record_index.qid``), in the tree of a given size."""
+
+    qid: str
+    #: The newest decision or amendment naming the item (an index row).
+    latest: Any
+    #: (platform, subject_key, records naming the item): each account they hold.
+    accounts: list[tuple[str, str | None, int]]
+    #: (platform, type, records) in the person's feed: their decisions and
+    #: amendments, and the appeals and amendments found through a decision.
+    by_platform: list[tuple[str, str, int]]
+    #: (action, decisions): the current version of each of their decisions,
+    #: the latest amendment's where one restates it.
+    by_action: list[tuple[str | None, int]]
+
+
+def person(s: Session, qid: str, tree_size: int) -> Person | None:
+    """What the tree of ``tree_size`` holds about the person or body with
+    Wikidata item ``qid``, or None if no record names it. Four queries, each
+    on ``record_index_qid`` (qid, leaf_index); the per-platform counts use the
+    feed's own conditions, so they add up to the feed the page lists."""
+    c = record_index.c
+    mine = and_(c.qid == qid, c.leaf_index < tree_size)
+    latest = s.execute(select(record_index).where(mine).order_by(c.leaf_index.desc()).limit(1)).first()
+    if latest is None:
+        return None
+    accounts = s.execute(
+        select(c.platform, c.subject_key, func.count())
+        .where(mine)
+        .group_by(c.platform, c.subject_key)
+        .order_by(c.platform, c.subject_key)
+    ).all()
+    feed = Feed(equal={"qid": qid})
+    by_platform = s.execute(
+        select(c.platform, c.type, func.count())
+        .where(c.leaf_index < tree_size, *feed.conditions(s))
+        .group_by(c.platform, c.type)
+        .order_by(c.platform, c.type)
+    ).all()
+    current = Feed(equal={"qid": qid}, direct=True, current_only=True)
+    by_action = s.execute(
+        select(c.action, func.count())
+        .where(c.leaf_index < tree_size, c.type.in_(("decision", "amendment")), *current.conditions(s))
+        .group_by(c.action)
+        .order_by(func.count().desc(), c.action)
+    ).all()
+    return Person(
+        qid,
+        latest,
+        [(p, k, int(n)) for p, k, n in accounts],
+        [(p, t, int(n)) for p, t, n in by_platform],
+        [(a, int(n)) for a, n in by_action],
+    )
 
 
 _counts_lock = threading.Lock()
@@ -174,20 +231,34 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
     return out
 
 
-def feed_newer(s: Session, query: Feed, tree_size: int, after: int) -> tuple[list[dict[str, Any]], bool]:
-    """The page before a feed page: up to ``query.limit`` rows above leaf
-    index ``after`` (the first row of the page the reader is on) in the tree
-    of ``tree_size``, newest first as ``ledger.query.feed`` returns them,
-    and whether still newer rows match. Read oldest first from ``after``
-    (one row more, to know) and turned round, so the page joins the one it
-    came from without a gap or an overlap."""
+def feed_newer(
+    s: Session, query: Feed, tree_size: int, after: int, after_key: int | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The page before a feed page: up to ``query.limit`` rows above the
+    first row of the page the reader is on (leaf index ``after``; for
+    ``sort="decided"``, (``after_key``, ``after``) in (decision time, leaf
+    index) order) in the tree of ``tree_size``, in the order
+    ``ledger.query.feed`` returns them, and whether still newer rows match.
+    Read upwards from that row (one row more, to know) and turned round, so
+    the page joins the one it came from without a gap or an overlap."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
     c = record_index.c
+    if query.sort == "decided":
+        if after_key is None:
+            raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
+        decided = DECIDED_KEY
+        above = or_(decided > after_key, and_(decided == after_key, c.leaf_index > after))
+        order = [decided, c.leaf_index]
+        key: ColumnElement[Any] = DECIDED_KEY
+    else:
+        above = c.leaf_index > after
+        order = [c.leaf_index]
+        key = c.leaf_index
     stmt = (
-        select(record_index, SUPERSEDED.label("superseded"))
-        .where(and_(c.leaf_index > after, c.leaf_index < tree_size, *query.conditions(s)))
-        .order_by(c.leaf_index)
+        select(record_index, SUPERSEDED.label("superseded"), key.label("sort_key"))
+        .where(and_(above, c.leaf_index < tree_size, *query.conditions(s)))
+        .order_by(*order)
         .limit(query.limit + 1)
     )
     rows = [dict(r._mapping) for r in s.execute(stmt)]

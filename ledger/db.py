@@ -145,7 +145,7 @@ def _not_null(column: str) -> Any:
 
 
 #: Feed filters on fields most records lack, indexed only where present.
-SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind")
+SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind", "qid")
 
 #: The records index: one row per platform record in the log.
 records = Table(
@@ -208,6 +208,9 @@ record_index = Table(
     Column("target_class", String(32)),
     Column("reporter_class", String(32)),
     Column("abuse_kind", String(16)),
+    # Added by migration 0009_person_qid for the person view: the Wikidata
+    # item of the account's public subject (index_rows.person_qid).
+    Column("qid", String(20)),
     # Filters: each with leaf_index, for newest-first pages (migration 0003).
     *(
         Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
@@ -218,8 +221,9 @@ record_index = Table(
         )
     ),
     # Filters on fields most records lack (an exemption, the protection
-    # fields of migration 0007_protection): only the rows that have one, as
-    # a filter's ``col = ?`` implies ``col IS NOT NULL`` and both databases
+    # fields of migration 0007_protection, a person's Wikidata item of
+    # 0009_person_qid, across platforms): only the rows that have one, as a
+    # filter's ``col = ?`` implies ``col IS NOT NULL`` and both databases
     # prove it (migration 0010_storage).
     *(
         Index(f"record_index_{c}", c, "leaf_index", sqlite_where=_not_null(c), postgresql_where=_not_null(c))

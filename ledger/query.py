@@ -66,6 +66,8 @@ EQUALITY = (
     "target_class",
     "reporter_class",
     "abuse_kind",
+    # A person across platforms: the Wikidata item of the account's public subject.
+    "qid",
 )
 BOOLEAN = ("political", "violation_found", "exemption_applied")
 #: The filters on a decision's own fields, which also select the appeals and

@@ -22,7 +22,8 @@ from datetime import timedelta
 
 from ledger import query
 from ledger.errors import InvalidInput
-from ledger.query import decode_cursor, decode_sorted_cursor
+from ledger.query import decode_cursor as decode_cursor
+from ledger.query import decode_sorted_cursor
 from ledger.query import encode_cursor as encode_cursor
 from ledger.records import times, vocab
 from web import labels
@@ -33,6 +34,8 @@ POLITICAL = "political"
 #: cursor (the API's) and a newer page's.
 PAGING = ("cursor", "newer")
 LIMITS = (25, 50, 100, 200)
+#: The record schema's pattern of a text input named otherwise.
+PATTERN_OF = {"qid": "wikidata_qid"}
 DAY_MS = 86_400_000
 YES_NO = {"true": "Yes", "false": "No"}
 
@@ -117,6 +120,7 @@ def fields(platforms: dict[str, str]) -> list[Field]:
         Field("rule_id", "Rule ID", "text", advanced=True, hint="exact, e.g. civic-integrity/false-voting-claims"),
         Field("rule_version", "Rule version", "text", advanced=True),
         Field("subject_key", "Subject key", "text", advanced=True, hint="the platform's pseudonym for an account"),
+        Field("qid", "Wikidata item", "text", advanced=True, hint="a person or body on every platform, e.g. Q4115189"),
         Field("logged_from", "Logged on or after", "date", advanced=True),
         Field("logged_to", "Logged on or before", "date", advanced=True),
         Field("current", "Hide records a later amendment replaces", "checkbox", advanced=True),
@@ -143,6 +147,8 @@ class FeedForm:
     cursor_key: int | None = None
     #: From a "Newer" link: the tree size and the first leaf index of the page it was on.
     newer: tuple[int, int] | None = None
+    #: The decision-time key of a "Newer" link of the feed sorted by decision time.
+    newer_key: int | None = None
     #: Set by the page: whether records newer than a "Newer" page's match too.
     more_newer: bool = False
 
@@ -207,23 +213,21 @@ def parse(args: Mapping[str, str], platforms: dict[str, str]) -> FeedForm:
     for lo, hi in (("decided_from", "decided_to"), ("logged_from", "logged_to")):
         if lo in ranges and hi in ranges and ranges[lo] >= ranges[hi]:
             form.errors[hi] = "must not be before the first date"
+    decided = args.get("sort", "") == "decided"
     for name in PAGING:
         text = args.get(name, "")
         form.values[name] = text
-        if text and name == "cursor":
-            full = decode_sorted_cursor(text)
-            decoded = None if full is None else (full[0], full[1])
-            if full is not None and (full[2] is None) != (args.get("sort", "") != "decided"):
-                decoded = None
-            form.cursor_key = None if full is None else full[2]
-            if decoded is None:
-                form.errors["cursor"] = "This page link is not valid: start again from the newest records."
-            setattr(form, name, decoded)
-        elif text:
-            decoded = decode_cursor(text)
-            if decoded is None or args.get("sort", "") == "decided":
-                form.errors["cursor"] = "This page link is not valid: start again from the newest records."
-            setattr(form, name, decoded)
+        if not text:
+            continue
+        # Either link carries the decision-time key exactly when the feed is sorted by it.
+        full = decode_sorted_cursor(text)
+        if full is None or (full[2] is None) == decided:
+            form.errors["cursor"] = "This page link is not valid: start again from the newest records."
+            continue
+        if name == "cursor":
+            form.cursor, form.cursor_key = (full[0], full[1]), full[2]
+        else:
+            form.newer, form.newer_key = (full[0], full[1]), full[2]
     if form.cursor is not None and form.newer is not None:
         form.errors["cursor"] = "A page link names either newer or older records, not both."
     valid = {k: v for k, v in form.values.items() if v and k not in form.errors}
@@ -259,5 +263,5 @@ def _check(f: Field, value: str) -> str | None:
         return None if ok else f"needs {query.MIN_SEARCH} to 200 characters"
     if f.name == "rule_version":
         return None if len(value) <= 64 else "at most 64 characters"
-    pattern = vocab.PATTERNS[f.name]
+    pattern = vocab.PATTERNS[PATTERN_OF.get(f.name, f.name)]
     return None if re.fullmatch(pattern, value) else f"must match {pattern}"

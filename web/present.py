@@ -24,7 +24,7 @@ from web.labels import label, yes_no
 
 @dataclass(frozen=True)
 class Row:
-    """One field. ``kind``: text, code, enum, list, time, url, wikidata, subject, record, long."""
+    """One field. ``kind``: text, code, enum, list, time, url, wikidata, person, subject, record, long."""
 
     label: str
     kind: str
@@ -84,7 +84,9 @@ DECISION: Spec = {
         ("account.public_subject.office", "Office or role", "text", None),
         ("account.public_subject.jurisdiction", "Where the office is held", "enum", "jurisdiction"),
         ("account.public_subject.handle", "Handle", "text", None),
-        ("account.public_subject.wikidata_qid", "Wikidata item", "wikidata", None),
+        # "person": the item's page on Wikidata and the person's page here
+        # (ledger.records.index_rows.person_qid indexes the account's item alone).
+        ("account.public_subject.wikidata_qid", "Wikidata item", "person", None),
         ("account.class", "Account class", "enum", "account_class"),
         ("account.class_basis", "How the platform knows the class", "enum", "class_basis"),
         ("account.follower_bucket", "Followers", "enum", "follower_bucket"),
@@ -154,7 +156,9 @@ def _row(path: str, title: str, kind: str, vocab: str | None, value: Any) -> Row
         return Row(title, "text", yes_no(value), path)
     if kind == "url" and not (isinstance(value, str) and value.startswith("https://")):
         kind = "text"
-    if kind == "wikidata" and not (isinstance(value, str) and re.fullmatch(PATTERNS["wikidata_qid"], value)):
+    if kind in ("wikidata", "person") and not (
+        isinstance(value, str) and re.fullmatch(PATTERNS["wikidata_qid"], value)
+    ):
         kind = "text"
     return Row(title, kind, value, path)
 

@@ -1,6 +1,7 @@
-"""Atom feeds at the addresses people guess: ``/platforms/<slug>.atom`` and
-``/subjects/<key>.atom`` answer the same bytes as ``/records.atom?platform=…``
-and ``/records.atom?subject_key=…`` (whose URL the feed names as its own,
+"""Atom feeds at the addresses people guess: ``/platforms/<slug>.atom``,
+``/subjects/<key>.atom`` and ``/people/<QID>.atom`` answer the same bytes as
+``/records.atom?platform=…``, ``/records.atom?subject_key=…`` and
+``/records.atom?qid=…`` (whose URL the feed names as its own,
 so a reader that follows either sees one feed). A rule, or any other view
 of the feed, has the query form alone.
 
@@ -15,10 +16,10 @@ import re
 from flask import abort
 from werkzeug.wrappers import Response
 
-from ledger.browse import platform_names, subject_latest
+from ledger.browse import person, platform_names, subject_latest
 from ledger.records.vocab import PATTERNS
 from web import bp, current_log
-from web.views_feed import atom_feed
+from web.views_feed import atom_feed, check_qid
 
 
 @bp.get("/platforms/<slug>.atom")
@@ -41,3 +42,15 @@ def subject_atom(subject_key: str) -> Response:
     if not known:
         abort(404, "No record in the log is about an account with this subject key.")
     return atom_feed({"subject_key": subject_key})
+
+
+@bp.get("/people/<qid>.atom")
+def person_atom(qid: str) -> Response:
+    """The newest records about a person across platforms, as ``/records.atom?qid=<QID>``."""
+    check_qid(qid)
+    log = current_log()
+    with log.read() as s:
+        known = person(s, qid, log.latest(s).size) is not None
+    if not known:
+        abort(404, f"No decision in the log names Wikidata item {qid} for the account it is about.")
+    return atom_feed({"qid": qid})

@@ -1,6 +1,7 @@
-"""The decision feed (``/records``) and a subject's decisions (``/subjects/<key>``).
+"""The decision feed (``/records``), a subject's decisions (``/subjects/<key>``)
+and a person's across platforms (``/people/<QID>``).
 
-Both read ``ledger.query.feed``, newest first, pinned to a tree size by
+All read ``ledger.query.feed``, newest first, pinned to a tree size by
 the cursor in the "older" link, as the JSON feed is.
 """
 
@@ -15,7 +16,17 @@ from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ledger import query
-from ledger.browse import COUNT_CAP, Reader, count_feed, feed_newer, followups, platform_names, subject_latest
+from ledger.browse import (
+    COUNT_CAP,
+    Reader,
+    count_feed,
+    feed_newer,
+    followups,
+    person,
+    platform_names,
+    subject_latest,
+)
+from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filters
@@ -35,7 +46,7 @@ def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[s
     if form.errors:
         return size, [], None
     if form.newer is not None:
-        rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1])
+        rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1], form.newer_key)
     else:
         rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1], form.cursor_key)
     return size, rows, count_feed(s, form.feed, size)
@@ -54,9 +65,8 @@ def _newer(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dic
     page (a newer page that came back short has reached it)."""
     if not rows or (form.cursor is None and not form.more_newer):
         return None
-    if form.feed.sort != "logged":  # "Newer" pages walk up in log order only: Back returns
-        return None
-    return form.page_args(newer=query.encode_cursor(size, rows[0]["leaf_index"]))
+    key = rows[0]["sort_key"] if form.feed.sort == "decided" else None
+    return form.page_args(newer=query.encode_cursor(size, rows[0]["leaf_index"], key))
 
 
 @bp.get("/records")
@@ -140,6 +150,57 @@ def subject(subject_key: str) -> tuple[str, int]:
         followups=later,
         api_url=url_for("feed.subject", subject_key=subject_key)
         + (f"?{urlencode({'cursor': cursor})}" if cursor else ""),
+    )
+    return html, 400 if form.errors else 200
+
+
+def check_qid(qid: str) -> None:
+    """Refuse (400) a Wikidata item that is not of the record schema's form."""
+    if not re.fullmatch(PATTERNS["wikidata_qid"], qid) or len(qid) > 20:
+        raise InvalidInput(
+            f"A Wikidata item is Q and a number without leading zeros, such as Q4115189: not {qid[:40]!r}."
+        )
+
+
+@bp.get("/people/<qid>")
+def person_page(qid: str) -> tuple[str, int]:
+    """A person or body across platforms, by the Wikidata item platforms gave
+    for their accounts: which accounts, counts, and their feed (with the
+    appeals and amendments of their decisions), paged as the subject page is."""
+    check_qid(qid)
+    log = current_log()
+    with log.read() as s:
+        names = platform_names(s)
+        paging = {name: request.args.get(name, "") for name in filters.PAGING}
+        form = filters.parse({"qid": qid, **paging}, names)
+        size, rows, total = _page(log, s, form)
+        found = person(s, qid, size)
+        if found is None:
+            raise NotFound(
+                f"No decision in the log names Wikidata item {qid} for the account it is about. "
+                "Platforms give an item only for some public accounts: search the decisions by name instead."
+            )
+        later = followups(s, rows, size)
+    per_platform: dict[str, dict[str, int]] = {}
+    for platform, type_, n in found.by_platform:
+        per_platform.setdefault(platform, {})[type_] = n
+    older = _older(form, size, rows)
+    newer = _newer(form, size, rows)
+    html = render_template(
+        "person.html",
+        qid=qid,
+        person=found,
+        per_platform=per_platform,
+        total=total,
+        form=form,
+        names=names,
+        rows=rows,
+        tree_size=size,
+        older={"cursor": older["cursor"]} if older else None,
+        newer={"newer": newer["newer"]} if newer else None,
+        followups=later,
+        downloads={} if form.errors else _downloads(form),
+        api_url=url_for("feed.records_feed", qid=qid),
     )
     return html, 400 if form.errors else 200
 

@@ -57,7 +57,24 @@ INDEX_COLUMNS = (
     "target_class",
     "reporter_class",
     "abuse_kind",
+    "qid",
 )
+
+
+def person_qid(body: dict[str, Any]) -> str | None:
+    """The Wikidata item of the person or body whose account a decision
+    (or an amendment's ``corrected``) acted on, if the platform gave one.
+
+    The account's, not a protection record's ``target``: the feed's person
+    view counts what platforms did to a person's own accounts, and a
+    removal of their post must not add up with the removal of a threat
+    aimed at them. The index keeps no more of a target than its class
+    (docs/records.md, "Protection fields"); a target's item stays in the
+    entry, where the record page shows it.
+    """
+    subject = (body.get("account") or {}).get("public_subject") or {}
+    qid = subject.get("wikidata_qid")
+    return qid if isinstance(qid, str) else None
 
 
 def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +127,8 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
         target_class=target.get("class"),
         reporter_class=body.get("reporter_class"),
         abuse_kind=rule.get("abuse"),
+        # The account's person, never the target's: see :func:`person_qid`.
+        qid=person_qid(body),
         territories="," + ",".join(body.get("territorial_scope", [])) + ",",
         search_text=" ".join(
             str(x)

@@ -1,7 +1,7 @@
 """Storage: entries compressed, SQLite's full-text index without positions, leaner indexes.
 
 Revision ID: 0010_storage
-Revises: 0008_coverage
+Revises: 0009_person_qid
 Create Date: 2026-12-06
 
 Every row of ``entries`` is rewritten in its stored form
@@ -32,8 +32,8 @@ indexes exactly that column. The previous release's phrase queries fail on
 this table ("phrase queries are not supported"), one more reason it must
 not run against a migrated database.
 
-The feed's filters on fields most records lack (``exemption_type`` and
-the protection fields of 0007) and the two ``(platform, ref_record_id)``
+The feed's filters on fields most records lack (``exemption_type``, the
+protection fields of 0007, ``qid`` of 0009) and the two ``(platform, ref_record_id)``
 indexes become partial indexes of the rows that have a value: a filter's
 ``col = ?`` (or ``IN``) implies ``col IS NOT NULL``, and both databases
 prove it, so every plan that used them still does (tests/api/test_feed.py
@@ -54,14 +54,14 @@ from alembic import op
 from ledger.entry_codec import encode_entry
 
 revision = "0010_storage"
-down_revision = "0008_coverage"
+down_revision = "0009_person_qid"
 branch_labels = None
 depends_on = None
 
 _BATCH = 1000
 #: Filters on fields most records lack (ledger.db.SPARSE_FILTERS, copied:
 #: a migration keeps its meaning when the application's code changes).
-_SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind")
+_SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind", "qid")
 _SQLITE_TRIGGER = (
     "CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries "
     "BEGIN SELECT RAISE(ABORT, 'ledger: UPDATE on entries is forbidden: the log is append-only'); END"

@@ -25,7 +25,14 @@ from ledger.tlog.merkle import record_hash
 from ledger.tlog.verify import verify_checkpoint
 from tests.api.test_feed import dataset as dataset
 
-QUERIES = ["", "platform=other-video", "type=appeal", "severity=critical&political=false", "q=zzzz-no-such-text"]
+QUERIES = [
+    "",
+    "platform=other-video",
+    "type=appeal",
+    "severity=critical&political=false",
+    "q=zzzz-no-such-text",
+    "qid=Q4115189",
+]
 
 
 def _feed_indexes(client: FlaskClient, q: str) -> list[int]:
@@ -118,7 +125,14 @@ def test_too_many_records_is_refused_saying_the_bound(
 
 
 @pytest.mark.parametrize(
-    "q,path", [("limit=5", "limit"), ("cursor=abc", "cursor"), ("severity=huge", "severity"), ("nope=1", "nope")]
+    "q,path",
+    [
+        ("limit=5", "limit"),
+        ("cursor=abc", "cursor"),
+        ("severity=huge", "severity"),
+        ("nope=1", "nope"),
+        ("qid=Q01", "qid"),
+    ],
 )
 def test_bad_parameters_are_problems(client: FlaskClient, q: str, path: str) -> None:
     r = client.get(f"/api/v1/feed.ndjson?{q}")

@@ -78,7 +78,7 @@ def dataset(app: Flask, client: FlaskClient) -> list[dict[str, Any]]:
         batch = recs[start : start + 25]
         items = [sign(r, KEY if r["platform"] == "example-social" else KEY2) for r in batch]
         r = client.post("/api/v1/records", json={"records": items})
-        assert r.status_code == 201, r.json
+        assert r.status_code == 201, r.json["errors"]
     return recs
 
 
@@ -161,6 +161,10 @@ CASES: list[tuple[str, Pred]] = [
     (
         "subject_key=politician-subject-0001",
         lambda r: _any(r, lambda b: b["account"]["subject_key"] == "politician-subject-0001"),
+    ),
+    (
+        "qid=Q4115189",
+        lambda r: _any(r, lambda b: b["account"].get("public_subject", {}).get("wikidata_qid") == "Q4115189"),
     ),
     (
         "q=PRESIDENTIA",
@@ -253,6 +257,10 @@ def test_subject_page(client: FlaskClient, dataset: list[dict[str, Any]]) -> Non
         ("colour=red", "colour"),
         ("q=abc%00def", "q"),
         ("rule_version=1%0A2", "rule_version"),
+        ("qid=Q0", "qid"),
+        ("qid=q42", "qid"),
+        ("qid=42", "qid"),
+        ("qid=Q" + "1" * 20, "qid"),
     ],
 )
 def test_bad_filters_are_400(client: FlaskClient, dataset: list[dict[str, Any]], query: str, path: str) -> None:
@@ -294,6 +302,7 @@ def test_reindex_adds_missing_rows_and_rewrites_none(
         "reporter_class",
         "abuse_kind",
         "exemption_type",
+        "qid",
     ],
 )
 def test_filters_use_an_index(app: Flask, dataset: list[dict[str, Any]], column: str) -> None:
@@ -400,3 +409,24 @@ def test_sort_by_decision_time_pages_through_every_record_once(
     sorted_cursor = client.get("/api/v1/records?sort=decided&limit=7").json["next_cursor"]
     assert client.get(f"/api/v1/records?cursor={sorted_cursor}").status_code == 400
     assert client.get("/api/v1/records?sort=oldest").status_code == 400
+
+
+def test_a_person_across_platforms(client: FlaskClient, dataset: list[dict[str, Any]]) -> None:
+    """``qid`` finds one person's decisions on both platforms, with the appeal of
+    one found through its decision; ``direct=true`` leaves the appeal out."""
+    item = "Q4115189"
+    mine = [
+        r
+        for r in dataset
+        if r["type"] == "decision" and _body(r)["account"].get("public_subject", {}).get("wikidata_qid") == item
+    ]
+    assert {r["platform"] for r in mine} == {"example-social", "other-video"}
+    target = next(r for r in mine if r["platform"] == "example-social")
+    r = client.post("/api/v1/records", json=sign(appeal("apl-2026-000900", target["record_id"]), KEY))
+    assert r.status_code == 201, r.json["errors"]
+    body = client.get(f"/api/v1/records?limit=200&qid={item}").json
+    assert body["records"][0]["record_id"] == "apl-2026-000900"
+    assert body["records"][0]["qid"] is None  # the appeal carries no account: found through its decision
+    assert {x["qid"] for x in body["records"] if x["type"] == "decision"} == {item}
+    assert "apl-2026-000900" not in _ids(client, f"qid={item}&direct=true")
+    assert _ids(client, "qid=Q1") == []

@@ -74,12 +74,14 @@ from playwright.sync_api import (  # noqa: E402
     Browser,
     ConsoleMessage,
     Dialog,
+    ElementHandle,
     Page,
     Playwright,
     Request,
     Response,
     sync_playwright,
 )
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -254,6 +256,20 @@ def _tab_to(page: Page, selector: str, limit: int = 200) -> None:
     raise AssertionError(f"{selector} is not reached with {limit} presses of Tab")
 
 
+def scrolls_right_by_keyboard(page: Page, region: ElementHandle, presses: int) -> None:
+    """Fail unless ``region``, focused, scrolls right when ArrowRight is
+    pressed ``presses`` times. Chromium animates keyboard scrolling, so
+    ``scrollLeft`` read at once can still be 0 on a loaded machine: wait
+    (5 s at most) for it to move instead of reading once."""
+    assert page.evaluate("e => document.activeElement === e", region), "the region does not have focus"
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
+    try:
+        page.wait_for_function("e => e.scrollLeft > 0", arg=region, timeout=5000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{presses} presses of ArrowRight did not scroll the focused region in 5 s") from None
+
+
 def _focused(page: Page, selector: str) -> bool:
     return bool(page.evaluate("s => document.activeElement?.matches(s) ?? false", selector))
 
@@ -297,9 +313,9 @@ def test_wide_tables_scroll_sideways_by_keyboard(site: tuple[str, str], browser:
     name = page.evaluate("e => document.getElementById(e.getAttribute('aria-labelledby')).textContent", region)
     assert name.startswith("Parameters of GET ")
     assert page.evaluate("e => e.scrollWidth > e.clientWidth", region)
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")
-    page.wait_for_function("e => e.scrollLeft > 0", arg=region, timeout=5000)  # keyboard scrolling is animated
+    element = region.as_element()
+    assert element is not None
+    scrolls_right_by_keyboard(page, element, presses=3)
     context.close()
 
 
@@ -455,6 +471,7 @@ PAGES = {
     "record-appeal": "/records/example-social/apl-1",
     "record-xss": "/records/example-social/dec-xss",
     "subject": f"/subjects/{PRESIDENT}",
+    "person": "/people/Q4115189",
     "platforms": "/platforms",
     "platform": "/platforms/other-video",
     "entry": "/entries/0",

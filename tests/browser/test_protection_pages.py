@@ -30,6 +30,7 @@ from tests.browser.test_pages import (  # noqa: F401  (fixtures)
     _signer_with_plus,
     browser,
     playwright,
+    scrolls_right_by_keyboard,
     site_db,
 )
 from tests.ledger.evenness.test_protection import planted
@@ -136,9 +137,7 @@ def test_protection_tables_scroll_by_keyboard(protection_site: tuple[str, str], 
     region = page.locator("section.election-platform .table-wrap").first
     assert region.evaluate("e => e.scrollWidth > e.clientWidth")
     region.focus()
-    page.keyboard.press("ArrowRight")
-    page.keyboard.press("ArrowRight")
-    assert region.evaluate("e => e.scrollLeft") > 0
+    scrolls_right_by_keyboard(page, region.element_handle(), presses=2)
     context.close()
 
 

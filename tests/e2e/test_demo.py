@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from api.record_validator import validate_record
 from demo import protection
-from demo.__main__ import main
+from demo.__main__ import DEFAULT_URL, default_url, example_person, main
 from demo.cast import CHIRP_CIVIC, FACESPACE_HATE, FIGURES, PLATFORMS
 from demo.coverage import signed_statements
 from demo.design import ADVERSE, END, HORIZON, PLANT_EXEMPTION, POLITICAL, START, allocate, spread
@@ -205,6 +205,20 @@ def test_the_data_covers_every_vocabulary(demo: Demo, final: list[dict[str, Any]
     assert any(o == ["pending"] for o in by_decision.values())
 
 
+def test_one_person_is_on_several_platforms_by_wikidata_item(demo: Demo) -> None:
+    """``make demo`` (3000 records) shows the person page: an item on two platforms at least."""
+    person = example_person(demo)
+    assert person is not None
+    name, qid = person
+    assert qid == next(f.qid for f in FIGURES if f.name == name)
+    on = {
+        it.record["platform"]
+        for it in demo.items
+        if it.record["type"] == "decision" and it.record["account"].get("public_subject", {}).get("wikidata_qid") == qid
+    }
+    assert len(on) >= 2, on
+
+
 def test_times_fall_in_the_window_and_people_are_fictional(demo: Demo, final: list[dict[str, Any]]) -> None:
     for r in final:
         assert START <= _t(r["flagged_at"]) <= _t(r["decided_at"]) <= END
@@ -354,6 +368,16 @@ def test_appeal_outcomes_are_alike_for_every_class(demo: Demo, final: list[dict[
 
 
 # The command line -------------------------------------------------------------------
+
+
+def test_the_demo_looks_for_the_server_where_make_run_binds_it() -> None:
+    """``make demo`` next to ``make run`` with the same ``LEDGER_BIND`` finds it (README, Quick start)."""
+    assert default_url({}) == DEFAULT_URL == "http://127.0.0.1:8000"
+    assert default_url({"LEDGER_BIND": "127.0.0.1:8123"}) == "http://127.0.0.1:8123"
+    assert default_url({"LEDGER_BIND": "0.0.0.0:9000"}) == "http://127.0.0.1:9000"
+    assert default_url({"LEDGER_BIND": "[::]:9000"}) == "http://[::1]:9000"
+    for unreachable in ("unix:/run/ledger.sock", "127.0.0.1", "a:1,b:2", ""):
+        assert default_url({"LEDGER_BIND": unreachable}) == DEFAULT_URL, unreachable
 
 
 def test_dry_run_writes_the_signed_items(tmp_path: Path, small: Demo) -> None:

@@ -45,6 +45,7 @@ VALUES = {
     "subject_key": "a" * 16,
     "sort": "decided",
     "direct": "true",
+    "qid": "Q4115189",
 }
 
 

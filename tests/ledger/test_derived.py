@@ -79,6 +79,7 @@ EDITS = [
     ("record_index", "search_text", "UPDATE record_index SET search_text = 'nothing to see' WHERE leaf_index = {d}"),
     ("record_index", "target_class", "UPDATE record_index SET target_class = 'group' WHERE leaf_index = {d}"),
     ("record_index", "reporter_class", "UPDATE record_index SET reporter_class = 'target_self' WHERE leaf_index = {d}"),
+    ("record_index", "qid", "UPDATE record_index SET qid = 'Q42' WHERE leaf_index = {d}"),
     ("published_statistics", "document_sha256", "UPDATE published_statistics SET document_sha256 = '" + "0" * 64 + "'"),
 ]
 

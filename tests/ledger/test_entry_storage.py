@@ -131,12 +131,12 @@ def test_the_codec_round_trips_and_refuses_what_it_did_not_write() -> None:
 def test_migration_compresses_the_entries_an_earlier_release_stored(db_url: str, signer: Signer) -> None:
     engine = make_engine(db_url)
     try:
-        upgrade(engine, "0008_coverage")
+        upgrade(engine, "0009_person_qid")
         log = Log(engine, signer)
         log.sequencer.init()
         appended = varied_entries()
         first = log.sequencer.append(appended).first
-        store_entries_uncompressed(engine)  # as release 0008 stored them
+        store_entries_uncompressed(engine)  # as release 0009 stored them
         assert stored_rows(engine)[first] == appended[0]
         upgrade(engine)
         assert current_revision(engine) == "0010_storage"

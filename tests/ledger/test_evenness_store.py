@@ -40,8 +40,8 @@ def test_migration_fills_flagged_at_from_the_log(db_url: str, signer: Signer) ->
             def write(s: Session, first: int) -> None:
                 for i, r in enumerate(records):
                     row: dict[str, Any] = index_row(first + i, now, r)
-                    for later in ("flagged_at_ms", "target_class", "reporter_class", "abuse_kind"):
-                        del row[later]  # 0005's column and 0007's
+                    for later in ("flagged_at_ms", "target_class", "reporter_class", "abuse_kind", "qid"):
+                        del row[later]  # 0005's column, 0007's and 0009's
                     s.execute(insert(record_index).values(row))
 
             return Plan(entries, write)

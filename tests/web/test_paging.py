@@ -67,3 +67,50 @@ def test_sorted_by_decision_time_older_pages_visit_every_record_once(client: Fla
         url = _link(body, "next")
     assert seen == expected
     assert pages > 1
+
+
+def test_sorted_by_decision_time_newer_walks_back_over_the_older_pages(client: FlaskClient, data: Data) -> None:  # noqa: F811
+    """Newer for ``sort=decided`` as for log order: decision times out of log
+    order, with ties, and records logged meanwhile (decided later than all,
+    so unpinned they would top the first page) change no page."""
+    items = [
+        sign(decision(f"when-{i:02d}", decided_at=f"2026-04-16T10:{(i * 7) % 13:02d}:00Z"), KEY_SOCIAL)
+        for i in range(60)
+    ]
+    assert client.post("/api/v1/records", json={"records": items}).status_code == 201
+    expected = [r["leaf_index"] for r in client.get("/api/v1/records?limit=200&sort=decided").json["records"]]
+    first = "/records?sort=decided&limit=25"
+    url: str | None = first
+    down: list[list[int]] = []
+    body = ""
+    while url:
+        body = _get(client, url)
+        down.append(_indexes(body))
+        late = sign(decision(f"late-decided-{len(down)}", decided_at="2026-04-16T10:44:00Z"), KEY_SOCIAL)
+        assert client.post("/api/v1/records", json=late).status_code == 201
+        url = _link(body, "next")
+    assert [i for page in down for i in page] == expected
+    assert len(down) >= 3
+    assert _link(_get(client, first), "prev") is None
+    up = [_indexes(body)]
+    url = _link(body, "prev")
+    while url:
+        assert "sort=decided" in url
+        body = _get(client, url)
+        up.append(_indexes(body))
+        url = _link(body, "prev")
+    assert up == down[::-1]
+
+
+def test_a_newer_link_of_one_order_is_refused_in_the_other(client: FlaskClient, data: Data) -> None:  # noqa: F811
+    items = [sign(decision(f"order-{i:02d}"), KEY_SOCIAL) for i in range(30)]
+    assert client.post("/api/v1/records", json={"records": items}).status_code == 201
+    body = _get(client, "/records?sort=decided&limit=25")
+    older = _link(body, "next") or ""
+    newer = _link(_get(client, older), "prev") or ""
+    assert "newer=" in newer
+    token = newer.split("newer=")[1].split("&")[0]
+    _get(client, f"/records?limit=25&newer={token}", status=400)
+    logged = _link(_get(client, _link(_get(client, "/records?limit=25"), "next") or ""), "prev") or ""
+    logged_token = logged.split("newer=")[1].split("&")[0]
+    _get(client, f"/records?sort=decided&limit=25&newer={logged_token}", status=400)
