@@ -145,7 +145,7 @@ def _not_null(column: str) -> Any:
 
 
 #: Feed filters on fields most records lack, indexed only where present.
-SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind", "qid")
+SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind")
 
 #: The records index: one row per platform record in the log.
 records = Table(
@@ -221,14 +221,16 @@ record_index = Table(
         )
     ),
     # Filters on fields most records lack (an exemption, the protection
-    # fields of migration 0007_protection, a person's Wikidata item of
-    # 0009_person_qid, across platforms): only the rows that have one, as a
-    # filter's ``col = ?`` implies ``col IS NOT NULL`` and both databases
+    # fields of migration 0007_protection): only the rows that have one, as
+    # a filter's ``col = ?`` implies ``col IS NOT NULL`` and both databases
     # prove it (migration 0010_storage).
     *(
         Index(f"record_index_{c}", c, "leaf_index", sqlite_where=_not_null(c), postgresql_where=_not_null(c))
         for c in SPARSE_FILTERS
     ),
+    # A person's records across platforms (migration 0009_person_qid).
+    # Most accounts name no item: only the rows that have one.
+    Index("record_index_qid", "qid", "leaf_index", sqlite_where=_not_null("qid"), postgresql_where=_not_null("qid")),
     Index("record_index_decided_at", "decided_at_ms"),
     Index("record_index_logged_at", "logged_at_ms"),
     # Only appeals and amendments refer to a record (0010_storage).

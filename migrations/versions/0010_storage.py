@@ -32,8 +32,8 @@ indexes exactly that column. The previous release's phrase queries fail on
 this table ("phrase queries are not supported"), one more reason it must
 not run against a migrated database.
 
-The feed's filters on fields most records lack (``exemption_type``, the
-protection fields of 0007, ``qid`` of 0009) and the two ``(platform, ref_record_id)``
+The feed's filters on fields most records lack (``exemption_type`` and
+the protection fields of 0007) and the two ``(platform, ref_record_id)``
 indexes become partial indexes of the rows that have a value: a filter's
 ``col = ?`` (or ``IN``) implies ``col IS NOT NULL``, and both databases
 prove it, so every plan that used them still does (tests/api/test_feed.py
@@ -61,7 +61,7 @@ depends_on = None
 _BATCH = 1000
 #: Filters on fields most records lack (ledger.db.SPARSE_FILTERS, copied:
 #: a migration keeps its meaning when the application's code changes).
-_SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind", "qid")
+_SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind")
 _SQLITE_TRIGGER = (
     "CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries "
     "BEGIN SELECT RAISE(ABORT, 'ledger: UPDATE on entries is forbidden: the log is append-only'); END"

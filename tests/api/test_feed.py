@@ -300,9 +300,9 @@ def test_reindex_adds_missing_rows_and_rewrites_none(
         "political",
         "target_class",
         "reporter_class",
+        "qid",
         "abuse_kind",
         "exemption_type",
-        "qid",
     ],
 )
 def test_filters_use_an_index(app: Flask, dataset: list[dict[str, Any]], column: str) -> None:
