@@ -10,7 +10,7 @@ was computed at and what the figures cannot show. The figures are the
 protection section of the method-version-2 evenness document filtered by
 ``decided_from``/``decided_to``: the same document
 ``/api/v1/stats/evenness?method_version=2&decided_from=…&decided_to=…``
-serves, and ``python -m client evenness`` recomputes.
+serves, and ``mdl evenness --tree-size N`` recomputes.
 """
 
 from __future__ import annotations

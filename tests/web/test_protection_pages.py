@@ -83,6 +83,8 @@ def test_election_period_page(site: FlaskClient) -> None:
     assert "threats aimed at election workers were decided in a median of" in page
     assert "method_version=2" in page
     assert "decided_from=2026-09-01" in page
+    # The installable client recomputes the figures at this very tree size.
+    assert f"<code>mdl evenness --tree-size {size} --method-version 2 --decided-from 2026-09-01" in page
     # Before any threat was decided: nothing to show, and said so.
     empty = text(site, "/elections/spring-2026")
     assert "recorded no decision in this period" in empty
