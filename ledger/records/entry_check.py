@@ -73,8 +73,16 @@ def _not_fast(_text: str) -> object:
     raise _Slow
 
 
+# Built once: json.dumps and json.loads with options build a new encoder or
+# decoder per call, about a tenth of the fast path's time per entry.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def _dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    return _ENCODER.encode(value).encode()
+
+
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_not_fast, parse_constant=_not_fast)
 
 
 def _beyond_bmp(text: str) -> bool:
@@ -87,7 +95,7 @@ def _fast(data: bytes) -> CanonicalEntry | None:
         text = data.decode()
         if _beyond_bmp(text):
             return None
-        obj = json.loads(text, parse_int=_int, parse_float=_not_fast, parse_constant=_not_fast)
+        obj = _DECODER.decode(text)
         if not isinstance(obj, dict) or set(obj) not in _KEYS or _dumps(obj) != data:
             return None
         kind = "record" if "record" in obj else "registry"
