@@ -96,15 +96,18 @@ def _fast(data: bytes) -> CanonicalEntry | None:
         if _beyond_bmp(text):
             return None
         obj = _DECODER.decode(text)
-        if not isinstance(obj, dict) or set(obj) not in _KEYS or _dumps(obj) != data:
+        if not isinstance(obj, dict) or set(obj) not in _KEYS:
             return None
         kind = "record" if "record" in obj else "registry"
-        logged_at, sig = _dumps(obj["logged_at"]), _dumps(obj["signature"])
+        # D(obj), its three keys in code-point order ("logged_at" < "record",
+        # "registry" < "signature"), spelled out: each part is encoded once,
+        # and the body's and signature's bytes are the ones compared.
+        body, sig = _dumps(obj[kind]), _dumps(obj["signature"])
+        parts = (b'{"logged_at":', _dumps(obj["logged_at"]), b',"', kind.encode(), b'":', body, b',"signature":', sig)
+        if b"".join(parts) + b"}" != data:
+            return None
     except (_Slow, ValueError, RecursionError, UnicodeError):  # JSONDecodeError is a ValueError
         return None
-    # data == D(obj) == {"logged_at":<t>,"<kind>":<body>,"signature":<sig>}: the body is the middle.
-    start = len(b'{"logged_at":' + logged_at + b',"' + kind.encode() + b'":')
-    body = data[start : len(data) - len(b',"signature":' + sig + b"}")]
     return CanonicalEntry(Entry(obj["logged_at"], kind, obj[kind], obj["signature"]), body, sig)
 
 
