@@ -24,6 +24,7 @@ for :mod:`api.record_enums`.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -83,6 +84,44 @@ def clean(record: dict[str, Any]) -> bool:
     except TypeError:  # a field name that is no string
         return False
     return FORBIDDEN_CHARACTER.search(joined) is None
+
+
+def _suspects() -> list[tuple[bytes, re.Pattern[bytes]]]:
+    """What a forbidden character becomes in the UTF-8 of
+    ``ledger.records.entries.json_text``, grouped by its first byte: the JSON
+    escape of each refused control character below U+0020 (``\\b``, ``\\f``,
+    ``\\r``, ``\\u00XX``), and the UTF-8 of every other refused character but
+    the lone surrogates, which do not encode at all (that text escapes
+    nothing above U+001F)."""
+    escapes = {json.dumps(chr(c))[1:3].encode() for c in range(0x20) if FORBIDDEN_CHARACTER.fullmatch(chr(c))}
+    others = {
+        chr(c).encode()
+        for c in range(0x20, 0x110000)
+        if not 0xD800 <= c <= 0xDFFF and FORBIDDEN_CHARACTER.fullmatch(chr(c))
+    }
+    leads: dict[bytes, list[bytes]] = {}
+    for seq in sorted(escapes | others):
+        leads.setdefault(seq[:1], []).append(seq)
+    return [(lead, re.compile(b"|".join(map(re.escape, seqs)))) for lead, seqs in leads.items()]
+
+
+# A regular expression over all of them scans a record's text at 6 us, a
+# character class with the surrogates at 8 us; looking for each first byte
+# with ``in`` (memchr) and searching only where one occurs takes 0.6 us.
+_SUSPECTS = _suspects()
+
+
+def clean_json(data: bytes) -> bool:
+    """What :func:`clean` says of a value parsed from JSON, told from the
+    UTF-8 of its ``json_text`` instead of another walk of the value: True
+    only if no string holds a forbidden character and the text holds at
+    most ``_MAX_DEPTH`` brackets (so nothing nests deeper). False may be
+    wrong (an escaped backslash before ``b``; brackets inside strings): the
+    caller then asks :func:`clean`, which is exact. A lone surrogate never
+    gets here: its text does not encode."""
+    if data.count(b"{") + data.count(b"[") > _MAX_DEPTH:
+        return False
+    return all(lead not in data or rx.search(data) is None for lead, rx in _SUSPECTS)
 
 
 def refused_strings(record: dict[str, Any]) -> list[dict[str, str]]:

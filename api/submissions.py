@@ -39,7 +39,7 @@ from api.describe import (
 )
 from api.params import flatten
 from api.ratelimit import RateLimiter
-from api.record_validator import validate_record
+from api.record_validator import validate_parsed
 from api.request_body import read_body
 from api.state import get_log
 from ledger.errors import InvalidInput
@@ -130,8 +130,10 @@ def _items(body: Any) -> list[Any]:
     raise InvalidInput('the body must be one item {record, signature} or {"records": [items]}')
 
 
-def _validate(items: list[Any], now: datetime) -> None:
+def _validate(items: list[Any], now: datetime) -> list[bytes]:
+    """Raise with every schema error of ``items``, or return each record's RFC 8785 bytes."""
     errors: list[dict[str, object]] = []
+    bodies: list[bytes] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or set(item) != {"record", "signature"}:
             errors.append(
@@ -142,12 +144,16 @@ def _validate(items: list[Any], now: datetime) -> None:
         if not isinstance(item["record"], dict):
             errors.append({"index": i, "path": "record", "message": "must be an object"})
             continue
-        for x in validate_record(item["record"], now):
+        record_errors, body = validate_parsed(item["record"], now)
+        for x in record_errors:
             errors.append({"index": i, "path": f"record/{x['path']}".rstrip("/"), "message": x["message"]})
+        if body is not None:
+            bodies.append(body)
     if errors:
         raise InvalidInput(
             f"{len({e['index'] for e in errors})} of {len(items)} items are invalid; nothing was appended", errors
         )
+    return bodies
 
 
 def _limiter() -> RateLimiter:
@@ -165,12 +171,12 @@ def submit() -> tuple[Response, int]:
         raise UnsupportedMediaType("send the submission as Content-Type: application/json")
     items = _items(parse_json(read_body()))
     now_ms = time.time_ns() // 1_000_000
-    _validate(items, datetime.fromtimestamp(now_ms / 1000, UTC))
+    bodies = _validate(items, datetime.fromtimestamp(now_ms / 1000, UTC))
     counts = Counter(str(it["record"]["platform"]) for it in items)
     limiter = _limiter()
     limiter.check(counts)
     log = get_log()
-    verified = verify_items(log.registry_cache, items, now_ms)
+    verified = verify_items(log.registry_cache, items, now_ms, bodies)
     # Charged only now that every signature verified: the platform itself
     # sent these records, not someone naming it (api/ratelimit.py).
     limiter.take(counts)

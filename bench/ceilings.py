@@ -9,7 +9,8 @@ Each figure of the report is divided by one of these, so a slow machine
   second on one core, for the audit, which hashes in one process; and, as
   the ratios' denominator, leaves per second: a record entry's leaf hash
   plus one node hash each;
-* a raw sequential read of ``entries.data`` (SQLAlchemy Core, same
+* a raw sequential read of ``entries.data`` (its stored, compressed form,
+  not decoded; SQLAlchemy Core, same
   database), for export;
 * the trivial endpoint of the same gunicorn configuration, for reads (in
   run.py, through the load generator like every other read).

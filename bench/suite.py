@@ -25,7 +25,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
 from bench import ceilings, ingest, reads
 from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus, Signed
@@ -33,8 +34,8 @@ from bench.profile import sampling
 from bench.report import figure, load_figure, missing, with_ceiling
 from bench.server import Database, Server, database, gunicorn
 from keys.note import Verifier
-from ledger.db import entries
 from ledger.records.entries import entry_bytes as ledger_entry_bytes
+from ledger.storage import read_entries
 from ledger.tlog.verify import verify_checkpoint
 
 if TYPE_CHECKING:
@@ -341,12 +342,12 @@ class Suite:
     def _storage(self, db: Database, srv: Server, first: int, empty: int) -> dict[str, Any]:
         size = self._size(srv)
         used = db.disk_bytes() - empty
+        # The entries' own bytes, as served: the stored form is compressed
+        # (ledger/entry_codec.py).
         engine = create_engine(db.url)
         try:
-            with engine.connect() as conn:
-                entry_bytes = conn.execute(
-                    select(func.sum(func.length(entries.c.data))).where(entries.c.idx >= first)
-                ).scalar_one()
+            with Session(engine) as session:
+                entry_bytes = sum(map(len, read_entries(session, first, size)))
         finally:
             engine.dispose()
         # An entry frames the canonical record with a logged_at and a

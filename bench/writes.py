@@ -9,10 +9,14 @@ application in one process (``create_app``, the Flask test client, the real
 fresh database) and measures the CPU time of that process (every thread:
 request, committer) per accepted record:
 
-* batches of 1,000 records, one request after another;
+* batches of 1,000 records, one request after another (also each batch
+  alone: its minimum and median are the figures least moved by neighbours);
 * single records, one request after another (each its own transaction and
   checkpoint: the cost of a record that shares its group commit with none);
 * single records from 16 threads (records share group commits, as under load).
+
+The process is set up as a gunicorn worker is (``wsgi.py``): the app, then
+``freeze_start_up_objects``.
 
 On PostgreSQL the CPU of the database backends serving the run's
 connections (found by their ``application_name`` in ``pg_stat_activity``,
@@ -30,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import os
 import secrets
+import statistics
 import tempfile
 import threading
 import time
@@ -45,7 +51,7 @@ import nacl.signing
 from flask import Flask
 from sqlalchemy import create_engine, text
 
-from app import create_app
+from app import create_app, freeze_start_up_objects
 from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus, Signed, batch_body
 from bench.profile import sampling
 from bench.server import database
@@ -65,6 +71,7 @@ class Figure:
     cpu_s: float  # this process, every thread, user + system
     sys_s: float  # of which in the kernel (on SQLite mostly the WAL's writes and fsyncs)
     db_cpu_s: float | None  # PostgreSQL backends of this run; None on SQLite
+    each_us: tuple[float, ...] = ()  # CPU µs/record of each request alone (batches)
 
     @property
     def us_per_record(self) -> float:
@@ -154,11 +161,15 @@ class Bench:
     def batches(self, count: int, size: int = 1000) -> Figure:
         bodies = [batch_body(self.take(size)) for _ in range(count)]
 
+        each: list[float] = []
+
         def run() -> None:
             for body in bodies:
+                start = time.process_time()
                 self.post(body, size)
+                each.append((time.process_time() - start) / size * 1e6)
 
-        return self.measure(f"batches of {size}", count * size, run)
+        return dataclasses.replace(self.measure(f"batches of {size}", count * size, run), each_us=tuple(each))
 
     def singles(self, count: int) -> Figure:
         bodies = [s.item() for s in self.take(count)]
@@ -210,6 +221,7 @@ def application(kind: str, tmp: Path, pg_url: str | None, app_name: str) -> Iter
         try:
             with app.app_context():
                 provider.initialise()
+            freeze_start_up_objects()  # as wsgi.py does in each gunicorn worker
             yield app, db.admin_url if kind == "postgresql" else None
         finally:
             provider.close()
@@ -255,6 +267,11 @@ def render(kind: str, figures: list[Figure], ed_us: float) -> str:
             f" {f.sys_s / f.records * 1e6:10,.0f}"
             f" {ed_us / f.us_per_record:13.0%} {'' if db is None else f'{db:12,.0f}'}"
         )
+        if f.each_us:
+            lines.append(
+                f"    each batch alone: CPU µs/record min {min(f.each_us):,.0f}, "
+                f"median {statistics.median(f.each_us):,.0f}"
+            )
     return "\n".join(lines)
 
 

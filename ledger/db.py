@@ -10,8 +10,8 @@ feed's ``record_index``, published statistics: migrations 0002, 0005,
 their entries. The one exception is SQLite's full-text index
 ``record_search`` (FTS5): a virtual table takes no triggers, and FTS5
 rewrites its own segments as it merges them; it is an external-content
-index of ``record_index.search_text`` that FTS5's ``integrity-check``
-proves equal to that column.
+index of ``record_index.search_text`` (without positions since migration
+0010_storage) that FTS5's ``integrity-check`` proves equal to that column.
 
 Engines are made here, sessions by the caller (principle 8): storage
 functions take a ``Session`` and never commit.
@@ -56,7 +56,9 @@ metadata = MetaData()
 # would not be, so the index column is INTEGER there and BIGINT elsewhere.
 Index64 = BigInteger().with_variant(Integer(), "sqlite")
 
-#: One row per log entry: the exact bytes that were hashed into the leaf.
+#: One row per log entry: its stored form (ledger/entry_codec.py, migration
+#: 0010_storage), from which ``ledger.storage`` gives back the exact bytes
+#: that were hashed into the leaf. Read it nowhere else.
 entries = Table(
     "entries",
     metadata,
@@ -74,8 +76,16 @@ hashes = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
-    # Inclusion proofs by leaf hash look the leaf up here.
-    Index("hashes_leaf", "hash", sqlite_where=text("level = 0"), postgresql_where=text("level = 0")),
+    # Inclusion proofs by leaf hash look the leaf up here. On PostgreSQL a
+    # hash index (migration 0010_storage): a 4-byte hash code per leaf, not
+    # the 32-byte hash, and equality is all the lookup asks.
+    Index(
+        "hashes_leaf",
+        "hash",
+        sqlite_where=text("level = 0"),
+        postgresql_where=text("level = 0"),
+        postgresql_using="hash",
+    ),
     sqlite_with_rowid=False,
 )
 
@@ -128,6 +138,15 @@ key_revocations = Table(
     Column("leaf_index", BigInteger, nullable=False, unique=True),
 )
 
+
+def _not_null(column: str) -> Any:
+    """The predicate of a partial index of the rows that have ``column``."""
+    return text(f"{column} IS NOT NULL")
+
+
+#: Feed filters on fields most records lack, indexed only where present.
+SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind")
+
 #: The records index: one row per platform record in the log.
 records = Table(
     "records",
@@ -141,7 +160,14 @@ records = Table(
     Column("logged_at_ms", BigInteger, nullable=False),
     Column("ref_record_id", String(128)),
     UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
-    Index("records_ref", "platform", "ref_record_id"),
+    # Only appeals and amendments refer to a record (migration 0010_storage).
+    Index(
+        "records_ref",
+        "platform",
+        "ref_record_id",
+        sqlite_where=_not_null("ref_record_id"),
+        postgresql_where=_not_null("ref_record_id"),
+    ),
 )
 
 #: The feed's query index: derived from the log (ledger/derived.py), append-only,
@@ -190,17 +216,31 @@ record_index = Table(
         Index(f"record_index_{'_'.join(cols)}", *cols, "leaf_index")
         for cols in (
             *(("platform",), ("type",), ("account_class",), ("political",), ("subject_key",)),
-            *(("rule_id", "rule_version"), ("category",), ("action",), ("exemption_type",)),
+            *(("rule_id", "rule_version"), ("category",), ("action",)),
             *(("review_path",), ("detection_source",)),
         )
     ),
-    # The protection filters (migration 0007_protection).
-    *(Index(f"record_index_{c}", c, "leaf_index") for c in ("target_class", "reporter_class", "abuse_kind")),
+    # Filters on fields most records lack (an exemption, the protection
+    # fields of migration 0007_protection): only the rows that have one, as
+    # a filter's ``col = ?`` implies ``col IS NOT NULL`` and both databases
+    # prove it (migration 0010_storage).
+    *(
+        Index(f"record_index_{c}", c, "leaf_index", sqlite_where=_not_null(c), postgresql_where=_not_null(c))
+        for c in SPARSE_FILTERS
+    ),
     # A person's records across platforms (migration 0009_person_qid).
-    Index("record_index_qid", "qid", "leaf_index"),
+    # Most accounts name no item: only the rows that have one.
+    Index("record_index_qid", "qid", "leaf_index", sqlite_where=_not_null("qid"), postgresql_where=_not_null("qid")),
     Index("record_index_decided_at", "decided_at_ms"),
     Index("record_index_logged_at", "logged_at_ms"),
-    Index("record_index_ref", "platform", "ref_record_id"),
+    # Only appeals and amendments refer to a record (0010_storage).
+    Index(
+        "record_index_ref",
+        "platform",
+        "ref_record_id",
+        sqlite_where=_not_null("ref_record_id"),
+        postgresql_where=_not_null("ref_record_id"),
+    ),
     # Text search on PostgreSQL: a pg_trgm GIN index. SQLite's is the FTS5
     # table ``record_search`` (SQLITE_VIRTUAL_TABLES), which SQLAlchemy
     # cannot describe.
@@ -212,8 +252,8 @@ record_index = Table(
     ).ddl_if(dialect="postgresql"),
 )
 
-#: SQLite's FTS5 index of ``record_index.search_text`` (migrations 0003 and
-#: 0006) and the shadow tables FTS5 keeps for it: made by raw DDL, as
+#: SQLite's FTS5 index of ``record_index.search_text`` (migrations 0003,
+#: 0006 and 0010_storage) and the shadow tables FTS5 keeps for it: made by raw DDL, as
 #: SQLAlchemy has no virtual tables; queries reach it through ``text()``.
 SQLITE_VIRTUAL_TABLES = frozenset(("record_search", "record_search_config", "record_search_data", "record_search_idx"))
 
@@ -426,6 +466,13 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # Stop pysqlite from issuing BEGIN itself; _on_begin does it.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        # Before WAL, which fixes it: 8 KiB pages for a new database (an
+        # existing one keeps its own). A compressed entry is ~670 bytes, and
+        # a page holds whole rows: a 4 KiB page lost ~12% of its bytes to
+        # the row that did not fit, an 8 KiB one half that (bench/storage.py:
+        # 2,306 B a record at 4 KiB, 2,212 B at 8 KiB; CPU per appended
+        # record unchanged within the noise of bench/writes.py).
+        cur.execute("PRAGMA page_size=8192")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")

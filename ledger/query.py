@@ -156,10 +156,16 @@ def _search(session: Session, q: str, t: NamedFromClause = record_index) -> Colu
     if len(q) < MIN_SEARCH:
         raise InvalidInput(f"search text needs at least {MIN_SEARCH} characters")
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        phrase = '"' + q.replace('"', '""') + '"'
-        return t.c.leaf_index.in_(
-            text("SELECT rowid FROM record_search WHERE record_search MATCH :q").bindparams(q=phrase)
-        )
+        # record_search keeps which rows hold each trigram, not where
+        # (detail=none, migration 0010_storage: a quarter of the size), so it
+        # cannot match a phrase: it finds the rows holding every trigram of
+        # the text, and instr() keeps those that hold the text itself. Both
+        # sides are lower-cased (index_row), so this is the substring match
+        # that LIKE is on PostgreSQL, with nothing to escape.
+        trigrams = dict.fromkeys(q[i : i + 3] for i in range(len(q) - 2))
+        every = " AND ".join('"' + g.replace('"', '""') + '"' for g in trigrams)
+        candidates = text("SELECT rowid FROM record_search WHERE record_search MATCH :q").bindparams(q=every)
+        return and_(t.c.leaf_index.in_(candidates), func.instr(t.c.search_text, q) > 0)
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return t.c.search_text.like(f"%{escaped}%", escape="\\")
 
@@ -255,7 +261,7 @@ def entries_at(session: Session, indexes: list[int]) -> list[tuple[int, bytes, b
         .where(entries.c.idx.in_(indexes))
         .order_by(entries.c.idx)
     )
-    rows = [(r.idx, bytes(r.hash), bytes(r.data)) for r in session.execute(stmt)]
+    rows = [(r.idx, bytes(r.hash), storage.decode_stored(r.idx, bytes(r.data))) for r in session.execute(stmt)]
     if len(rows) != len(set(indexes)):
         raise AssertionError(f"the record index names entries that storage lacks among {len(indexes)} indexes")
     return rows

@@ -117,9 +117,15 @@ class Outcome:
     tree: AppendedTree | None = None
 
 
-def verify_items(registry: RegistryCache, items: Sequence[dict[str, Any]], now_ms: int) -> list[VerifiedRecord]:
+def verify_items(
+    registry: RegistryCache, items: Sequence[dict[str, Any]], now_ms: int, bodies: Sequence[bytes] | None = None
+) -> list[VerifiedRecord]:
     """Check items already validated against the schema: canonical size,
-    keys and signatures. Raises with every problem found, or returns all."""
+    keys and signatures. Raises with every problem found, or returns all.
+
+    ``bodies``, if given, are the records' RFC 8785 bytes, as the validator
+    made them (api/record_validator.py ``validate_parsed``); else they are
+    made here."""
     errors: list[dict[str, object]] = []
     key_ids = sorted({it["signature"]["key_id"] for it in items})
     states = registry.key_states(key_ids)
@@ -136,7 +142,7 @@ def verify_items(registry: RegistryCache, items: Sequence[dict[str, Any]], now_m
         if problem is not None:
             errors.append({"index": i, "path": problem[0], "message": problem[1]})
             continue
-        body = canonical(rec)
+        body = canonical(rec) if bodies is None else bodies[i]
         if len(body) + ENTRY_FRAME > MAX_ENTRY_SIZE:
             errors.append(
                 {

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from sqlalchemy import Engine, text
 
 from ledger.db import is_sqlite
+from ledger.entry_codec import decode_entry
 
 
-def tamper(engine: Engine, sql: str) -> None:
-    """Run ``sql`` with the append-only triggers out of the way, as an
-    operator with database access could."""
+def tamper(engine: Engine, sql: str, params: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """Run ``sql`` (once per set of ``params``, if given) with the append-only
+    triggers out of the way, as an operator with database access could."""
     with engine.begin() as conn:
         if is_sqlite(engine):
             triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
             for name, _ in triggers:
                 conn.execute(text(f"DROP TRIGGER {name}"))
-            conn.execute(text(sql))
+            conn.execute(text(sql), params)
             for _, ddl in triggers:
                 conn.execute(text(ddl))
         else:
             conn.execute(text("SET LOCAL session_replication_role = replica"))
-            conn.execute(text(sql))
+            conn.execute(text(sql), params)
+
+
+def store_entries_uncompressed(engine: Engine) -> None:
+    """Rewrite every stored entry as releases before migration 0010_storage
+    stored it: its bytes alone, no format byte. For tests of the migrations
+    up to 0008, whose code reads ``entries.data`` as it was then."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT idx, data FROM entries")).all()
+    if rows:
+        tamper(
+            engine,
+            "UPDATE entries SET data = :data WHERE idx = :idx",
+            [{"idx": idx, "data": decode_entry(bytes(data))} for idx, data in rows],
+        )

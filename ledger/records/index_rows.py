@@ -87,17 +87,21 @@ def index_row(leaf_index: int, logged_at_ms: int, record: dict[str, Any]) -> dic
         "record_id": record["record_id"],
         "ref_record_id": (record.get("refs") or {}).get("record_id"),
         "logged_at_ms": logged_at_ms,
-        "decided_at_ms": time_ms(record.get("decided_at")),
     }
     body = record.get("corrected") if record["type"] == "amendment" else record
     if record["type"] == "appeal":
+        row["decided_at_ms"] = time_ms(record.get("decided_at"))
         row["appeal_outcome"] = record.get("outcome")
         return row
     if record["type"] == "coverage":  # a statement about a month: no account, no decision time
+        row["decided_at_ms"] = time_ms(record.get("decided_at"))
         row["rule_id"] = (record.get("rule") or {}).get("id")
         return row
     if not isinstance(body, dict):
+        row["decided_at_ms"] = time_ms(record.get("decided_at"))
         return row
+    # A decision's or amendment's decided_at_ms is its body's, set below
+    # (parsing it once: index rows are written for every record).
     account = body.get("account", {})
     subject = account.get("public_subject") or {}
     exemption = body.get("exemption") or {}

@@ -72,7 +72,11 @@ def _backfill(bind: sa.Connection) -> None:
 def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     op.add_column("record_index", sa.Column("qid", sa.String(20)))
-    op.create_index("record_index_qid", "record_index", ["qid", "leaf_index"])
+    # Partial: most accounts name no item, and ``qid = ?`` implies IS NOT NULL.
+    has_qid = sa.text("qid IS NOT NULL")
+    op.create_index(
+        "record_index_qid", "record_index", ["qid", "leaf_index"], sqlite_where=has_qid, postgresql_where=has_qid
+    )
     # Lift the append-only rule for the backfill alone (migration 0006's triggers).
     if sqlite:
         op.execute("DROP TRIGGER record_index_no_update")

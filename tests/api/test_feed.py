@@ -301,6 +301,8 @@ def test_reindex_adds_missing_rows_and_rewrites_none(
         "target_class",
         "reporter_class",
         "qid",
+        "abuse_kind",
+        "exemption_type",
     ],
 )
 def test_filters_use_an_index(app: Flask, dataset: list[dict[str, Any]], column: str) -> None:

@@ -23,6 +23,7 @@ LEDGER_DIFF_EXAMPLES sets the number of records per property (default 300).
 from __future__ import annotations
 
 import copy
+import json
 import os
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -32,9 +33,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.record_checks import clean_json
 from api.record_schema import load_errors
-from api.record_validator import validate_record
+from api.record_validator import validate_parsed, validate_record
 from ledger.records import vocab
+from ledger.records.entries import canonical, json_text, parse_json
 from tests.api.test_record_schema import EXAMPLES, NOW, ORD_BODY, SCHEMA, VALIDATOR
 
 EXAMPLES_N = int(os.environ.get("LEDGER_DIFF_EXAMPLES", "300"))
@@ -396,6 +399,97 @@ def test_fast_path_agrees_with_published_schema(case: tuple[dict[str, Any], date
         # The schema refuses every control character too: in a key as an
         # unknown field, in a value by its pattern or vocabulary.
         assert not VALIDATOR.is_valid(record)
+
+
+@settings(max_examples=EXAMPLES_N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_one_pass_agrees_with_validate_record(case: tuple[dict[str, Any], datetime]) -> None:
+    """validate_parsed (the submissions' path) gives validate_record's errors,
+    and a valid record's RFC 8785 bytes."""
+    record, now = case
+    errors, body = validate_parsed(record, now)
+    assert errors == validate_record(record, now)
+    assert body == (None if errors else canonical(record))
+
+
+def _nested(depth: int) -> Any:
+    nested: Any = "x"
+    for _ in range(depth):
+        nested = [nested]
+    return nested
+
+
+_VALID_EDITS = [
+    {},
+    {"statement": "a back\\slash before b, f, r and u: \\b \\f \\r \\u0000"},  # suspect, yet clean
+    {"statement": "[[[[{{{{" * 5},  # brackets in a string: more than 32, yet nothing nested
+    {"statement": "tab\tand line feed\n are allowed"},
+]
+_INVALID_EDITS = [
+    *({"statement": f"a{c}b"} for c in CONTROL),
+    {"statement\x0b": "x"},
+    {"x": _nested(31)},
+    {"x": _nested(40)},
+    {"x": {"y": 1.5}},
+    {"x": 2**60},
+    {"x\u00e9": "a field name that is not ASCII"},
+]
+
+
+@pytest.mark.parametrize("edit", _VALID_EDITS + _INVALID_EDITS)
+def test_one_pass_on_what_the_text_cannot_tell(edit: dict[str, Any]) -> None:
+    """The cases where the JSON text's search is wrong or mute (escaped
+    backslashes, brackets in strings, deep nesting, values RFC 8785 writes
+    otherwise), through JSON as a request brings them."""
+    record = parse_json(json.dumps({**EXAMPLES[HEAD], **edit}).encode())
+    errors, body = validate_parsed(record, NOW)
+    assert errors == validate_record(record, NOW)
+    assert body == (None if errors else canonical(record))
+    assert (errors == []) == (edit in _VALID_EDITS)
+
+
+def test_the_text_search_misses_no_refused_character() -> None:
+    """clean_json looks for the first bytes of what each refused character
+    becomes in the JSON text; every one of them must be found, in a value and
+    in a field name, and the allowed neighbours must pass."""
+    refused = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and _bad(chr(c))]
+    assert len(refused) == 30 + 1 + 32  # C0 but tab and line feed, DEL, C1
+    for c in refused:
+        for value in ({"s": f"a{c}b"}, {f"a{c}": "b"}):
+            assert not clean_json(json_text(value).encode()), repr(c)
+    for c in ("\t", "\n", " ", "~", "\xa0", "\xa7", "\xe9", "\u2028", "\U0001f600", '"'):
+        assert clean_json(json_text({"s": f"a{c}b", f"k{c}": 1}).encode()), repr(c)
+
+
+def _schema_nodes(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, list):
+        return [n for sub in node for n in _schema_nodes(sub)]
+    if not isinstance(node, dict):
+        return []
+    return [node, *(n for key, sub in node.items() if key not in ("const", "enum") for n in _schema_nodes(sub))]
+
+
+def test_every_valid_record_is_plain() -> None:
+    """ledger.records.entries.json_text is a record's RFC 8785 form only if
+    the record is plain: no fraction, no integer beyond 2**53 - 1, no field
+    name but ASCII. The schema must admit nothing else (validate_parsed
+    relies on it): every number an integer with a bound, every object closed
+    to names but its own, all of them ASCII."""
+    for node in _schema_nodes(SCHEMA):
+        types = node.get("type", [])
+        assert "number" not in (types if isinstance(types, list) else [types])
+        if "integer" in (types if isinstance(types, list) else [types]) and "const" not in node:
+            assert -(2**53) < node["minimum"] <= node["maximum"] < 2**53
+        assert "patternProperties" not in node
+        assert "propertyNames" not in node
+        assert node.get("additionalProperties", False) is False
+        assert all(name.isascii() for name in node.get("properties", {}))
+    # Objects close by additionalProperties or by unevaluatedProperties.
+    assert all(
+        "additionalProperties" in n or "unevaluatedProperties" in n or "$ref" in n or "allOf" in n
+        for n in _schema_nodes(SCHEMA)
+        if n.get("type") == "object"
+    )
 
 
 def _strings(node: Any) -> set[str]:

@@ -19,6 +19,7 @@ from ledger.records.entries import canonical, entry_bytes
 from ledger.records.index_rows import index_row
 from ledger.sequencer import Plan
 from tests.recordkit import amendment, appeal, decision
+from tests.tamper import store_entries_uncompressed
 
 SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
 
@@ -46,6 +47,7 @@ def test_migration_fills_flagged_at_from_the_log(db_url: str, signer: Signer) ->
             return Plan(entries, write)
 
         first = log.sequencer.sequence(plan).first
+        store_entries_uncompressed(engine)  # as that release stored them, too
         upgrade(engine, "0005")
         assert current_revision(engine) == "0005"
         with log.read() as s:

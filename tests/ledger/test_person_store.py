@@ -21,6 +21,7 @@ from ledger.records.entries import canonical, entry_bytes
 from ledger.records.index_rows import index_row
 from ledger.sequencer import Plan
 from tests.recordkit import amendment, appeal, decision
+from tests.tamper import store_entries_uncompressed
 
 SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
 ITEM = "Q4115189"
@@ -60,6 +61,7 @@ def test_migration_fills_the_person_column_from_the_log(db_url: str, signer: Sig
             other,
         ]
         first = _write_as_release_0008(log, records)
+        store_entries_uncompressed(engine)  # as release 0008 stored them, for 0009 to read
         upgrade(engine, "0009_person_qid")
         assert current_revision(engine) == "0009_person_qid"
         with log.read() as s:

@@ -20,6 +20,7 @@ from ledger.records.entries import canonical, entry_bytes
 from ledger.records.index_rows import index_row
 from ledger.sequencer import Plan
 from tests.recordkit import amendment, appeal, decision
+from tests.tamper import store_entries_uncompressed
 
 SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
 NEW = ("target_class", "reporter_class", "abuse_kind")
@@ -52,6 +53,7 @@ def test_migration_fills_protection_columns_from_the_log(db_url: str, signer: Si
             return Plan(entries, write)
 
         first = log.sequencer.sequence(plan).first
+        store_entries_uncompressed(engine)  # as that release stored them, too
         upgrade(engine, "0007_protection")
         assert current_revision(engine) == "0007_protection"
         columns = [record_index.c.leaf_index] + [record_index.c[name] for name in NEW]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
 from ledger.records import times
@@ -92,3 +94,47 @@ def test_day_or_time() -> None:
         times.day_or_time_ms("2026-03-01T00:00:00+00:00")
     with pytest.raises(InvalidInput, match="real calendar date"):
         times.day_or_time_ms("2026-02-30")
+    with pytest.raises(InvalidInput, match="real calendar date"):
+        times.day_or_time_ms("2026-02-30T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01",
+        "1969-12-31T23:59:59.9995Z",
+        "1969-12-31",
+        "1970-01-01T00:00:00.0019Z",
+        "2024-02-29T23:59:59.999999999Z",
+        "2026-03-01T16:20:00.1Z",
+        "2026-12-31T23:59:59Z",
+        "9999-12-31T23:59:59.999Z",
+        "9999-12-31",
+    ],
+)
+def test_day_or_time_is_what_the_parsers_give(text: str) -> None:
+    """day_or_time_ms does its own arithmetic (one match per value, for the
+    index rows): it must equal to_ms of the exact parsers' value."""
+    parsed = times.parse_date(text) if len(text) == 10 else times.parse_date_time(text)
+    assert times.day_or_time_ms(text) == times.to_ms(parsed)
+
+
+def _from_digits(text: str) -> datetime:
+    """The instant a matched date-time names, built from its digits alone."""
+    fraction = text[20:-1] if text[19] == "." else ""
+    micro = int(fraction[:6].ljust(6, "0"))
+    y, mo, d, h, mi, s = (int(text[a:b]) for a, b in ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19)))
+    return datetime(y, mo, d, h, mi, s, micro, UTC)
+
+
+@given(st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)), st.integers(0, 9), st.integers(0, 999))
+def test_the_value_is_the_digits(when: datetime, digits: int, extra: int) -> None:
+    """parse_date_time hands matched strings to datetime.fromisoformat; its
+    value must be the one the digits spell, for every number of fraction
+    digits (past six dropped, never rounded)."""
+    fraction = f"{when.microsecond:06d}{extra:03d}"[:digits]
+    text = when.strftime("%Y-%m-%dT%H:%M:%S").rjust(19, "0") + (f".{fraction}" if digits else "") + "Z"
+    assert times.parse_date_time(text) == _from_digits(text)
+    assert times.day_or_time_ms(text) == times.to_ms(_from_digits(text))
+    assert times.parse_date(text[:10]) == _from_digits(text).date()
