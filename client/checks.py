@@ -164,7 +164,7 @@ class ParallelEntryAudit:
         self.jobs = max(1, jobs)
         self.batch: list[Signed] = []
         self.tasks: deque[Future[tuple[int, VerificationFailed] | None]] = deque()
-        self.signed = 0
+        self.queued = 0  # entries whose signature was queued
         self.failure: VerificationFailed | None = None
         self.failure_index = -1
 
@@ -184,7 +184,7 @@ class ParallelEntryAudit:
             return
         self.audit.add_key(added)
         self.batch.append(signed)
-        self.signed += 1
+        self.queued += 1
         if len(self.batch) >= self.BATCH:
             self._submit()
 
@@ -195,7 +195,7 @@ class ParallelEntryAudit:
             self._collect()
         if self.failure is not None:
             raise self.failure
-        return self.signed
+        return self.queued
 
     def _submit(self) -> None:
         if self.batch:
