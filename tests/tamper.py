@@ -27,12 +27,13 @@ def tamper(engine: Engine, sql: str, params: Sequence[Mapping[str, Any]] | None 
             conn.execute(text(sql), params)
 
 
-def store_entries_uncompressed(engine: Engine) -> None:
+def store_entries_uncompressed(engine: Engine, start: int = 0) -> None:
     """Rewrite every stored entry as releases before migration 0010_storage
-    stored it: its bytes alone, no format byte. For tests of the migrations
-    up to 0008, whose code reads ``entries.data`` as it was then."""
+    stored it, from entry ``start`` on: its bytes alone, no format byte. For
+    tests of the migrations before 0010, whose code reads ``entries.data``
+    as it was then."""
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT idx, data FROM entries")).all()
+        rows = conn.execute(text("SELECT idx, data FROM entries WHERE idx >= :start"), {"start": start}).all()
     if rows:
         tamper(
             engine,
