@@ -142,6 +142,16 @@ def _rate(key: str, minimum: float) -> Callable[[dict[str, Any]], dict[str, Any]
     return check
 
 
+def _client_audit(b: dict[str, Any]) -> dict[str, Any]:
+    """verify --full against its ceiling, Ed25519 on all cores (the figure's ``ratio``)."""
+    f = _get(b, "audit")
+    if f is None:
+        fig = b.get("figures", {}).get("audit")
+        return _unmeasured(fig["note"] if fig else "not measured")
+    ratio = f.get("ratio") or 0
+    return _cell(ratio >= 0.8, f"{f['value']:,.0f}/s, {ratio:.0%} of {f['ceiling']['label']}")
+
+
 def _export(b: dict[str, Any]) -> dict[str, Any]:
     """At 1M entries when measured there, else at 10k."""
     key = "export_large" if _get(b, "export_large") else "export_small"
@@ -187,7 +197,7 @@ TARGETS: list[tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]], tuple[
     ("filtered feed page at 1M", "p95 < 50 ms", _feed, ("sqlite", "postgresql")),
     ("export", "≥ 50,000 records/s", _export, ("sqlite", "postgresql")),
     ("mirror-and-verify", "≥ 20,000 entries/s", _rate("mirror", 20_000), ("sqlite", "postgresql")),
-    ("full audit, client", "≥ 200,000 leaves/s", _rate("audit", 200_000), ("sqlite", "postgresql")),
+    ("full audit, client", "≥ 80% of Ed25519 on all cores", _client_audit, ("sqlite", "postgresql")),
     ("full audit, operator", "≥ 200,000 leaves/s", _operator_audit, ("sqlite", "postgresql")),
     ("evenness statistics, 1M", "< 5 s cold, < 20 ms cached", _statistics, ("sqlite", "postgresql")),
     ("storage", "≤ 1.5 × canonical + 100 B/entry", _storage, ("sqlite", "postgresql")),

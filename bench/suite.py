@@ -203,9 +203,6 @@ class Suite:
         """The client's mirror and full audit over HTTP, and the operator's audit;
         on the large log (time) only the operator's audit."""
         base = ["--url", srv.url, "--vkey", srv.vkey, "--evidence", str(tmp / "evidence")]
-        per_core_ed25519 = self.ed25519 / self.cfg.nproc
-        # verify --full also checks every record's signature, on one core.
-        verify_ceiling = 1 / (1 / self.sha256_leaf + 1 / per_core_ed25519)
         tools = [
             ("mirror", "client mirror-and-verify", "mirror", lambda r: [*base, "--db", f"{tmp}/mirror-{r}.sqlite3"]),
             (
@@ -224,7 +221,9 @@ class Suite:
         for key, label, command, argv in tools:
             if stage == "large" and key != "operator_audit":
                 continue
-            ceiling = ("leaf hash and Ed25519 verify, 1 core", verify_ceiling) if key == "audit" else None
+            # verify --full also checks every record's signature, on --jobs
+            # threads (all cores by default): issue 14 asks for 80% of Ed25519 on all cores.
+            ceiling = (f"Ed25519 verify, {self.cfg.nproc} cores", self.ed25519) if key == "audit" else None
             key = key if stage == "small" else f"{key}_{stage}"
             self._timed(key, label, command, argv, size, runs, tmp, ceiling)
 

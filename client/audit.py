@@ -42,7 +42,8 @@ from urllib.parse import quote
 import click
 
 from client.checks import PROOF_HEADER as PROOF_HEADER
-from client.checks import EntryAudit, TlogProof, Watch, check_receipt, describe_entry
+from client.checks import EntryAudit as EntryAudit
+from client.checks import ParallelEntryAudit, TlogProof, Watch, check_receipt, describe_entry
 from client.checks import parse_tlog_proof as parse_tlog_proof
 from client.http import ClientError, Http, ProblemResponse, Unreachable, check_base_url
 from client.tiles import (
@@ -229,6 +230,13 @@ def fetch_receipt(
     default=None,
     help="How many of the --witness keys must have cosigned (default: all of them).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="the number of cores",
+    help="Threads verifying signatures for --full.",
+)
 @evidence_option
 def verify(
     url: str,
@@ -239,6 +247,7 @@ def verify(
     full: bool,
     witnesses: tuple[str, ...],
     quorum: int | None,
+    jobs: int,
     evidence: Path,
 ) -> None:
     """Verify the log: its checkpoint, its consistency with the last one seen, and its entries.
@@ -288,12 +297,11 @@ def verify(
         if sampled:
             out.append(f"{len(sampled)} random entries: in the tree")
         if full:
-            audit = EntryAudit(vkey)
-            with click.progressbar(length=cp.size, label="verifying", file=sys.stderr, show_eta=True) as bar:
+            bar = click.progressbar(length=cp.size, label="verifying", file=sys.stderr, show_eta=True)
+            with bar, ParallelEntryAudit(vkey, jobs) as audit:
                 recompute_root(reader, audit.check, bar.update)
-            out.append(
-                f"full: the root recomputed from all {cp.size} entries matches; {audit.checked} signatures verify"
-            )
+                checked = audit.finish()
+            out.append(f"full: the root recomputed from all {cp.size} entries matches; {checked} signatures verify")
         store.put(http.base_url, vkey.to_key(), note.decode())
     click.echo("\n".join(out))
 

@@ -18,8 +18,9 @@ every use; nothing from the server is written anywhere before it verifies.
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from client.http import Http, ProblemResponse
 from client.verifying import VerificationFailed
@@ -123,6 +124,20 @@ class TileClient:
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return data
+
+    def bundles(self, spans: Sequence[tuple[int, int]], ahead: int = 4) -> Iterator[list[bytes]]:
+        """Yield :meth:`bundle` of each (n, width) in ``spans``, in order, with up
+        to ``ahead`` requests in flight: the log serves the next bundles while
+        the caller checks this one. A failure is raised where its bundle would be."""
+        pool = ThreadPoolExecutor(ahead, thread_name_prefix="bundles")
+        try:
+            pending: deque[Future[list[bytes]]] = deque()
+            for k in range(len(spans)):
+                while len(pending) < ahead and k + len(pending) < len(spans):
+                    pending.append(pool.submit(self.bundle, *spans[k + len(pending)]))
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(cancel_futures=True)
 
     def bundle(self, n: int, width: int) -> list[bytes]:
         """Return the ``width`` entries of entry bundle ``n``, parsed exactly, not yet verified."""
@@ -344,8 +359,9 @@ def recompute_root(
     cp = reader.cp
     frontier = Frontier()
     failure: VerificationFailed | None = None
-    for b, width in bundle_span(cp.size, 0, cp.size):
-        for i, data in enumerate(reader.client.bundle(b, width)):
+    spans = list(bundle_span(cp.size, 0, cp.size))
+    for (b, width), entries in zip(spans, reader.client.bundles(spans), strict=True):
+        for i, data in enumerate(entries):
             frontier.append(record_hash(data))
             if failure is None:
                 try:

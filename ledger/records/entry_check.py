@@ -73,8 +73,16 @@ def _not_fast(_text: str) -> object:
     raise _Slow
 
 
+# Built once: json.dumps and json.loads with options build a new encoder or
+# decoder per call, about a tenth of the fast path's time per entry.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def _dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    return _ENCODER.encode(value).encode()
+
+
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_not_fast, parse_constant=_not_fast)
 
 
 def _beyond_bmp(text: str) -> bool:
@@ -87,16 +95,19 @@ def _fast(data: bytes) -> CanonicalEntry | None:
         text = data.decode()
         if _beyond_bmp(text):
             return None
-        obj = json.loads(text, parse_int=_int, parse_float=_not_fast, parse_constant=_not_fast)
-        if not isinstance(obj, dict) or set(obj) not in _KEYS or _dumps(obj) != data:
+        obj = _DECODER.decode(text)
+        if not isinstance(obj, dict) or set(obj) not in _KEYS:
             return None
         kind = "record" if "record" in obj else "registry"
-        logged_at, sig = _dumps(obj["logged_at"]), _dumps(obj["signature"])
+        # D(obj), its three keys in code-point order ("logged_at" < "record",
+        # "registry" < "signature"), spelled out: each part is encoded once,
+        # and the body's and signature's bytes are the ones compared.
+        body, sig = _dumps(obj[kind]), _dumps(obj["signature"])
+        parts = (b'{"logged_at":', _dumps(obj["logged_at"]), b',"', kind.encode(), b'":', body, b',"signature":', sig)
+        if b"".join(parts) + b"}" != data:
+            return None
     except (_Slow, ValueError, RecursionError, UnicodeError):  # JSONDecodeError is a ValueError
         return None
-    # data == D(obj) == {"logged_at":<t>,"<kind>":<body>,"signature":<sig>}: the body is the middle.
-    start = len(b'{"logged_at":' + logged_at + b',"' + kind.encode() + b'":')
-    body = data[start : len(data) - len(b',"signature":' + sig + b"}")]
     return CanonicalEntry(Entry(obj["logged_at"], kind, obj[kind], obj["signature"]), body, sig)
 
 

@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from client.audit import PROOF_HEADER, EntryAudit, TlogProof, Watch, check_receipt, parse_tlog_proof
+from client.checks import ParallelEntryAudit
 from client.cli import mdl
 from client.http import Http
 from client.tiles import TileClient, TileHashReader, TileMismatch, verified_bundles
@@ -581,6 +582,53 @@ def test_entry_audit_checks_signatures_against_the_registry() -> None:
     with pytest.raises(VerificationFailed, match="entry 5: a registry event signed by key"):
         EntryAudit(Signer.generate(ORIGIN).verifier).check(5, registry)
     assert audit.checked == 2
+
+
+def test_parallel_entry_audit_reports_what_the_sequential_one_does() -> None:
+    """Signatures checked on threads, in batches that finish out of order, must
+    still give the first failure in log order, whatever its kind."""
+    signer = Signer.from_seed(ORIGIN, bytes(range(32)))
+    event = {"event": "platform_added", "platform": "example-social", "display_name": "E", "key": {
+        "key_id": KEY.key_id, "alg": "ed25519", "public_key": base64.b64encode(KEY.public_key).decode()}}  # fmt: skip
+    registry = entry_bytes(0, "registry", canonical(event), log_signature(signer, event))
+    forged = entry_bytes(0, "registry", canonical(dict(event, display_name="F")), log_signature(signer, event))
+    rec = decision("r-1")
+    good = entry_bytes(1, "record", canonical(rec), sign(rec, KEY)["signature"])
+    rogue = entry_bytes(1, "record", canonical(rec), sign(rec, PlatformKey(bytes(32)))["signature"])
+    altered = entry_bytes(1, "record", canonical(dict(rec, record_id="r-2")), sign(rec, KEY)["signature"])
+
+    def sequential(entries: list[bytes]) -> tuple[str | None, int]:
+        audit = EntryAudit(signer.verifier)
+        for i, data in enumerate(entries):
+            try:
+                audit.check(i, data)
+            except VerificationFailed as e:
+                return str(e), audit.checked
+        return None, audit.checked
+
+    def parallel(entries: list[bytes]) -> tuple[str | None, int]:
+        with ParallelEntryAudit(signer.verifier, jobs=2) as audit:
+            audit.BATCH = 2
+            for i, data in enumerate(entries):
+                audit.check(i, data)
+            try:
+                return None, audit.finish()
+            except VerificationFailed as e:
+                return str(e), -1
+
+    cases = [
+        ([registry, *[good] * 6], None),
+        ([registry, good, good, altered, good, rogue], "entry 3: the signature does not verify"),
+        ([registry, good, rogue, good, altered], "entry 2: signed by key"),
+        ([registry, altered, good, good, good, rogue], "entry 1: the signature does not verify"),
+        ([forged, good, good, good], "entry 0: the signature does not verify"),
+        ([good, registry, altered], "entry 0: signed by key"),
+    ]
+    for entries, first in cases:
+        want, checked = sequential(entries)
+        assert want is None if first is None else (want or "").startswith(first), (want, first)
+        got = parallel(entries)
+        assert got == ((want, -1) if want else (None, checked))
 
 
 def test_watch_filters() -> None:
