@@ -69,6 +69,16 @@ def _newer(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dic
     return form.page_args(newer=query.encode_cursor(size, rows[0]["leaf_index"], key))
 
 
+def _own_pages(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Older and Newer of a page whose own URL holds its filters (a subject's,
+    a person's): each link carries its cursor alone."""
+    older, newer = _older(form, size, rows), _newer(form, size, rows)
+    return {
+        "older": {"cursor": older["cursor"]} if older else None,
+        "newer": {"newer": newer["newer"]} if newer else None,
+    }
+
+
 @bp.get("/records")
 def feed() -> tuple[str, int] | Response:
     if any(not v.strip() for _, v in request.args.items(multi=True)):
@@ -133,8 +143,6 @@ def subject(subject_key: str) -> tuple[str, int]:
         size, rows, _ = _page(log, s, form)
         later = followups(s, rows, size)
     row, total = latest
-    older = _older(form, size, rows)
-    newer = _newer(form, size, rows)
     html = render_template(
         "subject.html",
         subject_key=subject_key,
@@ -145,8 +153,7 @@ def subject(subject_key: str) -> tuple[str, int]:
         names=names,
         rows=rows,
         tree_size=size,
-        older={"cursor": older["cursor"]} if older else None,
-        newer={"newer": newer["newer"]} if newer else None,
+        **_own_pages(form, size, rows),
         followups=later,
         api_url=url_for("feed.subject", subject_key=subject_key)
         + (f"?{urlencode({'cursor': cursor})}" if cursor else ""),
@@ -184,8 +191,6 @@ def person_page(qid: str) -> tuple[str, int]:
     per_platform: dict[str, dict[str, int]] = {}
     for platform, type_, n in found.by_platform:
         per_platform.setdefault(platform, {})[type_] = n
-    older = _older(form, size, rows)
-    newer = _newer(form, size, rows)
     html = render_template(
         "person.html",
         qid=qid,
@@ -196,8 +201,7 @@ def person_page(qid: str) -> tuple[str, int]:
         names=names,
         rows=rows,
         tree_size=size,
-        older={"cursor": older["cursor"]} if older else None,
-        newer={"newer": newer["newer"]} if newer else None,
+        **_own_pages(form, size, rows),
         followups=later,
         downloads={} if form.errors else _downloads(form),
         api_url=url_for("feed.records_feed", qid=qid),
