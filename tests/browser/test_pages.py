@@ -22,6 +22,7 @@ import secrets
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,15 @@ def site_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         admin.dispose()
 
 
-@pytest.fixture(scope="module")
-def site(site_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(backend, base URL) of gunicorn serving the data set, submitted over HTTP."""
+Post = Callable[[list[dict[str, Any]]], None]
+
+
+@contextmanager
+def serve_data_set(
+    site_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory, more: Callable[[Post], None] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(backend, base URL) of gunicorn serving the data set, submitted over
+    HTTP, then whatever ``more`` posts."""
     backend, db_url = site_db
     key_file = str(tmp_path_factory.mktemp("keys") / "log.key")
     write_signer(Path(key_file), _signer_with_plus())
@@ -146,8 +153,17 @@ def site(site_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
                 assert r.status_code == 201, r.text
 
             build(provider.log.registry, post, int(time.time() * 1000), demo=True)
+            if more is not None:
+                more(post)
         provider.close()
         yield backend, url
+
+
+@pytest.fixture(scope="module")
+def site(site_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(backend, base URL) of gunicorn serving the data set, submitted over HTTP."""
+    with serve_data_set(site_db, tmp_path_factory) as served:
+        yield served
 
 
 def _signer_with_plus() -> Signer:

@@ -11,33 +11,26 @@ test-artifacts/screenshots/.
 from __future__ import annotations
 
 import re
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from keys.keyfile import write_signer
-from ledger.log import LogProvider
 from tests.browser import axe
-from tests.browser.dataset import KEY_VIDEO, build
+from tests.browser.dataset import KEY_VIDEO
 from tests.browser.test_pages import (  # noqa: F401  (fixtures)
     BACKGROUND,
     DESKTOP,
-    ORIGIN,
     PHONE,
     SHOTS,
+    Post,
     Watch,
-    _signer_with_plus,
     browser,
     playwright,
+    serve_data_set,
     site_db,
 )
 from tests.recordkit import decision, sign
-from tests.server import gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -49,24 +42,14 @@ ITEM = "Q4115189"
 @pytest.fixture(scope="module")
 def person_site(site_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:  # noqa: F811
     """(backend, base URL): the page tests' data set, plus the head of state on other-video."""
-    backend, db_url = site_db
-    key_file = str(tmp_path_factory.mktemp("keys") / "log.key")
-    write_signer(Path(key_file), _signer_with_plus())
-    env = {"LEDGER_DATABASE_URL": db_url, "LEDGER_KEY_FILE": key_file, "LEDGER_ORIGIN": ORIGIN}
-    with gunicorn(env, workers=2) as url:
-        provider = LogProvider(db_url, key_file, ORIGIN)
-        with httpx.Client(base_url=url, timeout=30) as http:
 
-            def post(items: list[dict[str, Any]]) -> None:
-                r = http.post("/api/v1/records", json={"records": items})
-                assert r.status_code == 201, r.text
+    def more(post: Post) -> None:
+        rec = decision("vid-hos", platform="other-video", name="decision-head-of-state-newsworthiness")
+        rec["account"]["subject_key"] = "presidentia-on-other-video-0001"
+        post([sign(rec, KEY_VIDEO)])
 
-            build(provider.log.registry, post, int(time.time() * 1000), demo=True)
-            rec = decision("vid-hos", platform="other-video", name="decision-head-of-state-newsworthiness")
-            rec["account"]["subject_key"] = "presidentia-on-other-video-0001"
-            post([sign(rec, KEY_VIDEO)])
-        provider.close()
-        yield backend, url
+    with serve_data_set(site_db, tmp_path_factory, more) as served:
+        yield served
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
