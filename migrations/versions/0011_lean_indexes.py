@@ -9,7 +9,7 @@ becomes ``record_index_rule_id`` (rule_id, leaf_index), on both databases.
 A page of one rule, newest first, is then read from the index in order
 (the three-column index gave rows in leaf order only within one version,
 so a rule with several versions was sorted). Each entry of the index is
-the version's bytes smaller: 103 B a record to 87 B on PostgreSQL, 48 B to
+the version's bytes smaller: 112 B a record to 97 B on PostgreSQL, 49 B to
 41 B on SQLite (bench/storage.py, 20,000 records). The cost: a filter on a
 rule *and* a version reads that rule's rows newest first and checks the
 version on each, or, where the planner expects matches to come soon, the
@@ -21,15 +21,16 @@ feed is measured on (issue 14); the version is an advanced one.
 
 On PostgreSQL every B-tree index of the tables that grow with the log
 (``entries``, ``hashes``, ``records``, ``record_index``) gets fillfactor
-100. Fillfactor is what a B-tree leaves free in a page split at the
-right-hand end of the index (90% full by default), room for later inserts
-into that page; every key these indexes hold there is the newest leaf's,
-and nothing older is ever inserted or updated (the tables are append-only,
-migration 0006), so that room is never used. It saves 2 to 5 B a record
-for each such index, 34 B in all. Splits inside an index (a feed filter's
-value other than the greatest, whose rows go at the end of that value's
-range) are halved whatever the fillfactor, which is why those indexes are
-about 56% full (docs/performance.md, Storage).
+100. Fillfactor is what a B-tree leaves free when it splits the page at
+its right-hand end (90% full by default), room for later keys below the
+greatest. These tables are append-only (migrations 0001 and 0006: no
+UPDATE, so no new versions of a row), and their keys arrive at the
+right-hand end (leaf indexes, times, the greatest value of a filter), so
+that room stays empty. It saves 2 to 5 B a record for each such index,
+about 35 B in all. Keys that arrive inside an index (a filter's value
+other than the greatest, at the end of that value's range; a record ID)
+split their page in half whatever the fillfactor, which is why those
+feed indexes are about 56% full (docs/performance.md, Storage).
 
 Only new pages are affected: ``ALTER INDEX ... SET`` rewrites nothing and
 takes no lock that stops the feed, so an existing database's indexes grow
