@@ -7,8 +7,8 @@ nor does anything computed from it alone: its C2SP bytes
 ``/api/v1/export/bundles/<N>.<fmt>.gz`` (which also names the smallest
 checkpoint covering the bundle, fixed once signed). Building them costs a
 database read, decompressing 256 stored entries (ledger/entry_codec.py),
-formatting and gzip at level 6: about 150 µs an entry; reading them back,
-a file read.
+formatting and gzip at level 6: 110 to 180 µs of CPU an entry on a busy
+machine (docs/performance.md); reading them back, a file read.
 
 Each file is named by what it is derived from, so a file can only be found
 by a request it answers: ``<dir>/<kind>/<N>.<bundle hash>[.<checkpoint>]``,
