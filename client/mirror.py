@@ -98,14 +98,6 @@ class Mirror:
         try:
             self.conn = sqlite3.connect(path, isolation_level=None)
             self._create()
-            # WAL with synchronous=NORMAL: a commit appends to the log file
-            # without an fsync (three per bundle in the rollback journal's
-            # FULL mode, most of a mirror's wall time on a busy disk). A
-            # killed process loses nothing committed; a power cut may lose
-            # the last bundles but never leaves a torn one, and the next run
-            # resumes after whatever survived, as after a kill.
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
             count, top = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
             rows = self.conn.execute("SELECT level, hashes FROM frontier ORDER BY level").fetchall()
             last = self.conn.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
@@ -147,10 +139,8 @@ class Mirror:
         """Write a verified bundle's entries beyond ``size``, with the frontier, in one transaction.
 
         Commit point: the bundle's entries and the frontier describing them
-        are written together; a crash before leaves none of them, and the
-        next run resumes after the last committed bundle (a killed process
-        loses no committed bundle; a power cut may lose the last few whole,
-        see the WAL note in ``__init__``).
+        become durable together; a crash before leaves none of them, and the
+        next run resumes after the last committed bundle.
         """
         new = [(i, data, leaf) for i, data, leaf in batch if i >= self.size]
         parsed: dict[str, list[tuple[Any, ...]]] = {"record": [], "registry": []}
