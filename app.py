@@ -16,6 +16,7 @@ from flask import Flask, Response
 import api
 import web
 from cli import ledger_cli
+from ledger.bundle_cache import BundleCache
 from ledger.derived_watch import DerivedWatch
 from ledger.log import LogProvider
 from ledger.tile_publisher import TilesWatch
@@ -55,6 +56,10 @@ DEFAULTS: dict[str, Any] = {
     # Where ``flask ledger dump`` writes full dumps per checkpoint, which
     # /downloads and /api/v1/dumps list and serve (ledger/dumps.py).
     "DUMPS_DIR": str(ROOT / "data" / "dumps"),
+    # Where full entry bundles' files are kept once built (ledger/bundle_cache.py),
+    # so that /tile/entries/<N> and the exports of full bundles cost a file
+    # read; None: beside the key file; "" keeps nothing.
+    "EXPORT_CACHE_DIR": None,
 }
 
 CSP = (
@@ -90,6 +95,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             lambda: provider.log, Path(app.config["TILES_DIR"]), float(app.config["TILES_INTERVAL_SECONDS"])
         )
         app.before_request(tiles.start)
+    cache_dir = app.config["EXPORT_CACHE_DIR"]
+    if cache_dir is None:
+        cache_dir = f"{app.config['KEY_FILE']}.bundles"
+    app.extensions["bundle_cache"] = BundleCache(Path(cache_dir) if cache_dir else None)
     api.init_app(app)
     web.init_app(app)
     app.after_request(_security_headers)

@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 
 from keys.records import public_key_from_text
 from ledger.audit import audit
+from ledger.bundle_cache import check as check_bundle_cache
 from ledger.errors import LedgerError
 from ledger.log import LogProvider
 from ledger.records.entries import format_time
@@ -62,14 +63,18 @@ def audit_command(quiet: bool) -> None:
                 last[0] = done
 
             report = audit(s, log.verifier, progress)
-    for p in report.problems:
+    problems = report.problems
+    if report.ok:
+        # The kept bundle files are derived from entries the audit just checked.
+        problems += [f"bundle cache: {p}" for p in check_bundle_cache(log, current_app.extensions["bundle_cache"])]
+    for p in problems:
         click.echo(f"PROBLEM: {p}", err=True)
-    if not report.ok:
+    if problems:
         raise SystemExit(1)
     if not quiet:
         click.echo(
             f"audit ok: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}; "
-            "every derived row matches its entry"
+            "every derived row and every kept bundle file matches its entries"
         )
 
 

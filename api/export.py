@@ -13,12 +13,24 @@ no preamble (the checkpoint is a column), so DSA tooling reads it as it is.
 
 Memory stays flat: entries are read, formatted and compressed a batch at a
 time while the response streams.
+
+Two layouts of the same lines. ``layout=stream`` (the default, and the only
+one before December 2026: its bytes, served as immutable, do not change) is
+one gzip member over the whole file, so every byte depends on the header
+and nothing can be reused. ``layout=bundles`` is a gzip member for the
+header, then one per entry bundle (whole, or the part in range): concatenated
+members are one gzip file (RFC 1952 section 2.2) that ``gzip -d``, ``zcat``
+and Python's ``gzip`` read as one, and a full bundle's member is the same in
+every file, so it is built once and read back from the bundle cache
+(ledger/bundle_cache.py). For ndjson and csv; dsa-csv names the checkpoint
+in every row. The bundle files, ``/api/v1/export/bundles/<N>``, keep the
+stream layout and are kept whole in the cache.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -28,21 +40,19 @@ from marshmallow import RAISE, Schema, fields, validate
 from api.describe import Paths, op, path_param, problem, query_params
 from api.downloads import CHECKPOINT_HEADERS, checkpoint_headers
 from api.params import StrictInt, parse_query
-from api.state import get_log
-from ledger import query, storage
+from api.state import get_bundle_cache, get_log
+from ledger import bundle_cache
+from ledger.bundle_cache import FORMATS, MEMBER_FORMATS
 from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
-from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
-from ledger.records.export import csv_header, csv_row, csv_text, header_line, ndjson_line, stored_entry
 from ledger.storage import StoredCheckpoint
 from ledger.tlog.tile import TILE_WIDTH
 
 bp = Blueprint("export", __name__, url_prefix="/api/v1/export")
 
 MAX_RANGE = 100_000
-BATCH = 256  # one entry bundle per read
 IMMUTABLE = "public, max-age=31536000, immutable"
-FORMATS = ("ndjson", "csv", "dsa-csv")
+LAYOUTS = ("stream", "bundles")
 
 
 class ExportQuery(Schema):
@@ -52,53 +62,43 @@ class ExportQuery(Schema):
     start = StrictInt(required=True)
     end = StrictInt()
     format = fields.String(load_default="ndjson", validate=validate.OneOf(FORMATS))
+    layout = fields.String(load_default="stream", validate=validate.OneOf(LAYOUTS))
 
 
-def _covering_checkpoint(log: Log, end: int) -> StoredCheckpoint:
-    with log.read() as s:
-        cp = query.covering_checkpoint(s, end)
-    if cp is None:
-        raise NotFound(f"the log has fewer than {end} entries")
-    return cp
-
-
-def _stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> Iterator[bytes]:
-    gz = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip container, mtime 0: byte-for-byte reproducible
-    if fmt == "ndjson":
-        yield gz.compress(header_line(log.origin, cp.size, cp.root, cp.note, start, end).encode())
-    elif fmt == "csv":
-        yield gz.compress(csv_header().encode())
-    else:
-        yield gz.compress(csv_text([DSA_CSV_COLUMNS]).encode())
-    cp_cell = checkpoint_cell(log.origin, cp.size, cp.root)
-    for lo in range(start, end, BATCH):
-        hi = min(end, lo + BATCH)
-        with log.read() as s:
-            data = storage.read_entries(s, lo, hi)
-            leaves = storage.read_level_hashes(s, 0, lo, hi)
-        if fmt == "ndjson":
-            text = b"".join(ndjson_line(lo + i, leaves[i], d) for i, d in enumerate(data))
+def _members(
+    log: Log, cache: bundle_cache.BundleCache, start: int, end: int, fmt: str, cp: StoredCheckpoint
+) -> Iterator[bytes]:
+    """The file of [start, end) as gzip members: the header, then one per
+    bundle (whole or the part in range). Full bundles' members come from the
+    bundle cache, so a range of them costs about a file read per bundle."""
+    yield bundle_cache.gzip_member(bundle_cache.head(log, fmt, start, end, cp))
+    n0, n1 = -(-start // TILE_WIDTH), end // TILE_WIDTH  # the full bundles inside the range
+    hashes = bundle_cache.bundle_hashes(log, n0, n1) if n0 < n1 else []
+    lo = start
+    while lo < end:
+        n = lo // TILE_WIDTH
+        hi = min(end, (n + 1) * TILE_WIDTH)
+        if n0 <= n < n1:
+            yield cache.get_or_make(fmt, n, hashes[n - n0], partial(bundle_cache.member, log, fmt, n))
         else:
-            rows = []
-            for i, d in enumerate(data):
-                entry = stored_entry(d)
-                if entry.kind != "record":
-                    continue
-                if fmt == "csv":
-                    rows.append(csv_row(lo + i, leaves[i], entry.logged_at, entry.body, entry.signature))
-                else:
-                    rows.append(dsa_row(lo + i, leaves[i], entry.logged_at, entry.body, cp_cell))
-            text = csv_text(rows).encode()
-        chunk = gz.compress(text)
-        if chunk:
-            yield chunk
-    yield gz.flush()
+            leaves, data = bundle_cache.read_batch(log, lo, hi)
+            yield bundle_cache.gzip_member(bundle_cache.lines(fmt, lo, leaves, data))
+        lo = hi
 
 
-def _respond(start: int, end: int, fmt: str, cacheable: bool) -> Response:
+def _respond(start: int, end: int, fmt: str, cacheable: bool, layout: str = "stream") -> Response:
     log = get_log()
-    cp = _covering_checkpoint(log, end)
-    resp = Response(_stream(log, start, end, fmt, cp), mimetype="application/gzip")
+    cp = bundle_cache.covering_checkpoint(log, end)
+    if layout == "bundles":
+        body: Iterator[bytes] | bytes = _members(log, get_bundle_cache(), start, end, fmt, cp)
+    elif end - start == TILE_WIDTH and start % TILE_WIDTH == 0 and cacheable:
+        n = start // TILE_WIDTH
+        h = bundle_cache.bundle_hashes(log, n, n + 1)[0]
+        make = partial(bundle_cache.bundle_file, log, fmt, n, cp)
+        body = get_bundle_cache().get_or_make(f"bundle-{fmt}", n, h, make, cp)
+    else:
+        body = bundle_cache.stream(log, start, end, fmt, cp)
+    resp = Response(body, mimetype="application/gzip")
     resp.headers["Content-Disposition"] = f'attachment; filename="entries-{start}-{end}.{fmt}.gz"'
     resp.headers["Cache-Control"] = IMMUTABLE if cacheable else "no-store"
     resp.headers.update(checkpoint_headers(log.origin, cp))
@@ -123,7 +123,12 @@ def export_range() -> Response:
         )
     if end > size:
         raise NotFound(f"end ({end}) is beyond the tree size ({size})")
-    return _respond(start, end, q["format"], "end" in q)
+    if q["layout"] == "bundles" and q["format"] not in MEMBER_FORMATS:
+        raise InvalidInput(
+            "layout=bundles is for ndjson and csv",
+            [{"path": "layout", "message": "dsa-csv names the checkpoint in every row: use layout=stream"}],
+        )
+    return _respond(start, end, q["format"], "end" in q, q["layout"])
 
 
 @bp.get("/bundles/<int(max=36028797018963967):n>.<fmt>.gz")
@@ -160,6 +165,9 @@ def paths(ma: MarshmallowPlugin) -> Paths:
             "flattened into the columns of ledger/records/export.py, text that a spreadsheet would run as a formula "
             "prefixed with '.; dsa-csv: the records in the columns of the DSA Transparency Database's daily "
             "dumps, then this ledger's (ledger/records/dsa.py, docs/records.md), without a preamble.",
+            "layout": "stream: one gzip member (the bytes every earlier file had); bundles: one gzip member for "
+            "the header and one per entry bundle, the same lines, read from a cache for full bundles (about "
+            "ten times faster); ndjson and csv only. Both decompress as one file.",
         },
     )
     bundle = [

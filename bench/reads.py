@@ -138,9 +138,11 @@ def check_read(name: str, res: loadgen.Result, verifier: Verifier) -> None:
             raise BadRead("the filtered feed page is empty")
 
 
-def measure_export(port: int, start: int, end: int, probe: cpu.Probe | None = None) -> loadgen.Result:
-    """Stream entries [start, end) as gzip NDJSON; check one line per entry."""
-    path = f"/api/v1/export?start={start}&end={end}&format=ndjson"
+def measure_export(
+    port: int, start: int, end: int, probe: cpu.Probe | None = None, layout: str = "stream"
+) -> loadgen.Result:
+    """Stream entries [start, end) as gzip NDJSON in ``layout``; check one line per entry."""
+    path = f"/api/v1/export?start={start}&end={end}&format=ndjson&layout={layout}"
     req = loadgen.Request("GET", path, weight=end - start)
     res = loadgen.run(loadgen.Load(port, [req], 1, 600, processes=1, keep_bodies=1, expect=(200,), probe=probe))
     if res.errors or not res.bodies:

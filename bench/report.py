@@ -196,9 +196,13 @@ def _client_audit(b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export(b: dict[str, Any]) -> dict[str, Any]:
-    """At 1M entries when measured there, else at 10k."""
-    key = "export_large" if _get(b, "export_large") else "export_small"
-    return _rate(key, 50_000)(b)
+    """At 1M entries when measured there, else at 10k: the bundle layout,
+    full bundles read from the bundle cache (issue 14's "full bundles cached
+    compressed"), or the stream layout in results from before it."""
+    for key in ("export_bundles_large", "export_large", "export_bundles_small", "export_small"):
+        if _get(b, key):
+            return _rate(key, 100_000)(b)
+    return _rate("export_small", 100_000)(b)
 
 
 def _operator_audit(b: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +242,7 @@ TARGETS: list[tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]], tuple[
     ("two servers on one PostgreSQL", "batch ingestion no lower than one server", _two_servers, ("postgresql",)),
     ("proof / tile reads at 1M", "≥ 70% of trivial, no slower than at 10k", _reads, ("sqlite", "postgresql")),
     ("filtered feed page at 1M", "p95 < 50 ms", _feed, ("sqlite", "postgresql")),
-    ("export", "≥ 50,000 records/s", _export, ("sqlite", "postgresql")),
+    ("export", "≥ 100,000 entries/s", _export, ("sqlite", "postgresql")),
     ("mirror-and-verify", "≥ 20,000 entries/s", _rate("mirror", 20_000), ("sqlite", "postgresql")),
     ("full audit, client", "≥ 80% of Ed25519 on all cores", _client_audit, ("sqlite", "postgresql")),
     ("full audit, operator", "≥ 200,000 leaves/s", _operator_audit, ("sqlite", "postgresql")),
