@@ -87,9 +87,15 @@ def entry(index: int) -> Response:
     return _no_store(jsonify(body))
 
 
+# Built once, as api/feed.py's: a schema's construction cost more than the
+# rest of a cached proof's answer.
+_INCLUSION_QUERY = InclusionQuery()
+_CONSISTENCY_QUERY = ConsistencyQuery()
+
+
 @bp.get("/proofs/inclusion")
 def inclusion() -> Response:
-    q = parse_query(InclusionQuery(), request.args)
+    q = parse_query(_INCLUSION_QUERY, request.args)
     log = get_log()
     if (q.get("leaf_index") is None) == (q.get("leaf_hash") is None):
         raise InvalidInput("give exactly one of leaf_index and leaf_hash")
@@ -102,7 +108,7 @@ def inclusion() -> Response:
 
 @bp.get("/proofs/consistency")
 def consistency() -> Response:
-    q = parse_query(ConsistencyQuery(), request.args)
+    q = parse_query(_CONSISTENCY_QUERY, request.args)
     p = get_log().consistency(q["first"], q.get("second"))
     return _no_store(
         jsonify(

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from keys.cosignature import CosignatureVerifier
 from keys.note import Signature
 from ledger import storage
-from ledger.db import cosignatures, is_sqlite, writer
+from ledger.db import cosignatures, driver_sql, is_sqlite, writer
 from ledger.errors import InvalidInput, LedgerError, ProofError
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
@@ -116,12 +116,13 @@ def parse_witnesses(value: object) -> tuple[Witness, ...]:
 
 def cosignature_lines(session: Session, size: int) -> list[str]:
     """The stored cosignature lines of ``size``, newline-terminated, in a stable order."""
-    rows = session.execute(
-        select(cosignatures.c.line)
-        .where(cosignatures.c.size == size)
-        .order_by(cosignatures.c.witness_name, cosignatures.c.witness_key_id)
-    ).scalars()
-    return [line + "\n" for line in rows]
+    rows, _ = driver_sql(session, _COSIGNATURE_LINES, (size,))
+    return [line + "\n" for (line,) in rows]
+
+
+# Fixed text on the driver: /checkpoint runs it on every request, and a Core
+# statement built each time cost more than the rest of the answer.
+_COSIGNATURE_LINES = "SELECT line FROM cosignatures WHERE size = ? ORDER BY witness_name, witness_key_id"
 
 
 def cosigned_note(session: Session, cp: StoredCheckpoint) -> bytes:

@@ -69,6 +69,9 @@ class Log:
         #: (ledger/intake.py); without a rendezvous this process's own.
         self.intake = Intake(self, rendezvous)
         self._tiles = TileCache(tile_cache_size)
+        #: Full tiles' inner nodes (storage.tile_tree, 8 KiB each), so a
+        #: proof through a tile read before hashes nothing.
+        self._trees = TileCache(tile_cache_size)
         # The partial tiles of the newest tree a read has needed: proofs
         # against it (or any tree sharing its partial tiles) read no tile.
         self._edge: Frontier | None = None
@@ -140,7 +143,7 @@ class Log:
         if edge is None or edge.size < cp.size:
             # Read inside the caller's transaction, where cp is committed.
             edge = self._edge = storage.load_frontier(session, cp.size)
-        return TileHashReader(session, self._tiles, memo=memo, edge=edge)
+        return TileHashReader(session, self._tiles, memo=memo, edge=edge, trees=self._trees)
 
     def tile(self, tile: Tile) -> bytes:
         """Return a hash tile or entry bundle within the latest tree."""

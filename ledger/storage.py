@@ -5,12 +5,13 @@ transaction, the read paths their read transactions.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, literal_column, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ledger.db import checkpoints, driver_sql, entries, hashes, insert_many, is_sqlite, log_head
@@ -184,13 +185,13 @@ def find_leaf(session: Session, leaf_hash: bytes, size: int) -> int | None:
     ``idx`` invites a scan of the primary key over every leaf below the
     size. The lowest match decides: if it is not below the size, none is.
     """
-    row = session.execute(
-        select(hashes.c.idx)
-        .where(hashes.c.level == literal_column("0"), hashes.c.hash == leaf_hash)
-        .order_by(hashes.c.idx)
-        .limit(1)
-    ).first()
-    return row.idx if row is not None and row.idx < size else None
+    rows, _ = driver_sql(session, _FIND_LEAF, (leaf_hash,))
+    return rows[0][0] if rows and rows[0][0] < size else None
+
+
+# The statement is fixed text run on the driver: a Core statement built per
+# request cost more Python than the index probe takes.
+_FIND_LEAF = "SELECT idx FROM hashes WHERE level = 0 AND hash = ? ORDER BY idx LIMIT 1"
 
 
 def load_frontier(session: Session, size: int) -> Frontier:
@@ -201,21 +202,22 @@ def load_frontier(session: Session, size: int) -> Frontier:
 
 class TileCache:
     """A bounded LRU of full tiles. Full tiles never change, so entries never
-    go stale; one cache per database, shared by threads."""
+    go stale; one cache per database, shared by threads. (Also used for
+    other immutable bytes: full tiles' inner nodes, single tree nodes.)"""
 
     def __init__(self, max_tiles: int = 4096) -> None:
-        self._tiles: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._tiles: OrderedDict[Hashable, bytes] = OrderedDict()
         self._max = max_tiles
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> bytes | None:
+    def get(self, key: Hashable) -> bytes | None:
         with self._lock:
             data = self._tiles.get(key)
             if data is not None:
                 self._tiles.move_to_end(key)
             return data
 
-    def put(self, key: tuple[int, int], data: bytes) -> None:
+    def put(self, key: Hashable, data: bytes) -> None:
         with self._lock:
             self._tiles[key] = data
             self._tiles.move_to_end(key)
@@ -248,20 +250,46 @@ def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None,
     return data
 
 
+def tile_tree(data: bytes) -> bytes:
+    """The inner nodes of a full tile's subtree, level by level from the
+    bottom: 128 hashes, then 64, ... then the tile's root (255 in all).
+
+    Level ``l`` (1 to 8) of the tile starts at hash ``256 - (512 >> l)``.
+    """
+    if len(data) != TILE_WIDTH * HASH_SIZE:
+        raise AssertionError("tile_tree: not a full tile")
+    pair, sha256, out = 2 * HASH_SIZE, hashlib.sha256, []
+    while len(data) > HASH_SIZE:
+        data = b"".join([sha256(b"\x01" + data[i : i + pair]).digest() for i in range(0, len(data), pair)])
+        out.append(data)
+    return b"".join(out)
+
+
 class TileHashReader:
     """A :class:`ledger.tlog.merkle.HashReader` over the stored tiles.
 
     Each stored hash is recomputed from the one tile that holds it (as Go's
     ``tlog.TileHashReader`` does), so a proof reads O(log n) tiles, each one
-    range read or a cache hit.
+    range read or a cache hit. With ``trees``, a full tile's inner nodes
+    (:func:`tile_tree`) are hashed once and kept: full tiles never change,
+    so a proof through a kept tile hashes nothing. ``trees`` also keeps the
+    nodes computed from partial tiles, by stored hash index: a node of a
+    committed tree is the root of a complete subtree and never changes.
     """
 
     def __init__(
-        self, session: Session, cache: TileCache | None = None, memo: bool = False, edge: Frontier | None = None
+        self,
+        session: Session,
+        cache: TileCache | None = None,
+        memo: bool = False,
+        edge: Frontier | None = None,
+        trees: TileCache | None = None,
     ) -> None:
         self._session = session
         self._cache = cache
         self._edge = edge
+        # Only tiles full in a committed tree (the edge's) are full tiles.
+        self._trees = trees if edge is not None else None
         # With memo, hashes already computed are kept: many proofs in one
         # tree share most of their upper hashes.
         self._memo: dict[int, bytes] | None = {} if memo else None
@@ -275,17 +303,49 @@ class TileHashReader:
             memo.update(zip(missing, self._read(missing), strict=True))
         return [memo[i] for i in indexes]
 
+    def _full_tree(self, level: int, n: int) -> bytes | None:
+        """The inner nodes of full tile (level, n), or None if it is not full."""
+        trees, edge = self._trees, self._edge
+        if trees is None or edge is None or (n + 1) * TILE_WIDTH > edge.size >> TILE_HEIGHT * level:
+            return None
+        tree = trees.get((level, n))
+        if tree is None:
+            tree = tile_tree(read_tile_data(self._session, Tile(level, n), self._cache, self._edge))
+            trees.put((level, n), tree)
+        return tree
+
     def _read(self, indexes: Sequence[int]) -> list[bytes]:
         located = [tile_for_index(i) for i in indexes]
+        out: list[bytes | None] = [None] * len(located)
         widths: dict[tuple[int, int], int] = {}
-        for t, _, _ in located:
+        for k, (t, start, end) in enumerate(located):
             key = (t.level, t.n)
+            count = (end - start) // HASH_SIZE
+            if count > 1 and self._trees is not None:
+                tree = self._full_tree(t.level, t.n)
+                if tree is not None:
+                    # The node of height h = log2(count) over hashes from start.
+                    h = count.bit_length() - 1
+                    at = TILE_WIDTH - (2 * TILE_WIDTH >> h) + (start // HASH_SIZE >> h)
+                    out[k] = tree[at * HASH_SIZE : (at + 1) * HASH_SIZE]
+                    continue
+                out[k] = self._trees.get(indexes[k])
+                if out[k] is not None:
+                    continue
             widths[key] = max(widths.get(key, 0), t.width)
         data = {
             key: read_tile_data(self._session, Tile(key[0], key[1], w), self._cache, self._edge)
             for key, w in widths.items()
         }
-        return [tile_hash(data[(t.level, t.n)][start:end]) for t, start, end in located]
+        hashes_ = []
+        for k, (t, start, end) in enumerate(located):
+            h_ = out[k]
+            if h_ is None:
+                h_ = tile_hash(data[(t.level, t.n)][start:end])
+                if end - start > HASH_SIZE and self._trees is not None:
+                    self._trees.put(indexes[k], h_)
+            hashes_.append(h_)
+        return hashes_
 
 
 def tile_within(tile: Tile, size: int) -> bool:
