@@ -25,7 +25,7 @@ from api.describe import Paths, op, path_param, problem
 from api.state import get_bundle_cache, get_log
 from ledger import bundle_cache
 from ledger.bundle_cache import ENTRIES
-from ledger.cosign import cosigned_note, latest_cosigned
+from ledger.cosign import cosigned_note, latest_cosigned, latest_cosigned_note
 from ledger.errors import NotFound
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, parse_tile_path
 
@@ -44,7 +44,7 @@ def _note(note: bytes) -> Response:
 def checkpoint() -> Response:
     log = get_log()
     with log.read() as s:
-        note = cosigned_note(s, log.latest(s))
+        note = latest_cosigned_note(log, s)
     return _note(note)
 
 

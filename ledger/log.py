@@ -111,7 +111,10 @@ class Log:
         moved since the last call, since the log signs one checkpoint per
         size and never replaces it (the head's root must match, too).
         """
-        head = storage.read_head(session)
+        return self.checkpoint_of_head(session, storage.read_head(session))
+
+    def checkpoint_of_head(self, session: Session, head: storage.Head | None) -> StoredCheckpoint:
+        """The checkpoint of ``head``, read in ``session`` (as :meth:`latest`)."""
         cached = self._latest
         if head is not None and cached is not None and (cached.size, cached.root) == (head.size, head.root):
             return cached
