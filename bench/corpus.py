@@ -38,9 +38,34 @@ TEMPLATES = (
     "decision-illegal-court-order",
     "decision-ordinary-user",
 )
+#: The appeal and the amendment that one bulk record in :data:`FOLLOWUP_EVERY`
+#: is, of an earlier bulk decision (``followup_of``): the feed's filters find
+#: a decision's follow-ups through it, so the read benchmarks need them.
+FOLLOWUP_TEMPLATES = ("appeal-reversed", "amendment-late-classification")
+FOLLOWUP_EVERY = 8
 PLATFORM = "bench-social"
 PLATFORM_NAME = "Benchmark Social (synthetic)"
 _PLACEHOLDER = "bench-placeholder-record-id"
+_REF_PLACEHOLDER = "bench-placeholder-ref-record-id"
+
+
+def followup_of(n: int) -> int | None:
+    """The bulk decision that bulk record ``n`` appeals or amends, or None
+    if record ``n`` is a decision: every :data:`FOLLOWUP_EVERY`-th record
+    follows up a decision up to 100,000 records before it, spread
+    pseudo-randomly (so old decisions get late appeals, as they do)."""
+    if n % FOLLOWUP_EVERY != FOLLOWUP_EVERY - 1:
+        return None
+    m = n - 1 - (n * 2654435761 % 2**32) % min(n, 100_000)
+    return m - 1 if m % FOLLOWUP_EVERY == FOLLOWUP_EVERY - 1 else m
+
+
+def bulk_template(n: int) -> int:
+    """The template of bulk record ``n``: an index into ``Corpus.records``
+    (decisions first, then :data:`FOLLOWUP_TEMPLATES`)."""
+    if followup_of(n) is None:
+        return n % len(TEMPLATES)
+    return len(TEMPLATES) + (n // FOLLOWUP_EVERY) % len(FOLLOWUP_TEMPLATES)
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,8 @@ class Signed:
     canonical: bytes
     signature: dict[str, str]
     template: int
+    #: The record an appeal or amendment refers to (``refs.record_id``).
+    ref_record_id: str | None = None
 
     def item(self) -> bytes:
         """The submission item ``{"record", "signature"}`` as JSON bytes."""
@@ -70,10 +97,10 @@ class Corpus:
         self.key_id = self.key.key_id
         self.public_key_b64 = base64.b64encode(self.key.public_key).decode()
         self._signing_key = nacl.signing.SigningKey(seed)
-        self.records = [_template(name) for name in TEMPLATES]
+        self.records = [_template(name) for name in (*TEMPLATES, *FOLLOWUP_TEMPLATES)]
         self._templates = [canonical(r) for r in self.records]
-        # The feed's index row of each template; only record_id and the
-        # positions differ between records of one template.
+        # The feed's index row of each template; only record_id, the
+        # referred record's ID and the positions differ between records of one template.
         self.index_rows = [index_row(0, 0, r) for r in self.records]
 
     def record(self, n: int, prefix: str = "bn") -> dict[str, Any]:
@@ -84,21 +111,43 @@ class Corpus:
         rec["record_id"] = f"{prefix}-{n:010d}"
         return rec
 
+    def bulk_record(self, n: int, prefix: str = "bk") -> dict[str, Any]:
+        """Bulk record ``n`` as a dict (slow path): a decision as :meth:`record`
+        gives it, or an appeal or amendment of bulk decision ``followup_of(n)``."""
+        ref = followup_of(n)
+        if ref is None:
+            return self.record(n, prefix)
+        rec = copy.deepcopy(self.records[bulk_template(n)])
+        rec["record_id"] = f"{prefix}-{n:010d}"
+        rec["refs"]["record_id"] = f"{prefix}-{ref:010d}"
+        return rec
+
     def sign(self, n: int, prefix: str = "bn") -> Signed:
-        t = n % len(TEMPLATES)
+        """Decision ``n`` (only decisions: what the ingestion benchmarks submit)."""
+        return self._sign(n, prefix, n % len(TEMPLATES), None)
+
+    def sign_bulk(self, n: int, prefix: str = "bk") -> Signed:
+        """Bulk record ``n``, as :meth:`bulk_record` gives it."""
+        ref = followup_of(n)
+        return self._sign(n, prefix, bulk_template(n), None if ref is None else f"{prefix}-{ref:010d}")
+
+    def _sign(self, n: int, prefix: str, t: int, ref: str | None) -> Signed:
         record_id = f"{prefix}-{n:010d}"
         body = self._templates[t].replace(_PLACEHOLDER.encode(), record_id.encode())
+        if ref is not None:
+            body = body.replace(_REF_PLACEHOLDER.encode(), ref.encode())
         value = self._signing_key.sign(RECORD_CONTEXT + body).signature
         sig = {"key_id": self.key_id, "alg": ALG, "value": base64.b64encode(value).decode()}
-        return Signed(record_id, body, sig, t)
+        return Signed(record_id, body, sig, t, ref)
 
     def check(self) -> None:
         """Raise unless the fast path equals the client's path for every template."""
-        for n in range(2 * len(TEMPLATES)):
-            fast, rec = self.sign(n), self.record(n)
+        pairs = [(self.sign(n), self.record(n)) for n in range(2 * len(TEMPLATES))]
+        pairs += [(self.sign_bulk(n), self.bulk_record(n)) for n in range(4 * FOLLOWUP_EVERY)]
+        for fast, rec in pairs:
             slow = canonical(rec)
             if fast.canonical != slow or fast.signature != self.key.sign(RECORD_CONTEXT, slow):
-                raise AssertionError(f"corpus: fast signing differs from the client's for record {n}")
+                raise AssertionError(f"corpus: fast signing differs from the client's for record {rec['record_id']}")
 
     def sign_range(self, start: int, stop: int, prefix: str = "bn") -> list[Signed]:
         return [self.sign(n, prefix) for n in range(start, stop)]
@@ -107,6 +156,8 @@ class Corpus:
 def _template(name: str) -> dict[str, Any]:
     rec = json.loads((EXAMPLES / f"{name}.json").read_text())
     rec.update(platform=PLATFORM, record_id=_PLACEHOLDER)
+    if "refs" in rec:
+        rec["refs"] = {"record_id": _REF_PLACEHOLDER}
     return rec  # type: ignore[no-any-return]
 
 
@@ -131,11 +182,12 @@ def sign_chunk(args: tuple[bytes, int, int, str]) -> list[Signed]:
     return _get(seed).sign_range(start, stop, prefix)
 
 
-def entry_chunk(args: tuple[bytes, int, int, int]) -> list[tuple[bytes, str, bytes, int]]:
-    """(entry, record_id, record_hash, template) of bulk records [start, stop),
-    their entries logged at ``logged_at_ms``."""
+def entry_chunk(args: tuple[bytes, int, int, int]) -> list[tuple[bytes, Signed]]:
+    """(entry, signed record) of bulk records [start, stop), their entries
+    logged at ``logged_at_ms``."""
     seed, start, stop, logged_at_ms = args
+    corpus = _get(seed)
     return [
-        (entry_bytes(logged_at_ms, "record", s.canonical, s.signature), s.record_id, s.record_hash, s.template)
-        for s in _get(seed).sign_range(start, stop, "bk")
+        (entry_bytes(logged_at_ms, "record", s.canonical, s.signature), s)
+        for s in map(corpus.sign_bulk, range(start, stop))
     ]

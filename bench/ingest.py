@@ -109,7 +109,7 @@ def populate(
         size = first = log.latest_size()
         logged_at = time.time_ns() // 1_000_000
         chunks = [(n, min(n + MAX_BATCH, target - first)) for n in range(0, max(0, target - first), MAX_BATCH)]
-        pending: deque[AsyncResult[list[tuple[bytes, str, bytes, int]]]] = deque()
+        pending: deque[AsyncResult[list[tuple[bytes, Signed]]]] = deque()
         t0 = time.perf_counter()
         for i in range(len(chunks)):
             while len(pending) < 3 and i + len(pending) < len(chunks):
@@ -128,27 +128,34 @@ def populate(
     return size, (size - first) / elapsed if elapsed else 0.0
 
 
-def _append(log: Log, corpus: Corpus, chunk: list[tuple[bytes, str, bytes, int]], logged_at: int) -> int:
+def _append(log: Log, corpus: Corpus, chunk: list[tuple[bytes, Signed]], logged_at: int) -> int:
     entries = [c[0] for c in chunk]
 
     def plan(_session: Session, size: int, _now: int) -> Plan:
         rows: list[dict[str, Any]] = []
         index_rows: list[dict[str, Any]] = []
-        for i, (_entry, record_id, rhash, template) in enumerate(chunk):
+        for i, (_entry, signed) in enumerate(chunk):
+            template = corpus.index_rows[signed.template]
             rows.append(
                 {
                     "leaf_index": size + i,
                     "platform": PLATFORM,
-                    "record_id": record_id,
-                    "type": "decision",
-                    "record_hash": rhash,
+                    "record_id": signed.record_id,
+                    "type": template["type"],
+                    "record_hash": signed.record_hash,
                     "key_id": corpus.key_id,
                     "logged_at_ms": logged_at,
-                    "ref_record_id": None,
+                    "ref_record_id": signed.ref_record_id,
                 }
             )
             index_rows.append(
-                dict(corpus.index_rows[template], leaf_index=size + i, record_id=record_id, logged_at_ms=logged_at)
+                dict(
+                    template,
+                    leaf_index=size + i,
+                    record_id=signed.record_id,
+                    ref_record_id=signed.ref_record_id,
+                    logged_at_ms=logged_at,
+                )
             )
 
         def write(s: Session, _first: int) -> None:

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from ledger import storage
 from ledger.db import checkpoints, cosignatures, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import DECIDED_KEY, MAX_PAGE, SUPERSEDED, Feed
+from ledger.query import MAX_PAGE, Feed, page_rows
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
 
@@ -107,9 +107,10 @@ class Person:
 
 def person(s: Session, qid: str, tree_size: int) -> Person | None:
     """What the tree of ``tree_size`` holds about the person or body with
-    Wikidata item ``qid``, or None if no record names it. Four queries, each
-    on ``record_index_qid`` (qid, leaf_index); the per-platform counts use the
-    feed's own conditions, so they add up to the feed the page lists."""
+    Wikidata item ``qid``, or None if no record names it. Each query starts
+    from ``record_index_qid`` (qid, leaf_index); the per-platform counts are
+    of the feed's own parts (:meth:`Feed.branches`), so they add up to the
+    feed the page lists."""
     c = record_index.c
     mine = and_(c.qid == qid, c.leaf_index < tree_size)
     latest = s.execute(select(record_index).where(mine).order_by(c.leaf_index.desc()).limit(1)).first()
@@ -121,17 +122,18 @@ def person(s: Session, qid: str, tree_size: int) -> Person | None:
         .group_by(c.platform, c.subject_key)
         .order_by(c.platform, c.subject_key)
     ).all()
-    feed = Feed(equal={"qid": qid})
+    # UNION, not UNION ALL: an amendment can name the item itself and amend a decision that does.
+    parts = Feed(equal={"qid": qid}).branches(s, tree_size)
+    feed = union(*(select(c.leaf_index, c.platform, c.type).where(*terms) for terms in parts)).subquery()
     by_platform = s.execute(
-        select(c.platform, c.type, func.count())
-        .where(c.leaf_index < tree_size, *feed.conditions(s))
-        .group_by(c.platform, c.type)
-        .order_by(c.platform, c.type)
+        select(feed.c.platform, feed.c.type, func.count())
+        .group_by(feed.c.platform, feed.c.type)
+        .order_by(feed.c.platform, feed.c.type)
     ).all()
-    current = Feed(equal={"qid": qid}, direct=True, current_only=True)
+    (current,) = Feed(equal={"qid": qid}, direct=True, current_only=True).branches(s, tree_size)
     by_action = s.execute(
         select(c.action, func.count())
-        .where(c.leaf_index < tree_size, c.type.in_(("decision", "amendment")), *current.conditions(s))
+        .where(c.type.in_(("decision", "amendment")), *current)
         .group_by(c.action)
         .order_by(func.count().desc(), c.action)
     ).all()
@@ -183,14 +185,13 @@ COUNT_CAP = 100_000
 def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) -> int:
     """How many records in the tree of ``tree_size`` match ``query``, exact
     up to ``cap``; ``cap + 1`` means "more than ``cap``". The subquery's
-    LIMIT bounds the work on a broad filter of a large log."""
-    matching = (
-        select(record_index.c.leaf_index)
-        .where(and_(record_index.c.leaf_index < tree_size, *query.conditions(s)))
-        .limit(cap + 1)
-        .subquery()
-    )
-    return int(s.execute(select(func.count()).select_from(matching)).scalar_one())
+    LIMIT bounds the work on a broad filter of a large log: each part of
+    the query (:meth:`Feed.branches`) stops at ``cap + 1``, and their union
+    is the count, or more than ``cap`` if any part reached it."""
+    c = record_index.c
+    parts = [select(c.leaf_index).where(*terms).limit(cap + 1).subquery() for terms in query.branches(s, tree_size)]
+    matching = union(*(select(part.c.leaf_index) for part in parts)).subquery() if len(parts) > 1 else parts[0]
+    return min(cap + 1, int(s.execute(select(func.count()).select_from(matching)).scalar_one()))
 
 
 def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[int, list[dict[str, Any]]]:
@@ -243,25 +244,10 @@ def feed_newer(
     the page joins the one it came from without a gap or an overlap."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
-    c = record_index.c
-    if query.sort == "decided":
-        if after_key is None:
-            raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
-        decided = DECIDED_KEY
-        above = or_(decided > after_key, and_(decided == after_key, c.leaf_index > after))
-        order = [decided, c.leaf_index]
-        key: ColumnElement[Any] = DECIDED_KEY
-    else:
-        above = c.leaf_index > after
-        order = [c.leaf_index]
-        key = c.leaf_index
-    stmt = (
-        select(record_index, SUPERSEDED.label("superseded"), key.label("sort_key"))
-        .where(and_(above, c.leaf_index < tree_size, *query.conditions(s)))
-        .order_by(*order)
-        .limit(query.limit + 1)
-    )
-    rows = [dict(r._mapping) for r in s.execute(stmt)]
+    if query.sort == "decided" and after_key is None:
+        raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
+    cursor = (after if query.sort == "logged" else after_key, after)
+    rows = page_rows(s, query, tree_size, query.limit + 1, cursor, newest_first=False)
     return rows[: query.limit][::-1], len(rows) > query.limit
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,8 +97,9 @@ class Feed:
     sort: str = "logged"
     limit: int = 50
 
-    def conditions(self, session: Session) -> list[ColumnElement[bool]]:
-        """The WHERE terms of this query on ``record_index``.
+    def branches(self, session: Session, tree_size: int) -> list[list[ColumnElement[bool]]]:
+        """The WHERE terms on ``record_index`` of each part of this query in
+        the tree of ``tree_size``: the query selects the union of the parts.
 
         The decision's own fields (who, which class, which rule, ...; see
         :data:`DECISION_FIELDS`) also select the appeals and amendments of a
@@ -105,25 +107,36 @@ class Feed:
         feed without their appeals would hide how their cases ended. The
         record's own type, platform, times and currency still apply to it.
         ``direct`` turns this off.
+
+        One part per way a record can match, rather than one OR: each part
+        then reads one index in the page's order and stops at the page's
+        length, where the OR made SQLite collect and sort every match of
+        either side (1.5 pages a second at a million records, issue 14).
+        Callers limit each part and merge (:func:`feed`, :func:`count_feed`).
         """
         c = record_index.c
-        out: list[ColumnElement[bool]] = [c[k] == v for k, v in self.equal.items() if k not in DECISION_FIELDS]
-        decision = self._decision_terms(session, record_index)
-        if decision and self.direct:
-            out += decision
-        elif decision:
-            out.append(or_(and_(*decision), c.leaf_index.in_(self._followups_of_matching_decisions(session))))
+        common: list[ColumnElement[bool]] = [c.leaf_index < tree_size]
+        common += [c[k] == v for k, v in self.equal.items() if k not in DECISION_FIELDS]
         for col, lo, hi in (
             (c.decided_at_ms, self.decided_from_ms, self.decided_to_ms),
             (c.logged_at_ms, self.logged_from_ms, self.logged_to_ms),
         ):
             if lo is not None:
-                out.append(col >= lo)
+                common.append(col >= lo)
             if hi is not None:
-                out.append(col < hi)
+                common.append(col < hi)
         if self.current_only:
-            out.append(~SUPERSEDED)
-        return out
+            common.append(~superseded(tree_size))
+        decision = self._decision_terms(session, record_index)
+        parts = [common + decision]
+        if decision and not self.direct:
+            followup = self._followup_term(session, tree_size)
+            # One part per type, so that each reads record_index_type_leaf_index
+            # in order: an IN of two types would make SQLite sort.
+            parts += [
+                [*common, c.type == kind, followup] for kind in FOLLOWUP_TYPES if self.equal.get("type") in (None, kind)
+            ]
+        return parts
 
     def _decision_terms(self, session: Session, t: NamedFromClause) -> list[ColumnElement[bool]]:
         """The terms on a decision's fields, on ``t`` (``record_index`` or an alias of it)."""
@@ -135,20 +148,59 @@ class Feed:
             out.append(_search(session, self.q, t))
         return out
 
-    def _followups_of_matching_decisions(self, session: Session) -> Any:
-        """The leaf indexes of the appeals and amendments whose decision matches the decision terms.
+    def _followup_term(self, session: Session, tree_size: int) -> ColumnElement[bool]:
+        """The term on a ``record_index`` row that its decision matches the decision terms.
 
-        Uncorrelated, so each database runs it once per query: the
-        decision side through the filter's own index, the follow-ups
-        through ``record_index_ref`` (platform, ref_record_id).
+        Two plans, chosen by counting (up to :data:`FEW_DECISIONS`) the
+        matching decisions: when they are few, their follow-ups are listed
+        through ``record_index_ref`` and the page probes that list (its
+        cost grows with the decisions); when they are many, the page reads
+        follow-ups newest first and probes each one's decision through
+        ``records`` (platform, record_id) (its cost grows with the
+        follow-ups it reads before the page is full, few when many
+        decisions match). The answer is the same either way (tested).
         """
-        d = record_index.alias("decision")
-        f = record_index.alias("followup")
-        return (
-            select(f.c.leaf_index)
-            .join(d, and_(d.c.platform == f.c.platform, d.c.record_id == f.c.ref_record_id))
-            .where(d.c.type == "decision", f.c.type.in_(("appeal", "amendment")), *self._decision_terms(session, d))
+        d = _DECISION
+        counted = select(d.c.leaf_index).where(*self._matching(session, tree_size, d)).limit(FEW_DECISIONS)
+        few = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one() < FEW_DECISIONS
+        return self._followup_term_of(session, tree_size, few)
+
+    def _matching(self, session: Session, tree_size: int, d: NamedFromClause) -> list[ColumnElement[bool]]:
+        """The terms on ``d`` (an alias of ``record_index``) of a matching decision in the tree."""
+        return [d.c.type == "decision", d.c.leaf_index < tree_size, *self._decision_terms(session, d)]
+
+    def _followup_term_of(self, session: Session, tree_size: int, few: bool) -> ColumnElement[bool]:
+        """:meth:`_followup_term` with its plan chosen: ``few`` lists the follow-ups of the matching decisions."""
+        c = record_index.c
+        d = _DECISION
+        matching = self._matching(session, tree_size, d)
+        if few:
+            f = _FOLLOWUP
+            listed = (
+                select(f.c.leaf_index)
+                .join(d, and_(d.c.platform == f.c.platform, d.c.record_id == f.c.ref_record_id))
+                .where(f.c.type.in_(FOLLOWUP_TYPES), *matching)
+            )
+            return c.leaf_index.in_(listed)
+        r = _DECISION_RECORD
+        return exists(
+            select(r.c.leaf_index)
+            .join(d, d.c.leaf_index == r.c.leaf_index)
+            .where(r.c.platform == c.platform, r.c.record_id == c.ref_record_id, *matching)
         )
+
+
+#: The aliases of the follow-up terms, built once: building an alias and its
+#: columns took SQLAlchemy about 5 ms, three times for each page of the feed.
+_DECISION = record_index.alias("decision")
+_FOLLOWUP = record_index.alias("followup")
+_DECISION_RECORD = records.alias("decision_record")
+
+#: The types of record that refer to a decision and are found through it.
+FOLLOWUP_TYPES = ("appeal", "amendment")
+#: Up to this many matching decisions, a feed lists their follow-ups
+#: (:meth:`Feed._followup_term`); from it on, it probes each follow-up's decision.
+FEW_DECISIONS = 500
 
 
 def _search(session: Session, q: str, t: NamedFromClause = record_index) -> ColumnElement[bool]:
@@ -170,8 +222,10 @@ def _search(session: Session, q: str, t: NamedFromClause = record_index) -> Colu
     return t.c.search_text.like(f"%{escaped}%", escape="\\")
 
 
-def _superseded() -> ColumnElement[bool]:
-    """A decision, or an amendment of one, that a later amendment replaces.
+def superseded(tree_size: int) -> ColumnElement[bool]:
+    """A decision, or an amendment of one, that a later amendment in the
+    tree of ``tree_size`` replaces: as of that tree, so that a page pinned
+    to it says the same while the log grows.
 
     Two EXISTS, one per record type, rather than one EXISTS over an OR:
     each then probes ``record_index_ref`` (platform, ref_record_id) with
@@ -179,23 +233,22 @@ def _superseded() -> ColumnElement[bool]:
     """
     me = record_index.c
 
-    def later_amendment(of: ColumnElement[Any]) -> ColumnElement[bool]:
-        later = record_index.alias("later")
+    def later_amendment(later: NamedFromClause, of: ColumnElement[Any]) -> ColumnElement[bool]:
         return exists().where(
             later.c.platform == me.platform,
             later.c.ref_record_id == of,
             later.c.type == "amendment",
             later.c.leaf_index > me.leaf_index,
+            later.c.leaf_index < tree_size,
         )
 
-    return ((me.type == "decision") & later_amendment(me.record_id)) | (
-        (me.type == "amendment") & later_amendment(me.ref_record_id)
+    return ((me.type == "decision") & later_amendment(_LATER[0], me.record_id)) | (
+        (me.type == "amendment") & later_amendment(_LATER[1], me.ref_record_id)
     )
 
 
-#: Built once: expressions are immutable, and building the two aliases
-#: anew took SQLAlchemy about 2 ms of each feed request.
-SUPERSEDED = _superseded()
+#: Built once: building an alias anew took SQLAlchemy about 2 ms of each feed request.
+_LATER = (record_index.alias("later"), record_index.alias("later"))
 
 
 SORTS = ("logged", "decided")
@@ -213,44 +266,78 @@ def feed(
     ``before`` in log order; for ``sort="decided"``, below (``before_key``,
     ``before``) in (decision time, leaf index) order. Each row's
     ``sort_key`` is what :func:`encode_cursor` takes as ``key``."""
+    _check_page(query)
+    if query.sort == "decided" and before is not None and before_key is None:
+        raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
+    cursor = None if before is None else (before if query.sort == "logged" else before_key, before)
+    return page_rows(session, query, tree_size, query.limit, cursor, newest_first=True)
+
+
+def _check_page(query: Feed) -> None:
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
     if query.sort not in SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
+
+
+def page_rows(
+    session: Session,
+    query: Feed,
+    tree_size: int,
+    limit: int,
+    cursor: tuple[int | None, int] | None,
+    newest_first: bool,
+    full: bool = True,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows of ``query`` in the tree of ``tree_size`` beyond
+    ``cursor`` ((sort key, leaf index) of the row before them), in the
+    query's order (``newest_first``, or its reverse), with ``superseded`` and
+    ``sort_key``; only ``leaf_index`` and ``sort_key`` unless ``full``.
+
+    Each part of the query (:meth:`Feed.branches`) is read in that order
+    through its index and stops at ``limit``; once the parts read so far
+    fill the page, a later part only looks before the page's last row, so
+    the work stays near the page's length whatever the log's size.
+    """
     c = record_index.c
-    where = [c.leaf_index < tree_size, *query.conditions(session)]
-    if query.sort == "decided":
-        if before is not None:
-            if before_key is None:
-                raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
-            decided = DECIDED_KEY
-            where.append(or_(decided < before_key, and_(decided == before_key, c.leaf_index < before)))
-        order = [DECIDED_KEY.desc(), c.leaf_index.desc()]
-        key: ColumnElement[Any] = DECIDED_KEY
-    else:
-        if before is not None:
-            where.append(c.leaf_index < before)
-        order = [c.leaf_index.desc()]
-        key = c.leaf_index
-    stmt = (
-        select(record_index, SUPERSEDED.label("superseded"), key.label("sort_key"))
-        .where(and_(*where))
-        .order_by(*order)
-        .limit(query.limit)
-    )
-    return [dict(r._mapping) for r in session.execute(stmt)]
+    key: ColumnElement[Any] = DECIDED_KEY if query.sort == "decided" else c.leaf_index
+    cols = [DECIDED_KEY, c.leaf_index] if query.sort == "decided" else [c.leaf_index]
+    order = [col.desc() for col in cols] if newest_first else cols
+    what: list[Any] = [record_index, superseded(tree_size).label("superseded")] if full else [c.leaf_index]
+    found: dict[int, dict[str, Any]] = {}
+    page: list[dict[str, Any]] = []
+    for terms in query.branches(session, tree_size):
+        where = list(terms)
+        if cursor is not None:
+            where.append(_beyond(query.sort, cursor, after=not newest_first))
+        if len(page) == limit:
+            edge = page[-1]
+            where.append(_beyond(query.sort, (edge["sort_key"], edge["leaf_index"]), after=newest_first))
+        stmt = select(*what, key.label("sort_key")).where(and_(*where)).order_by(*order).limit(limit)
+        for r in session.execute(stmt):
+            found.setdefault(r.leaf_index, dict(r._mapping))
+        ranked = sorted(found.values(), key=lambda row: (row["sort_key"], row["leaf_index"]), reverse=newest_first)
+        page = ranked[:limit]
+    return page
+
+
+def _beyond(sort: str, at: tuple[int | None, int], after: bool) -> ColumnElement[bool]:
+    """The rows after (``after``) or before ``at`` = (sort key, leaf index) in ascending order of ``sort``."""
+    c = record_index.c
+    key, leaf = at
+    if sort != "decided":
+        return c.leaf_index > leaf if after else c.leaf_index < leaf
+    decided = DECIDED_KEY
+    if after:
+        return or_(decided > key, and_(decided == key, c.leaf_index > leaf))
+    return or_(decided < key, and_(decided == key, c.leaf_index < leaf))
 
 
 def feed_indexes(session: Session, query: Feed, tree_size: int, limit: int) -> list[int]:
     """Return the leaf indexes of up to ``limit`` records matching ``query``
     inside the tree of ``tree_size``, in log order (oldest first)."""
-    stmt = (
-        select(record_index.c.leaf_index)
-        .where(and_(record_index.c.leaf_index < tree_size, *query.conditions(session)))
-        .order_by(record_index.c.leaf_index)
-        .limit(limit)
-    )
-    return list(session.execute(stmt).scalars())
+    logged = dataclasses.replace(query, sort="logged")
+    return [r["leaf_index"] for r in page_rows(session, logged, tree_size, limit, None, False, full=False)]
 
 
 def entries_at(session: Session, indexes: list[int]) -> list[tuple[int, bytes, bytes]]:

@@ -33,9 +33,12 @@ from web import bp, current_log, filters
 from web.atom import atom
 
 
-def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[str, Any]], int | None]:
+def _page(
+    log: Log, s: Reader, form: filters.FeedForm, count: bool = True
+) -> tuple[int, list[dict[str, Any]], int | None]:
     """The tree size the page reflects, its rows, and how many records match
-    in all (None when the form has errors); sets form errors instead of failing."""
+    in all (None when the form has errors, or not ``count``: a page that
+    counts its records otherwise); sets form errors instead of failing."""
     size = log.latest(s).size
     pin = form.cursor or form.newer
     if pin is not None:
@@ -49,7 +52,7 @@ def _page(log: Log, s: Reader, form: filters.FeedForm) -> tuple[int, list[dict[s
         rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1], form.newer_key)
     else:
         rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1], form.cursor_key)
-    return size, rows, count_feed(s, form.feed, size)
+    return size, rows, count_feed(s, form.feed, size) if count else None
 
 
 def _older(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
@@ -140,7 +143,7 @@ def subject(subject_key: str) -> tuple[str, int]:
         cursor = request.args.get("cursor", "")
         paging = {name: request.args.get(name, "") for name in filters.PAGING}
         form = filters.parse({"subject_key": subject_key, **paging}, names)
-        size, rows, _ = _page(log, s, form)
+        size, rows, _ = _page(log, s, form, count=False)
         later = followups(s, rows, size)
     row, total = latest
     html = render_template(
@@ -180,7 +183,7 @@ def person_page(qid: str) -> tuple[str, int]:
         names = platform_names(s)
         paging = {name: request.args.get(name, "") for name in filters.PAGING}
         form = filters.parse({"qid": qid, **paging}, names)
-        size, rows, total = _page(log, s, form)
+        size, rows, _ = _page(log, s, form, count=False)
         found = person(s, qid, size)
         if found is None:
             raise NotFound(
@@ -188,6 +191,8 @@ def person_page(qid: str) -> tuple[str, int]:
                 "Platforms give an item only for some public accounts: search the decisions by name instead."
             )
         later = followups(s, rows, size)
+    # The person's feed counted once, by platform and type (the same parts as the list's).
+    total = None if form.errors else sum(n for _, _, n in found.by_platform)
     per_platform: dict[str, dict[str, int]] = {}
     for platform, type_, n in found.by_platform:
         per_platform.setdefault(platform, {})[type_] = n
