@@ -51,13 +51,19 @@ def vkey_command() -> None:
 
 @ledger_cli.command("audit")
 @click.option("--quiet", is_flag=True, help="Print only problems.")
-def audit_command(quiet: bool) -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Worker processes deriving the rows (default: one per core but one, up to 4; 0: none).",
+)
+def audit_command(quiet: bool, jobs: int | None) -> None:
     """Recompute the whole tree from the stored entries and check every hash and checkpoint."""
     log = _provider().log
     with log.read() as s:
         size = log.latest(s).size
         with _audit_progress(size, quiet) as progress:
-            report = audit(s, log.verifier, progress)
+            report = audit(s, log.verifier, progress, jobs=jobs)
     for p in report.problems:
         click.echo(f"PROBLEM: {p}", err=True)
     if not report.ok:

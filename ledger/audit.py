@@ -23,6 +23,7 @@ a thread of its own (SQLite releases the GIL while it scans).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing as mp
 import os
 from collections import deque
@@ -87,7 +88,7 @@ def audit(
     row, from the entries; report mismatches, first first.
 
     ``jobs`` worker processes derive the rows (0: this process does); by
-    default one, on a machine with more than one core and a log of at least
+    default one per core but one, up to four, for a log of at least
     :data:`PARALLEL_FROM` entries. The report is the same whatever ``jobs``.
     """
     report = AuditReport()
@@ -97,7 +98,7 @@ def audit(
         return report
     report.size = head.size
     if jobs is None:
-        jobs = 1 if derived_rows and head.size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 else 0
+        jobs = min((os.cpu_count() or 1) - 1, 4) if derived_rows and head.size >= PARALLEL_FROM else 0
     with ExitStack() as stack:
         # The worker is forked before the search thread starts: a fork copies one thread.
         pool = stack.enter_context(_pool(jobs)) if derived_rows and jobs else None
@@ -105,7 +106,8 @@ def audit(
         if derived_rows and is_sqlite(session.get_bind()):  # type: ignore[arg-type]
             threads = stack.enter_context(ThreadPoolExecutor(1, "audit-search"))
             search = threads.submit(derived.check_search, session.get_bind())  # type: ignore[arg-type]
-        if not _audit_entries(session, verifier, head, report, progress, max_problems, derived_rows, pool):
+        ahead = 1 + jobs if pool is not None else 1
+        if not _audit_entries(session, verifier, head, report, progress, max_problems, derived_rows, pool, ahead):
             if search is not None:
                 search.cancel()
             return report
@@ -156,21 +158,21 @@ def _audit_entries(
     max_problems: int,
     derived_rows: bool,
     pool: Pool | None,
+    depth: int,
 ) -> bool:
     """Audit the tree, the checkpoints, the head and (with ``derived_rows``)
-    the rows of entries [0, head); False if it stopped at ``max_problems``."""
+    the rows of entries [0, head), reading ``depth`` batches ahead; False if
+    it stopped at ``max_problems``."""
     cps = _Checkpoints(session, verifier, report)
     frontier = Frontier()
     cps.check(frontier)
-    # Each batch's rows are derived (in ``pool``, if any) one batch ahead of
-    # the batch whose tree this process hashes, so the worker is never idle.
+    # Each worker derives a batch's rows (one batch ahead, with one worker)
+    # while this process hashes the batch before, so no worker waits.
     batches = _read_batches(session, head.size)
     ahead: deque[tuple[int, int, list[bytes], dict[int, str], Callable[[], _Derived]]] = deque()
 
     def read_ahead() -> None:
-        batch = next(batches, None)
-        if batch is not None:
-            start, end, data, damaged = batch
+        for start, end, data, damaged in itertools.islice(batches, depth - len(ahead)):
             ahead.append((start, end, data, damaged, _derive(pool, start, data) if derived_rows else _nothing))
 
     read_ahead()

@@ -281,8 +281,8 @@ FAILURES = [
 def test_the_audit_reports_the_same_with_a_worker_process(
     ledger: Log, monkeypatch: pytest.MonkeyPatch, sql: str
 ) -> None:
-    """The rows derived in a worker process, batches compared as they come
-    back: the report is the sequential one, problem for problem, including
+    """The rows derived in one or two worker processes, batches compared as
+    they come back: the report is the sequential one, problem for problem, including
     where it stops (max_problems) in the middle of the log."""
     monkeypatch.setattr("ledger.audit.BATCH", 4)  # the log's 21 entries in six batches
     if "record_search" in sql and not is_sqlite(ledger.engine):
@@ -301,13 +301,13 @@ def test_the_audit_reports_the_same_with_a_worker_process(
     else:
         tamper(ledger.engine, edit)
     reports = {}
-    for jobs in (0, 1):
+    for jobs in (0, 1, 2):
         for max_problems in (3, 20):
             with ledger.read() as s:
                 reports[jobs, max_problems] = audit(s, ledger.verifier, max_problems=max_problems, jobs=jobs)
-    for max_problems in (3, 20):
-        sequential, parallel = reports[0, max_problems], reports[1, max_problems]
+    for (jobs, max_problems), parallel in reports.items():
+        sequential = reports[0, max_problems]
         assert not sequential.ok
-        assert parallel.found == sequential.found
+        assert parallel.found == sequential.found, jobs
         assert [str(m) for m in parallel.mismatches] == [str(m) for m in sequential.mismatches]
         assert (parallel.entries, parallel.checkpoints) == (sequential.entries, sequential.checkpoints)
