@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from keys.note import Verifier
 from ledger import derived, storage
 from ledger.db import is_sqlite
-from ledger.errors import InvalidInput, ProofError
+from ledger.errors import InvalidInput, ProofError, StorageError
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import Frontier, Row
 from ledger.tlog.merkle import EMPTY_ROOT
@@ -109,7 +109,7 @@ def audit(
         ahead = 1 + jobs if pool is not None else 1
         if not _audit_entries(session, verifier, head, report, progress, max_problems, derived_rows, pool, ahead):
             if search is not None:
-                search.cancel()
+                search.cancel()  # if it has not started; else leaving waits for it, as it holds a lock
             return report
         if derived_rows:
             report.add_mismatches(derived.check_beyond(session))
@@ -173,11 +173,14 @@ def _audit_entries(
 
     def read_ahead() -> None:
         for start, end, data, damaged in itertools.islice(batches, depth - len(ahead)):
-            ahead.append((start, end, data, damaged, _derive(pool, start, data) if derived_rows else _nothing))
+            derive = derived_rows and _UNREADABLE not in damaged
+            ahead.append((start, end, data, damaged, _derive(pool, start, data) if derive else _nothing))
 
     read_ahead()
     while ahead:
         start, end, data, damaged, derived_later = ahead.popleft()
+        if _UNREADABLE in damaged:
+            raise StorageError(damaged[_UNREADABLE])
         read_ahead()
         for i, why in damaged.items():
             report.add(i + 1, f"level 0 hash {i} cannot be recomputed: its entry does not decode ({why})")
@@ -205,13 +208,27 @@ def _audit_entries(
 
 
 def _read_batches(session: Session, size: int) -> Iterator[tuple[int, int, list[bytes], dict[int, str]]]:
+    """The entries in batches, each read when the previous one is taken.
+
+    A batch that cannot be read (entries missing from storage) raises when
+    the audit comes to it, not when it is read ahead: an audit that stops
+    at ``max_problems`` before it returns its report, as in one process.
+    """
     for start in range(0, size, BATCH):
         end = min(size, start + BATCH)
         # The leaf hashes are recomputed from the decoded entries: what the
         # log serves, not what it stores. An entry that does not decode is
         # hashed as stored, so the tree above it still shows the damage.
-        data, damaged = storage.read_entries_or_damage(session, start, end)
+        try:
+            data, damaged = storage.read_entries_or_damage(session, start, end)
+        except StorageError as e:
+            yield start, end, [], {_UNREADABLE: str(e)}
+            return
         yield start, end, data, damaged
+
+
+#: In a batch's ``damaged``: the batch could not be read at all (why).
+_UNREADABLE = -1
 
 
 def _check_tree(

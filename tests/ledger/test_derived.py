@@ -24,7 +24,7 @@ from keys.records import PlatformKey
 from ledger import derived
 from ledger.audit import audit
 from ledger.db import is_sqlite
-from ledger.errors import DerivedDataError
+from ledger.errors import DerivedDataError, StorageError
 from ledger.evenness_store import Filters, evenness_at, publish
 from ledger.log import Log, LogProvider
 from tests.checklog import check_log
@@ -311,3 +311,21 @@ def test_the_audit_reports_the_same_with_a_worker_process(
         assert parallel.found == sequential.found, jobs
         assert [str(m) for m in parallel.mismatches] == [str(m) for m in sequential.mismatches]
         assert (parallel.entries, parallel.checkpoints) == (sequential.entries, sequential.checkpoints)
+
+
+def test_an_audit_stopped_early_reports_before_a_missing_entry_it_read_ahead(
+    ledger: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are read ahead for the workers; a batch that cannot be read
+    fails the audit only if the audit gets that far, as in one process."""
+    monkeypatch.setattr("ledger.audit.BATCH", 4)
+    bad = _hex(ledger.engine, b"\xab" * 32)
+    tamper(ledger.engine, f"UPDATE hashes SET hash = {bad} WHERE level = 0 AND idx < 4")
+    tamper(ledger.engine, "DELETE FROM entries WHERE idx = 9")
+    for jobs in (0, 1, 2):
+        with ledger.read() as s:
+            report = audit(s, ledger.verifier, max_problems=3, jobs=jobs)
+        assert [p.split(" differs")[0] for p in report.problems] == [f"level 0 hash {i}" for i in range(4)]
+        assert report.entries == 4
+        with ledger.read() as s, pytest.raises(StorageError, match=r"missing entries in \[8, 12\)"):
+            audit(s, ledger.verifier, max_problems=20, jobs=jobs)
