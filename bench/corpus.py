@@ -56,7 +56,10 @@ def followup_of(n: int) -> int | None:
     pseudo-randomly (so old decisions get late appeals, as they do)."""
     if n % FOLLOWUP_EVERY != FOLLOWUP_EVERY - 1:
         return None
-    m = n - 1 - (n * 2654435761 % 2**32) % min(n, 100_000)
+    # A hash, not a multiplication: n * K mod 4 is fixed for n = 7 mod 8,
+    # which made every follow-up refer to decisions of one template.
+    spread = int.from_bytes(hashlib.blake2b(n.to_bytes(8, "big"), digest_size=8).digest(), "big")
+    m = n - 1 - spread % min(n, 100_000)
     return m - 1 if m % FOLLOWUP_EVERY == FOLLOWUP_EVERY - 1 else m
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from bench import child_signals, loadgen
+from bench import child_signals, cpu, loadgen
 from bench.corpus import PLATFORM, Corpus, Signed, batch_body, entry_chunk
 from bench.server import ORIGIN
 from client.signing import record_entry
@@ -61,11 +61,18 @@ def single_requests(items: Sequence[Signed]) -> list[loadgen.Request]:
 
 
 def submit(
-    port: int, items: Sequence[Signed], batch: int, clients: int, seconds: float, keep: int = 2
+    port: int,
+    items: Sequence[Signed],
+    batch: int,
+    clients: int,
+    seconds: float,
+    keep: int = 2,
+    probe: cpu.Probe | None = None,
 ) -> loadgen.Result:
-    """Submit ``items`` in requests of ``batch`` records from ``clients`` clients."""
+    """Submit ``items`` in requests of ``batch`` records from ``clients`` clients;
+    ``probe`` counts the server's CPU (``Server.cpu_probe``)."""
     reqs = single_requests(items) if batch == 1 else batch_requests(items, batch)
-    return loadgen.run(loadgen.Load(port, reqs, clients, seconds, keep_bodies=keep, expect=(201,)))
+    return loadgen.run(loadgen.Load(port, reqs, clients, seconds, keep_bodies=keep, expect=(201,), probe=probe))
 
 
 def check_answers(result: loadgen.Result, items: Sequence[Signed], batch: int, verifier: Verifier) -> int:

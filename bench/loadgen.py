@@ -7,6 +7,11 @@ share of the prepared requests (client ``c`` sends requests ``c``,
 requests prepared and by a deadline. All clients connect first and start
 together; throughput is what they completed between the first start and
 the last finish, and the parent kills any process that overstays.
+
+Over the same window the run records who used the cores (bench/cpu.py):
+each process's own CPU, the machine's busy time, and whatever the load's
+``probe`` counts (the server's processes), so every throughput comes with
+the generator's share of the machine and the server's.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import http.client
 import math
 import multiprocessing as mp
+import os
 import threading
 import time
 from collections import Counter
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench import child_signals
+from bench import child_signals, cpu
 
 HOST = "127.0.0.1"  # the only host the load generator talks to
 JSON = {"Content-Type": "application/json"}
@@ -45,6 +51,7 @@ class Load:
     processes: int = 2
     keep_bodies: int = 0  # response bodies each client returns, for checking
     expect: tuple[int, ...] = (200, 201)
+    probe: cpu.Probe | None = None  # the server's cumulative CPU counters (Server.cpu_probe)
 
 
 @dataclass
@@ -59,13 +66,25 @@ class Result:
     bodies: list[tuple[int, bytes]] = field(default_factory=list)  # (request number, body)
     elapsed: float = 0.0
     error_sample: str = ""
+    # CPU seconds by part (bench/cpu.py) over ``cpu_wall`` seconds, from the
+    # clients' start signal to the last process's report.
+    cpu: dict[str, float] = field(default_factory=dict)
+    cpu_wall: float = 0.0
+    cores: int = os.cpu_count() or 1
 
     @property
     def per_second(self) -> float:
         return self.done / self.elapsed if self.elapsed else 0.0
 
     def merged(self, other: Result) -> Result:
-        """Two loads run at the same time, as one: their counts added, over the longer time."""
+        """Two loads run at the same time, as one: their counts added, over the longer time.
+
+        Their CPU counters add up, but for the machine's busy time, which
+        both measured over (nearly) the same window.
+        """
+        used = {k: self.cpu.get(k, 0.0) + other.cpu.get(k, 0.0) for k in self.cpu.keys() | other.cpu.keys()}
+        if cpu.MACHINE in used:
+            used[cpu.MACHINE] = max(self.cpu.get(cpu.MACHINE, 0.0), other.cpu.get(cpu.MACHINE, 0.0))
         return Result(
             self.done + other.done,
             self.weight + other.weight,
@@ -74,7 +93,15 @@ class Result:
             self.latencies + other.latencies,
             self.bodies + other.bodies,
             max(self.elapsed, other.elapsed),
+            cpu=used,
+            cpu_wall=max(self.cpu_wall, other.cpu_wall),
+            cores=self.cores,
         )
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Each part's share of the machine during the run (bench/cpu.py)."""
+        return cpu.shares(self.cpu, self.cores, self.cpu_wall)
 
     @property
     def weight_per_second(self) -> float:
@@ -106,14 +133,29 @@ def run(load: Load) -> Result:
         # A process that failed to connect breaks the barrier; its report says why.
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait(timeout=60)
+        # The window opens as the clients start and closes once all have
+        # reported; each set of counters is read just after its clock, so
+        # both cover windows of the same length.
+        t0 = time.monotonic()
+        before = _counters(load)
         parts = [_receive(pipe, load.seconds + 120) for pipe in pipes]
+        wall = time.monotonic() - t0
+        after = _counters(load)
     finally:
         for proc in procs:
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-    return _merge(parts)
+    res = _merge(parts)
+    res.cpu = {**cpu.delta(before, after), cpu.LOAD_GENERATOR: sum(p["cpu_s"] for p in parts)}
+    res.cpu_wall = wall
+    return res
+
+
+def _counters(load: Load) -> cpu.Counters:
+    """The machine's busy seconds and the probe's counters, now."""
+    return {cpu.MACHINE: cpu.machine_busy(), **(load.probe() if load.probe else {})}
 
 
 def _receive(pipe: Connection, timeout: float) -> dict[str, Any]:
@@ -163,10 +205,12 @@ def _process(load: Load, clients: list[int], ready: Any, send: Connection) -> No
     for t in threads:
         t.start()
     ready.wait(timeout=60)
+    start = time.process_time()  # this process, every thread
     go.set()
     for t in threads:
         t.join(load.seconds + 90)
-    send.send({"clients": [r for r in results if r]})
+    used = time.process_time() - start
+    send.send({"clients": [r for r in results if r], "cpu_s": used})
     send.close()
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from bench import child_signals, loadgen
+from bench import child_signals, cpu, loadgen
 from bench.profile import sampling
 from keys.note import Verifier
 from ledger.db import hashes
@@ -86,8 +86,10 @@ def measure_reads(
     runs: int,
     verifier: Verifier,
     progress: Callable[[str, int, loadgen.Result], None],
+    probe: cpu.Probe | None = None,
 ) -> dict[str, list[loadgen.Result]]:
-    """Run every endpoint ``runs`` times, interleaved, after a short warm-up."""
+    """Run every endpoint ``runs`` times, interleaved, after a short warm-up;
+    ``probe`` counts the server's CPU (``Server.cpu_probe``)."""
     out: dict[str, list[loadgen.Result]] = {name: [] for name in paths}
     for run in range(-1, runs):
         for name, ps in paths.items():
@@ -95,7 +97,7 @@ def measure_reads(
             reqs = [loadgen.Request("GET", p) for p in ps]
             n = int(secs * MAX_RATE)
             reqs = (reqs * (n // len(reqs) + 1))[:n]
-            res = loadgen.run(loadgen.Load(port, reqs, clients, secs, keep_bodies=1, expect=(200,)))
+            res = loadgen.run(loadgen.Load(port, reqs, clients, secs, keep_bodies=1, expect=(200,), probe=probe))
             check_read(name, res, verifier)
             if run >= 0:
                 out[name].append(res)
@@ -120,11 +122,11 @@ def check_read(name: str, res: loadgen.Result, verifier: Verifier) -> None:
             raise BadRead("the filtered feed page is empty")
 
 
-def measure_export(port: int, start: int, end: int) -> loadgen.Result:
+def measure_export(port: int, start: int, end: int, probe: cpu.Probe | None = None) -> loadgen.Result:
     """Stream entries [start, end) as gzip NDJSON; check one line per entry."""
     path = f"/api/v1/export?start={start}&end={end}&format=ndjson"
     req = loadgen.Request("GET", path, weight=end - start)
-    res = loadgen.run(loadgen.Load(port, [req], 1, 600, processes=1, keep_bodies=1, expect=(200,)))
+    res = loadgen.run(loadgen.Load(port, [req], 1, 600, processes=1, keep_bodies=1, expect=(200,), probe=probe))
     if res.errors or not res.bodies:
         raise BadRead(f"export: {res.error_sample}")
     lines = gzip.decompress(res.bodies[0][1]).count(b"\n")

@@ -4,7 +4,9 @@ A figure is a dict (it goes to JSON as is)::
 
     {"label", "unit", "runs": [value per run], "value": median of runs,
      "p50_ms", "p95_ms", "p99_ms": medians over runs (requests only),
-     "ceiling": {"label", "value"}, "ratio": value / ceiling, "errors", "note"}
+     "ceiling": {"label", "value"}, "ratio": value / ceiling, "errors", "note",
+     "cpu": {"shares": {part: median share of the machine}, "per_server_cpu_s",
+             "count_unit"}  (load runs only; bench/cpu.py)}
 
 A figure that could not be measured has ``value`` None and says why in
 ``note``. ``targets`` turns the results into the issue's table, met or
@@ -19,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen
+from bench import cpu, loadgen
 
 Figure = dict[str, Any]
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
@@ -48,7 +50,35 @@ def load_figure(label: str, unit: str, results: Sequence[loadgen.Result], per: s
         fig[f"p{p}_ms"] = statistics.median(r.percentile(p) * 1000 for r in results)
     fig["errors"] = sum(r.errors for r in results)
     fig["requests"] = sum(r.done for r in results)
+    count_unit = unit.split("/")[0]
+    if usage := cpu_usage(results, per, {"req": "requests"}.get(count_unit, count_unit)):
+        fig["cpu"] = usage
     return fig
+
+
+def cpu_usage(results: Sequence[loadgen.Result], per: str, count_unit: str) -> dict[str, Any] | None:
+    """Who used the cores during load runs: the median share of the machine of
+    each part (bench/cpu.py), and the server-side figure, ``count_unit``
+    (requests, records, entries) per second of server CPU; None if no run
+    measured CPU."""
+    runs = [r for r in results if r.cpu and r.cpu_wall > 0]
+    if not runs:
+        return None
+    shares = [r.shares for r in runs]
+    parts = [p for p in shares[0] if all(p in s for s in shares)]
+    out: dict[str, Any] = {
+        "shares": {p: statistics.median(s[p] for s in shares) for p in parts},
+        "count_unit": count_unit,
+        "per_server_cpu_s": None,
+    }
+    per_cpu = [
+        (r.done if per == "requests" else r.weight) / used
+        for r in runs
+        if (used := cpu.server_cpu(r.cpu)) is not None and used > 0
+    ]
+    if per_cpu:
+        out["per_server_cpu_s"] = statistics.median(per_cpu)
+    return out
 
 
 def with_ceiling(fig: Figure, label: str, value: float | None) -> Figure:
@@ -79,7 +109,7 @@ def _batch(minimum: float, share: float | None) -> Callable[[dict[str, Any]], di
         if f is None:
             return _unmeasured("not measured")
         ok = f["value"] >= minimum and (share is None or (f["ratio"] or 0) >= share)
-        return _cell(ok, f"{f['value']:,.0f}/s, {f['ratio'] or 0:.0%} of Ed25519")
+        return _cell(ok, f"{f['value']:,.0f}/s, {f['ratio'] or 0:.0%} of Ed25519{_generator(f)}")
 
     return check
 
@@ -88,7 +118,20 @@ def _single(b: dict[str, Any]) -> dict[str, Any]:
     f = _get(b, "ingest_single")
     if f is None:
         return _unmeasured("not measured")
-    return _cell(f["value"] >= 1500 and f["p99_ms"] < 50, f"{f['value']:,.0f}/s, p99 {f['p99_ms']:.0f} ms")
+    text = f"{f['value']:,.0f}/s, p99 {f['p99_ms']:.0f} ms{_generator(f)}"
+    return _cell(f["value"] >= 1500 and f["p99_ms"] < 50, text)
+
+
+def _generator(fig: Figure) -> str:
+    """The issue asks, beside a throughput measured with the load generator on
+    the same cores, for the generator's share and the server-side figure."""
+    usage = fig.get("cpu")
+    if not usage or cpu.LOAD_GENERATOR not in usage["shares"]:
+        return ""
+    text = f" (load generator {usage['shares'][cpu.LOAD_GENERATOR]:.0%} of the cores"
+    if usage.get("per_server_cpu_s"):
+        text += f"; {usage['per_server_cpu_s']:,.0f} per server CPU-second"
+    return text + ")"
 
 
 def _inclusion(b: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +297,7 @@ def markdown(results: dict[str, Any]) -> str:
             fig = b.get("figures", {}).get(key)
             cells.append(b["skipped"] if "skipped" in b else _fmt(fig) if fig else "—")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    usage = _usage_table(results, kinds, order)
     c = results["ceilings"]
     out = [
         f"Machine-wide ceilings: Ed25519 {c['ed25519']['value']:,.0f} verifications/s on {c['ed25519']['processes']} "
@@ -266,7 +310,57 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for row in results["targets"]:
         out.append(f"| {row['figure']}: {row['target']} | " + " | ".join(row[k]["text"] for k in kinds) + " |")
+    if usage:
+        out += ["", usage]
     return "\n".join(out) + "\n"
+
+
+#: How each part is named in the "who used the cores" table.
+PARTS = (
+    (cpu.LOAD_GENERATOR, "load generator"),
+    (cpu.SERVER, "server"),
+    (cpu.DATABASE, "PostgreSQL backends"),
+    ("other", "other"),
+)
+
+
+def shares_text(res: loadgen.Result) -> str:
+    """One load run's shares of the machine, for the progress lines."""
+    shares = res.shares
+    return ", ".join(f"{name} {shares[part]:.0%}" for part, name in PARTS if part in shares) + " of the cores"
+
+
+def _usage_cell(fig: Figure | None) -> str:
+    usage = fig.get("cpu") if fig else None
+    if not usage:
+        return "—"
+    shares = usage["shares"]
+    text = ", ".join(f"{name} {shares[part]:.0%}" for part, name in PARTS if part in shares)
+    if usage.get("per_server_cpu_s"):
+        text += f"; **{usage['per_server_cpu_s']:,.0f}** {usage['count_unit']} per server CPU-second"
+    return text
+
+
+def _usage_table(results: dict[str, Any], kinds: list[str], order: list[str]) -> str:
+    """Who used the cores during each load run (bench/cpu.py); "" if no figure has it."""
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    lines = []
+    for key in order:
+        figs = [b.get("figures", {}).get(key) for b in results["backends"].values()]
+        if not any(f and f.get("cpu") for f in figs):
+            continue
+        label = next(f["label"] for f in figs if f)
+        lines.append(f"| {label} | " + " | ".join(_usage_cell(f) for f in figs) + " |")
+    if not lines:
+        return ""
+    head = (
+        f"Who used the {results['machine']['nproc']} cores during each load run (share of cores × wall time; "
+        "server: gunicorn's master and workers; PostgreSQL backends: those serving the server's connections; "
+        "other: everything else the machine was busy with), and the server-side figure: throughput per "
+        "second of server CPU (gunicorn and its PostgreSQL backends).\n\n"
+        "| figure | " + " | ".join(names.get(k, k) for k in kinds) + " |\n|---|" + "---|" * len(kinds)
+    )
+    return head + "\n" + "\n".join(lines)
 
 
 def machine_markdown(results: dict[str, Any]) -> str:

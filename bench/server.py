@@ -4,6 +4,10 @@ Everything here cleans up after itself in ``finally``, Ctrl-C included:
 gunicorn is stopped, and a PostgreSQL schema made for the run is dropped
 (the log's triggers forbid DELETE and TRUNCATE, so a schema is the unit of
 cleanup, as in tests/conftest.py). The server binds 127.0.0.1 only.
+
+On PostgreSQL the server's connections carry an ``application_name`` of
+their own, so that :meth:`Server.cpu_probe` can find its backends in
+``pg_stat_activity`` and count their CPU as the server's (bench/cpu.py).
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
+from bench import cpu
 from keys.keyfile import read_signer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +161,18 @@ class Server:
     key_file: Path
     log_file: Path
     cli_seconds: list[float] = field(default_factory=list)
+    app_name: str | None = None  # the application_name of its PostgreSQL connections
+    admin: Engine | None = None  # reads pg_stat_activity for cpu_probe
+
+    def cpu_probe(self) -> cpu.Counters:
+        """Cumulative CPU seconds of gunicorn (master, workers, all below) and,
+        on PostgreSQL, of each backend serving its connections (bench/cpu.py)."""
+        out = {cpu.SERVER: cpu.tree_cpu(self.proc.pid)}
+        if self.admin is not None:
+            with self.admin.connect() as conn:
+                pids = conn.execute(_PG_BACKENDS, {"name": self.app_name}).scalars().all()
+            out.update(cpu.pids_cpu(cpu.DATABASE, pids))
+        return out
 
     @property
     def vkey(self) -> str:
@@ -186,6 +203,9 @@ class Server:
         for i, pid in enumerate(self.worker_pids()):
             out[f"worker {i + 1}"] = _vm_hwm(pid)
         return out
+
+
+_PG_BACKENDS = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
 
 
 def _processes() -> Iterator[tuple[int, int]]:
@@ -221,8 +241,13 @@ def gunicorn(db: Database, tmp: Path, workers: int, threads: int) -> Iterator[Se
     """Start ``gunicorn -c gunicorn.conf.py wsgi:app`` on 127.0.0.1; stop it after."""
     port = free_port()
     key_file = tmp / "log.key"
+    url, app_name, admin = db.url, None, None
+    if db.kind == "postgresql":
+        app_name = f"ledger-bench-{port}"
+        url += f"&application_name={app_name}"  # db.url already has a query (options)
+        admin = create_engine(db.admin_url or db.url, isolation_level="AUTOCOMMIT", pool_size=1)
     env = {
-        "LEDGER_DATABASE_URL": db.url,
+        "LEDGER_DATABASE_URL": url,
         "LEDGER_KEY_FILE": str(key_file),
         "LEDGER_ORIGIN": ORIGIN,
         "LEDGER_BIND": f"127.0.0.1:{port}",
@@ -240,7 +265,7 @@ def gunicorn(db: Database, tmp: Path, workers: int, threads: int) -> Iterator[Se
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", port, env, proc, key_file, log_file)
+    server = Server(f"http://127.0.0.1:{port}", port, env, proc, key_file, log_file, app_name=app_name, admin=admin)
     try:
         _wait_ready(server, workers, deadline=time.monotonic() + 120)
         yield server
@@ -251,6 +276,8 @@ def gunicorn(db: Database, tmp: Path, workers: int, threads: int) -> Iterator[Se
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if admin is not None:
+            admin.dispose()
 
 
 def _wait_ready(server: Server, workers: int, deadline: float) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from bench import ceilings, ingest, reads
 from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus, Signed
 from bench.profile import sampling
-from bench.report import figure, load_figure, missing, with_ceiling
+from bench.report import figure, load_figure, missing, shares_text, with_ceiling
 from bench.server import Database, Server, database, gunicorn
 from keys.note import Verifier
 from ledger.records.entries import entry_bytes as ledger_entry_bytes
@@ -48,8 +48,8 @@ EXPORT_LARGE = 25_600
 PROFILED_READS = ("checkpoint", "inclusion proof by index", "tile, level 0", "filtered feed page")
 
 
-def _submit_into(out: list[Any], k: int, port: int, items: Sequence[Signed], clients: int, cfg: Config) -> None:
-    out[k] = ingest.submit(port, items, cfg.batch_size, clients, cfg.ingest_seconds)
+def _submit_into(out: list[Any], k: int, srv: Server, items: Sequence[Signed], clients: int, cfg: Config) -> None:
+    out[k] = ingest.submit(srv.port, items, cfg.batch_size, clients, cfg.ingest_seconds, probe=srv.cpu_probe)
 
 
 class Suite:
@@ -153,11 +153,18 @@ class Suite:
         def report(name: str, run: int, res: Any) -> None:
             self.say(
                 f"{name} at {size:,} entries, run {run + 1}/{self.cfg.runs}: "
-                f"{res.per_second:,.0f} req/s, p99 {res.percentile(99) * 1000:.1f} ms"
+                f"{res.per_second:,.0f} req/s, p99 {res.percentile(99) * 1000:.1f} ms; {shares_text(res)}"
             )
 
         measured = reads.measure_reads(
-            srv.port, paths, self.cfg.read_clients, self.cfg.read_seconds, self.cfg.runs, self.verifier, report
+            srv.port,
+            paths,
+            self.cfg.read_clients,
+            self.cfg.read_seconds,
+            self.cfg.runs,
+            self.verifier,
+            report,
+            srv.cpu_probe,
         )
         for name in PROFILED_READS if self.profile_to else ():
             with self._profiling(srv, f"read-{stage}-{name.replace(' ', '-').replace(',', '')}"):
@@ -186,7 +193,7 @@ class Suite:
         for run in range(self.cfg.runs + (profile is not None)):
             raw.append(ceilings.raw_entry_reads_per_second(db.url, start, end)[0])
             with profile if run == self.cfg.runs and profile else nullcontext():
-                res = reads.measure_export(srv.port, start, end)
+                res = reads.measure_export(srv.port, start, end, srv.cpu_probe)
             if run < self.cfg.runs:
                 runs.append(res)
                 self.say(
@@ -281,7 +288,7 @@ class Suite:
             for run in range(cfg.runs + (profile is not None)):
                 items = self._take(count)
                 with profile if run == cfg.runs and profile else nullcontext():
-                    res = ingest.submit(srv.port, items, batch, clients, cfg.ingest_seconds)
+                    res = ingest.submit(srv.port, items, batch, clients, cfg.ingest_seconds, probe=srv.cpu_probe)
                 if res.errors:
                     raise RuntimeError(f"{label}: {res.errors} errors, e.g. {res.error_sample}")
                 checked = ingest.check_answers(res, items, batch, self.verifier)
@@ -290,7 +297,7 @@ class Suite:
                     self.say(
                         f"{label} run {run + 1}: {res.weight_per_second:,.0f} records/s, "
                         f"p50 {res.percentile(50) * 1000:.0f} ms, p99 {res.percentile(99) * 1000:.0f} ms; "
-                        f"{checked:,} proofs verified"
+                        f"{checked:,} proofs verified; {shares_text(res)}"
                     )
             fig = load_figure(f"{label}; latency = time to inclusion", "records/s", results, per="weight")
             self.figs[key] = with_ceiling(fig, f"Ed25519 ({self.cfg.nproc} cores)", self.ed25519)
@@ -309,10 +316,10 @@ class Suite:
                 half = cfg.batches_per_run * cfg.batch_size // 2
                 items = [self._take(half), self._take(half)]
                 out: list[Any] = [None, None]
-                ports = (srv.port, other.port)
+                servers = (srv, other)
                 clients = max(1, cfg.batch_clients // 2)
                 threads = [
-                    threading.Thread(target=_submit_into, args=(out, k, ports[k], items[k], clients, cfg))
+                    threading.Thread(target=_submit_into, args=(out, k, servers[k], items[k], clients, cfg))
                     for k in range(2)
                 ]
                 for t in threads:
@@ -325,7 +332,7 @@ class Suite:
                     ingest.check_answers(res, items[k], cfg.batch_size, self.verifier)
                 merged = out[0].merged(out[1])
                 results.append(merged)
-                self.say(f"{label} run {run + 1}: {merged.weight_per_second:,.0f} records/s")
+                self.say(f"{label} run {run + 1}: {merged.weight_per_second:,.0f} records/s; {shares_text(merged)}")
         fig = load_figure(f"{label}; latency = time to inclusion", "records/s", results, per="weight")
         self.figs["ingest_batch_two_servers"] = with_ceiling(fig, f"Ed25519 ({self.cfg.nproc} cores)", self.ed25519)
 

@@ -14,11 +14,12 @@ they are cached per tree size: a log that does not grow is counted once.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import and_, func, or_, select, union
+from sqlalchemy import ColumnElement, and_, func, or_, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -187,11 +188,26 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
     up to ``cap``; ``cap + 1`` means "more than ``cap``". The subquery's
     LIMIT bounds the work on a broad filter of a large log: each part of
     the query (:meth:`Feed.branches`) stops at ``cap + 1``, and their union
-    is the count, or more than ``cap`` if any part reached it."""
+    is the count, or more than ``cap`` if any part reached it.
+
+    The matching records are counted first, alone: past the cap, that is
+    the answer. Otherwise at most ``cap`` decisions match (fewer, if other
+    filters narrowed them), and their follow-ups are listed through
+    ``record_index_ref`` rather than every follow-up in the log probed.
+    """
     c = record_index.c
-    parts = [select(c.leaf_index).where(*terms).limit(cap + 1).subquery() for terms in query.branches(s, tree_size)]
-    matching = union(*(select(part.c.leaf_index) for part in parts)).subquery() if len(parts) > 1 else parts[0]
-    return min(cap + 1, int(s.execute(select(func.count()).select_from(matching)).scalar_one()))
+
+    def count(parts: list[list[ColumnElement[bool]]]) -> int:
+        if not parts:
+            return 0
+        limited = [select(c.leaf_index).where(*terms).limit(cap + 1).subquery() for terms in parts]
+        matching = union(*(select(p.c.leaf_index) for p in limited)).subquery() if len(limited) > 1 else limited[0]
+        return min(cap + 1, int(s.execute(select(func.count()).select_from(matching)).scalar_one()))
+
+    direct = dataclasses.replace(query, direct=True).branches(s, tree_size)
+    if direct and count(direct) > cap:
+        return cap + 1
+    return count(query.branches(s, tree_size, few=True if direct else None))
 
 
 def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[int, list[dict[str, Any]]]:

@@ -60,10 +60,11 @@ class Log:
         self.origin = signer.name
         self.verifier: Verifier = signer.verifier
         self.sequencer = Sequencer(engine, signer)
-        #: Key states and platforms for request threads (read through, 1 s).
+        #: Key states and platforms, invalidated by registry entries: the
+        #: committer's, checked against the head, and the request threads'.
         self.registry_cache = RegistryCache(self.read)
         self.registry = Registry(self.sequencer, signer, self.registry_cache)
-        self.committer = Committer(self.sequencer)
+        self.committer = Committer(self.sequencer, registry=self.registry_cache)
         #: Records from every worker of the server go through one committer
         #: (ledger/intake.py); without a rendezvous this process's own.
         self.intake = Intake(self, rendezvous)

@@ -97,7 +97,7 @@ class Feed:
     sort: str = "logged"
     limit: int = 50
 
-    def branches(self, session: Session, tree_size: int) -> list[list[ColumnElement[bool]]]:
+    def branches(self, session: Session, tree_size: int, few: bool | None = None) -> list[list[ColumnElement[bool]]]:
         """The WHERE terms on ``record_index`` of each part of this query in
         the tree of ``tree_size``: the query selects the union of the parts.
 
@@ -113,6 +113,8 @@ class Feed:
         length, where the OR made SQLite collect and sort every match of
         either side (1.5 pages a second at a million records, issue 14).
         Callers limit each part and merge (:func:`feed`, :func:`count_feed`).
+        ``few`` chooses the follow-up parts' plan (:meth:`_followup_term`)
+        for a caller that knows better than their count.
         """
         c = record_index.c
         common: list[ColumnElement[bool]] = [c.leaf_index < tree_size]
@@ -128,9 +130,10 @@ class Feed:
         if self.current_only:
             common.append(~superseded(tree_size))
         decision = self._decision_terms(session, record_index)
-        parts = [common + decision]
+        # An appeal carries none of a decision's fields: only its decision can match them.
+        parts = [] if decision and self.equal.get("type") == "appeal" else [common + decision]
         if decision and not self.direct:
-            followup = self._followup_term(session, tree_size)
+            followup = self._followup_term(session, tree_size, few)
             # One part per type, so that each reads record_index_type_leaf_index
             # in order: an IN of two types would make SQLite sort.
             parts += [
@@ -148,7 +151,7 @@ class Feed:
             out.append(_search(session, self.q, t))
         return out
 
-    def _followup_term(self, session: Session, tree_size: int) -> ColumnElement[bool]:
+    def _followup_term(self, session: Session, tree_size: int, few: bool | None) -> ColumnElement[bool]:
         """The term on a ``record_index`` row that its decision matches the decision terms.
 
         Two plans, chosen by counting (up to :data:`FEW_DECISIONS`) the
@@ -160,9 +163,10 @@ class Feed:
         follow-ups it reads before the page is full, few when many
         decisions match). The answer is the same either way (tested).
         """
-        d = _DECISION
-        counted = select(d.c.leaf_index).where(*self._matching(session, tree_size, d)).limit(FEW_DECISIONS)
-        few = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one() < FEW_DECISIONS
+        if few is None:
+            d = _DECISION
+            counted = select(d.c.leaf_index).where(*self._matching(session, tree_size, d)).limit(FEW_DECISIONS)
+            few = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one() < FEW_DECISIONS
         return self._followup_term_of(session, tree_size, few)
 
     def _matching(self, session: Session, tree_size: int, d: NamedFromClause) -> list[ColumnElement[bool]]:

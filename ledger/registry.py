@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -87,6 +88,45 @@ def read_key_states(session: Session, key_ids: list[str]) -> dict[str, KeyState]
     return states
 
 
+def registry_version(session: Session) -> int:
+    """The leaf index of the latest entry that changed who may sign for whom
+    (a platform or key added, a key revoked), or -1 if none: the end of
+    three unique indexes. Every such entry writes a row carrying its index
+    in the same transaction (ledger/derived.py ``registry_rows``), so the
+    registry as of any tree is the one of its version."""
+    rows, _ = driver_sql(
+        session,
+        "SELECT (SELECT MAX(leaf_index) FROM platforms), (SELECT MAX(leaf_index) FROM platform_keys), "
+        "(SELECT MAX(leaf_index) FROM key_revocations)",
+    )
+    return max((int(v) for v in rows[0] if v is not None), default=-1)
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """Every key's state and every platform, as of registry ``version``."""
+
+    version: int
+    keys: dict[str, KeyState]
+    platforms: frozenset[str]
+
+
+def read_snapshot(session: Session) -> RegistrySnapshot:
+    """The whole registry (a few rows per platform). The version is read
+    first: on PostgreSQL each statement may see later commits, so the rows
+    are at least as new as the version they are filed under, and a later
+    check finds the version moved and reads them again, never the reverse."""
+    version = registry_version(session)
+    rows, _ = driver_sql(
+        session,
+        "SELECT k.key_id, k.platform, k.public_key, k.valid_from_ms, r.revoked_from_ms, r.reason "
+        "FROM platform_keys k LEFT OUTER JOIN key_revocations r ON r.key_id = k.key_id",
+    )
+    keys = {row[0]: KeyState(row[0], row[1], bytes(row[2]), row[3], row[4], row[5]) for row in rows}
+    slugs, _ = driver_sql(session, "SELECT slug FROM platforms")
+    return RegistrySnapshot(version, keys, frozenset(s for (s,) in slugs))
+
+
 def known_platforms(session: Session, slugs: list[str]) -> set[str]:
     return set(session.execute(select(platforms.c.slug).where(platforms.c.slug.in_(slugs))).scalars())
 
@@ -132,50 +172,95 @@ def list_platforms(session: Session) -> list[dict[str, Any]]:
 
 
 class RegistryCache:
-    """Key states and known platforms for the request threads, read through.
+    """Key states and platforms, kept per process and invalidated by registry entries.
 
-    Verifying a record needs its key's state and its platform's existence;
-    reading them per request cost two queries and a transaction. Entries
-    are kept for ``ttl`` seconds and read from the database on a miss, so a
-    key added by a registry entry is usable at once, and a revocation is
-    seen by request threads within ``ttl``. The sequencer re-reads every
-    key's state under its lock for each group (ledger/submit.py), so a
-    record signed with a key revoked meanwhile is refused all the same.
+    The whole registry is held as one :class:`RegistrySnapshot` filed
+    under its version, the leaf index of the latest registry entry
+    (:func:`registry_version`). It is read again only when that version
+    has moved, so no request and no group commit reads the registry tables
+    while nobody changes them.
+
+    Two readers, two guarantees:
+
+    * The sequencer (:meth:`at`, under its lock, in the append's
+      transaction) decides. It trusts the snapshot without a query when the
+      tree is still the size at which it last found it current (only this
+      sequencer's record groups have been appended since, see
+      :meth:`appended`); otherwise it reads the version, one query, and the
+      registry only if the version moved. A revocation appended by any
+      process or server moves the head first, so the next group sees it:
+      a revoked key never signs a record logged after its revocation.
+    * Request threads (:meth:`key_states`, :meth:`known_platforms`) only
+      pre-check, to refuse early. They check the version at most every
+      ``ttl`` seconds, and at once when a key or platform is not in the
+      snapshot, so a key added anywhere is usable at once.
     """
 
     def __init__(self, read: Callable[[], AbstractContextManager[Session]], ttl: float = 1.0) -> None:
         self._read = read
         self._ttl = ttl
-        self._keys: dict[str, tuple[float, KeyState]] = {}
-        self._platforms: dict[str, float] = {}
+        self._guard = threading.Lock()
+        self._snap: RegistrySnapshot | None = None
+        self._checked_size = -1  # the tree size at which the sequencer last found _snap current
+        self._checked_at = -float("inf")  # time.monotonic() of the last check by anyone
 
-    def key_states(self, key_ids: list[str]) -> dict[str, KeyState]:
-        now = time.monotonic()
-        found = {k: hit[1] for k in key_ids if (hit := self._keys.get(k)) is not None and now - hit[0] < self._ttl}
-        missing = [k for k in key_ids if k not in found]
-        if missing:
-            with self._read() as s:
-                fresh = read_key_states(s, missing)
-            for k, state in fresh.items():
-                self._keys[k] = (now, state)
-            found |= fresh
-        return found
+    # The sequencer ------------------------------------------------------------------
+
+    def at(self, session: Session, size: int) -> RegistrySnapshot:
+        """The registry of the tree of ``size``, read in ``session``, the
+        sequencer's transaction, under its lock (nobody can append meanwhile)."""
+        with self._guard:
+            snap, checked = self._snap, self._checked_size
+        if snap is not None and checked == size:
+            return snap
+        version = registry_version(session)
+        if snap is None or version != snap.version:
+            snap = read_snapshot(session)
+        with self._guard:
+            self._snap, self._checked_size, self._checked_at = snap, size, time.monotonic()
+        return snap
+
+    def appended(self, first: int, end: int) -> None:
+        """The sequencer appended entries [first, end), none of them a registry entry."""
+        with self._guard:
+            if self._checked_size == first:
+                self._checked_size = end
 
     def clear(self) -> None:
         """Forget everything: this process just changed the registry."""
-        self._keys, self._platforms = {}, {}
+        with self._guard:
+            self._snap, self._checked_size, self._checked_at = None, -1, -float("inf")
+
+    # Request threads ----------------------------------------------------------------
+
+    def key_states(self, key_ids: list[str]) -> dict[str, KeyState]:
+        snap = self._recent(lambda s: all(k in s.keys for k in key_ids))
+        return {k: snap.keys[k] for k in key_ids if k in snap.keys}
 
     def known_platforms(self, slugs: list[str]) -> set[str]:
+        snap = self._recent(lambda s: all(p in s.platforms for p in slugs))
+        return {p for p in slugs if p in snap.platforms}
+
+    def _recent(self, complete: Callable[[RegistrySnapshot], bool]) -> RegistrySnapshot:
+        """The snapshot, checked against the database if it is older than
+        ``ttl`` or lacks what the caller asks for (``complete``)."""
+        with self._guard:
+            snap, checked_at = self._snap, self._checked_at
+        if snap is not None and time.monotonic() - checked_at < self._ttl and complete(snap):
+            return snap
         now = time.monotonic()
-        known = {p for p in slugs if now - self._platforms.get(p, -1e9) < self._ttl}
-        missing = [p for p in slugs if p not in known]
-        if missing:
-            with self._read() as s:
-                fresh = known_platforms(s, missing)
-            for p in fresh:
-                self._platforms[p] = now
-            known |= fresh
-        return known
+        with self._read() as s:
+            if snap is None or registry_version(s) != snap.version:
+                snap = read_snapshot(s)
+        with self._guard:
+            # Never replace a newer snapshot (the sequencer's, say) with an
+            # older one read meanwhile: versions only grow.
+            if self._snap is None or snap.version > self._snap.version:
+                self._snap = snap
+            elif self._snap.version > snap.version:
+                snap = self._snap
+            self._checked_at = max(self._checked_at, now)
+        return snap
 
 
 class Registry:

@@ -11,6 +11,10 @@ verify in parallel while one sequencer appends:
    step 1 (record_id still free or identical, referenced records present,
    key not revoked in between) and decides per submission: all its records
    are appended, or none.
+
+Neither step reads the registry tables while nobody changes them: both
+use the process's :class:`~ledger.registry.RegistryCache`, which the
+committer checks against the log head under the lock (ledger/registry.py).
 """
 
 from __future__ import annotations
@@ -219,8 +223,17 @@ class Committer:
     """Group commit of verified records: one thread per process appends what
     every request thread has queued, as one batch under one checkpoint."""
 
-    def __init__(self, sequencer: Sequencer, max_group: int = MAX_GROUP, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        max_group: int = MAX_GROUP,
+        timeout: float = 60,
+        registry: RegistryCache | None = None,
+    ) -> None:
         self._sequencer = sequencer
+        #: The registry as of the head, kept across groups; without one,
+        #: each group reads its keys' states.
+        self._registry = registry
         self._max_group = max_group
         self._timeout = timeout
         self._queue: queue.Queue[_Job] = queue.Queue()
@@ -261,7 +274,7 @@ class Committer:
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
-            result = self._sequencer.sequence(lambda s, size, now: _plan(s, size, now, jobs))
+            result = self._sequencer.sequence(lambda s, size, now: _plan(s, size, now, jobs, self._registry))
         except LedgerError as e:
             if isinstance(e, Refused) and len(jobs) > 1:
                 # One submission's data made the database refuse the whole
@@ -279,6 +292,10 @@ class Committer:
                 job.error = StorageError(f"internal error while appending: {type(e).__name__}")
                 job.done.set()
             return
+        if self._registry is not None:
+            # Records only: the registry as of the group's start is still the
+            # registry as of its end.
+            self._registry.appended(result.first, result.checkpoint.size)
         for job in jobs:
             if job.error is None:
                 job.outcome = Outcome(job.placed, result.checkpoint, result.tree)
@@ -308,13 +325,16 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     return found
 
 
-def _plan(session: Session, size: int, now: int, jobs: list[_Job]) -> Plan:
+def _plan(session: Session, size: int, now: int, jobs: list[_Job], registry: RegistryCache | None = None) -> Plan:
     """Decide, under the lock, which submissions are appended and where."""
     all_recs = [r for job in jobs for r in job.records]
     wanted = {(r.platform, r.record_id) for r in all_recs}
     wanted |= {(r.platform, r.ref_record_id) for r in all_recs if r.ref_record_id}
     known = _lookup(session, wanted)
-    states = read_key_states(session, sorted({r.key_id for r in all_recs}))
+    if registry is not None:
+        states = registry.at(session, size).keys
+    else:
+        states = read_key_states(session, sorted({r.key_id for r in all_recs}))
     entries: list[bytes] = []
     derived: Rows = {}
     head = entry_head(now)

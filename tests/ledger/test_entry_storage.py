@@ -139,7 +139,7 @@ def test_migration_compresses_the_entries_an_earlier_release_stored(db_url: str,
         first = log.sequencer.append(appended).first
         store_entries_uncompressed(engine)  # as release 0009 stored them
         assert stored_rows(engine)[first] == appended[0]
-        upgrade(engine)
+        upgrade(engine, "0010_storage")
         assert current_revision(engine) == "0010_storage"
         stored = stored_rows(engine)
         assert stored[first][0] == entry_codec.DEFLATE_1

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Engine, Index, Integer, MetaData
+from sqlalchemy import Column, Engine, Index, Integer, MetaData, text
 
 from ledger.db import SQLITE_VIRTUAL_TABLES, metadata
 
@@ -56,3 +57,22 @@ def test_a_drift_is_found(engine: Engine) -> None:
         )
         diff = compare_metadata(context, drifted)
     assert [(d[0], d[2], d[3].name) for d in diff] == [("add_column", "entries", "surplus")]
+
+
+def test_postgresql_btrees_of_the_growing_tables_fill_their_pages(engine: Engine) -> None:
+    """Migration 0011_lean_indexes: fillfactor 100 on every B-tree of the
+    tables that grow with the log, whose keys only ever arrive at the right."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's fillfactor")
+    sql = """
+    SELECT i.relname, i.reloptions FROM pg_index x
+    JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+    JOIN pg_am a ON a.oid = i.relam
+    WHERE t.relnamespace = current_schema()::regnamespace AND a.amname = 'btree'
+    AND t.relname IN ('entries', 'hashes', 'records', 'record_index')
+    """
+    with engine.connect() as conn:
+        options = {name: o for name, o in conn.execute(text(sql))}
+    assert "record_index_rule_id" in options
+    assert "entries_pkey" in options
+    assert {name: o for name, o in options.items() if o != ["fillfactor=100"]} == {}
