@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +52,19 @@ def vkey_command() -> None:
 
 @ledger_cli.command("audit")
 @click.option("--quiet", is_flag=True, help="Print only problems.")
-def audit_command(quiet: bool) -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Worker processes deriving the rows (default: one per core but one, up to 4; 0: none).",
+)
+def audit_command(quiet: bool, jobs: int | None) -> None:
     """Recompute the whole tree from the stored entries and check every hash and checkpoint."""
     log = _provider().log
     with log.read() as s:
         size = log.latest(s).size
-        with click.progressbar(length=size, label="auditing", file=sys.stderr if not quiet else None) as bar:
-            last = [0]
-
-            def progress(done: int, total: int) -> None:
-                bar.update(done - last[0])
-                last[0] = done
-
-            report = audit(s, log.verifier, progress)
+        with _audit_progress(size, quiet) as progress:
+            report = audit(s, log.verifier, progress, jobs=jobs)
     problems = report.problems
     if report.ok:
         # The kept bundle files are derived from entries the audit just checked.
@@ -76,6 +78,41 @@ def audit_command(quiet: bool) -> None:
             f"audit ok: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}; "
             "every derived row and every kept bundle file matches its entries"
         )
+
+
+#: Seconds between the audit's progress lines when stderr is not a terminal.
+PROGRESS_SECONDS = 10.0
+
+
+@contextmanager
+def _audit_progress(size: int, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """The audit's progress, on stderr: a bar on a terminal, else a line
+    every :data:`PROGRESS_SECONDS` (a log file or a CI job shows that the
+    audit of a large log is moving, and how fast); nothing with ``--quiet``."""
+    if quiet:
+        yield None
+        return
+    if sys.stderr.isatty():
+        with click.progressbar(length=size, label="auditing", file=sys.stderr) as bar:
+            last = [0]
+
+            def advance(done: int, total: int) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+
+            yield advance
+        return
+    t0 = time.monotonic()
+    due = [t0 + PROGRESS_SECONDS]
+
+    def line(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now >= due[0]:
+            due[0] = now + PROGRESS_SECONDS
+            rate = done / (now - t0) if now > t0 else 0.0
+            click.echo(f"audited {done:,} of {total:,} entries ({rate:,.0f}/s)", err=True)
+
+    yield line
 
 
 def _public_key(value: str) -> bytes:

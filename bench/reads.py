@@ -187,7 +187,9 @@ def time_client(
     """
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_client_child, args=(command, argv, log, send), daemon=True)
+    # Not a daemon: the operator's audit forks its workers, which a daemonic
+    # process may not; the child is killed below however this returns.
+    proc = ctx.Process(target=_client_child, args=(command, argv, log, send))
     proc.start()
     send.close()
     try:

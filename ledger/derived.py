@@ -28,15 +28,17 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, select, text
+from sqlalchemy import Boolean, Column, Engine, Select, Table, bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import (
     coverage_statements,
+    driver_sql,
     insert_many,
     is_sqlite,
     key_revocations,
@@ -235,45 +237,111 @@ def _key_columns(table: str) -> list[str]:
     return [c.name for c in _BY_NAME[table].primary_key.columns]
 
 
+#: Each table's rows as tuples of its columns, in log order.
+TupleRows = dict[str, list[tuple[Any, ...]]]
+
+_AS_TUPLE = {t.name: itemgetter(*t.c.keys()) for t in TABLES}
+
+
+def derive_range(start: int, entries: Iterable[bytes]) -> TupleRows:
+    """The rows entries ``start``, ``start + 1``, ... derive, as tuples of
+    each table's columns in log order. Pure (no database): the audit runs it
+    in a worker process. Raises :class:`InvalidInput` naming the first entry
+    that cannot be read."""
+    out: TupleRows = {}
+    for i, data in enumerate(entries, start):
+        try:
+            rows = entry_rows(i, data)
+        except (InvalidInput, KeyError, TypeError, ValueError) as e:
+            raise InvalidInput(f"entry {i} cannot be read to derive its rows: {e}") from None
+        for name, table_rows in rows.items():
+            out.setdefault(name, []).extend(map(_AS_TUPLE[name], table_rows))
+    return out
+
+
 def check_range(session: Session, start: int, end: int, entries: Iterable[bytes]) -> list[Mismatch]:
     """Compare the derived rows of entries [start, end) with the stored ones.
 
     ``entries`` are the entries' bytes in index order, as already read (the
-    audit reads them once for the tree and the rows). Reads each derived
-    table once, by its ``leaf_index`` range, and compares whole rows as
-    tuples, column by column only where they differ. Returns mismatches in
+    audit reads them once for the tree and the rows). Returns mismatches in
     log order.
     """
-    expected: Rows = {}
-    for i, data in enumerate(entries, start):
-        try:
-            merge(expected, entry_rows(i, data))
-        except (InvalidInput, KeyError, TypeError, ValueError) as e:
-            raise InvalidInput(f"entry {i} cannot be read to derive its rows: {e}") from None
+    return compare_range(session, start, end, derive_range(start, entries))
+
+
+def compare_range(session: Session, start: int, end: int, expected: TupleRows) -> list[Mismatch]:
+    """Compare ``expected``, the rows entries [start, end) derive
+    (:func:`derive_range`), with the stored ones; return mismatches in log order.
+
+    Reads each derived table once, by its ``leaf_index`` range in log
+    order, and compares the two lists of tuples whole, which is what an
+    intact table costs; only a table whose lists differ is matched row by
+    row, by key, and column by column.
+    """
     found: list[Mismatch] = []
     for table in TABLES:
-        columns = list(table.c.keys())
-        at_key = [columns.index(c.name) for c in table.primary_key.columns]
-        at_leaf = columns.index("leaf_index")
-        want = {}
-        for r in expected.get(table.name, []):
-            row = tuple(map(r.__getitem__, columns))
-            want[tuple(row[k] for k in at_key)] = row
-        stmt = select(*table.c).where(table.c.leaf_index >= start, table.c.leaf_index < end)
-        # psycopg and sqlite3 both return bytes for binary columns, so rows
-        # compare as plain tuples.
-        have = {tuple(row[k] for k in at_key): row for row in map(tuple, session.execute(stmt).all())}
-        for key, row in want.items():
-            stored = have.pop(key, None)
-            if stored is None:
-                found.append(Mismatch(row[at_leaf] + 1, table.name, key, None, "a row", "none"))
-            elif stored != row:
-                for column, value, stored_value in zip(columns, row, stored, strict=True):
-                    if value != stored_value:
-                        found.append(Mismatch(row[at_leaf] + 1, table.name, key, column, value, stored_value))
-        for key, stored in have.items():
-            found.append(Mismatch(int(stored[at_leaf]) + 1, table.name, key, None, "no row", "a row no entry derives"))
+        want = expected.get(table.name, [])
+        # The driver's own tuples first (SQLAlchemy's rows cost as much again
+        # as the fetch): psycopg and sqlite3 both return bytes for binary
+        # columns and ints and strings as such, so an intact table's rows
+        # equal the derived tuples. The one type SQLAlchemy converts is
+        # SQLite's Boolean (0/1 to bool), and 0/1 equal False/True, so only
+        # a derived value in a Boolean column that is not a bool could compare
+        # differently: then, and whenever the lists differ, the rows are read
+        # again through SQLAlchemy and matched one by one.
+        raw, _ = driver_sql(session, _IN_LOG_ORDER[table.name], (start, end))
+        if raw == want and _plain_booleans(table, want):
+            continue
+        have = session.execute(_in_log_order(table), {"start": start, "end": end}).all()
+        if have != want:
+            found.extend(_differences(table, want, map(tuple, have)))
     return sorted(found, key=lambda m: m.at)
+
+
+def _order(table: Table) -> list[Column[Any]]:
+    return [table.c.leaf_index, *(c for c in table.primary_key.columns if c.name != "leaf_index")]
+
+
+def _in_log_order(table: Table) -> Select[Any]:
+    c = table.c
+    return (
+        select(*c).where(c.leaf_index >= bindparam("start"), c.leaf_index < bindparam("end")).order_by(*_order(table))
+    )
+
+
+_IN_LOG_ORDER = {
+    t.name: f"SELECT {', '.join(t.c.keys())} FROM {t.name} WHERE leaf_index >= ? AND leaf_index < ? "
+    f"ORDER BY {', '.join(c.name for c in _order(t))}"
+    for t in TABLES
+}
+_BOOLEANS = {t.name: [i for i, c in enumerate(t.c) if isinstance(c.type, Boolean)] for t in TABLES}
+
+
+def _plain_booleans(table: Table, rows: list[tuple[Any, ...]]) -> bool:
+    """Whether every value of ``rows`` in a Boolean column of ``table`` is True, False or None."""
+    at = _BOOLEANS[table.name]
+    return not at or all(row[i] is True or row[i] is False or row[i] is None for row in rows for i in at)
+
+
+def _differences(table: Table, expected: list[tuple[Any, ...]], stored: Iterable[tuple[Any, ...]]) -> list[Mismatch]:
+    """The rows of ``table`` missing, extra or differing, matched by primary key."""
+    columns = list(table.c.keys())
+    at_key = [columns.index(c.name) for c in table.primary_key.columns]
+    at_leaf = columns.index("leaf_index")
+    want = {tuple(row[k] for k in at_key): row for row in expected}
+    have = {tuple(row[k] for k in at_key): row for row in stored}
+    found: list[Mismatch] = []
+    for key, row in want.items():
+        stored_row = have.pop(key, None)
+        if stored_row is None:
+            found.append(Mismatch(row[at_leaf] + 1, table.name, key, None, "a row", "none"))
+        elif stored_row != row:
+            for column, value, stored_value in zip(columns, row, stored_row, strict=True):
+                if value != stored_value:
+                    found.append(Mismatch(row[at_leaf] + 1, table.name, key, column, value, stored_value))
+    for key, stored_row in have.items():
+        found.append(Mismatch(int(stored_row[at_leaf]) + 1, table.name, key, None, "no row", "a row no entry derives"))
+    return found
 
 
 def check_beyond(session: Session) -> list[Mismatch]:

@@ -8,6 +8,7 @@ For every table derived from the log, one row edited behind the log's back
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from keys.records import PlatformKey
 from ledger import derived
 from ledger.audit import audit
 from ledger.db import is_sqlite
-from ledger.errors import DerivedDataError
+from ledger.errors import DerivedDataError, StorageError
 from ledger.evenness_store import Filters, evenness_at, publish
 from ledger.log import Log, LogProvider
 from tests.checklog import check_log
@@ -237,3 +238,94 @@ def test_the_pure_index_row_has_the_tables_columns() -> None:
     from ledger.records.index_rows import INDEX_COLUMNS
 
     assert tuple(record_index.c.keys()) == INDEX_COLUMNS
+
+
+def _raw(engine: Any, entry: bytes) -> str:
+    """An entry stored as-is (format byte 0x00), as an SQL literal."""
+    return _hex(engine, b"\x00" + entry)
+
+
+#: Every kind of problem the audit reports, each made by one edit: {size} is
+#: the tree size, {d} a decision's leaf index, <hex:...> bytes and <entry:...>
+#: an entry stored as-is.
+FAILURES = [
+    ("entry does not decode", "UPDATE entries SET data = <hex:ff00> WHERE idx = {d}"),
+    ("entry differs", "UPDATE entries SET data = <entry:{}> WHERE idx = {d}"),
+    (
+        "entry cannot derive its rows",
+        'UPDATE entries SET data = <entry:{"logged_at":"soon","record":{},"signature":{}}> WHERE idx = {d}',
+    ),
+    ("leaf hash", "UPDATE hashes SET hash = <hex:" + "ab" * 32 + "> WHERE level = 0 AND idx = 3"),
+    (
+        "checkpoint root",
+        "UPDATE checkpoints SET root = <hex:"
+        + "ab" * 32
+        + "> WHERE size = (SELECT min(size) FROM checkpoints WHERE size > 2)",
+    ),
+    ("checkpoint note", "UPDATE checkpoints SET note = <hex:00> WHERE size = {size}"),
+    ("head root", "UPDATE log_head SET root = <hex:" + "ab" * 32 + ">"),
+    ("entry beyond the head", "INSERT INTO entries (idx, data) VALUES ({size}, <hex:0061>)"),
+    ("row column", "UPDATE record_index SET action = 'none' WHERE leaf_index = {d}"),
+    ("every row's column", "UPDATE record_index SET action = 'none'"),
+    ("missing row", "DELETE FROM records WHERE leaf_index = {d}"),
+    (
+        "row beyond the head",
+        "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms) "
+        "VALUES ({size}, 'example-social', 'decision', 'ghost', 0)",
+    ),
+    ("full-text index", "INSERT INTO record_search(rowid, search_text) VALUES ({d}, 'planted words')"),
+]
+
+
+@pytest.mark.parametrize("sql", [sql for _, sql in FAILURES], ids=[name for name, _ in FAILURES])
+def test_the_audit_reports_the_same_with_a_worker_process(
+    ledger: Log, monkeypatch: pytest.MonkeyPatch, sql: str
+) -> None:
+    """The rows derived in one or two worker processes, batches compared as
+    they come back: the report is the sequential one, problem for problem, including
+    where it stops (max_problems) in the middle of the log."""
+    monkeypatch.setattr("ledger.audit.BATCH", 4)  # the log's 21 entries in six batches
+    if "record_search" in sql and not is_sqlite(ledger.engine):
+        pytest.skip("PostgreSQL searches the column itself (a GIN index), not a separate table")
+    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'") + 4
+    size = ledger.latest_size()
+
+    def literal(m: re.Match[str]) -> str:
+        kind, value = m.group(1), m.group(2)
+        return _hex(ledger.engine, bytes.fromhex(value)) if kind == "hex" else _raw(ledger.engine, value.encode())
+
+    edit = re.sub(r"<(hex|entry):(.*?)>", literal, sql.replace("{d}", str(d)).replace("{size}", str(size)))
+    if "record_search" in sql:
+        with ledger.engine.begin() as conn:  # FTS5 tables take no triggers
+            conn.execute(text(edit))
+    else:
+        tamper(ledger.engine, edit)
+    reports = {}
+    for jobs in (0, 1, 2):
+        for max_problems in (3, 20):
+            with ledger.read() as s:
+                reports[jobs, max_problems] = audit(s, ledger.verifier, max_problems=max_problems, jobs=jobs)
+    for (jobs, max_problems), parallel in reports.items():
+        sequential = reports[0, max_problems]
+        assert not sequential.ok
+        assert parallel.found == sequential.found, jobs
+        assert [str(m) for m in parallel.mismatches] == [str(m) for m in sequential.mismatches]
+        assert (parallel.entries, parallel.checkpoints) == (sequential.entries, sequential.checkpoints)
+
+
+def test_an_audit_stopped_early_reports_before_a_missing_entry_it_read_ahead(
+    ledger: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are read ahead for the workers; a batch that cannot be read
+    fails the audit only if the audit gets that far, as in one process."""
+    monkeypatch.setattr("ledger.audit.BATCH", 4)
+    bad = _hex(ledger.engine, b"\xab" * 32)
+    tamper(ledger.engine, f"UPDATE hashes SET hash = {bad} WHERE level = 0 AND idx < 4")
+    tamper(ledger.engine, "DELETE FROM entries WHERE idx = 9")
+    for jobs in (0, 1, 2):
+        with ledger.read() as s:
+            report = audit(s, ledger.verifier, max_problems=3, jobs=jobs)
+        assert [p.split(" differs")[0] for p in report.problems] == [f"level 0 hash {i}" for i in range(4)]
+        assert report.entries == 4
+        with ledger.read() as s, pytest.raises(StorageError, match=r"missing entries in \[8, 12\)"):
+            audit(s, ledger.verifier, max_problems=20, jobs=jobs)

@@ -96,6 +96,25 @@ def test_audit_command_reports_first_mismatch(runner: Any, app: Any) -> None:
     assert "PROBLEM: level 0 hash 4 differs" in bad.output
 
 
+def test_audit_command_shows_progress_on_stderr(runner: Any, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a terminal (a log file, CI): a line per batch here (every ten
+    seconds by default), on stderr only; --quiet prints nothing but problems."""
+    monkeypatch.setattr("cli.PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("ledger.audit.BATCH", 4)
+    app.extensions["ledger"].log.sequencer.append([b"x%d" % i for i in range(10)])
+    out = runner.invoke(args=["ledger", "audit"])
+    assert out.exit_code == 0, out.output
+    assert [line.split(" (")[0] for line in out.stderr.splitlines()] == [
+        "audited 4 of 10 entries",
+        "audited 8 of 10 entries",
+        "audited 10 of 10 entries",
+    ]
+    assert out.stdout.startswith("audit ok: 10 entries")
+    quiet = runner.invoke(args=["ledger", "audit", "--quiet"])
+    assert quiet.exit_code == 0
+    assert quiet.output == ""
+
+
 def test_sequencer_refuses_to_sign_over_corrupt_hashes(log: Log) -> None:
     log.sequencer.append([b"a", b"b", b"c"])
     pg = not is_sqlite(log.engine)
