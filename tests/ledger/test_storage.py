@@ -4,6 +4,7 @@ log's back; concurrent writers in several processes make one gapless log."""
 from __future__ import annotations
 
 import multiprocessing as mp
+from hashlib import sha256
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from ledger.db import is_sqlite, make_engine
 from ledger.errors import StorageError
 from ledger.log import Log
 from ledger.tlog import verify
+from ledger.tlog.tile import tile_hash
 from tests.checklog import check_log
 from tests.conftest import ORIGIN, TEST_SEED
 from tests.tamper import tamper
@@ -173,3 +175,18 @@ def test_concurrent_processes_make_one_gapless_log(log: Log, db_url: str) -> Non
     assert [c.size for c in cps] == [0] + [end for _, end in spans]
     for c in cps:
         verify.verify_checkpoint(c.note, log.verifier)
+
+
+def test_tile_tree_holds_every_inner_node_of_a_full_tile() -> None:
+    """Each node kept by storage.tile_tree is the hash of the run of tile
+    hashes it covers (as ledger.tlog.tile.tile_hash computes it)."""
+    data = b"".join(sha256(i.to_bytes(2, "big")).digest() for i in range(256))
+    tree = storage.tile_tree(data)
+    assert len(tree) == 255 * 32
+    for h in range(1, 9):
+        for pos in range(256 >> h):
+            at = 256 - (512 >> h) + pos
+            run = data[(pos << h) * 32 : ((pos + 1) << h) * 32]
+            assert tree[at * 32 : (at + 1) * 32] == tile_hash(run)
+    with pytest.raises(AssertionError):
+        storage.tile_tree(data[:-32])
