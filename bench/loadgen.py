@@ -119,12 +119,14 @@ def run(load: Load) -> Result:
     """Run ``load`` in separate processes and merge what they measured."""
     processes = max(1, min(load.processes, load.clients))
     ctx = mp.get_context("fork")
-    ready = ctx.Barrier(processes + 1)
+    # Two barriers: every client connected (ready), then the counters read
+    # and every client released (start), so no request runs before the window opens.
+    ready, start = ctx.Barrier(processes + 1), ctx.Barrier(processes + 1)
     procs, pipes = [], []
     for p in range(processes):
         clients = list(range(p, load.clients, processes))
         recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_process, args=(load, clients, ready, send), daemon=True)
+        proc = ctx.Process(target=_process, args=(load, clients, (ready, start), send), daemon=True)
         proc.start()
         send.close()
         procs.append(proc)
@@ -133,11 +135,17 @@ def run(load: Load) -> Result:
         # A process that failed to connect breaks the barrier; its report says why.
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait(timeout=60)
-        # The window opens as the clients start and closes once all have
-        # reported; each set of counters is read just after its clock, so
-        # both cover windows of the same length.
+        # The window opens just before the clients are released and closes
+        # once all have reported; each set of counters is read just after
+        # its clock, so both cover windows of the same length. (Read after
+        # the release, a busy machine let requests run before the window.)
         t0 = time.monotonic()
         before = _counters(load)
+        if ready.broken:  # a client could not connect: nobody waits at the second barrier
+            start.abort()
+        else:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                start.wait(timeout=60)
         parts = [_receive(pipe, load.seconds + 120) for pipe in pipes]
         wall = time.monotonic() - t0
         after = _counters(load)
@@ -186,7 +194,8 @@ def _merge(parts: list[dict[str, Any]]) -> Result:
     return res
 
 
-def _process(load: Load, clients: list[int], ready: Any, send: Connection) -> None:
+def _process(load: Load, clients: list[int], barriers: tuple[Any, Any], send: Connection) -> None:
+    ready, release = barriers
     child_signals()
     results: list[dict[str, Any]] = [{} for _ in clients]
     go = threading.Event()
@@ -205,6 +214,7 @@ def _process(load: Load, clients: list[int], ready: Any, send: Connection) -> No
     for t in threads:
         t.start()
     ready.wait(timeout=60)
+    release.wait(timeout=60)
     start = time.process_time()  # this process, every thread
     go.set()
     for t in threads:
