@@ -1,14 +1,17 @@
 """Files derived from full entry bundles, kept so bulk reads cost a file read.
 
 A full entry bundle (256 entries, c2sp.org/tlog-tiles) never changes, and
-nor does anything computed from it alone: its C2SP bytes
-(``/tile/entries/<N>``), the gzip member of its export lines
+nor does anything computed from it alone: the gzip member of its export lines
 (``/api/v1/export?...&layout=bundles``), and the whole file
 ``/api/v1/export/bundles/<N>.<fmt>.gz`` (which also names the smallest
 checkpoint covering the bundle, fixed once signed). Building them costs a
 database read, decompressing 256 stored entries (ledger/entry_codec.py),
 formatting and gzip at level 6: 110 to 180 µs of CPU an entry on a busy
 machine (docs/performance.md); reading them back, a file read.
+
+``/tile/entries/<N>`` is not served from here (api/tiles.py): verifiers
+read the bundles from the database, so an entry rewritten there after its
+bundle was kept is what they see and reject, not hidden behind a file.
 
 Each file is named by what it is derived from, so a file can only be found
 by a request it answers: ``<dir>/<kind>/<N>.<bundle hash>[.<checkpoint>]``,
