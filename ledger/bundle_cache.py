@@ -46,12 +46,11 @@ from ledger.log import Log
 from ledger.records.dsa import DSA_CSV_COLUMNS, checkpoint_cell, dsa_row
 from ledger.records.export import csv_header, csv_row, csv_text, header_line, ndjson_line, stored_entry
 from ledger.storage import StoredCheckpoint
-from ledger.tlog.tile import TILE_WIDTH, encode_bundle
+from ledger.tlog.tile import TILE_WIDTH
 
 FORMATS = ("ndjson", "csv", "dsa-csv")
 #: Formats whose lines depend on the entries alone; dsa-csv names the checkpoint in every row.
 MEMBER_FORMATS = ("ndjson", "csv")
-ENTRIES = "entries"
 TMP = ".tmp"
 _NAME = re.compile(r"(0|[1-9][0-9]{0,17})\.([0-9a-f]{64})(?:\.([0-9a-f]{64}))?")
 
@@ -196,12 +195,6 @@ def bundle_hashes(log: Log, n0: int, n1: int) -> list[bytes]:
         return storage.read_level_hashes(s, 1, n0, n1)
 
 
-def entries_bundle(log: Log, n: int) -> bytes:
-    """The c2sp.org/tlog-tiles bytes of full bundle ``n``, from the database."""
-    with log.read() as s:
-        return encode_bundle(storage.read_entries(s, n * TILE_WIDTH, (n + 1) * TILE_WIDTH))
-
-
 def member(log: Log, fmt: str, n: int) -> bytes:
     """The gzip member of full bundle ``n``'s lines in ``fmt`` (ndjson or csv), from the database."""
     lo = n * TILE_WIDTH
@@ -225,9 +218,7 @@ def check(log: Log, cache: BundleCache) -> list[str]:
         if bundle_hashes(log, n, n + 1)[0] != bundle_hash:
             problems.append(f"{path}: named for a bundle hash this log's bundle {n} does not have")
             continue
-        if kind == ENTRIES and cp_hash is None:
-            want = entries_bundle(log, n)
-        elif kind in MEMBER_FORMATS and cp_hash is None:
+        if kind in MEMBER_FORMATS and cp_hash is None:
             want = member(log, kind, n)
         elif kind.startswith("bundle-") and kind[7:] in FORMATS and cp_hash is not None:
             cp = covering_checkpoint(log, (n + 1) * TILE_WIDTH)
