@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, union
+from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from ledger import storage
 from ledger.db import checkpoints, cosignatures, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import MAX_PAGE, Feed, page_rows
+from ledger.query import MAX_PAGE, Feed, Part, page_rows
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
 
@@ -125,7 +125,7 @@ def person(s: Session, qid: str, tree_size: int) -> Person | None:
     ).all()
     # UNION, not UNION ALL: an amendment can name the item itself and amend a decision that does.
     parts = Feed(equal={"qid": qid}).branches(s, tree_size)
-    feed = union(*(select(c.leaf_index, c.platform, c.type).where(*terms) for terms in parts)).subquery()
+    feed = union(*(part.select(c.leaf_index, c.platform, c.type) for part in parts)).subquery()
     by_platform = s.execute(
         select(feed.c.platform, feed.c.type, func.count())
         .group_by(feed.c.platform, feed.c.type)
@@ -134,7 +134,7 @@ def person(s: Session, qid: str, tree_size: int) -> Person | None:
     (current,) = Feed(equal={"qid": qid}, direct=True, current_only=True).branches(s, tree_size)
     by_action = s.execute(
         select(c.action, func.count())
-        .where(c.type.in_(("decision", "amendment")), *current)
+        .where(c.type.in_(("decision", "amendment")), *current.terms)
         .group_by(c.action)
         .order_by(func.count().desc(), c.action)
     ).all()
@@ -197,10 +197,10 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
     """
     c = record_index.c
 
-    def count(parts: list[list[ColumnElement[bool]]]) -> int:
+    def count(parts: list[Part]) -> int:
         if not parts:
             return 0
-        limited = [select(c.leaf_index).where(*terms).limit(cap + 1).subquery() for terms in parts]
+        limited = [part.select(c.leaf_index).limit(cap + 1).subquery() for part in parts]
         matching = union(*(select(p.c.leaf_index) for p in limited)).subquery() if len(limited) > 1 else limited[0]
         return min(cap + 1, int(s.execute(select(func.count()).select_from(matching)).scalar_one()))
 
