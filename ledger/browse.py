@@ -190,8 +190,8 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
     the query (:meth:`Feed.branches`) stops at ``cap + 1``, and their union
     is the count, or more than ``cap`` if any part reached it.
 
-    The matching records are counted first, alone: past the cap, that is
-    the answer. Otherwise at most ``cap`` decisions match (fewer, if other
+    The matching records are counted first, alone: past the cap, or for a
+    ``direct`` query, that is the answer. Otherwise at most ``cap`` decisions match (fewer, if other
     filters narrowed them), and their follow-ups are listed through
     ``record_index_ref`` rather than every follow-up in the log probed.
     """
@@ -205,8 +205,9 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
         return min(cap + 1, int(s.execute(select(func.count()).select_from(matching)).scalar_one()))
 
     direct = dataclasses.replace(query, direct=True).branches(s, tree_size)
-    if direct and count(direct) > cap:
-        return cap + 1
+    matching = count(direct) if direct else 0
+    if matching > cap or query.direct:
+        return matching
     return count(query.branches(s, tree_size, few=True if direct else None))
 
 

@@ -143,7 +143,7 @@ class Feed:
             parts += [
                 Part([*common, c.type == kind, followup])
                 for kind in FOLLOWUP_TYPES
-                if self.equal.get("type") in (None, kind)
+                if self.equal.get("type") in (None, kind) and followup is not None
             ]
         return parts
 
@@ -159,7 +159,8 @@ class Feed:
         whole candidate list for every part before reading a row (100,000
         row IDs for a term in a quarter of 400,000 records, 420 ms CPU a
         request); given as a plain join, its planner may read ``t`` first
-        and lose the index's order. ``CROSS JOIN`` is SQLite's documented
+        (the count of matching decisions went through record_index_type,
+        probing the index once per decision). ``CROSS JOIN`` is SQLite's documented
         way to fix the order of the loops (https://sqlite.org/optoverview.html#crossjoin).
         PostgreSQL has no such table: its GIN index is on the column, and
         its planner chooses between it and the page's order by cost.
@@ -183,8 +184,11 @@ class Feed:
             out.append(_search(session, self.q, t))
         return out
 
-    def _followup_term(self, session: Session, tree_size: int, few: bool | None) -> ColumnElement[bool]:
-        """The term on a ``record_index`` row that its decision matches the decision terms.
+    def _followup_term(self, session: Session, tree_size: int, few: bool | None) -> ColumnElement[bool] | None:
+        """The term on a ``record_index`` row that its decision matches the
+        decision terms; None if the count finds no matching decision, so no
+        follow-up can match (each part would otherwise read every follow-up,
+        or the candidates of the text, to find none).
 
         Two plans, chosen by counting (up to :data:`FEW_DECISIONS`) the
         matching decisions: when they are few, their follow-ups are listed
@@ -199,7 +203,10 @@ class Feed:
             d = _DECISION
             part = self._searched(session, tree_size, d, Part(self._matching(session, tree_size, d), d))
             counted = part.select(d.c.leaf_index).limit(FEW_DECISIONS)
-            few = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one() < FEW_DECISIONS
+            decisions = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one()
+            if decisions == 0:
+                return None
+            few = decisions < FEW_DECISIONS
         return self._followup_term_of(session, tree_size, few)
 
     def _matching(self, session: Session, tree_size: int, d: NamedFromClause) -> list[ColumnElement[bool]]:
