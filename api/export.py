@@ -72,18 +72,21 @@ def _members(
 ) -> Iterator[bytes]:
     """The file of [start, end) as gzip members: the header, then one per
     bundle (whole or the part in range). Full bundles' members come from the
-    bundle cache when the database still holds what they were built from,
-    so a range of them costs a read of the stored bundle and a file read."""
+    bundle cache while the database holds what they were built from, so a
+    range of them costs a digest of the stored bundles and a file read each."""
     yield bundle_cache.gzip_member(bundle_cache.head(log, fmt, start, end, cp))
+    n0, n1 = -(-start // TILE_WIDTH), end // TILE_WIDTH  # the full bundles inside the range
+    if n0 >= n1:
+        n0 = n1 = end // TILE_WIDTH + 1  # none: every bundle touched is a part
     lo = start
     while lo < end:
-        n = lo // TILE_WIDTH
-        hi = min(end, (n + 1) * TILE_WIDTH)
-        if lo == n * TILE_WIDTH and hi == (n + 1) * TILE_WIDTH:
-            yield cache.member(log, fmt, n)
-        else:
-            leaves, data = bundle_cache.read_batch(log, lo, hi)
-            yield bundle_cache.gzip_member(bundle_cache.lines(fmt, lo, leaves, data))
+        if lo == n0 * TILE_WIDTH:
+            yield from cache.members(log, fmt, n0, n1)
+            lo = n1 * TILE_WIDTH
+            continue
+        hi = min(end, (lo // TILE_WIDTH + 1) * TILE_WIDTH)
+        leaves, data = bundle_cache.read_batch(log, lo, hi)
+        yield bundle_cache.gzip_member(bundle_cache.lines(fmt, lo, leaves, data))
         lo = hi
 
 

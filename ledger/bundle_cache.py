@@ -71,6 +71,11 @@ FORMATS = ("ndjson", "csv", "dsa-csv")
 #: Formats whose lines depend on the entries alone; dsa-csv names the checkpoint in every row.
 MEMBER_FORMATS = ("ndjson", "csv")
 TMP = ".tmp"
+#: Full bundles whose stored digests one statement reads (4 MB of entries
+#: at most, hashed by PostgreSQL or read here on SQLite): a round trip per
+#: bundle made the export's wall time on a loaded machine several times its
+#: CPU (docs/performance.md).
+DIGEST_RUN = 16
 _NAME = re.compile(r"(0|[1-9][0-9]{0,17})\.([0-9a-f]{64})(?:\.([0-9a-f]{64}))?")
 
 
@@ -194,13 +199,13 @@ class BundleCache:
         self._serial = 0
         self._lock = threading.Lock()
 
-    def member(self, log: Log, fmt: str, n: int) -> bytes:
-        """The gzip member of full bundle ``n``'s lines in ``fmt``, for what the database holds now."""
-        return self._get_or_make(log, fmt, n, lambda src: member(fmt, src))
+    def members(self, log: Log, fmt: str, n0: int, n1: int) -> Iterator[bytes]:
+        """The gzip members of full bundles [n0, n1)'s lines in ``fmt``, for what the database holds now."""
+        return self._files(log, fmt, n0, n1, lambda src: member(fmt, src))
 
     def bundle_file(self, log: Log, fmt: str, n: int, cp: StoredCheckpoint) -> bytes:
         """``/api/v1/export/bundles/<n>.<fmt>.gz`` naming ``cp``, for what the database holds now."""
-        return self._get_or_make(log, f"bundle-{fmt}", n, lambda src: bundle_file(log, fmt, src, cp), cp)
+        return next(self._files(log, f"bundle-{fmt}", n, n + 1, lambda src: bundle_file(log, fmt, src, cp), cp))
 
     def _path(self, kind: str, n: int, digest: bytes, cp: StoredCheckpoint | None) -> Path:
         if self.root is None:
@@ -210,33 +215,39 @@ class BundleCache:
             name += "." + hashlib.sha256(cp.note).hexdigest()
         return self.root / kind / name
 
-    def _get_or_make(
-        self, log: Log, kind: str, n: int, make: Callable[[Source], bytes], cp: StoredCheckpoint | None = None
-    ) -> bytes:
-        """The file ``kind`` of full bundle ``n`` for the bytes the database holds now.
+    def _files(
+        self, log: Log, kind: str, n0: int, n1: int, make: Callable[[Source], bytes], cp: StoredCheckpoint | None = None
+    ) -> Iterator[bytes]:
+        """The files ``kind`` of full bundles [n0, n1), for the bytes the database holds now.
 
-        A hit is the file named by the digest of the stored bundle read for
-        this request. A miss reads the bundle's :class:`Source`, builds the
-        file from it by ``make`` and keeps it under that source's own digest,
-        not the one looked up: a rewrite between the two reads then names
-        the file for what it was built from. So a name always holds what is
-        derived from the bytes it names (module docstring)."""
+        The stored bundles' digests are read :data:`DIGEST_RUN` bundles to a
+        statement, as the files are served. A hit is the file named by the
+        digest just read. A miss reads the bundle's :class:`Source`, builds
+        the file from it by ``make`` and keeps it under that source's own
+        digest, not the one looked up: a rewrite between the two reads then
+        names the file for what it was built from. So a name always holds
+        what is derived from the bytes it names (module docstring)."""
         if self.root is None:
-            return make(read_source(log, n))
-        lo = n * TILE_WIDTH
-        with log.read() as s:
-            digest = storage.read_stored_digest(s, lo, lo + TILE_WIDTH)
-        try:
-            return self._path(kind, n, digest, cp).read_bytes()
-        except OSError:
-            pass  # absent, or a cache that cannot be read: build it
-        src = read_source(log, n)
-        data = make(src)
-        # Served, not kept, if it cannot be written: the cache is an
-        # optimisation, never a reason to fail a read.
-        with contextlib.suppress(OSError):
-            self._put(self._path(kind, n, src.digest(), cp), data)
-        return data
+            for n in range(n0, n1):
+                yield make(read_source(log, n))
+            return
+        for r0 in range(n0, n1, DIGEST_RUN):
+            r1 = min(n1, r0 + DIGEST_RUN)
+            with log.read() as s:
+                digests = storage.read_bundle_digests(s, r0, r1)
+            for n, digest in zip(range(r0, r1), digests, strict=True):
+                try:
+                    yield self._path(kind, n, digest, cp).read_bytes()
+                    continue
+                except OSError:
+                    pass  # absent, or a cache that cannot be read: build it
+                src = read_source(log, n)
+                data = make(src)
+                # Served, not kept, if it cannot be written: the cache is an
+                # optimisation, never a reason to fail a read.
+                with contextlib.suppress(OSError):
+                    self._put(self._path(kind, n, src.digest(), cp), data)
+                yield data
 
     def _put(self, path: Path, data: bytes) -> None:
         tmp_dir = self.root / TMP  # type: ignore[operator]

@@ -22,7 +22,7 @@ from ledger.entry_codec import encode_entry
 from ledger.errors import StorageError
 from ledger.log import Log
 from ledger.records.entries import canonical
-from ledger.storage import read_entries, read_stored_bundle, read_stored_digest, stored_digest
+from ledger.storage import read_bundle_digests, read_entries, read_stored_bundle, stored_digest
 from ledger.tlog.merkle import record_hash
 from tests.recordkit import decision, sign
 from tests.tamper import tamper
@@ -284,22 +284,19 @@ def test_a_kept_file_is_read_while_the_database_holds_its_bytes(
 
 
 def test_the_stored_digest_is_the_same_in_the_database_and_here(log: Log) -> None:
-    """PostgreSQL computes the digest a request looks files up by; a miss
+    """PostgreSQL computes the digests a request looks files up by; a miss
     names the file it builds by the digest computed here. Were they to
     differ, no file would ever be found (the test above would fail too)."""
     with log.read() as s:
-        for lo in (0, 256):
-            assert read_stored_digest(s, lo, lo + 256) == stored_digest(*read_stored_bundle(s, lo, lo + 256))
+        here = [stored_digest(*read_stored_bundle(s, lo, lo + 256)) for lo in (0, 256)]
+        assert read_bundle_digests(s, 0, 2) == here
+        assert read_bundle_digests(s, 1, 2) == here[1:]
         with pytest.raises(StorageError, match="missing"):
-            read_stored_digest(s, 512, 768)
-    before = _digest(log, 0)
+            read_bundle_digests(s, 1, 3)  # bundle 2 is not full
     _rewrite_entry(log, 7, b'"d-6"', b'"d-Y"')
-    assert _digest(log, 0) != before
-
-
-def _digest(log: Log, lo: int) -> bytes:
     with log.read() as s:
-        return read_stored_digest(s, lo, lo + 256)
+        assert read_bundle_digests(s, 0, 2) == [stored_digest(*read_stored_bundle(s, 0, 256)), here[1]]
+        assert read_bundle_digests(s, 0, 1) != here[:1]
 
 
 def test_the_stored_digest_marks_where_each_entry_ends() -> None:
