@@ -27,8 +27,8 @@ hash) so names another file, built from the rewritten bytes; the one kept
 before is never read again, and :func:`check` names it. The check costs
 the read and hash of ~170 KB a bundle (on PostgreSQL in the database),
 against the decompress, format and gzip it saves: the cached export went
-from 1.3-2.5 million entries per CPU-second to 230,000-300,000 on SQLite
-and about 200,000 on PostgreSQL counting its backend's CPU
+from 1.1-1.7 million entries per CPU-second to about 290,000 on SQLite and
+190,000 on PostgreSQL counting its backend's CPU
 (docs/performance.md, "The bundle cache checks the database").
 
 ``/tile/entries/<N>`` is not served from here (api/tiles.py): verifiers
