@@ -39,7 +39,7 @@ by a request it answers: ``<dir>/<kind>/<N>.<source digest>[.<checkpoint>]``,
 where the source digest is :meth:`Source.digest` and the checkpoint is the
 SHA-256 of the covering checkpoint's signed note. A database replaced
 under the same directory (another log, a restored backup) names other
-files, so it never reads this log's. (Releases before December 2026 named
+files, so it never reads this log's. (Releases before 2026-12-07 named
 files by the bundle's stored level-1 hash; no request finds those, and the
 audit names them: delete them.)
 
@@ -242,16 +242,14 @@ class BundleCache:
                 digests = storage.read_bundle_digests(s, r0, r1)
             for n, digest in zip(range(r0, r1), digests, strict=True):
                 try:
-                    yield self._path(kind, n, digest, cp).read_bytes()
-                    continue
-                except OSError:
-                    pass  # absent, or a cache that cannot be read: build it
-                src = read_source(log, n)
-                data = make(src)
-                # Served, not kept, if it cannot be written: the cache is an
-                # optimisation, never a reason to fail a read.
-                with contextlib.suppress(OSError):
-                    self._put(self._path(kind, n, src.digest(), cp), data)
+                    data = self._path(kind, n, digest, cp).read_bytes()
+                except OSError:  # absent, or a cache that cannot be read: build it
+                    src = read_source(log, n)
+                    data = make(src)
+                    # Served, not kept, if it cannot be written: the cache is
+                    # an optimisation, never a reason to fail a read.
+                    with contextlib.suppress(OSError):
+                        self._put(self._path(kind, n, src.digest(), cp), data)
                 yield data
 
     def _put(self, path: Path, data: bytes) -> None:
@@ -302,7 +300,7 @@ def check(log: Log, cache: BundleCache) -> list[str]:
             # Never served (no request names it), but kept from bytes the
             # database no longer holds: a rewritten entry or leaf hash (the
             # audit's tree check says which), another log's file, or a name
-            # from before December 2026 (the bundle's level-1 hash).
+            # from before 2026-12-07 (the bundle's level-1 hash).
             problems.append(f"{path}: named for stored bytes this log's bundle {n} does not hold")
             continue
         if kind in MEMBER_FORMATS and cp_hash is None:

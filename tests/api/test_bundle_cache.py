@@ -303,3 +303,15 @@ def test_the_stored_digest_marks_where_each_entry_ends() -> None:
     leaves = [bytes(32)] * 2
     assert stored_digest(leaves, [b"ab", b"c"]) != stored_digest(leaves, [b"a", b"bc"])
     assert stored_digest(leaves, [b"ab", b"c"]) == stored_digest(leaves, [b"ab", b"c"])
+    with pytest.raises(StorageError, match="not 32 bytes"):
+        stored_digest([bytes(31), bytes(33)], [b"a", b"b"])
+
+
+def test_a_leaf_hash_of_another_size_is_refused(log: Log) -> None:
+    """The digest is injective only over 32-byte leaf hashes, a size the
+    database does not enforce: either side of the digest refuses another."""
+    tamper(log.engine, "UPDATE hashes SET hash = :h WHERE level = 0 AND idx = 9", [{"h": bytes(33)}])
+    with log.read() as s, pytest.raises(StorageError, match="not 32 bytes"):
+        read_bundle_digests(s, 0, 1)
+    with log.read() as s:
+        assert read_bundle_digests(s, 1, 2)  # the other bundles are read as before
