@@ -35,7 +35,7 @@ from 1.1-1.7 million entries per CPU-second to about 290,000 on SQLite and
 read the bundles from the database itself.
 
 Each file is named by what it is derived from, so a file can only be found
-by a request it answers: ``<dir>/<kind>/<N>.<source digest>[.<checkpoint>]``,
+by a request it answers: ``<dir>/<LAYOUT>/<kind>/<N>.<source digest>[.<checkpoint>]``,
 where the source digest is :meth:`Source.digest` and the checkpoint is the
 SHA-256 of the covering checkpoint's signed note. A database replaced
 under the same directory (another log, a restored backup) names other
@@ -76,6 +76,10 @@ FORMATS = ("ndjson", "csv", "dsa-csv")
 #: Formats whose lines depend on the entries alone; dsa-csv names the checkpoint in every row.
 MEMBER_FORMATS = ("ndjson", "csv")
 TMP = ".tmp"
+#: The naming scheme's folder. Files of an earlier scheme (named by the
+#: bundle's level-1 hash directly under ``<dir>/<kind>/``, before 2026-12-07)
+#: lie outside it: never read, never audited, and safe to delete.
+LAYOUT = "by-source"
 #: Full bundles whose stored digests one statement reads (4 MB of entries
 #: at most, hashed by PostgreSQL or read here on SQLite): a round trip per
 #: bundle made the export's wall time on a loaded machine several times its
@@ -218,7 +222,7 @@ class BundleCache:
         name = f"{n}.{digest.hex()}"
         if cp is not None:
             name += "." + hashlib.sha256(cp.note).hexdigest()
-        return self.root / kind / name
+        return self.root / LAYOUT / kind / name
 
     def _files(
         self, log: Log, kind: str, n0: int, n1: int, make: Callable[[Source], bytes], cp: StoredCheckpoint | None = None
@@ -272,10 +276,10 @@ class BundleCache:
 
     def files(self) -> Iterator[tuple[str, int, bytes, bytes | None, Path]]:
         """Every kept file: (kind, bundle index, source digest, checkpoint note hash or None, path)."""
-        if self.root is None or not self.root.is_dir():
+        if self.root is None or not (self.root / LAYOUT).is_dir():
             return
-        for kind_dir in sorted(self.root.iterdir()):
-            if kind_dir.name == TMP or not kind_dir.is_dir():
+        for kind_dir in sorted((self.root / LAYOUT).iterdir()):
+            if not kind_dir.is_dir():
                 continue
             for p in sorted(kind_dir.iterdir()):
                 m = _NAME.fullmatch(p.name)
@@ -299,8 +303,7 @@ def check(log: Log, cache: BundleCache) -> list[str]:
         if src.digest() != digest:
             # Never served (no request names it), but kept from bytes the
             # database no longer holds: a rewritten entry or leaf hash (the
-            # audit's tree check says which), another log's file, or a name
-            # from before 2026-12-07 (the bundle's level-1 hash).
+            # audit's tree check says which), or another log's file.
             problems.append(f"{path}: named for stored bytes this log's bundle {n} does not hold")
             continue
         if kind in MEMBER_FORMATS and cp_hash is None:

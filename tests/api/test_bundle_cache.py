@@ -152,12 +152,32 @@ def test_a_file_for_another_log_is_never_read(app: Flask, client: FlaskClient, l
     hash) under another digest is never found."""
     root = _cache(app).root
     assert root is not None
-    other = root / "ndjson" / f"0.{'ab' * 32}"
+    other = root / bundle_cache.LAYOUT / "ndjson" / f"0.{'ab' * 32}"
     other.parent.mkdir(parents=True)
     other.write_bytes(b"another log's member")
     url = "/api/v1/export?start=0&end=256&layout=bundles"
     assert client.get(url).data == uncached.get(url).data
     assert check(log, _cache(app)) == [f"{other}: named for stored bytes this log's bundle 0 does not hold"]
+
+
+def test_files_of_the_earlier_naming_are_neither_read_nor_reported(
+    app: Flask, client: FlaskClient, log: Log, uncached: FlaskClient
+) -> None:
+    """Before 2026-12-07 a file was named by the bundle's level-1 hash directly
+    under ``<dir>/<kind>/``; such a file, even one bearing this bundle's
+    current source digest, lies outside the layout's folder: the export ignores it and the audit,
+    which would otherwise report every one on a healthy log, does not list it."""
+    root = _cache(app).root
+    assert root is not None
+    with log.read() as s:
+        level1 = read_bundle_digests(s, 0, 1)[0]
+    old = root / "ndjson" / f"0.{level1.hex()}"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"kept by an earlier release")
+    url = "/api/v1/export?start=0&end=256&layout=bundles"
+    assert client.get(url).data == uncached.get(url).data
+    assert check(log, _cache(app)) == []
+    assert all(p != old for *_, p in _cache(app).files())
 
 
 def test_an_unwritable_cache_still_answers(tmp_path: Path, app: Flask, log: Log, uncached: FlaskClient) -> None:
