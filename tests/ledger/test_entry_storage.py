@@ -5,6 +5,7 @@ audit; migration 0010_storage converts the rows an earlier release wrote."""
 from __future__ import annotations
 
 import random
+import time
 import zlib
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from keys.note import Signer
+from keys.records import PlatformKey
 from ledger import entry_codec, query, storage
 from ledger.audit import audit
 from ledger.db import make_engine
@@ -22,9 +24,11 @@ from ledger.errors import StorageError
 from ledger.log import Log
 from ledger.migrate import current_revision, upgrade
 from ledger.records.entries import ENTRY_HEAD_LENGTH, canonical, entry_bytes, entry_head
+from ledger.submit import verify_items
 from ledger.tlog.merkle import record_hash
 from ledger.tlog.tile import ENTRIES_LEVEL, MAX_ENTRY_SIZE, Tile, parse_bundle
-from tests.recordkit import amendment, appeal, coverage, decision
+from tests.checklog import check_log
+from tests.recordkit import amendment, appeal, coverage, decision, sign
 from tests.tamper import store_entries_uncompressed, tamper
 
 SIGNATURE = {"alg": "ed25519", "key_id": "0123456789abcdef", "value": "A" * 86 + "=="}
@@ -225,3 +229,26 @@ def test_any_tail_without_nul_round_trips(logged_at_ms: int, noise: bytes, vocab
     packed = entry_codec.encode_tail(tail, ENTRY_HEAD_LENGTH)
     stored = entry_codec.join_encoded(head, entry_codec.encode_head(head), tail, packed, ENTRY_HEAD_LENGTH)
     assert entry_codec.decode_entry(stored) == head + tail
+
+
+def test_the_committer_stores_entries_in_two_parts_that_decode(log: Log) -> None:
+    """A submission's entries are stored as the group's head and each
+    record's tail, compressed apart (the tail in the request's thread), and
+    every reader and the audit get the entry back byte for byte."""
+    key = PlatformKey(bytes([7]) * 32)
+    log.registry.add_platform("example-social", "Example Social", key.public_key)
+    items = [sign(decision(f"split-{i}"), key) for i in range(3)]
+    recs = verify_items(log.registry_cache, items, int(time.time() * 1000))
+    placed = log.committer.submit(recs).placed
+    indexes = [p.leaf_index for p in placed]
+    stored = stored_rows(log.engine)
+    with log.read() as s:
+        entries = storage.read_entries(s, indexes[0], indexes[-1] + 1)
+    head = entries[0][:ENTRY_HEAD_LENGTH]
+    assert head == entry_head(placed[0].logged_at_ms)
+    packed_head = entry_codec.encode_head(head)
+    for index, entry, rec in zip(indexes, entries, recs, strict=True):
+        assert entry == head + rec.entry_tail
+        assert stored[index] == bytes((entry_codec.DEFLATE_1,)) + packed_head + rec.packed_tail
+        assert entry_codec.decode_entry(stored[index]) == entry
+    check_log(log)
