@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from sqlalchemy import SmallInteger, select, type_coerce
@@ -161,11 +160,14 @@ def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[
     rows: list[tuple[Any, ...]] = []
     # The driver gives the closed vocabularies' codes (migration 0012_codes):
     # the core reads their values.
-    coded = [(i, c.type.names) for i, c in enumerate(columns) if isinstance(c.type, Code)]
+    coded = [c.type.column if isinstance(c.type, Code) else None for c in columns]
+    decode = codes.row_decoder(coded) if any(coded) else None
     try:
         cursor.execute(compiled.string, params)
         while batch := cursor.fetchmany(_FETCH):
-            rows.extend(map(partial(codes.decode_row, at=coded), batch) if coded else batch)
+            rows.extend(map(decode, batch) if decode else batch)
+    except KeyError as e:  # a code no value has: the index was edited
+        raise ValueError(f"record_index holds {e} where a code belongs (ledger/records/codes.py)") from None
     finally:
         cursor.close()
     return rows

@@ -81,8 +81,12 @@ def test_encode_and_decode_are_strict() -> None:
     for bad in (0, -1, 999):
         with pytest.raises(ValueError, match="names no value"):
             codes.decode("action", bad)
-    with pytest.raises(ValueError, match="not a code"):
-        codes.decode_row(("x",), codes.decoder(["action"]))
+    decode = codes.row_decoder(["action", None])
+    assert decode((codes.CODES["action"]["label"], 7)) == ("label", 7)
+    assert decode((None, None)) == (None, None)
+    for bad in (0, -1, 999, "x"):
+        with pytest.raises(KeyError):
+            decode((bad, 7))
 
 
 def test_the_database_holds_codes_and_the_model_reads_values(app: Flask, client: FlaskClient) -> None:
