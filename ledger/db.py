@@ -20,7 +20,7 @@ functions take a ``Session`` and never commit.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -409,13 +409,16 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if columns is None:
         columns = _COLUMNS[table.name] = tuple(table.c.keys())
     values = [tuple(map(row.__getitem__, columns)) for row in rows]
-    coded = _CODED.get(table.name)
-    if coded is None:
-        coded = _CODED[table.name] = [(i, c.type.codes) for i, c in enumerate(table.c) if isinstance(c.type, Code)]
-    if coded:
+    if table.name not in _ENCODERS:
+        coded = [c.type.column if isinstance(c.type, Code) else None for c in table.c]
+        _ENCODERS[table.name] = codes.row_encoder(coded) if any(coded) else None
+    if encode := _ENCODERS[table.name]:
         # The driver takes the values as they are: the closed vocabularies'
         # codes are written here (strictly: a value without one is an error).
-        values = [codes.encode_row(value, coded) for value in values]
+        try:
+            values = list(map(encode, values))
+        except KeyError as e:
+            raise ValueError(f"{table.name}: {e} has no code (ledger/records/codes.py)") from None
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         connection = session.connection()
         dbapi = connection.dialect.loaded_dbapi
@@ -454,7 +457,7 @@ def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> 
 
 
 _COLUMNS: dict[str, tuple[str, ...]] = {}
-_CODED: dict[str, list[tuple[int, dict[str, int]]]] = {}
+_ENCODERS: dict[str, Callable[[Sequence[Any]], tuple[Any, ...]] | None] = {}
 _PG_TYPES: dict[str, list[str]] = {}
 
 

@@ -246,7 +246,11 @@ _AS_TUPLE = {t.name: itemgetter(*t.c.keys()) for t in TABLES}
 #: The closed vocabularies' columns of each table (``record_index``'s,
 #: migration 0012_codes), by position: the audit compares their codes, as
 #: stored, with the codes of what the entries derive.
-_CODED = {t.name: [(i, c.type.codes) for i, c in enumerate(t.c) if isinstance(c.type, Code)] for t in TABLES}
+_ENCODE = {
+    t.name: codes.row_encoder([c.type.column if isinstance(c.type, Code) else None for c in t.c])
+    for t in TABLES
+    if any(isinstance(c.type, Code) for c in t.c)
+}
 
 
 def derive_range(start: int, entries: Iterable[bytes]) -> TupleRows:
@@ -260,9 +264,9 @@ def derive_range(start: int, entries: Iterable[bytes]) -> TupleRows:
         try:
             rows = entry_rows(i, data)
             tuples = {name: list(map(_AS_TUPLE[name], table_rows)) for name, table_rows in rows.items()}
-            for name, coded in _CODED.items():
-                if coded and name in tuples:
-                    tuples[name] = [codes.encode_row(row, coded) for row in tuples[name]]
+            for name, encode in _ENCODE.items():
+                if name in tuples:
+                    tuples[name] = list(map(encode, tuples[name]))
         except (InvalidInput, KeyError, TypeError, ValueError) as e:
             raise InvalidInput(f"entry {i} cannot be read to derive its rows: {e}") from None
         for name, table_tuples in tuples.items():
