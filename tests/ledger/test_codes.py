@@ -7,17 +7,27 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
+from keys.note import Signer
 from keys.records import PlatformKey
-from ledger.db import Code, record_index
+from ledger import derived, storage
+from ledger.db import Code, make_engine, record_index
 from ledger.log import Log
+from ledger.migrate import current_revision, upgrade
 from ledger.records import codes, vocab
-from tests.recordkit import decision, sign
+from ledger.records.entries import canonical, entry_bytes
+from ledger.records.index_rows import index_row
+from ledger.sequencer import Plan
+from tests.recordkit import amendment, appeal, decision, sign
+from tests.tamper import record_index_as_stored
 
 KEY = PlatformKey(b"\x31" * 32)
 
@@ -102,3 +112,78 @@ def test_the_database_holds_codes_and_the_model_reads_values(app: Flask, client:
         assert conn.execute(select(c.record_id).where(c.action == "obliterate")).scalars().all() == []
     assert read.type == "decision"
     assert tuple(stored) == (codes.CODES["type"]["decision"], codes.CODES["action"][read.action])
+
+
+SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
+
+
+def _write_as_release_0011(log: Log, records: list[dict[str, Any]], change: dict[str, Any] | None = None) -> int:
+    """Append ``records`` with index rows as release 0011 wrote them: the vocabularies as text."""
+
+    def plan(_s: Session, _size: int, now: int) -> Plan:
+        entries = [entry_bytes(now, "record", canonical(r), SIGNATURE) for r in records]
+
+        def write(s: Session, first: int) -> None:
+            stored = record_index_as_stored(s.connection())
+            for i, r in enumerate(records):
+                s.execute(insert(stored).values({**index_row(first + i, now, r), **(change or {})}))
+
+        return Plan(entries, write)
+
+    return log.sequencer.sequence(plan).first
+
+
+def test_migration_codes_the_rows_release_0011_wrote(db_url: str, signer: Signer) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0011_lean_indexes")
+        log = Log(engine, signer)
+        log.sequencer.init()
+        records = [
+            decision("d-1", name="decision-head-of-state-newsworthiness"),
+            decision("d-2", name="decision-legislator-removal"),
+            decision("d-3", name="decision-ordinary-user"),
+            appeal("a-1", "d-1"),
+            amendment("m-1", "d-2"),
+        ]
+        first = _write_as_release_0011(log, records)
+        upgrade(engine, "head")
+        assert current_revision(engine) == "0012_codes"
+        c = record_index.c
+        with log.read() as s:
+            got = [dict(r._mapping) for r in s.execute(select(record_index).order_by(c.leaf_index))]
+            raw = s.execute(text("SELECT type, action FROM record_index ORDER BY leaf_index")).all()
+            entries = storage.read_entries(s, first, first + len(records))
+            mismatches = derived.check_range(s, first, first + len(records), entries)
+        want = [index_row(first + i, got[i]["logged_at_ms"], r) for i, r in enumerate(records)]
+        assert got == want
+        assert [tuple(r) for r in raw] == [
+            (codes.encode("type", w["type"]), codes.encode("action", w["action"])) for w in want
+        ]
+        # The audit compares the codes as stored with what the entries derive
+        # (only record_index was written here: the other tables' rows are missing).
+        assert [m for m in mismatches if m.table == "record_index"] == []
+        for statement in (
+            f"UPDATE record_index SET action = {codes.CODES['action']['none']}",
+            "DELETE FROM record_index",
+        ):
+            with pytest.raises(DBAPIError), Session(engine) as s, s.begin():
+                s.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_migration_stops_at_a_value_without_a_code(db_url: str, signer: Signer) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0011_lean_indexes")
+        log = Log(engine, signer)
+        log.sequencer.init()
+        _write_as_release_0011(log, [decision("d-1")], {"action": "obliterate"})
+        with pytest.raises(RuntimeError, match=r"record_index\.action holds values without a code: \['obliterate'\]"):
+            upgrade(engine, "head")
+        assert current_revision(engine) == "0011_lean_indexes"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT action FROM record_index")).scalar_one() == "obliterate"
+    finally:
+        engine.dispose()
