@@ -157,8 +157,11 @@ class Mirror:
         """Write a verified bundle's entries beyond ``size``, with the frontier, in one transaction.
 
         Commit point: the bundle's entries and the frontier describing them
-        become durable together; a crash before leaves none of them, and the
-        next run resumes after the last committed bundle.
+        are committed together; a crash before leaves none of them, and the
+        next run resumes after the last committed bundle. Committed means
+        kept if the process dies (in the WAL, see ``__init__``); a power
+        loss may take back whole bundles since the WAL's last checkpoint,
+        and the next run fetches them again.
         """
         new = [(i, data, leaf) for i, data, leaf in batch if i >= self.size]
         parsed: dict[str, list[tuple[Any, ...]]] = {"record": [], "registry": []}
