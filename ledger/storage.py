@@ -102,9 +102,15 @@ def iter_checkpoints(session: Session, start: int = 0, batch: int = 1000) -> Ite
         start = rows[-1].size + 1
 
 
-def insert_entries(session: Session, first: int, data: Sequence[bytes]) -> None:
-    """Store entries ``first``, ``first + 1``, ... in their stored form (ledger/entry_codec.py)."""
-    insert_many(session, entries, [{"idx": first + i, "data": encode_entry(d)} for i, d in enumerate(data)])
+def insert_entries(session: Session, first: int, data: Sequence[bytes], stored: Sequence[bytes] | None = None) -> None:
+    """Store entries ``first``, ``first + 1``, ... in their stored form
+    (ledger/entry_codec.py): ``stored``, one for each of ``data``, if the
+    caller made them, else encoded here."""
+    if stored is None:
+        stored = [encode_entry(d) for d in data]
+    elif len(stored) != len(data):
+        raise AssertionError("insert_entries: not one stored form for each entry")
+    insert_many(session, entries, [{"idx": first + i, "data": d} for i, d in enumerate(stored)])
 
 
 def insert_hashes(session: Session, rows: Sequence[Row]) -> None:
