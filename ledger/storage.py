@@ -229,12 +229,16 @@ _BUNDLE_DIGESTS_PG = (
 
 
 def _read_stored(session: Session, start: int, end: int) -> list[bytes]:
-    rows = session.execute(
-        select(entries.c.data).where(entries.c.idx >= start, entries.c.idx < end).order_by(entries.c.idx)
-    ).all()
+    rows, _ = driver_sql(session, _READ_STORED, (start, end))
     if len(rows) != end - start:
         raise StorageError(f"log storage is missing entries in [{start}, {end})")
-    return [bytes(r.data) for r in rows]
+    return [bytes(r[0]) for r in rows]
+
+
+# Fixed text on the driver, as _FIND_LEAF: every entry bundle a verifier or a
+# mirror reads (/tile/entries) runs it, and building the Core statement per
+# call was a tenth of that request's CPU.
+_READ_STORED = "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"
 
 
 def read_level_hashes(session: Session, level: int, start: int, end: int) -> list[bytes]:
