@@ -19,7 +19,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, Text, and_, column, exists, func, or_, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    and_,
+    column,
+    exists,
+    func,
+    or_,
+    select,
+    table,
+    type_coerce,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -28,6 +41,7 @@ from sqlalchemy.sql.selectable import FromClause, Join, NamedFromClause
 from ledger import storage
 from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, record_index, records, sqlite_many
 from ledger.errors import InvalidInput
+from ledger.records.codes import encode
 from ledger.records.index_rows import index_row as index_row
 from ledger.records.index_rows import time_ms as time_ms
 from ledger.storage import StoredCheckpoint
@@ -345,10 +359,13 @@ def superseded(tree_size: int) -> ColumnElement[bool]:
         # 50 rows near the start of 400,000 (0.1 ms through the ref index),
         # and for every match where a page sorts by decision time or keeps
         # only current records. PostgreSQL probed record_index_ref either way.
+        # The type too, since it is a SMALLINT code (migration 0012_codes):
+        # offered ``type = ?``, SQLite read every amendment through
+        # record_index_type.
         return exists().where(
             later.c.platform == me.platform,
             later.c.ref_record_id == of,
-            later.c.type == "amendment",
+            type_coerce(later.c.type, Integer) + 0 == _AMENDMENT,
             later.c.leaf_index + 0 > me.leaf_index,
             later.c.leaf_index + 0 < tree_size,
         )
@@ -358,6 +375,8 @@ def superseded(tree_size: int) -> ColumnElement[bool]:
     )
 
 
+#: The stored code of an amendment's type (ledger/records/codes.py).
+_AMENDMENT = encode("type", "amendment")
 #: Built once: building an alias anew took SQLAlchemy about 2 ms of each feed request.
 _LATER = (record_index.alias("later"), record_index.alias("later"))
 
