@@ -131,18 +131,9 @@ def cosigned_note(session: Session, cp: StoredCheckpoint) -> bytes:
 
 
 def latest_cosigned_note(log: Log, session: Session) -> bytes:
-    """:func:`cosigned_note` of the latest checkpoint: the head and its
-    cosignature lines in one statement (one round trip per ``/checkpoint``)."""
-    rows, _ = driver_sql(session, _HEAD_AND_COSIGNATURES)
-    head = storage.Head(rows[0][0], bytes(rows[0][1])) if rows else None
-    cp = log.checkpoint_of_head(session, head)
-    return cp.note + "".join(line + "\n" for _, _, line in rows if line is not None).encode()
-
-
-_HEAD_AND_COSIGNATURES = (
-    "SELECT h.size, h.root, c.line FROM log_head h LEFT JOIN cosignatures c ON c.size = h.size"
-    " WHERE h.id = 1 ORDER BY c.witness_name, c.witness_key_id"
-)
+    """:func:`cosigned_note` of the latest checkpoint, as ``session`` saw
+    the head and its cosignatures (``Log.latest_note``)."""
+    return log.latest_note(session)
 
 
 def latest_cosigned(session: Session) -> StoredCheckpoint | None:

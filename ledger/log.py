@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
@@ -32,6 +32,10 @@ from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import AppendedTree, Frontier
 from ledger.tlog.merkle import prove_record, prove_tree, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
+
+#: Where a read session keeps what its first statement read: the head and
+#: the cosignature lines of its size (Log.read).
+_HEAD = "ledger.head"
 
 
 @dataclass(frozen=True)
@@ -76,19 +80,43 @@ class Log:
         # against it (or any tree sharing its partial tiles) read no tile.
         self._edge: Frontier | None = None
         self._latest: StoredCheckpoint | None = None
+        # (head and cosignature lines, /checkpoint's bytes): latest_note.
+        self._note: tuple[tuple[storage.Head | None, tuple[str, ...]], bytes] | None = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction: on SQLite one snapshot of the whole log.
 
-        A lost or refused database connection becomes :class:`StorageError`
-        (503 with Retry-After): the next request gets a fresh connection.
+        Its first statement reads the head and the cosignature lines of its
+        size (kept in the session for :meth:`latest` and :meth:`latest_note`):
+        every read path needs the head, and a pooled connection whose
+        server end died (PostgreSQL restarted, its backend ended, a proxy's
+        idle timeout) fails there. Then the transaction, which has done
+        nothing yet and only reads, is begun once more on a fresh connection
+        (the failure marked every pooled connection as old as it stale:
+        ``ledger.db._wrapped``), where a pre-ping cost a round trip on every
+        checkout. Any other database error, or a second lost connection,
+        becomes :class:`StorageError` (503 with Retry-After).
         """
         try:
-            with Session(self.engine) as session, session.begin():
+            session, transaction = self._begin_read()
+            with session, transaction:
                 yield session
         except DBAPIError as e:
             raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
+
+    def _begin_read(self) -> tuple[Session, SessionTransaction]:
+        for attempt in (1, 2):
+            session = Session(self.engine)
+            transaction = session.begin()
+            try:
+                session.info[_HEAD] = storage.read_head_and_cosignatures(session)
+                return session, transaction
+            except DBAPIError as e:
+                session.close()
+                if attempt == 2 or not e.connection_invalidated:
+                    raise
+        raise AssertionError("log: unreachable")
 
     def check_key(self) -> None:
         """Refuse to run with a key that did not sign this log's checkpoints."""
@@ -111,7 +139,31 @@ class Log:
         moved since the last call, since the log signs one checkpoint per
         size and never replaces it (the head's root must match, too).
         """
-        return self.checkpoint_of_head(session, storage.read_head(session))
+        state = session.info.get(_HEAD)
+        head = storage.read_head(session) if state is None else state[0]
+        return self.checkpoint_of_head(session, head)
+
+    def latest_note(self, session: Session) -> bytes:
+        """The latest checkpoint's note followed by the cosignature lines
+        stored for its size, as ``session`` read them when it began
+        (``GET /checkpoint``).
+
+        Built once per head and set of cosignatures, and kept: the key is
+        what this request's transaction read, so another process (or
+        server) that moved the head or stored a cosignature is seen at
+        once, and nothing older is ever served.
+        """
+        state = session.info.get(_HEAD)
+        if state is None:
+            state = session.info[_HEAD] = storage.read_head_and_cosignatures(session)
+        head, lines = state
+        kept = self._note
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        cp = self.checkpoint_of_head(session, head)
+        note = cp.note + "".join(line + "\n" for line in lines).encode()
+        self._note = (state, note)
+        return note
 
     def checkpoint_of_head(self, session: Session, head: storage.Head | None) -> StoredCheckpoint:
         """The checkpoint of ``head``, read in ``session`` (as :meth:`latest`)."""

@@ -52,6 +52,23 @@ _READ_HEAD = "SELECT size, root FROM log_head WHERE id = 1"
 _READ_HEAD_FOR_UPDATE = _READ_HEAD + " FOR UPDATE"
 
 
+def read_head_and_cosignatures(session: Session) -> tuple[Head | None, tuple[str, ...]]:
+    """The latest tree head and the cosignature lines stored for its size
+    (without their newlines, ordered by witness name and key ID, as
+    ``/checkpoint`` serves them): one statement, the first of every read
+    transaction (``Log.read``)."""
+    rows, _ = driver_sql(session, _HEAD_AND_COSIGNATURES)
+    if not rows:
+        return None, ()
+    return Head(rows[0][0], bytes(rows[0][1])), tuple(line for _, _, line in rows if line is not None)
+
+
+_HEAD_AND_COSIGNATURES = (
+    "SELECT h.size, h.root, c.line FROM log_head h LEFT JOIN cosignatures c ON c.size = h.size"
+    " WHERE h.id = 1 ORDER BY c.witness_name, c.witness_key_id"
+)
+
+
 def advance_head(session: Session, old: Head, new: Head) -> bool:
     """Compare-and-swap the head from ``old`` to ``new``; False if it moved."""
     _, count = driver_sql(
