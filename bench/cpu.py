@@ -124,8 +124,12 @@ def shares(cpu: Counters, cores: int, wall: float) -> Counters:
 
     "other" is what the machine was busy with beyond the parts measured
     (other processes, interrupts); it is present only when the machine's
-    busy time was measured, and never below zero (the counters are read at
-    slightly different moments).
+    busy time was measured, and never below zero: the counters are read at
+    slightly different moments, and the machine's busy time is sampled at
+    clock ticks while a process's is the scheduler's exact runtime (on CI's
+    machine a one-second run read the machine busy for half the CPU one
+    process used), so "other" is a rough figure and zero means "too little
+    to measure".
     """
     if wall <= 0 or cores <= 0:
         return {}

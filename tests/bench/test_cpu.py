@@ -134,8 +134,8 @@ def port() -> Iterator[int]:
 
 
 def test_a_load_run_records_who_used_the_cores(port: int) -> None:
-    """The generator's processes report their CPU, the probe's counters are
-    differenced over the run, and the machine's busy time bounds them."""
+    """The generator's processes report their CPU, and the probe's and the
+    machine's counters are differenced over the run."""
     calls: list[float] = []
 
     def probe() -> cpu.Counters:
@@ -157,7 +157,12 @@ def test_a_load_run_records_who_used_the_cores(port: int) -> None:
     # holds no more than the whole call.
     assert 0.2 <= res.cpu[cpu.SERVER] <= mine
     assert res.cpu[cpu.LOAD_GENERATOR] > 0
-    assert res.cpu[cpu.MACHINE] >= res.cpu[cpu.SERVER] - 2 / TICK
+    # The machine's busy time moved over the window, but it is not asserted to
+    # bound the server's: /proc/stat's busy time is sampled at clock ticks,
+    # process_time() is the scheduler's exact runtime, and on CI's machine the
+    # former was measured at half the latter (0.24 s against 0.46 s) over this
+    # run. That is why cpu.shares() clamps "other" at zero.
+    assert res.cpu[cpu.MACHINE] > 0
     usage = report.cpu_usage([res], "requests", "requests")
     assert usage is not None
     assert usage["per_server_cpu_s"] == pytest.approx(300 / res.cpu[cpu.SERVER])
