@@ -130,12 +130,6 @@ def cosigned_note(session: Session, cp: StoredCheckpoint) -> bytes:
     return cp.note + "".join(cosignature_lines(session, cp.size)).encode()
 
 
-def latest_cosigned_note(log: Log, session: Session) -> bytes:
-    """:func:`cosigned_note` of the latest checkpoint, as ``session`` saw
-    the head and its cosignatures (``Log.latest_note``)."""
-    return log.latest_note(session)
-
-
 def latest_cosigned(session: Session) -> StoredCheckpoint | None:
     """The newest checkpoint with at least one cosignature, or None."""
     size = session.execute(select(func.max(cosignatures.c.size))).scalar()

@@ -422,7 +422,12 @@ def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[
     as SQLAlchemy would wrap them (IntegrityError, DataError, ...), so the
     sequencer tells bad data from a lost compare-and-swap as before.
     """
-    connection = session.connection()
+    return connection_sql(session.connection(), sql, params)
+
+
+def connection_sql(connection: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    """:func:`driver_sql` on ``connection``: outside a Session, for the
+    statements a read path runs on its own (``Log.head_now``)."""
     sqlite = connection.dialect.name == "sqlite"
     text_ = sql if sqlite else _PG_SQL.get(sql) or _PG_SQL.setdefault(sql, sql.replace("?", "%s"))
     cursor = connection.connection.cursor()

@@ -26,7 +26,7 @@ from ledger.intake import Intake
 from ledger.migrate import upgrade
 from ledger.registry import Registry, RegistryCache
 from ledger.sequencer import Sequencer
-from ledger.storage import StoredCheckpoint, TileCache, TileHashReader
+from ledger.storage import CacheMiss, StoredCheckpoint, TileCache, TileHashReader
 from ledger.submit import Committer
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import AppendedTree, Frontier
@@ -117,6 +117,51 @@ class Log:
                 if attempt == 2 or not e.connection_invalidated:
                     raise
         raise AssertionError("log: unreachable")
+
+    def head_now(self) -> tuple[storage.Head | None, tuple[str, ...]]:
+        """The head and the cosignature lines of its size, as committed now:
+        one statement on a pooled connection, without a Session or an
+        explicit transaction (one statement reads one committed state).
+
+        For the hot read paths (``/checkpoint``, proofs against the latest
+        checkpoint), whose answer is then built from what this process
+        keeps for exactly that head (:meth:`checkpoint_note`,
+        :meth:`inclusion`), or read in a full transaction when it keeps
+        nothing for it: a Session's begin and commit cost more CPU than
+        the rest of a cached proof (bench/reads_cpu.py). A lost pooled
+        connection is retried once, as in :meth:`read`.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.engine.connect() as conn:
+                    return storage.read_head_and_cosignatures(conn)
+            except DBAPIError as e:
+                if attempt == 2 or not e.connection_invalidated:
+                    raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
+        raise AssertionError("log: unreachable")
+
+    def checkpoint_note(self) -> bytes:
+        """``GET /checkpoint``: :meth:`latest_note` as of the head now, from
+        the bytes kept for that head and its cosignatures when they match
+        (the head is read every time: another process or server may have
+        moved it); else read and kept."""
+        state = self.head_now()
+        kept = self._note
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        with self.read() as s:
+            return self.latest_note(s)
+
+    def _kept_latest(self) -> tuple[StoredCheckpoint, Frontier] | None:
+        """The latest checkpoint as of :meth:`head_now`, with the partial tiles
+        of its tree, if this process keeps both; else None."""
+        head, _ = self.head_now()
+        cp, edge = self._latest, self._edge
+        if head is None or cp is None or (cp.size, cp.root) != (head.size, head.root):
+            return None
+        if edge is None or edge.size < cp.size:
+            return None
+        return cp, edge
 
     def check_key(self) -> None:
         """Refuse to run with a key that did not sign this log's checkpoints."""
@@ -226,6 +271,18 @@ class Log:
             return storage.read_entries(s, index, index + 1)[0], cp
 
     def inclusion(self, index: int, tree_size: int | None = None) -> InclusionProof:
+        if tree_size is None:
+            kept = self._kept_latest()
+            if kept is not None:
+                cp, edge = kept
+                if not 0 <= index < cp.size:
+                    raise NotFound(f"no entry {index} in the tree of size {cp.size}")
+                reader = TileHashReader(None, self._tiles, edge=edge, trees=self._trees)
+                try:
+                    leaf = reader.read_hashes([stored_hash_index(0, index)])[0]
+                    return InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp)
+                except CacheMiss:
+                    pass  # a tile this process has not read yet: a full read transaction
         with self.read() as s:
             cp = self.checkpoint_for(s, tree_size)
             if not 0 <= index < cp.size:
@@ -263,6 +320,18 @@ class Log:
         return [out[i] for i in indexes]
 
     def inclusion_by_hash(self, leaf_hash: bytes, tree_size: int | None = None) -> InclusionProof:
+        if tree_size is None:
+            kept = self._kept_latest()
+            if kept is not None:
+                cp, edge = kept
+                index = self._find_leaf_now(leaf_hash, cp.size)
+                if index is None:
+                    raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
+                reader = TileHashReader(None, self._tiles, edge=edge, trees=self._trees)
+                try:
+                    return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
+                except CacheMiss:
+                    pass  # as in inclusion
         with self.read() as s:
             cp = self.checkpoint_for(s, tree_size)
             index = storage.find_leaf(s, leaf_hash, cp.size)
@@ -270,6 +339,16 @@ class Log:
                 raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
             reader = self._reader(s, cp)
             return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
+
+    def _find_leaf_now(self, leaf_hash: bytes, size: int) -> int | None:
+        """:func:`storage.find_leaf` in one statement on its own: leaves
+        below ``size`` are committed and never change, so this needs no
+        transaction shared with the head's read."""
+        try:
+            with self.engine.connect() as conn:
+                return storage.find_leaf(conn, leaf_hash, size)
+        except DBAPIError as e:
+            raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         with self.read() as s:

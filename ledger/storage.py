@@ -10,11 +10,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
-from ledger.db import checkpoints, driver_sql, entries, hashes, insert_many, is_sqlite, log_head
+from ledger.db import checkpoints, connection_sql, driver_sql, entries, hashes, insert_many, is_sqlite, log_head
 from ledger.entry_codec import decode_entry, encode_entry
 from ledger.errors import StorageError
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
@@ -52,12 +53,13 @@ _READ_HEAD = "SELECT size, root FROM log_head WHERE id = 1"
 _READ_HEAD_FOR_UPDATE = _READ_HEAD + " FOR UPDATE"
 
 
-def read_head_and_cosignatures(session: Session) -> tuple[Head | None, tuple[str, ...]]:
+def read_head_and_cosignatures(session: Session | Connection) -> tuple[Head | None, tuple[str, ...]]:
     """The latest tree head and the cosignature lines stored for its size
     (without their newlines, ordered by witness name and key ID, as
     ``/checkpoint`` serves them): one statement, the first of every read
-    transaction (``Log.read``)."""
-    rows, _ = driver_sql(session, _HEAD_AND_COSIGNATURES)
+    transaction (``Log.read``). On a bare connection (``Log.head_now``) it
+    needs no transaction: one statement reads one committed state."""
+    rows, _ = _sql(session, _HEAD_AND_COSIGNATURES)
     if not rows:
         return None, ()
     return Head(rows[0][0], bytes(rows[0][1])), tuple(line for _, _, line in rows if line is not None)
@@ -192,7 +194,13 @@ def entry_count(session: Session) -> int:
     return 0 if top is None else top + 1
 
 
-def find_leaf(session: Session, leaf_hash: bytes, size: int) -> int | None:
+def _sql(session: Session | Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    if isinstance(session, Connection):
+        return connection_sql(session, sql, params)
+    return driver_sql(session, sql, params)
+
+
+def find_leaf(session: Session | Connection, leaf_hash: bytes, size: int) -> int | None:
     """Return the lowest index < size whose leaf hash is ``leaf_hash``.
 
     One probe of the partial index ``hashes_leaf (hash) WHERE level = 0``,
@@ -202,7 +210,7 @@ def find_leaf(session: Session, leaf_hash: bytes, size: int) -> int | None:
     ``idx`` invites a scan of the primary key over every leaf below the
     size. The lowest match decides: if it is not below the size, none is.
     """
-    rows, _ = driver_sql(session, _FIND_LEAF, (leaf_hash,))
+    rows, _ = _sql(session, _FIND_LEAF, (leaf_hash,))
     return rows[0][0] if rows and rows[0][0] < size else None
 
 
@@ -242,12 +250,19 @@ class TileCache:
                 self._tiles.popitem(last=False)
 
 
-def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None, edge: Frontier | None = None) -> bytes:
+class CacheMiss(Exception):
+    """A read without a session (``session=None``) needed the database."""
+
+
+def read_tile_data(
+    session: Session | None, tile: Tile, cache: TileCache | None = None, edge: Frontier | None = None
+) -> bytes:
     """Return the bytes of a hash tile (level >= 0): ``width`` hashes of 32 bytes.
 
     Full tiles may come from ``cache``, partial ones from ``edge``, the
     frontier of a committed tree. The caller checks that the tile lies
-    within a committed tree.
+    within a committed tree. Without a session, raise :class:`CacheMiss`
+    where the database would be read.
     """
     if tile.level == ENTRIES_LEVEL:
         raise AssertionError("read_tile_data reads hash tiles; use read_bundle for entries")
@@ -260,6 +275,8 @@ def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None,
         data = edge.tile_data(tile.level, tile.n, tile.width)
         if data is not None:
             return data
+    if session is None:
+        raise CacheMiss
     start = tile.n * TILE_WIDTH
     data = b"".join(read_level_hashes(session, tile.level, start, start + tile.width))
     if cache is not None and not tile.is_partial:
@@ -292,11 +309,13 @@ class TileHashReader:
     so a proof through a kept tile hashes nothing. ``trees`` also keeps the
     nodes computed from partial tiles, by stored hash index: a node of a
     committed tree is the root of a complete subtree and never changes.
+    Without a session it reads only what is kept, and raises
+    :class:`CacheMiss` for anything else.
     """
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         cache: TileCache | None = None,
         memo: bool = False,
         edge: Frontier | None = None,
