@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
 from ledger import storage
-from ledger.db import make_engine
+from ledger.db import is_sqlite, make_engine
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.intake import Intake
 from ledger.migrate import upgrade
@@ -30,7 +30,7 @@ from ledger.storage import CacheMiss, StoredCheckpoint, TileCache, TileHashReade
 from ledger.submit import Committer
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import AppendedTree, Frontier
-from ledger.tlog.merkle import prove_record, prove_tree, stored_hash_index
+from ledger.tlog.merkle import prove_record, prove_record_nodes, prove_tree, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
 
 #: Where a read session keeps what its first statement read: the head and
@@ -60,6 +60,11 @@ class Log:
         self, engine: Engine, signer: Signer, tile_cache_size: int = 4096, rendezvous: str | None = None
     ) -> None:
         self.engine = engine
+        # Single statements outside a transaction (head_now): on PostgreSQL
+        # in autocommit, one round trip where psycopg's implicit BEGIN and
+        # the pool's ROLLBACK made three (the pool restores the isolation
+        # level on return); SQLite's connections are in autocommit already.
+        self._single = engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
         self.signer = signer
         self.origin = signer.name
         self.verifier: Verifier = signer.verifier
@@ -133,7 +138,7 @@ class Log:
         """
         for attempt in (1, 2):
             try:
-                with self.engine.connect() as conn:
+                with self._single.connect() as conn:
                     return storage.read_head_and_cosignatures(conn)
             except DBAPIError as e:
                 if attempt == 2 or not e.connection_invalidated:
@@ -277,10 +282,9 @@ class Log:
                 cp, edge = kept
                 if not 0 <= index < cp.size:
                     raise NotFound(f"no entry {index} in the tree of size {cp.size}")
-                reader = TileHashReader(None, self._tiles, edge=edge, trees=self._trees)
+                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge)
                 try:
-                    leaf = reader.read_hashes([stored_hash_index(0, index)])[0]
-                    return InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp)
+                    return InclusionProof(index, node(0, index), prove_record_nodes(cp.size, index, node), cp)
                 except CacheMiss:
                     pass  # a tile this process has not read yet: a full read transaction
         with self.read() as s:
@@ -327,9 +331,9 @@ class Log:
                 index = self._find_leaf_now(leaf_hash, cp.size)
                 if index is None:
                     raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
-                reader = TileHashReader(None, self._tiles, edge=edge, trees=self._trees)
+                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge)
                 try:
-                    return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
+                    return InclusionProof(index, leaf_hash, prove_record_nodes(cp.size, index, node), cp)
                 except CacheMiss:
                     pass  # as in inclusion
         with self.read() as s:
@@ -345,7 +349,7 @@ class Log:
         below ``size`` are committed and never change, so this needs no
         transaction shared with the head's read."""
         try:
-            with self.engine.connect() as conn:
+            with self._single.connect() as conn:
                 return storage.find_leaf(conn, leaf_hash, size)
         except DBAPIError as e:
             raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e

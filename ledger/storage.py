@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from ledger.db import checkpoints, connection_sql, driver_sql, entries, hashes, 
 from ledger.entry_codec import decode_entry, encode_entry
 from ledger.errors import StorageError
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
-from ledger.tlog.merkle import HASH_SIZE
+from ledger.tlog.merkle import HASH_SIZE, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
 
 
@@ -251,18 +251,15 @@ class TileCache:
 
 
 class CacheMiss(Exception):
-    """A read without a session (``session=None``) needed the database."""
+    """A read from what the process keeps (:func:`kept_nodes`) needed the database."""
 
 
-def read_tile_data(
-    session: Session | None, tile: Tile, cache: TileCache | None = None, edge: Frontier | None = None
-) -> bytes:
+def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None, edge: Frontier | None = None) -> bytes:
     """Return the bytes of a hash tile (level >= 0): ``width`` hashes of 32 bytes.
 
     Full tiles may come from ``cache``, partial ones from ``edge``, the
     frontier of a committed tree. The caller checks that the tile lies
-    within a committed tree. Without a session, raise :class:`CacheMiss`
-    where the database would be read.
+    within a committed tree.
     """
     if tile.level == ENTRIES_LEVEL:
         raise AssertionError("read_tile_data reads hash tiles; use read_bundle for entries")
@@ -275,8 +272,6 @@ def read_tile_data(
         data = edge.tile_data(tile.level, tile.n, tile.width)
         if data is not None:
             return data
-    if session is None:
-        raise CacheMiss
     start = tile.n * TILE_WIDTH
     data = b"".join(read_level_hashes(session, tile.level, start, start + tile.width))
     if cache is not None and not tile.is_partial:
@@ -309,13 +304,11 @@ class TileHashReader:
     so a proof through a kept tile hashes nothing. ``trees`` also keeps the
     nodes computed from partial tiles, by stored hash index: a node of a
     committed tree is the root of a complete subtree and never changes.
-    Without a session it reads only what is kept, and raises
-    :class:`CacheMiss` for anything else.
     """
 
     def __init__(
         self,
-        session: Session | None,
+        session: Session,
         cache: TileCache | None = None,
         memo: bool = False,
         edge: Frontier | None = None,
@@ -382,6 +375,50 @@ class TileHashReader:
                     self._trees.put(indexes[k], h_)
             hashes_.append(h_)
         return hashes_
+
+
+def kept_nodes(size: int, cache: TileCache, trees: TileCache, edge: Frontier) -> Callable[[int, int], bytes]:
+    """A :data:`ledger.tlog.merkle.NodeReader` over the tree of ``size``
+    (``edge`` the partial tiles of a tree at least as large) from what
+    :class:`TileHashReader` keeps: full tiles and their inner nodes, and the
+    edge's partial tiles; :class:`CacheMiss` for anything else. A node of
+    height ``level`` is in tile level ``level // 8``; within the tile, a
+    full tile's kept inner nodes (:func:`tile_tree`) hold it, a partial
+    tile's hashes give it by :func:`tile_hash` (and it is kept)."""
+
+    def node(level: int, i: int) -> bytes:
+        tile_level, height = divmod(level, TILE_HEIGHT)
+        n, offset = divmod(i << height, TILE_WIDTH)
+        count = size >> TILE_HEIGHT * tile_level  # hashes at that tile level in the tree
+        if (n + 1) * TILE_WIDTH <= count:
+            if height == 0:
+                data = cache.get((tile_level, n))
+                if data is None:
+                    raise CacheMiss
+                return data[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
+            tree = trees.get((tile_level, n))
+            if tree is None:
+                data = cache.get((tile_level, n))
+                if data is None:
+                    raise CacheMiss
+                tree = tile_tree(data)
+                trees.put((tile_level, n), tree)
+            at = TILE_WIDTH - (2 * TILE_WIDTH >> height) + (offset >> height)
+            return tree[at * HASH_SIZE : (at + 1) * HASH_SIZE]
+        data = edge.tile_data(tile_level, n, count - n * TILE_WIDTH)
+        if data is None:
+            raise CacheMiss
+        run = data[offset * HASH_SIZE : (offset + (1 << height)) * HASH_SIZE]
+        if height == 0:
+            return run
+        key = stored_hash_index(level, i)  # as TileHashReader keeps a partial tile's nodes
+        h = trees.get(key)
+        if h is None:
+            h = tile_hash(run)
+            trees.put(key, h)
+        return h
+
+    return node
 
 
 def tile_within(tile: Tile, size: int) -> bool:

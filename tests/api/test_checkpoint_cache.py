@@ -6,12 +6,18 @@ servers sharing PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
+from ledger import storage
 from ledger.db import cosignatures, writer
 from ledger.log import Log
+from ledger.tlog import merkle
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.merkle import check_record, record_hash
 
@@ -54,3 +60,49 @@ def test_proofs_follow_another_process(engine: Engine, signer: Signer) -> None:
         for proof in (server.inclusion(i), server.inclusion_by_hash(record_hash(data[i]))):
             assert (proof.index, proof.checkpoint.size) == (i, 301)
             check_record(proof.proof, 301, proof.checkpoint.root, i, record_hash(data[i]))
+
+
+def test_kept_proofs_are_the_stored_proofs(engine: Engine, signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proofs from what the process keeps (storage.kept_nodes) equal the
+    proofs read in a transaction, in a tree past one level-1 tile (65,536
+    leaves: nodes from level-1 tiles' inner nodes and partial tiles)."""
+    log = Log(engine, signer)
+    log.sequencer.init()
+    size = 65_536 + 2 * 256 + 7
+    for start in range(0, size, 10_000):
+        log.sequencer.append([f"e{i}".encode() for i in range(start, min(size, start + 10_000))])
+    kept = []
+    monkeypatch.setattr(storage, "kept_nodes", _counting(storage.kept_nodes, kept))
+    indexes = [0, 1, 255, 256, 65_535, 65_536, 65_791, 65_792, size - 8, size - 1, *range(0, size, 4_099)]
+    for i in indexes:
+        log.inclusion(i)  # warm: the first reads tiles in a transaction
+    with log.read() as s:
+        cp = log.latest(s)
+        reader = storage.TileHashReader(s)
+        stored = {i: merkle.prove_record(size, i, reader) for i in indexes}
+    kept.clear()
+    for i in indexes:
+        proof = log.inclusion(i)
+        assert proof.proof == stored[i], i
+        assert log.inclusion_by_hash(proof.leaf_hash).proof == stored[i], i
+        merkle.check_record(proof.proof, size, cp.root, i, record_hash(f"e{i}".encode()))
+    assert kept == [1] * 2 * len(indexes)  # every one of them from the kept tiles, none missed
+
+
+def _counting(f: Callable[..., Any], calls: list[int]) -> Callable[..., Any]:
+    """``f`` (kept_nodes), counting its calls, and its readers' misses as -1."""
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        node = f(*args)
+
+        def counted_node(level: int, i: int) -> bytes:
+            try:
+                return node(level, i)
+            except storage.CacheMiss:
+                calls.append(-1)
+                raise
+
+        return counted_node
+
+    return counted
