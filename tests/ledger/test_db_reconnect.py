@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
+from app import create_app
 from keys.note import Signer
+from keys.records import PlatformKey
 from ledger import storage
 from ledger.db import make_engine
 from ledger.errors import StorageError
@@ -29,7 +32,10 @@ from ledger.migrate import upgrade
 from ledger.sequencer import Plan
 from ledger.tlog.checkpoint import open_checkpoint
 from tests.checklog import check_log
-from tests.conftest import PG_URL
+from tests.conftest import ORIGIN, PG_URL
+from tests.recordkit import decision, sign
+
+KEY = PlatformKey(bytes([13]) * 32)
 
 
 @pytest.fixture
@@ -176,3 +182,31 @@ def test_other_first_statement_errors_are_not_retried(db_url: str, signer: Signe
         assert statements == ["checkout"]
     finally:
         engine.dispose()
+
+
+def test_submission_after_pooled_backends_die(db_url: str, key_file: Path, app_name: str) -> None:
+    """Through the app: a record submitted after every pooled connection's
+    backend was ended is accepted (201) once, as with the pool's pre-ping:
+    the committer's append and the reads around it each begin again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: a SQLite connection has no server end to lose")
+    url = f"{db_url}&application_name={app_name}"
+    config = {"TESTING": True, "DATABASE_URL": url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
+    app = create_app(config | {"DERIVED_CHECK_SECONDS": 0})
+    provider = app.extensions["ledger"]
+    try:
+        with app.app_context():
+            provider.initialise()
+        log = provider.log
+        log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+        client = app.test_client()
+        assert client.post("/api/v1/records", json=sign(decision("before"), KEY)).status_code == 201
+        size = log.latest_size()
+        assert _kill_backends(log.engine, app_name) > 0
+        r = client.post("/api/v1/records", json=sign(decision("after"), KEY))
+        assert r.status_code == 201, r.get_data()
+        assert log.latest_size() == size + 1
+        assert client.get("/checkpoint").status_code == 200
+        check_log(log)
+    finally:
+        provider.close()
