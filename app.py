@@ -57,8 +57,8 @@ DEFAULTS: dict[str, Any] = {
     # /downloads and /api/v1/dumps list and serve (ledger/dumps.py).
     "DUMPS_DIR": str(ROOT / "data" / "dumps"),
     # Where full entry bundles' files are kept once built (ledger/bundle_cache.py),
-    # so that /tile/entries/<N> and the exports of full bundles cost a file
-    # read; None: beside the key file; "" keeps nothing.
+    # so that the exports of full bundles cost a digest of the stored bundle
+    # and a file read; None: beside the key file; "" keeps nothing.
     "EXPORT_CACHE_DIR": None,
 }
 

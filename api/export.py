@@ -24,13 +24,15 @@ and Python's ``gzip`` read as one, and a full bundle's member is the same in
 every file, so it is built once and read back from the bundle cache
 (ledger/bundle_cache.py). For ndjson and csv; dsa-csv names the checkpoint
 in every row. The bundle files, ``/api/v1/export/bundles/<N>``, keep the
-stream layout and are kept whole in the cache.
+stream layout and are kept whole in the cache. A kept file is served only
+while the database holds exactly the stored bytes it was built from (the
+cache reads and digests them on every request), so a download shows what
+the pages show, an entry rewritten behind the log's back included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -70,19 +72,21 @@ def _members(
 ) -> Iterator[bytes]:
     """The file of [start, end) as gzip members: the header, then one per
     bundle (whole or the part in range). Full bundles' members come from the
-    bundle cache, so a range of them costs about a file read per bundle."""
+    bundle cache while the database holds what they were built from, so a
+    range of them costs a digest of the stored bundles and a file read each."""
     yield bundle_cache.gzip_member(bundle_cache.head(log, fmt, start, end, cp))
     n0, n1 = -(-start // TILE_WIDTH), end // TILE_WIDTH  # the full bundles inside the range
-    hashes = bundle_cache.bundle_hashes(log, n0, n1) if n0 < n1 else []
+    if n0 >= n1:
+        n0 = n1 = end // TILE_WIDTH + 1  # none: every bundle touched is a part
     lo = start
     while lo < end:
-        n = lo // TILE_WIDTH
-        hi = min(end, (n + 1) * TILE_WIDTH)
-        if n0 <= n < n1:
-            yield cache.get_or_make(fmt, n, hashes[n - n0], partial(bundle_cache.member, log, fmt, n))
-        else:
-            leaves, data = bundle_cache.read_batch(log, lo, hi)
-            yield bundle_cache.gzip_member(bundle_cache.lines(fmt, lo, leaves, data))
+        if lo == n0 * TILE_WIDTH:
+            yield from cache.members(log, fmt, n0, n1)
+            lo = n1 * TILE_WIDTH
+            continue
+        hi = min(end, (lo // TILE_WIDTH + 1) * TILE_WIDTH)
+        leaves, data = bundle_cache.read_batch(log, lo, hi)
+        yield bundle_cache.gzip_member(bundle_cache.lines(fmt, lo, leaves, data))
         lo = hi
 
 
@@ -92,10 +96,7 @@ def _respond(start: int, end: int, fmt: str, cacheable: bool, layout: str = "str
     if layout == "bundles":
         body: Iterator[bytes] | bytes = _members(log, get_bundle_cache(), start, end, fmt, cp)
     elif end - start == TILE_WIDTH and start % TILE_WIDTH == 0 and cacheable:
-        n = start // TILE_WIDTH
-        h = bundle_cache.bundle_hashes(log, n, n + 1)[0]
-        make = partial(bundle_cache.bundle_file, log, fmt, n, cp)
-        body = get_bundle_cache().get_or_make(f"bundle-{fmt}", n, h, make, cp)
+        body = get_bundle_cache().bundle_file(log, fmt, start // TILE_WIDTH, cp)
     else:
         body = bundle_cache.stream(log, start, end, fmt, cp)
     resp = Response(body, mimetype="application/gzip")

@@ -1,32 +1,55 @@
 """Files derived from full entry bundles, kept so bulk reads cost a file read.
 
-A full entry bundle (256 entries, c2sp.org/tlog-tiles) never changes, and
-nor does anything computed from it alone: the gzip member of its export lines
+What is derived from a full entry bundle (256 entries, c2sp.org/tlog-tiles)
+alone is kept here once built: the gzip member of its export lines
 (``/api/v1/export?...&layout=bundles``), and the whole file
 ``/api/v1/export/bundles/<N>.<fmt>.gz`` (which also names the smallest
-checkpoint covering the bundle, fixed once signed). Building them costs a
-database read, decompressing 256 stored entries (ledger/entry_codec.py),
-formatting and gzip at level 6: 110 to 180 µs of CPU an entry on a busy
-machine (docs/performance.md); reading them back, a file read.
+checkpoint covering the bundle, fixed once signed). Building them costs
+decompressing 256 stored entries (ledger/entry_codec.py), formatting and
+gzip at level 6: 110 to 180 µs of CPU an entry on a busy machine
+(docs/performance.md); reading them back, a file read.
+
+A bundle never changes in an honest log, but the operator's database can:
+an entry rewritten in ``entries`` without touching the stored hashes shows
+on every page, and a file kept from before the rewrite would keep serving
+the original bytes, hiding from whoever downloads what the pages display
+(a split view; ``ledger audit`` finds the rewrite, a download would not).
+So a file is served only if the database holds, at the time of the
+request, exactly what it was built from. A file is named by the SHA-256
+of its bundle's :class:`Source` (its 256 leaf hashes and 256 entries in
+their stored form, not decoded: ledger.storage.stored_digest), and each
+request reads that digest of what the database holds now
+(``read_bundle_digests``, 16 bundles to a statement, computed by
+PostgreSQL itself; on SQLite read and hashed here) and opens only the file
+of that name. A miss builds from a fresh read of the bundle's source and
+keeps the file under that source's digest. A rewritten entry (or leaf
+hash) so names another file, built from the rewritten bytes; the one kept
+before is never read again, and :func:`check` names it. The check costs
+the read and hash of ~170 KB a bundle (on PostgreSQL in the database),
+against the decompress, format and gzip it saves: the cached export went
+from 1.1-1.7 million entries per CPU-second to about 290,000 on SQLite and
+190,000 on PostgreSQL counting its backend's CPU
+(docs/performance.md, "The bundle cache checks the database").
 
 ``/tile/entries/<N>`` is not served from here (api/tiles.py): verifiers
-read the bundles from the database, so an entry rewritten there after its
-bundle was kept is what they see and reject, not hidden behind a file.
+read the bundles from the database itself.
 
 Each file is named by what it is derived from, so a file can only be found
-by a request it answers: ``<dir>/<kind>/<N>.<bundle hash>[.<checkpoint>]``,
-where the bundle hash is the stored Merkle hash of the bundle's 256 leaves
-(the level-1 tile hash, which the audit ties to the entries and the signed
-roots) and the checkpoint is the SHA-256 of the covering checkpoint's signed
-note. A database replaced under the same directory (another log, a restored
-backup) names other files, so it never reads this log's.
+by a request it answers: ``<dir>/<LAYOUT>/<kind>/<N>.<source digest>[.<checkpoint>]``,
+where the source digest is :meth:`Source.digest` and the checkpoint is the
+SHA-256 of the covering checkpoint's signed note. A database replaced
+under the same directory (another log, a restored backup) names other
+files, so it never reads this log's. (Releases before 2026-12-07 named
+files by the bundle's stored level-1 hash; no request finds those, and the
+audit names them: delete them.)
 
 The files are derived data (ledger/derived.py's rule): :func:`check` derives
-every one again from the log and names each that differs, and
-``flask ledger audit`` runs it. Writes are crash-safe without a lock:
-written to ``<dir>/.tmp/``, fsynced, renamed into place; two processes that
-build the same file write the same bytes. A cache that cannot be written
-(a read-only disk, a full one) serves what it builds without keeping it.
+every one again from the log and names each that differs or that the
+database no longer holds the source of, and ``flask ledger audit`` runs it.
+Writes are crash-safe without a lock: written to ``<dir>/.tmp/``, fsynced,
+renamed into place; two processes that build the same file write the same
+bytes. A cache that cannot be written (a read-only disk, a full one) serves
+what it builds without keeping it.
 """
 
 from __future__ import annotations
@@ -37,7 +60,8 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ledger import query, storage
@@ -52,6 +76,15 @@ FORMATS = ("ndjson", "csv", "dsa-csv")
 #: Formats whose lines depend on the entries alone; dsa-csv names the checkpoint in every row.
 MEMBER_FORMATS = ("ndjson", "csv")
 TMP = ".tmp"
+#: The naming scheme's folder. Files of an earlier scheme (named by the
+#: bundle's level-1 hash directly under ``<dir>/<kind>/``, before 2026-12-07)
+#: lie outside it: never read, never audited, and safe to delete.
+LAYOUT = "by-source"
+#: Full bundles whose stored digests one statement reads (4 MB of entries
+#: at most, hashed by PostgreSQL or read here on SQLite): a round trip per
+#: bundle made the export's wall time on a loaded machine several times its
+#: CPU (docs/performance.md).
+DIGEST_RUN = 16
 _NAME = re.compile(r"(0|[1-9][0-9]{0,17})\.([0-9a-f]{64})(?:\.([0-9a-f]{64}))?")
 
 
@@ -59,6 +92,17 @@ def gzip_member(data: bytes) -> bytes:
     """``data`` as one gzip member, level 6, mtime 0: the same bytes every time."""
     gz = zlib.compressobj(6, zlib.DEFLATED, 31)
     return gz.compress(data) + gz.flush()
+
+
+def _gzip(first: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """One gzip member over ``first`` and each chunk, compressed as they come."""
+    gz = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip container, mtime 0: byte-for-byte reproducible
+    yield gz.compress(first)
+    for c in chunks:
+        out = gz.compress(c)
+        if out:
+            yield out
+    yield gz.flush()
 
 
 def lines(fmt: str, lo: int, leaves: list[bytes], data: list[bytes], cp_cell: str = "") -> bytes:
@@ -100,16 +144,11 @@ def stream(log: Log, start: int, end: int, fmt: str, cp: StoredCheckpoint) -> It
     """The export file of [start, end): one gzip member over the header and
     every line, a bundle read at a time (the layout every export had first,
     and the bundle files still have)."""
-    gz = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip container, mtime 0: byte-for-byte reproducible
-    yield gz.compress(head(log, fmt, start, end, cp))
     cp_cell = checkpoint_cell(log.origin, cp.size, cp.root)
-    for lo in range(start, end, TILE_WIDTH):
-        hi = min(end, lo + TILE_WIDTH)
-        leaves, data = read_batch(log, lo, hi)
-        chunk = gz.compress(lines(fmt, lo, leaves, data, cp_cell))
-        if chunk:
-            yield chunk
-    yield gz.flush()
+    batches = (
+        lines(fmt, lo, *read_batch(log, lo, min(end, lo + TILE_WIDTH)), cp_cell) for lo in range(start, end, TILE_WIDTH)
+    )
+    return _gzip(head(log, fmt, start, end, cp), batches)
 
 
 def covering_checkpoint(log: Log, end: int) -> StoredCheckpoint:
@@ -121,6 +160,46 @@ def covering_checkpoint(log: Log, end: int) -> StoredCheckpoint:
     return cp
 
 
+@dataclass(frozen=True)
+class Source:
+    """What the files of full bundle ``n`` are built from, as the database
+    held it at one read: its leaf hashes and its entries in their stored
+    form (ledger/entry_codec.py), not decoded."""
+
+    n: int
+    leaves: list[bytes]
+    stored: list[bytes]
+
+    def digest(self) -> bytes:
+        """:func:`ledger.storage.stored_digest` of the bundle: two sources
+        with one digest are the same bytes, so build the same files."""
+        return storage.stored_digest(self.leaves, self.stored)
+
+    def entries(self) -> list[bytes]:
+        """The entries, decoded; raise StorageError for one that does not decode."""
+        lo = self.n * TILE_WIDTH
+        return [storage.decode_stored(lo + i, d) for i, d in enumerate(self.stored)]
+
+
+def read_source(log: Log, n: int) -> Source:
+    """Full bundle ``n``'s :class:`Source`, as the database holds it now."""
+    lo = n * TILE_WIDTH
+    with log.read() as s:
+        return Source(n, *storage.read_stored_bundle(s, lo, lo + TILE_WIDTH))
+
+
+def member(fmt: str, src: Source) -> bytes:
+    """The gzip member of a full bundle's lines in ``fmt`` (ndjson or csv)."""
+    return gzip_member(lines(fmt, src.n * TILE_WIDTH, src.leaves, src.entries()))
+
+
+def bundle_file(log: Log, fmt: str, src: Source, cp: StoredCheckpoint) -> bytes:
+    """The bytes of ``/api/v1/export/bundles/<n>.<fmt>.gz``: those :func:`stream` yields for the bundle."""
+    lo, hi = src.n * TILE_WIDTH, (src.n + 1) * TILE_WIDTH
+    cp_cell = checkpoint_cell(log.origin, cp.size, cp.root)
+    return b"".join(_gzip(head(log, fmt, lo, hi, cp), [lines(fmt, lo, src.leaves, src.entries(), cp_cell)]))
+
+
 class BundleCache:
     """The cache directory; see the module docstring. ``root`` None keeps nothing."""
 
@@ -129,31 +208,53 @@ class BundleCache:
         self._serial = 0
         self._lock = threading.Lock()
 
-    def _path(self, kind: str, n: int, bundle_hash: bytes, cp: StoredCheckpoint | None) -> Path:
+    def members(self, log: Log, fmt: str, n0: int, n1: int) -> Iterator[bytes]:
+        """The gzip members of full bundles [n0, n1)'s lines in ``fmt``, for what the database holds now."""
+        return self._files(log, fmt, n0, n1, lambda src: member(fmt, src))
+
+    def bundle_file(self, log: Log, fmt: str, n: int, cp: StoredCheckpoint) -> bytes:
+        """``/api/v1/export/bundles/<n>.<fmt>.gz`` naming ``cp``, for what the database holds now."""
+        return next(self._files(log, f"bundle-{fmt}", n, n + 1, lambda src: bundle_file(log, fmt, src, cp), cp))
+
+    def _path(self, kind: str, n: int, digest: bytes, cp: StoredCheckpoint | None) -> Path:
         if self.root is None:
             raise AssertionError("bundle cache: no directory")
-        name = f"{n}.{bundle_hash.hex()}"
+        name = f"{n}.{digest.hex()}"
         if cp is not None:
             name += "." + hashlib.sha256(cp.note).hexdigest()
-        return self.root / kind / name
+        return self.root / LAYOUT / kind / name
 
-    def get_or_make(
-        self, kind: str, n: int, bundle_hash: bytes, make: Callable[[], bytes], cp: StoredCheckpoint | None = None
-    ) -> bytes:
-        """The file ``kind`` of bundle ``n`` (hash ``bundle_hash``), built by ``make`` and kept if absent."""
+    def _files(
+        self, log: Log, kind: str, n0: int, n1: int, make: Callable[[Source], bytes], cp: StoredCheckpoint | None = None
+    ) -> Iterator[bytes]:
+        """The files ``kind`` of full bundles [n0, n1), for the bytes the database holds now.
+
+        The stored bundles' digests are read :data:`DIGEST_RUN` bundles to a
+        statement, as the files are served. A hit is the file named by the
+        digest just read. A miss reads the bundle's :class:`Source`, builds
+        the file from it by ``make`` and keeps it under that source's own
+        digest, not the one looked up: a rewrite between the two reads then
+        names the file for what it was built from. So a name always holds
+        what is derived from the bytes it names (module docstring)."""
         if self.root is None:
-            return make()
-        path = self._path(kind, n, bundle_hash, cp)
-        try:
-            return path.read_bytes()
-        except OSError:
-            pass  # absent, or a cache that cannot be read: build it
-        data = make()
-        # Served, not kept, if it cannot be written: the cache is an
-        # optimisation, never a reason to fail a read.
-        with contextlib.suppress(OSError):
-            self._put(path, data)
-        return data
+            for n in range(n0, n1):
+                yield make(read_source(log, n))
+            return
+        for r0 in range(n0, n1, DIGEST_RUN):
+            r1 = min(n1, r0 + DIGEST_RUN)
+            with log.read() as s:
+                digests = storage.read_bundle_digests(s, r0, r1)
+            for n, digest in zip(range(r0, r1), digests, strict=True):
+                try:
+                    data = self._path(kind, n, digest, cp).read_bytes()
+                except OSError:  # absent, or a cache that cannot be read: build it
+                    src = read_source(log, n)
+                    data = make(src)
+                    # Served, not kept, if it cannot be written: the cache is
+                    # an optimisation, never a reason to fail a read.
+                    with contextlib.suppress(OSError):
+                        self._put(self._path(kind, n, src.digest(), cp), data)
+                yield data
 
     def _put(self, path: Path, data: bytes) -> None:
         tmp_dir = self.root / TMP  # type: ignore[operator]
@@ -174,11 +275,11 @@ class BundleCache:
             tmp.unlink(missing_ok=True)
 
     def files(self) -> Iterator[tuple[str, int, bytes, bytes | None, Path]]:
-        """Every kept file: (kind, bundle index, bundle hash, checkpoint note hash or None, path)."""
-        if self.root is None or not self.root.is_dir():
+        """Every kept file: (kind, bundle index, source digest, checkpoint note hash or None, path)."""
+        if self.root is None or not (self.root / LAYOUT).is_dir():
             return
-        for kind_dir in sorted(self.root.iterdir()):
-            if kind_dir.name == TMP or not kind_dir.is_dir():
+        for kind_dir in sorted((self.root / LAYOUT).iterdir()):
+            if not kind_dir.is_dir():
                 continue
             for p in sorted(kind_dir.iterdir()):
                 m = _NAME.fullmatch(p.name)
@@ -189,43 +290,30 @@ class BundleCache:
                 yield kind_dir.name, int(m.group(1)), bytes.fromhex(m.group(2)), cp_hash, p
 
 
-def bundle_hashes(log: Log, n0: int, n1: int) -> list[bytes]:
-    """The stored Merkle hashes of full bundles [n0, n1) (tile level 1's hashes)."""
-    with log.read() as s:
-        return storage.read_level_hashes(s, 1, n0, n1)
-
-
-def member(log: Log, fmt: str, n: int) -> bytes:
-    """The gzip member of full bundle ``n``'s lines in ``fmt`` (ndjson or csv), from the database."""
-    lo = n * TILE_WIDTH
-    leaves, data = read_batch(log, lo, lo + TILE_WIDTH)
-    return gzip_member(lines(fmt, lo, leaves, data))
-
-
-def bundle_file(log: Log, fmt: str, n: int, cp: StoredCheckpoint) -> bytes:
-    """The bytes of ``/api/v1/export/bundles/<n>.<fmt>.gz``, from the database."""
-    return b"".join(stream(log, n * TILE_WIDTH, (n + 1) * TILE_WIDTH, fmt, cp))
-
-
 def check(log: Log, cache: BundleCache) -> list[str]:
-    """Derive every kept file again; return a problem for each that differs or is not the cache's."""
+    """Derive every kept file again; return a problem for each that differs, is
+    named for a source the database no longer holds, or is not the cache's."""
     problems = []
     size = log.latest_size()
-    for kind, n, bundle_hash, cp_hash, path in cache.files():
+    for kind, n, digest, cp_hash, path in cache.files():
         if n < 0 or (n + 1) * TILE_WIDTH > size:
             problems.append(f"{path}: not a file of a full bundle of this log")
             continue
-        if bundle_hashes(log, n, n + 1)[0] != bundle_hash:
-            problems.append(f"{path}: named for a bundle hash this log's bundle {n} does not have")
+        src = read_source(log, n)
+        if src.digest() != digest:
+            # Never served (no request names it), but kept from bytes the
+            # database no longer holds: a rewritten entry or leaf hash (the
+            # audit's tree check says which), or another log's file.
+            problems.append(f"{path}: named for stored bytes this log's bundle {n} does not hold")
             continue
         if kind in MEMBER_FORMATS and cp_hash is None:
-            want = member(log, kind, n)
+            want = member(kind, src)
         elif kind.startswith("bundle-") and kind[7:] in FORMATS and cp_hash is not None:
             cp = covering_checkpoint(log, (n + 1) * TILE_WIDTH)
             if hashlib.sha256(cp.note).digest() != cp_hash:
                 problems.append(f"{path}: named for a checkpoint that does not cover bundle {n}")
                 continue
-            want = bundle_file(log, kind[7:], n, cp)
+            want = bundle_file(log, kind[7:], src, cp)
         else:
             problems.append(f"{path}: not a kind of file the cache keeps")
             continue

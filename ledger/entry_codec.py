@@ -4,7 +4,10 @@ The leaf hash is over the entry's own bytes (RFC 6962 section 2.1), so
 compression changes nothing anyone verifies: every reader gets the entry
 back byte for byte through :func:`decode_entry` (``ledger.storage``'s
 ``read_entries`` and ``ledger.query.entries_at`` are the only readers of
-``entries.data``), and the audit hashes what it decoded.
+``entries.data``; ``read_stored_bundle`` gives the bundle cache the stored
+form, which it digests to know whether a kept file still matches the
+database, and decodes through the same function), and the audit hashes what
+it decoded.
 
 A stored value is one format byte, then:
 
