@@ -26,6 +26,7 @@ from typing import Any
 import nacl.signing
 
 from keys.records import ALG, RECORD_CONTEXT, PlatformKey
+from ledger.entry_codec import encode_entry
 from ledger.records.entries import canonical, entry_bytes
 from ledger.records.index_rows import index_row
 
@@ -185,12 +186,48 @@ def sign_chunk(args: tuple[bytes, int, int, str]) -> list[Signed]:
     return _get(seed).sign_range(start, stop, prefix)
 
 
-def entry_chunk(args: tuple[bytes, int, int, int]) -> list[tuple[bytes, Signed]]:
-    """(entry, signed record) of bulk records [start, stop), their entries
-    logged at ``logged_at_ms``."""
-    seed, start, stop, logged_at_ms = args
+@dataclass(frozen=True)
+class EntryChunk:
+    """Bulk records ready to append at leaf index ``first``: what the
+    committer writes for them (ledger/submit.py, ledger/derived.py)."""
+
+    first: int
+    entries: list[bytes]
+    #: Each entry's stored form (ledger/entry_codec.py), as the sequencer
+    #: would make it.
+    stored: list[bytes]
+    #: The ``records`` and ``record_index`` rows, as ``record_rows`` gives them.
+    records: list[dict[str, Any]]
+    index_rows: list[dict[str, Any]]
+
+
+def entry_chunk(args: tuple[bytes, int, int, int, int]) -> EntryChunk:
+    """Bulk records [start, stop), logged at ``logged_at_ms`` from leaf
+    index ``first``: signed, their entries, stored forms and rows made
+    here, in a helper process, since none depends on the log."""
+    seed, start, stop, logged_at_ms, first = args
     corpus = _get(seed)
-    return [
-        (entry_bytes(logged_at_ms, "record", s.canonical, s.signature), s)
-        for s in map(corpus.sign_bulk, range(start, stop))
-    ]
+    chunk = EntryChunk(first, [], [], [], [])
+    for i, s in enumerate(map(corpus.sign_bulk, range(start, stop)), first):
+        entry = entry_bytes(logged_at_ms, "record", s.canonical, s.signature)
+        chunk.entries.append(entry)
+        chunk.stored.append(encode_entry(entry))
+        template = corpus.index_rows[s.template]
+        chunk.records.append(
+            {
+                "leaf_index": i,
+                "platform": PLATFORM,
+                "record_id": s.record_id,
+                "type": template["type"],
+                "record_hash": s.record_hash,
+                "key_id": corpus.key_id,
+                "logged_at_ms": logged_at_ms,
+                "ref_record_id": s.ref_record_id,
+            }
+        )
+        chunk.index_rows.append(
+            dict(
+                template, leaf_index=i, record_id=s.record_id, ref_record_id=s.ref_record_id, logged_at_ms=logged_at_ms
+            )
+        )
+    return chunk

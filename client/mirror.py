@@ -98,6 +98,17 @@ class Mirror:
         try:
             self.conn = sqlite3.connect(path, isolation_level=None)
             self._create()
+            # Write-ahead log while filling, without an fsync per commit: a
+            # commit is atomic and survives the process's death (SIGKILL, a
+            # crash) as before, since it is in the -wal file once COMMIT
+            # returns; only a power loss or an OS crash can take back the
+            # bundles since the last checkpoint of the WAL (every ~4 MB),
+            # never part of one (WAL frames are checksummed, a torn tail is
+            # dropped on recovery). The rollback journal's three fsyncs per
+            # bundle were a third of a mirror's wall time. close() syncs
+            # and returns the file to the rollback journal.
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
             count, top = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
             rows = self.conn.execute("SELECT level, hashes FROM frontier ORDER BY level").fetchall()
             last = self.conn.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
@@ -133,14 +144,24 @@ class Mirror:
         return self.frontier.size
 
     def close(self) -> None:
+        """Checkpoint the WAL into the file, synced, and leave it a plain
+        rollback-journal database with no -wal beside it, as any SQLite tool
+        reads it (and read-only, which a WAL file is not without its -shm)."""
+        try:
+            self.conn.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error as e:  # another connection has it open: it stays in WAL mode, still whole
+            warn(f"{self.path} stays in WAL mode: {e}")
         self.conn.close()
 
     def append(self, batch: list[tuple[int, bytes, bytes]]) -> int:
         """Write a verified bundle's entries beyond ``size``, with the frontier, in one transaction.
 
         Commit point: the bundle's entries and the frontier describing them
-        become durable together; a crash before leaves none of them, and the
-        next run resumes after the last committed bundle.
+        are committed together; a crash before leaves none of them, and the
+        next run resumes after the last committed bundle. Committed means
+        kept if the process dies (in the WAL, see ``__init__``); a power
+        loss may take back whole bundles since the WAL's last checkpoint,
+        and the next run fetches them again.
         """
         new = [(i, data, leaf) for i, data, leaf in batch if i >= self.size]
         parsed: dict[str, list[tuple[Any, ...]]] = {"record": [], "registry": []}

@@ -20,7 +20,7 @@ functions take a ``Session`` and never commit.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +38,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
@@ -46,6 +47,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session as Session  # re-exported: views hold one, and import no SQLAlchemy
+
+from ledger.records import codes
 
 #: Every error a database read may raise: a page that must render whatever
 #: happens (an error page) catches this, without importing SQLAlchemy.
@@ -171,47 +174,92 @@ records = Table(
     ),
 )
 
+
+class Code(TypeDecorator[str]):
+    """A closed vocabulary's value, stored as its fixed SMALLINT code
+    (ledger/records/codes.py, migration 0012_codes).
+
+    SQLAlchemy binds a value through this type (a filter's ``c.action ==
+    "label"`` becomes ``action = 10``) and gives back the value for a code
+    it reads, so queries and views read and write the text. A filter's
+    value that has no code binds :data:`~ledger.records.codes.NO_CODE`,
+    which no row holds: it matches nothing, as it did as text. Writes go
+    through :func:`insert_many`, which encodes strictly (a value without a
+    code is an error, never a guess).
+    """
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def __init__(self, column: str) -> None:
+        super().__init__()
+        self.column = column
+        self.codes = codes.CODES[column]
+        self.names = codes.NAMES[column]
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        return self.codes.get(value, codes.NO_CODE)
+
+    def process_result_value(self, value: Any, dialect: Any) -> str | None:
+        return codes.decode(self.column, value)
+
+    def process_literal_param(self, value: Any, dialect: Any) -> str:
+        return "NULL" if value is None else str(self.codes.get(value, codes.NO_CODE))
+
+    @property
+    def python_type(self) -> type[str]:
+        return str
+
+
 #: The feed's query index: derived from the log (ledger/derived.py), append-only,
 #: audited row by row; ``ledger reindex`` adds rows that are missing.
+#:
+#: Since migration 0012_codes the closed vocabularies are SMALLINT codes
+#: (:class:`Code`), and the columns are in the order that wastes no
+#: alignment padding on PostgreSQL: the 8-byte integers, then the 2-byte
+#: codes, the 1-byte booleans, and the texts (short texts need no
+#: alignment; ``search_text``, often over 126 bytes, last).
 record_index = Table(
     "record_index",
     metadata,
     Column("leaf_index", Index64, primary_key=True, autoincrement=False),
-    Column("platform", String(63), nullable=False),
-    Column("type", String(16), nullable=False),
-    Column("record_id", String(128), nullable=False),
-    Column("ref_record_id", String(128)),
     Column("logged_at_ms", BigInteger, nullable=False),
     Column("decided_at_ms", BigInteger),
-    Column("account_class", String(32)),
+    # Added by migration 0005 for the evenness statistics (time to decision).
+    Column("flagged_at_ms", BigInteger),
+    Column("type", Code("type"), nullable=False),
+    Column("account_class", Code("account_class")),
+    Column("category", Code("category")),
+    Column("severity", Code("severity")),
+    Column("action", Code("action")),
+    Column("exemption_type", Code("exemption_type")),
+    Column("review_path", Code("review_path")),
+    Column("interim_state", Code("interim_state")),
+    Column("detection_source", Code("detection_source")),
+    Column("automated_decision", Code("automated_decision")),
+    Column("appeal_outcome", Code("appeal_outcome")),
+    # Added by migration 0007 for the protection statistics: whom the content
+    # targeted, who reported it, and the rule's abuse kind (rule.abuse).
+    Column("target_class", Code("target_class")),
+    Column("reporter_class", Code("reporter_class")),
+    Column("abuse_kind", Code("abuse_kind")),
     Column("political", Boolean),
+    Column("violation_found", Boolean),
+    Column("exemption_applied", Boolean),
+    Column("platform", String(63), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("ref_record_id", String(128)),
     Column("subject_key", String(128)),
     Column("display_name", String(200)),
     Column("rule_id", String(128)),
     Column("rule_version", String(64)),
-    Column("category", String(64)),
-    Column("severity", String(16)),
-    Column("action", String(32)),
-    Column("violation_found", Boolean),
-    Column("exemption_applied", Boolean),
-    Column("exemption_type", String(40)),
-    Column("review_path", String(32)),
-    Column("interim_state", String(32)),
-    Column("detection_source", String(32)),
-    Column("automated_decision", String(16)),
-    Column("appeal_outcome", String(16)),
     Column("territories", String(1000)),
-    Column("search_text", Text),
-    # Added by migration 0005 for the evenness statistics (time to decision).
-    Column("flagged_at_ms", BigInteger),
-    # Added by migration 0007 for the protection statistics: whom the content
-    # targeted, who reported it, and the rule's abuse kind (rule.abuse).
-    Column("target_class", String(32)),
-    Column("reporter_class", String(32)),
-    Column("abuse_kind", String(16)),
     # Added by migration 0009_person_qid for the person view: the Wikidata
     # item of the account's public subject (index_rows.person_qid).
     Column("qid", String(20)),
+    Column("search_text", Text),
     # Filters: each with leaf_index, for newest-first pages of one value
     # (migration 0003; the rule's without its version since 0011). On
     # PostgreSQL every B-tree of the growing tables has fillfactor 100
@@ -343,6 +391,8 @@ def is_sqlite(engine: Engine) -> bool:
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (each with every column of ``table``) in the session's transaction.
 
+    Values of :class:`Code` columns are given as text and written as codes.
+
     On SQLite straight through the driver's ``executemany`` with one
     prepared statement: SQLAlchemy's per-row parameter processing cost as
     much as SQLite's own inserting for the feed index's 30 columns (as
@@ -360,6 +410,16 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if columns is None:
         columns = _COLUMNS[table.name] = tuple(table.c.keys())
     values = [tuple(map(row.__getitem__, columns)) for row in rows]
+    if table.name not in _ENCODERS:
+        coded = [c.type.column if isinstance(c.type, Code) else None for c in table.c]
+        _ENCODERS[table.name] = codes.row_encoder(coded) if any(coded) else None
+    if encode := _ENCODERS[table.name]:
+        # The driver takes the values as they are: the closed vocabularies'
+        # codes are written here (strictly: a value without one is an error).
+        try:
+            values = list(map(encode, values))
+        except KeyError as e:
+            raise ValueError(f"{table.name}: {e} has no code (ledger/records/codes.py)") from None
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         connection = session.connection()
         dbapi = connection.dialect.loaded_dbapi
@@ -398,6 +458,7 @@ def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> 
 
 
 _COLUMNS: dict[str, tuple[str, ...]] = {}
+_ENCODERS: dict[str, Callable[[Sequence[Any]], tuple[Any, ...]] | None] = {}
 _PG_TYPES: dict[str, list[str]] = {}
 
 

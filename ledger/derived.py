@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Engine, Select, Table, bindparam, func, select, text
+from sqlalchemy import Boolean, Column, Engine, Select, Table, bindparam, func, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ledger import storage
 from ledger.db import (
+    Code,
     coverage_statements,
     driver_sql,
     insert_many,
@@ -51,6 +52,7 @@ from ledger.db import (
 )
 from ledger.errors import DerivedDataError, InvalidInput, StorageError
 from ledger.query import insert_index
+from ledger.records import codes
 from ledger.records.coverage import Statement, counts_text, parse_statement
 from ledger.records.index_rows import index_row, time_ms
 
@@ -241,21 +243,34 @@ def _key_columns(table: str) -> list[str]:
 TupleRows = dict[str, list[tuple[Any, ...]]]
 
 _AS_TUPLE = {t.name: itemgetter(*t.c.keys()) for t in TABLES}
+#: The closed vocabularies' columns of each table (``record_index``'s,
+#: migration 0012_codes), by position: the audit compares their codes, as
+#: stored, with the codes of what the entries derive.
+_ENCODE = {
+    t.name: codes.row_encoder([c.type.column if isinstance(c.type, Code) else None for c in t.c])
+    for t in TABLES
+    if any(isinstance(c.type, Code) for c in t.c)
+}
 
 
 def derive_range(start: int, entries: Iterable[bytes]) -> TupleRows:
     """The rows entries ``start``, ``start + 1``, ... derive, as tuples of
-    each table's columns in log order. Pure (no database): the audit runs it
-    in a worker process. Raises :class:`InvalidInput` naming the first entry
-    that cannot be read."""
+    each table's columns in log order, the closed vocabularies as their codes
+    (the stored form, ledger/records/codes.py). Pure (no database): the
+    audit runs it in a worker process. Raises :class:`InvalidInput` naming
+    the first entry that cannot be read (or holds a value without a code)."""
     out: TupleRows = {}
     for i, data in enumerate(entries, start):
         try:
             rows = entry_rows(i, data)
+            tuples = {name: list(map(_AS_TUPLE[name], table_rows)) for name, table_rows in rows.items()}
+            for name, encode in _ENCODE.items():
+                if name in tuples:
+                    tuples[name] = list(map(encode, tuples[name]))
         except (InvalidInput, KeyError, TypeError, ValueError) as e:
             raise InvalidInput(f"entry {i} cannot be read to derive its rows: {e}") from None
-        for name, table_rows in rows.items():
-            out.setdefault(name, []).extend(map(_AS_TUPLE[name], table_rows))
+        for name, table_tuples in tuples.items():
+            out.setdefault(name, []).extend(table_tuples)
     return out
 
 
@@ -303,9 +318,14 @@ def _order(table: Table) -> list[Column[Any]]:
 
 
 def _in_log_order(table: Table) -> Select[Any]:
+    """The rows of ``table`` in a leaf range, as stored: a :class:`Code`
+    column's codes are read as the integers they are, not as their values."""
     c = table.c
+    stored = [type_coerce(col, col.type.impl).label(col.name) if isinstance(col.type, Code) else col for col in c]
     return (
-        select(*c).where(c.leaf_index >= bindparam("start"), c.leaf_index < bindparam("end")).order_by(*_order(table))
+        select(*stored)
+        .where(c.leaf_index >= bindparam("start"), c.leaf_index < bindparam("end"))
+        .order_by(*_order(table))
     )
 
 

@@ -33,11 +33,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import SmallInteger, select, type_coerce
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
-from ledger.db import coverage_statements, published_statistics, record_index
+from ledger.db import Code, coverage_statements, published_statistics, record_index
 from ledger.derived import check_all, check_search, insert_rows, refuse_mismatches, registry_rows
 from ledger.errors import Conflict
 from ledger.evenness.coverage import CoverageFilters, coverage_answer, logged_of
@@ -54,6 +54,7 @@ from ledger.evenness.facts import (
 )
 from ledger.evenness.protection import PROTECTION_COLUMNS, protection_facts_from_entries
 from ledger.log import Log
+from ledger.records import codes
 from ledger.records.coverage import Statement, counts_of
 from ledger.records.entries import canonical, entry_bytes
 from ledger.registry import log_signature
@@ -102,10 +103,13 @@ def read_facts(session: Session, tree_size: int, platform: str | None = None) ->
     """
     c = record_index.c
     below = [c.leaf_index < tree_size] + ([c.platform == platform] if platform is not None else [])
-    kinds = c.type.in_(("amendment", "appeal", "coverage"))
+    # Codes, not values: :func:`_rows` binds as the driver takes them.
+    stored_type = type_coerce(c.type, SmallInteger)
+    kinds = stored_type.in_([codes.CODES["type"][k] for k in ("amendment", "appeal", "coverage")])
     others = _rows(session, [c[name] for name in FACT_COLUMNS], [*below, kinds])
     if others:
-        decisions = _rows(session, [c[name] for name in DECISION_COLUMNS], [*below, c.type == "decision"])
+        is_decision = stored_type == codes.CODES["type"]["decision"]
+        decisions = _rows(session, [c[name] for name in DECISION_COLUMNS], [*below, is_decision])
     else:  # every record below is a decision (no coverage statement either), and none needs its record id
         decisions = _rows(session, [c[name] for name in DECISION_COLUMNS[:-1]], below)
     return FactSet(decisions, others, read_statements(session, tree_size, platform))
@@ -144,16 +148,26 @@ def _rows(session: Session, columns: list[Any], where: list[Any]) -> list[tuple[
     connection = session.connection()
     compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     values = compiled.construct_params()
+    if any(isinstance(b.type, Code) for b in compiled.binds.values()):
+        # construct_params() gives the values as written, and the driver
+        # would compare a code column with text: bind codes (codes.CODES).
+        raise AssertionError("a closed vocabulary's value bound for the driver: bind its code")
     params = [values[name] for name in compiled.positiontup or ()] if compiled.positional else values
     driver = connection.connection.driver_connection
     if driver is None:
         raise AssertionError("a session's connection has a driver connection")
     cursor = driver.cursor() if connection.dialect.name == "sqlite" else driver.cursor(name="evenness_facts")
     rows: list[tuple[Any, ...]] = []
+    # The driver gives the closed vocabularies' codes (migration 0012_codes):
+    # the core reads their values.
+    coded = [c.type.column if isinstance(c.type, Code) else None for c in columns]
+    decode = codes.row_decoder(coded) if any(coded) else None
     try:
         cursor.execute(compiled.string, params)
         while batch := cursor.fetchmany(_FETCH):
-            rows.extend(batch)
+            rows.extend(map(decode, batch) if decode else batch)
+    except KeyError as e:  # a code no value has: the index was edited
+        raise ValueError(f"record_index holds {e} where a code belongs (ledger/records/codes.py)") from None
     finally:
         cursor.close()
     return rows

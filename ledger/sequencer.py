@@ -59,11 +59,14 @@ class Plan:
 
     ``entries`` are the entry bytes; ``write_index`` (optional) writes the
     rows derived from them (query indexes, registry tables) in the same
-    transaction, given the index of the first entry.
+    transaction, given the index of the first entry. ``stored`` (optional)
+    are the entries' stored forms (ledger/entry_codec.py), made by the
+    caller outside the lock; without it they are made here.
     """
 
     entries: list[bytes]
     write_index: Callable[[Session, int], None] | None = None
+    stored: list[bytes] | None = None
 
 
 #: Called under the lock with (session, current tree size, logged_at_ms).
@@ -276,7 +279,7 @@ class Sequencer:
                 rows.extend(frontier.append(leaf))
             new = Head(frontier.size, frontier.root())
             cp = self._sign(new.size, new.root, now)
-            storage.insert_entries(session, head.size, plan.entries)
+            storage.insert_entries(session, head.size, plan.entries, plan.stored)
             storage.insert_hashes(session, rows)
             storage.insert_checkpoint(session, cp)
             if plan.write_index is not None:

@@ -121,9 +121,15 @@ def iter_checkpoints(session: Session, start: int = 0, batch: int = 1000) -> Ite
         start = rows[-1].size + 1
 
 
-def insert_entries(session: Session, first: int, data: Sequence[bytes]) -> None:
-    """Store entries ``first``, ``first + 1``, ... in their stored form (ledger/entry_codec.py)."""
-    insert_many(session, entries, [{"idx": first + i, "data": encode_entry(d)} for i, d in enumerate(data)])
+def insert_entries(session: Session, first: int, data: Sequence[bytes], stored: Sequence[bytes] | None = None) -> None:
+    """Store entries ``first``, ``first + 1``, ... in their stored form
+    (ledger/entry_codec.py): ``stored``, one for each of ``data``, if the
+    caller made them, else encoded here."""
+    if stored is None:
+        stored = [encode_entry(d) for d in data]
+    elif len(stored) != len(data):
+        raise AssertionError("insert_entries: not one stored form for each entry")
+    insert_many(session, entries, [{"idx": first + i, "data": d} for i, d in enumerate(stored)])
 
 
 def insert_hashes(session: Session, rows: Sequence[Row]) -> None:
@@ -242,12 +248,16 @@ _BUNDLE_DIGESTS_PG = (
 
 
 def _read_stored(session: Session, start: int, end: int) -> list[bytes]:
-    rows = session.execute(
-        select(entries.c.data).where(entries.c.idx >= start, entries.c.idx < end).order_by(entries.c.idx)
-    ).all()
+    rows, _ = driver_sql(session, _READ_STORED, (start, end))
     if len(rows) != end - start:
         raise StorageError(f"log storage is missing entries in [{start}, {end})")
-    return [bytes(r.data) for r in rows]
+    return [bytes(r[0]) for r in rows]
+
+
+# Fixed text on the driver, as _FIND_LEAF: every entry bundle a verifier or a
+# mirror reads (/tile/entries) runs it, and building the Core statement per
+# call was a tenth of that request's CPU.
+_READ_STORED = "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"
 
 
 def read_level_hashes(session: Session, level: int, start: int, end: int) -> list[bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, MetaData, Table, text
 
 from ledger.db import is_sqlite
 from ledger.entry_codec import decode_entry
@@ -40,3 +40,11 @@ def store_entries_uncompressed(engine: Engine, start: int = 0) -> None:
             "UPDATE entries SET data = :data WHERE idx = :idx",
             [{"idx": idx, "data": decode_entry(bytes(data))} for idx, data in rows],
         )
+
+
+def record_index_as_stored(engine: Engine | Connection) -> Table:
+    """``record_index`` as the database's revision has it (reflected), for
+    writing and reading rows as an earlier release did: before migration
+    0012_codes its closed vocabularies were text, which the application's
+    model (codes, ledger/db.py) would write and read wrongly."""
+    return Table("record_index", MetaData(), autoload_with=engine)

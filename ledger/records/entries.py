@@ -163,6 +163,12 @@ def entry_head(logged_at_ms: int) -> bytes:
     return b'{"logged_at":' + json.dumps(format_time(logged_at_ms)).encode()
 
 
+#: The length of every :func:`entry_head` up to the year 9999: a
+#: millisecond time has one form (ledger/entry_codec.py compresses entry
+#: tails against it before their head is known).
+ENTRY_HEAD_LENGTH = len(entry_head(0))
+
+
 def entry_tail(kind: str, canonical_body: bytes, signature: dict[str, str]) -> bytes:
     """The rest of an entry (see :func:`entry_bytes`): known before the time
     it is logged at, so request threads build it outside the sequencer's lock."""

@@ -24,40 +24,40 @@ def time_ms(value: Any) -> int | None:
     return day_or_time_ms(value) if isinstance(value, str) else None
 
 
-#: The columns of ``record_index`` (ledger/db.py), in its order; a test
-#: keeps the two equal.
+#: The columns of ``record_index`` (ledger/db.py), in its order (since
+#: migration 0012_codes, the order that pads least); a test keeps the two equal.
 INDEX_COLUMNS = (
     "leaf_index",
-    "platform",
-    "type",
-    "record_id",
-    "ref_record_id",
     "logged_at_ms",
     "decided_at_ms",
+    "flagged_at_ms",
+    "type",
     "account_class",
-    "political",
-    "subject_key",
-    "display_name",
-    "rule_id",
-    "rule_version",
     "category",
     "severity",
     "action",
-    "violation_found",
-    "exemption_applied",
     "exemption_type",
     "review_path",
     "interim_state",
     "detection_source",
     "automated_decision",
     "appeal_outcome",
-    "territories",
-    "search_text",
-    "flagged_at_ms",
     "target_class",
     "reporter_class",
     "abuse_kind",
+    "political",
+    "violation_found",
+    "exemption_applied",
+    "platform",
+    "record_id",
+    "ref_record_id",
+    "subject_key",
+    "display_name",
+    "rule_id",
+    "rule_version",
+    "territories",
     "qid",
+    "search_text",
 )
 
 

@@ -161,6 +161,9 @@ def test_mirror_incrementally_then_verify_full(live: Live, tmp_path: Path) -> No
     res = cli("mirror", "--url", live.url, "--vkey", live.vkey, "--db", db)
     assert res.exit_code == 0, res.output
     assert "mirrored 301 new entries" in res.stdout
+    # Filled in WAL mode, left as a plain rollback-journal file: nothing beside it.
+    assert mirror_rows(db, "PRAGMA journal_mode") == [("delete",)]
+    assert not db.with_name(db.name + "-wal").exists()
     live.add(40)
     ndjson, table = tmp_path / "records.ndjson", tmp_path / "records.csv"
     res = cli("mirror", "--url", live.url, "--vkey", live.vkey, "--db", db, "--ndjson", ndjson, "--csv", table)

@@ -27,6 +27,7 @@ from ledger.db import is_sqlite
 from ledger.errors import DerivedDataError, StorageError
 from ledger.evenness_store import Filters, evenness_at, publish
 from ledger.log import Log, LogProvider
+from ledger.records.codes import CODES
 from tests.checklog import check_log
 from tests.conftest import ORIGIN
 from tests.recordkit import amendment, appeal, decision, sign
@@ -68,6 +69,11 @@ def _hex(engine: Any, data: bytes) -> str:
     return f"'\\x{data.hex()}'::bytea" if not is_sqlite(engine) else f"X'{data.hex()}'"
 
 
+def _code(column: str, value: str) -> str:
+    """The stored code of a closed vocabulary's value (ledger/records/codes.py), for raw SQL."""
+    return str(CODES[column][value])
+
+
 #: (table, column the audit names, SQL editing one row; {d} is a decision's leaf index)
 EDITS = [
     ("platforms", "display_name", "UPDATE platforms SET display_name = 'Evil Social' WHERE slug = 'example-social'"),
@@ -75,11 +81,27 @@ EDITS = [
     ("key_revocations", "revoked_from_ms", "UPDATE key_revocations SET revoked_from_ms = revoked_from_ms + 86400000"),
     ("records", "record_id", "UPDATE records SET record_id = 'd-99' WHERE leaf_index = {d}"),
     ("records", "logged_at_ms", "UPDATE records SET logged_at_ms = logged_at_ms - 1 WHERE leaf_index = {d}"),
-    ("record_index", "account_class", "UPDATE record_index SET account_class = 'ordinary_user' WHERE leaf_index = {d}"),
+    (
+        "record_index",
+        "account_class",
+        "UPDATE record_index SET account_class = "
+        + _code("account_class", "ordinary_user")
+        + " WHERE leaf_index = {d}",
+    ),
     ("record_index", "exemption_applied", "UPDATE record_index SET exemption_applied = NOT exemption_applied"),
     ("record_index", "search_text", "UPDATE record_index SET search_text = 'nothing to see' WHERE leaf_index = {d}"),
-    ("record_index", "target_class", "UPDATE record_index SET target_class = 'group' WHERE leaf_index = {d}"),
-    ("record_index", "reporter_class", "UPDATE record_index SET reporter_class = 'target_self' WHERE leaf_index = {d}"),
+    (
+        "record_index",
+        "target_class",
+        "UPDATE record_index SET target_class = " + _code("target_class", "group") + " WHERE leaf_index = {d}",
+    ),
+    (
+        "record_index",
+        "reporter_class",
+        "UPDATE record_index SET reporter_class = "
+        + _code("reporter_class", "target_self")
+        + " WHERE leaf_index = {d}",
+    ),
     ("record_index", "qid", "UPDATE record_index SET qid = 'Q42' WHERE leaf_index = {d}"),
     ("published_statistics", "document_sha256", "UPDATE published_statistics SET document_sha256 = '" + "0" * 64 + "'"),
 ]
@@ -116,7 +138,10 @@ def test_the_served_statistics_of_a_tampered_index_are_never_signed(ledger: Log,
     before = client.get("/api/v1/stats/evenness").json["document"]
     # Rewrite every legislator's decision as an ordinary user's: the served
     # document changes (that is what an undetected edit would publish).
-    tamper(ledger.engine, "UPDATE record_index SET account_class = 'ordinary_user', political = false")
+    tamper(
+        ledger.engine,
+        "UPDATE record_index SET account_class = " + _code("account_class", "ordinary_user") + ", political = false",
+    )
     fresh = Log(ledger.engine, ledger.signer)  # a new process: nothing cached
     with fresh.read() as s:
         served = evenness_at(s, fresh.latest(s), Filters())
@@ -135,7 +160,7 @@ def test_missing_and_extra_rows_are_named(ledger: Log) -> None:
     tamper(
         ledger.engine,
         "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms) "
-        "VALUES (100000, 'example-social', 'decision', 'ghost', 0)",
+        "VALUES (100000, 'example-social', " + _code("type", "decision") + ", 'ghost', 0)",
     )
     with ledger.read() as s:
         found = derived.check_all(s, ledger.latest(s).size)
@@ -157,7 +182,7 @@ def test_a_tampered_full_text_index_is_found(ledger: Log) -> None:
 @pytest.mark.parametrize(
     "sql",
     [
-        "UPDATE record_index SET action = 'none'",
+        "UPDATE record_index SET action = " + _code("action", "none"),
         "DELETE FROM record_index",
         "UPDATE platforms SET display_name = 'x'",
         "DELETE FROM key_revocations",
@@ -185,7 +210,7 @@ def test_the_servers_check_reports_a_mismatch_on_healthz(app: Flask, ledger: Log
     # New entries are checked incrementally; an edit among them is found.
     assert client.post("/api/v1/records", json=sign(decision("late-1"), KEY)).status_code == 201
     late = _first(ledger, "SELECT leaf_index FROM records WHERE record_id = 'late-1'")
-    tamper(ledger.engine, f"UPDATE record_index SET action = 'none' WHERE leaf_index = {late}")
+    tamper(ledger.engine, f"UPDATE record_index SET action = {_code('action', 'none')} WHERE leaf_index = {late}")
     finding = watch.check()
     assert not finding.ok
     assert f"record_index row (leaf_index={late}), column action" in (finding.problem or "")
@@ -265,13 +290,13 @@ FAILURES = [
     ("checkpoint note", "UPDATE checkpoints SET note = <hex:00> WHERE size = {size}"),
     ("head root", "UPDATE log_head SET root = <hex:" + "ab" * 32 + ">"),
     ("entry beyond the head", "INSERT INTO entries (idx, data) VALUES ({size}, <hex:0061>)"),
-    ("row column", "UPDATE record_index SET action = 'none' WHERE leaf_index = {d}"),
-    ("every row's column", "UPDATE record_index SET action = 'none'"),
+    ("row column", "UPDATE record_index SET action = " + _code("action", "none") + " WHERE leaf_index = {d}"),
+    ("every row's column", "UPDATE record_index SET action = " + _code("action", "none")),
     ("missing row", "DELETE FROM records WHERE leaf_index = {d}"),
     (
         "row beyond the head",
         "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms) "
-        "VALUES ({size}, 'example-social', 'decision', 'ghost', 0)",
+        "VALUES ({size}, 'example-social', " + _code("type", "decision") + ", 'ghost', 0)",
     ),
     ("full-text index", "INSERT INTO record_search(rowid, search_text) VALUES ({d}, 'planted words')"),
 ]

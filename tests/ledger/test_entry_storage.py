@@ -5,13 +5,17 @@ audit; migration 0010_storage converts the rows an earlier release wrote."""
 from __future__ import annotations
 
 import random
+import time
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from keys.note import Signer
+from keys.records import PlatformKey
 from ledger import entry_codec, query, storage
 from ledger.audit import audit
 from ledger.db import make_engine
@@ -19,10 +23,12 @@ from ledger.entry_dictionary import DICTIONARY
 from ledger.errors import StorageError
 from ledger.log import Log
 from ledger.migrate import current_revision, upgrade
-from ledger.records.entries import canonical, entry_bytes
+from ledger.records.entries import ENTRY_HEAD_LENGTH, canonical, entry_bytes, entry_head
+from ledger.submit import verify_items
 from ledger.tlog.merkle import record_hash
 from ledger.tlog.tile import ENTRIES_LEVEL, MAX_ENTRY_SIZE, Tile, parse_bundle
-from tests.recordkit import amendment, appeal, coverage, decision
+from tests.checklog import check_log
+from tests.recordkit import amendment, appeal, coverage, decision, sign
 from tests.tamper import store_entries_uncompressed, tamper
 
 SIGNATURE = {"alg": "ed25519", "key_id": "0123456789abcdef", "value": "A" * 86 + "=="}
@@ -160,3 +166,89 @@ def test_a_new_sqlite_database_has_8_kib_pages(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 8192
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+
+
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    return data[:ENTRY_HEAD_LENGTH], data[ENTRY_HEAD_LENGTH:]
+
+
+def test_an_entry_encoded_in_two_parts_decodes_to_its_bytes() -> None:
+    """The committer's stored form (head once per group, tail in the request
+    thread) is format 1 that the one decoder reads back byte for byte; the
+    tail's references into the dictionary keep their distances, and a tail
+    that repeats the head's text cannot refer to it."""
+    logged = varied_entries()[:5]
+    for data in logged:
+        head, tail = _split(data)
+        for other_head in (head, entry_head(0), entry_head(253_402_300_799_999)):
+            packed = entry_codec.encode_tail(tail, ENTRY_HEAD_LENGTH)
+            stored = entry_codec.join_encoded(
+                other_head, entry_codec.encode_head(other_head), tail, packed, ENTRY_HEAD_LENGTH
+            )
+            assert stored[0] == entry_codec.DEFLATE_1
+            assert entry_codec.decode_entry(stored) == other_head + tail
+            # Hardly larger than the entry compressed whole.
+            assert len(stored) <= len(entry_codec.encode_entry(other_head + tail)) + 24
+    # A tail made of the head's own text, and of text the dictionary holds.
+    head = entry_head(1_765_000_000_123)
+    tail = head[1:] * 3 + b',"record":{"platform":"x"}}'
+    stored = entry_codec.join_encoded(
+        head, entry_codec.encode_head(head), tail, entry_codec.encode_tail(tail, ENTRY_HEAD_LENGTH), ENTRY_HEAD_LENGTH
+    )
+    assert entry_codec.decode_entry(stored) == head + tail
+
+
+def test_a_two_part_encoding_falls_back_where_it_cannot_hold() -> None:
+    head = entry_head(1_765_000_000_123)
+    # A NUL byte could match the head's stand-in: the tail is not encoded alone.
+    assert entry_codec.encode_tail(b"a\x00b", ENTRY_HEAD_LENGTH) is None
+    stored = entry_codec.join_encoded(head, entry_codec.encode_head(head), b"a\x00b", None, ENTRY_HEAD_LENGTH)
+    assert stored == entry_codec.encode_entry(head + b"a\x00b")
+    # A head of another length than the tail was encoded for.
+    tail = varied_entries()[0][ENTRY_HEAD_LENGTH:]
+    packed = entry_codec.encode_tail(tail, ENTRY_HEAD_LENGTH)
+    short = head[:-1]
+    stored = entry_codec.join_encoded(short, entry_codec.encode_head(short), tail, packed, ENTRY_HEAD_LENGTH)
+    assert entry_codec.decode_entry(stored) == short + tail
+    # Never larger than the entry stored raw, which is chosen when the parts are.
+    noise = random.Random(15).randbytes(3000).replace(b"\x00", b"\x01")
+    stored = entry_codec.join_encoded(
+        head, entry_codec.encode_head(head), noise, entry_codec.encode_tail(noise, ENTRY_HEAD_LENGTH), ENTRY_HEAD_LENGTH
+    )
+    assert entry_codec.decode_entry(stored) == head + noise
+    assert len(stored) <= 1 + len(head) + len(noise)
+    stored = entry_codec.join_encoded(head, head + head, noise, noise, ENTRY_HEAD_LENGTH)
+    assert stored == bytes((entry_codec.RAW,)) + head + noise
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 253_402_300_799_999), st.binary(max_size=3000), st.sampled_from([b"", DICTIONARY[100:400]]))
+def test_any_tail_without_nul_round_trips(logged_at_ms: int, noise: bytes, vocabulary: bytes) -> None:
+    head = entry_head(logged_at_ms)
+    tail = (vocabulary + noise + head + vocabulary).replace(b"\x00", b"\x01")
+    packed = entry_codec.encode_tail(tail, ENTRY_HEAD_LENGTH)
+    stored = entry_codec.join_encoded(head, entry_codec.encode_head(head), tail, packed, ENTRY_HEAD_LENGTH)
+    assert entry_codec.decode_entry(stored) == head + tail
+
+
+def test_the_committer_stores_entries_in_two_parts_that_decode(log: Log) -> None:
+    """A submission's entries are stored as the group's head and each
+    record's tail, compressed apart (the tail in the request's thread), and
+    every reader and the audit get the entry back byte for byte."""
+    key = PlatformKey(bytes([7]) * 32)
+    log.registry.add_platform("example-social", "Example Social", key.public_key)
+    items = [sign(decision(f"split-{i}"), key) for i in range(3)]
+    recs = verify_items(log.registry_cache, items, int(time.time() * 1000))
+    placed = log.committer.submit(recs).placed
+    indexes = [p.leaf_index for p in placed]
+    stored = stored_rows(log.engine)
+    with log.read() as s:
+        entries = storage.read_entries(s, indexes[0], indexes[-1] + 1)
+    head = entries[0][:ENTRY_HEAD_LENGTH]
+    assert head == entry_head(placed[0].logged_at_ms)
+    packed_head = entry_codec.encode_head(head)
+    for index, entry, rec in zip(indexes, entries, recs, strict=True):
+        assert entry == head + rec.entry_tail
+        assert stored[index] == bytes((entry_codec.DEFLATE_1,)) + packed_head + rec.packed_tail
+        assert entry_codec.decode_entry(stored[index]) == entry
+    check_log(log)

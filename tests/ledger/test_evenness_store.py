@@ -19,7 +19,7 @@ from ledger.records.entries import canonical, entry_bytes
 from ledger.records.index_rows import index_row
 from ledger.sequencer import Plan
 from tests.recordkit import amendment, appeal, decision
-from tests.tamper import store_entries_uncompressed
+from tests.tamper import record_index_as_stored, store_entries_uncompressed
 
 SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
 
@@ -42,7 +42,7 @@ def test_migration_fills_flagged_at_from_the_log(db_url: str, signer: Signer) ->
                     row: dict[str, Any] = index_row(first + i, now, r)
                     for later in ("flagged_at_ms", "target_class", "reporter_class", "abuse_kind", "qid"):
                         del row[later]  # 0005's column, 0007's and 0009's
-                    s.execute(insert(record_index).values(row))
+                    s.execute(insert(record_index_as_stored(s.connection())).values(row))
 
             return Plan(entries, write)
 

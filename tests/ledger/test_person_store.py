@@ -21,7 +21,7 @@ from ledger.records.entries import canonical, entry_bytes
 from ledger.records.index_rows import index_row
 from ledger.sequencer import Plan
 from tests.recordkit import amendment, appeal, decision
-from tests.tamper import store_entries_uncompressed
+from tests.tamper import record_index_as_stored, store_entries_uncompressed
 
 SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
 ITEM = "Q4115189"
@@ -37,7 +37,7 @@ def _write_as_release_0008(log: Log, records: list[dict[str, Any]]) -> int:
             for i, r in enumerate(records):
                 row: dict[str, Any] = index_row(first + i, now, r)
                 del row["qid"]
-                s.execute(insert(record_index).values(row))
+                s.execute(insert(record_index_as_stored(s.connection())).values(row))
 
         return Plan(entries, write)
 

@@ -13,14 +13,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
-from ledger.db import make_engine, record_index
+from ledger.db import make_engine
 from ledger.log import Log
 from ledger.migrate import current_revision, upgrade
 from ledger.records.entries import canonical, entry_bytes
 from ledger.records.index_rows import index_row
 from ledger.sequencer import Plan
 from tests.recordkit import amendment, appeal, decision
-from tests.tamper import store_entries_uncompressed
+from tests.tamper import record_index_as_stored, store_entries_uncompressed
 
 SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
 NEW = ("target_class", "reporter_class", "abuse_kind")
@@ -48,7 +48,7 @@ def test_migration_fills_protection_columns_from_the_log(db_url: str, signer: Si
                     row: dict[str, Any] = index_row(first + i, now, r)
                     for name in (*NEW, "qid"):  # qid: a later migration's (0009)
                         del row[name]
-                    s.execute(insert(record_index).values(row))
+                    s.execute(insert(record_index_as_stored(s.connection())).values(row))
 
             return Plan(entries, write)
 
@@ -56,9 +56,10 @@ def test_migration_fills_protection_columns_from_the_log(db_url: str, signer: Si
         store_entries_uncompressed(engine)  # as that release stored them, too
         upgrade(engine, "0007_protection")
         assert current_revision(engine) == "0007_protection"
-        columns = [record_index.c.leaf_index] + [record_index.c[name] for name in NEW]
+        stored = record_index_as_stored(engine)  # the vocabularies as text until 0012_codes
+        columns = [stored.c.leaf_index] + [stored.c[name] for name in NEW]
         with log.read() as s:
-            got = [tuple(r) for r in s.execute(select(*columns).order_by(record_index.c.leaf_index))]
+            got = [tuple(r) for r in s.execute(select(*columns).order_by(stored.c.leaf_index))]
         want = [(first + i, *(index_row(first + i, 0, r)[n] for n in NEW)) for i, r in enumerate(records)]
         assert got == want
         assert want == [
