@@ -18,14 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session
 
 from app import create_app
-from keys.note import Signer
+from keys.note import Signature, Signer
 from keys.records import PlatformKey
 from ledger import storage
-from ledger.db import make_engine
+from ledger.cosign import Cosigner
+from ledger.db import cosignatures, make_engine
 from ledger.errors import StorageError
 from ledger.log import Log
 from ledger.migrate import upgrade
@@ -210,3 +211,31 @@ def test_submission_after_pooled_backends_die(db_url: str, key_file: Path, app_n
         check_log(log)
     finally:
         provider.close()
+
+
+def test_cosignatures_stored_after_pooled_backends_die(plog: Log, app_name: str) -> None:
+    """``cosign`` stores a witness's verified cosignatures with a writer
+    transaction of its own: begun again on a fresh connection when the pooled
+    one is lost (a long ``cosign --follow`` outlives a database restart), and
+    a second store of the same lines keeps the one row."""
+    sig = Signature("witness.example", bytes.fromhex("0a0b0c0d"), bytes(72))
+    with Cosigner(plog, []) as cosigner:
+        _two_pooled(plog.engine)
+        killed = _kill_backends(plog.engine, app_name)
+        assert killed >= (2 if _is_pg(plog.engine) else 0)
+        cosigner._insert(3, [sig])
+        cosigner._insert(3, [sig])
+    with Session(plog.engine) as s:
+        lines = s.execute(select(cosignatures.c.line).where(cosignatures.c.size == 3)).scalars().all()
+    assert lines == [sig.line()[:-1]]
+
+
+def test_a_cosignature_store_that_fails_is_a_storage_error(plog: Log) -> None:
+    """A database error other than a lost connection is not retried, and is
+    the ledger's StorageError (which a cosign round reports per witness and
+    ``--follow`` survives), not a driver error that ends the command."""
+    sig = Signature("witness.example", bytes.fromhex("0a0b0c0d"), bytes(72))
+    with Session(plog.engine) as s, s.begin():
+        s.execute(text("DROP TABLE cosignatures"))
+    with Cosigner(plog, []) as cosigner, pytest.raises(StorageError, match="cannot store the cosignatures"):
+        cosigner._insert(3, [sig])
