@@ -21,7 +21,7 @@ from flask import Blueprint, Response
 
 from api.describe import Paths, op, path_param, problem
 from api.state import get_log
-from ledger.cosign import cosigned_note, latest_cosigned, latest_cosigned_note
+from ledger.cosign import cosigned_note, latest_cosigned
 from ledger.errors import NotFound
 from ledger.tlog.tile import parse_tile_path
 
@@ -38,10 +38,7 @@ def _note(note: bytes) -> Response:
 
 @bp.get("/checkpoint")
 def checkpoint() -> Response:
-    log = get_log()
-    with log.read() as s:
-        note = latest_cosigned_note(log, s)
-    return _note(note)
+    return _note(get_log().checkpoint_note())
 
 
 @bp.get("/api/v1/checkpoints/cosigned")

@@ -12,7 +12,8 @@ from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify, request
-from marshmallow import fields
+from marshmallow import ValidationError, fields
+from werkzeug.datastructures import MultiDict
 
 from api.describe import (
     B64,
@@ -93,9 +94,25 @@ _INCLUSION_QUERY = InclusionQuery()
 _CONSISTENCY_QUERY = ConsistencyQuery()
 
 
+def _inclusion_query(args: MultiDict[str, str]) -> dict[str, Any]:
+    """The query as :func:`parse_query` loads it. A lone ``leaf_index`` or
+    ``leaf_hash``, given once (nearly every request), is parsed by its own
+    field, as exactly as the schema parses it: the schema's load cost about
+    a tenth of a cached proof (bench/reads_cpu.py). Anything else, or a
+    value the field refuses, goes through the schema, which words the error."""
+    if len(args) == 1:
+        ((key, values),) = args.lists()
+        if key in ("leaf_index", "leaf_hash") and len(values) == 1:
+            try:
+                return {key: _INCLUSION_QUERY.fields[key].deserialize(values[0])}
+            except ValidationError:
+                pass
+    return parse_query(_INCLUSION_QUERY, args)
+
+
 @bp.get("/proofs/inclusion")
 def inclusion() -> Response:
-    q = parse_query(_INCLUSION_QUERY, request.args)
+    q = _inclusion_query(request.args)
     log = get_log()
     if (q.get("leaf_index") is None) == (q.get("leaf_hash") is None):
         raise InvalidInput("give exactly one of leaf_index and leaf_hash")

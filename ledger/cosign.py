@@ -32,13 +32,14 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from keys.cosignature import CosignatureVerifier
 from keys.note import Signature
 from ledger import storage
 from ledger.db import cosignatures, driver_sql, is_sqlite, writer
-from ledger.errors import InvalidInput, LedgerError, ProofError
+from ledger.errors import InvalidInput, LedgerError, ProofError, StorageError
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
 from ledger.tlog.witness import SIZE_CONTENT_TYPE, AddCheckpoint, parse_cosignatures, parse_size
@@ -128,21 +129,6 @@ _COSIGNATURE_LINES = "SELECT line FROM cosignatures WHERE size = ? ORDER BY witn
 def cosigned_note(session: Session, cp: StoredCheckpoint) -> bytes:
     """The log's signed checkpoint followed by its stored cosignatures."""
     return cp.note + "".join(cosignature_lines(session, cp.size)).encode()
-
-
-def latest_cosigned_note(log: Log, session: Session) -> bytes:
-    """:func:`cosigned_note` of the latest checkpoint: the head and its
-    cosignature lines in one statement (one round trip per ``/checkpoint``)."""
-    rows, _ = driver_sql(session, _HEAD_AND_COSIGNATURES)
-    head = storage.Head(rows[0][0], bytes(rows[0][1])) if rows else None
-    cp = log.checkpoint_of_head(session, head)
-    return cp.note + "".join(line + "\n" for _, _, line in rows if line is not None).encode()
-
-
-_HEAD_AND_COSIGNATURES = (
-    "SELECT h.size, h.root, c.line FROM log_head h LEFT JOIN cosignatures c ON c.size = h.size"
-    " WHERE h.id = 1 ORDER BY c.witness_name, c.witness_key_id"
-)
 
 
 def latest_cosigned(session: Session) -> StoredCheckpoint | None:
@@ -288,11 +274,29 @@ class Cosigner:
                 raise ProofError(f"the witness answered with an invalid cosignature by {sig.name}")
         if not any(s.key_id == w.verifier.key_id and s.name == w.verifier.name for s in valid):
             raise WitnessError("the answer holds no cosignature by the witness's key")
-        with Session(writer(self.log.engine)) as s, s.begin():
-            insert_cosignatures(s, cp.size, valid, time.time_ns() // 1_000_000)
-            # Commit point: the cosignatures become servable together.
+        self._insert(cp.size, valid)
         extra = f" ({unknown} lines by unknown keys ignored)" if unknown else ""
         return CosignResult(w, cp.size, True, f"witness {w.label}: cosigned size {cp.size}{extra}")
+
+    def _insert(self, size: int, valid: list[Signature]) -> None:
+        """Store ``valid``, begun once more on a fresh connection if the pooled
+        one proves lost (the pool no longer pings before a checkout: ledger/db.py).
+
+        The insert keeps a cosignature already stored, so a second attempt
+        after one that committed unseen changes nothing. Any other database
+        error is a :class:`StorageError` naming this witness's round, so
+        ``cosign --follow`` goes on with the next round instead of exiting.
+        """
+        for attempt in (1, 2):
+            try:
+                with Session(writer(self.log.engine)) as s, s.begin():
+                    insert_cosignatures(s, size, valid, time.time_ns() // 1_000_000)
+                    # Commit point: the cosignatures become servable together.
+                return
+            except DBAPIError as e:
+                if attempt == 1 and e.connection_invalidated:
+                    continue
+                raise StorageError(f"cannot store the cosignatures: {type(e.orig).__name__}") from e
 
     @staticmethod
     def log_text(cp: StoredCheckpoint) -> bytes:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Engine,
     ForeignKey,
     Index,
@@ -434,7 +435,7 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
                     copy.write_row(value)
         except dbapi.Error as e:
             # As SQLAlchemy would have wrapped it: DataError, IntegrityError, ...
-            raise DBAPIError.instance(sql, None, e, dbapi.Error, dialect=connection.dialect) from e
+            raise _wrapped(connection, sql, None, e, cursor) from e
         finally:
             cursor.close()
         return
@@ -451,7 +452,7 @@ def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> 
     try:
         cursor.executemany(sql, values)
     except sqlite3.Error as e:
-        raise DBAPIError.instance(sql, None, e, sqlite3.Error, dialect=connection.dialect) from e
+        raise _wrapped(connection, sql, None, e, cursor) from e
     finally:
         cursor.close()
 
@@ -482,7 +483,12 @@ def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[
     as SQLAlchemy would wrap them (IntegrityError, DataError, ...), so the
     sequencer tells bad data from a lost compare-and-swap as before.
     """
-    connection = session.connection()
+    return connection_sql(session.connection(), sql, params)
+
+
+def connection_sql(connection: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    """:func:`driver_sql` on ``connection``: outside a Session, for the
+    statements a read path runs on its own (``Log.head_now``)."""
     sqlite = connection.dialect.name == "sqlite"
     text_ = sql if sqlite else _PG_SQL.get(sql) or _PG_SQL.setdefault(sql, sql.replace("?", "%s"))
     cursor = connection.connection.cursor()
@@ -491,10 +497,38 @@ def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[
         rows = list(cursor.fetchall()) if cursor.description is not None else []
         return rows, cursor.rowcount
     except connection.dialect.loaded_dbapi.Error as e:
-        dbapi = connection.dialect.loaded_dbapi
-        raise DBAPIError.instance(text_, params, e, dbapi.Error, dialect=connection.dialect) from e
+        raise _wrapped(connection, text_, params, e, cursor) from e
     finally:
         cursor.close()
+
+
+def _wrapped(connection: Connection, sql: str, params: Any, e: Exception, cursor: Any) -> DBAPIError:
+    """``e``, raised by the driver on ``connection``, as SQLAlchemy's own
+    execution path would raise it (IntegrityError, DataError, ...).
+
+    A lost connection (the dialect's ``is_disconnect``: on psycopg a
+    closed or broken connection) is handled as that path handles it too:
+    every pooled connection opened before it is marked stale, as a server
+    that dropped one has likely dropped them all (a restart), so the next
+    checkout connects afresh; this one is invalidated, and the error says
+    ``connection_invalidated``, which :meth:`ledger.log.Log.read` and the
+    sequencer read to retry a transaction that did nothing yet.
+    """
+    dialect = connection.dialect
+    lost = connection.invalidated
+    if not lost:
+        proxied = connection.connection
+        lost = dialect.is_disconnect(e, proxied.dbapi_connection, cursor)  # type: ignore[arg-type]
+        if lost:
+            # Pool._invalidate is what Connection._handle_dbapi_exception
+            # calls on a disconnect (SQLAlchemy 2.0, 2.1); it has no public name.
+            connection.engine.pool._invalidate(proxied, e)
+            connection.invalidate(e)
+    dbapi_error = dialect.loaded_dbapi.Error
+    wrapped = DBAPIError.instance(sql, params, e, dbapi_error, connection_invalidated=lost, dialect=dialect)
+    if not isinstance(wrapped, DBAPIError):  # instance() makes a StatementError only of non-driver errors
+        raise AssertionError(f"db: {type(e).__name__} is not a driver error")
+    return wrapped
 
 
 def in_list(n: int) -> str:
@@ -520,7 +554,11 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -
         engine = create_engine(u, connect_args={"timeout": timeout, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it cost a round trip on every checkout (about a quarter of
+    # /checkpoint's CPU, as profiled). A pooled connection whose server end
+    # died shows on its first statement instead (_wrapped), where a read
+    # transaction, and a write that has done nothing yet, retry once on a
+    # fresh connection (Log.read, Sequencer).
     connect_args = {**PG_CONNECT_ARGS, **kwargs.get("connect_args", {})}
     # The URL's own options (a search_path, say) come first; ours are added.
     url_options = u.query.get("options")
@@ -559,11 +597,18 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(WRITE_OPTION):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+    def _on_begin(conn: Connection) -> None:
+        # On the driver: through exec_driver_sql, the BEGIN of every read
+        # transaction cost more Python than the rest of /checkpoint's reads
+        # (as profiled); errors (a busy database) are wrapped as before.
+        sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN"
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(sql)
+        except sqlite3.Error as e:
+            raise _wrapped(conn, sql, None, e, cursor) from e
+        finally:
+            cursor.close()
 
 
 def writer(engine: Engine) -> Engine:

@@ -15,23 +15,27 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
 from ledger import storage
-from ledger.db import make_engine
+from ledger.db import is_sqlite, make_engine
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.intake import Intake
 from ledger.migrate import upgrade
 from ledger.registry import Registry, RegistryCache
 from ledger.sequencer import Sequencer
-from ledger.storage import StoredCheckpoint, TileCache, TileHashReader
+from ledger.storage import CacheMiss, StoredCheckpoint, TileCache, TileHashReader
 from ledger.submit import Committer
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import AppendedTree, Frontier
-from ledger.tlog.merkle import prove_record, prove_tree, stored_hash_index
+from ledger.tlog.merkle import prove_record, prove_record_nodes, prove_tree, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
+
+#: Where a read session keeps what its first statement read: the head and
+#: the cosignature lines of its size (Log.read).
+_HEAD = "ledger.head"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Log:
         self, engine: Engine, signer: Signer, tile_cache_size: int = 4096, rendezvous: str | None = None
     ) -> None:
         self.engine = engine
+        # Single statements outside a transaction (head_now): on PostgreSQL
+        # in autocommit, one round trip where psycopg's implicit BEGIN and
+        # the pool's ROLLBACK made three (the pool restores the isolation
+        # level on return); SQLite's connections are in autocommit already.
+        self._single = engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
         self.signer = signer
         self.origin = signer.name
         self.verifier: Verifier = signer.verifier
@@ -76,19 +85,88 @@ class Log:
         # against it (or any tree sharing its partial tiles) read no tile.
         self._edge: Frontier | None = None
         self._latest: StoredCheckpoint | None = None
+        # (head and cosignature lines, /checkpoint's bytes): latest_note.
+        self._note: tuple[tuple[storage.Head | None, tuple[str, ...]], bytes] | None = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction: on SQLite one snapshot of the whole log.
 
-        A lost or refused database connection becomes :class:`StorageError`
-        (503 with Retry-After): the next request gets a fresh connection.
+        Its first statement reads the head and the cosignature lines of its
+        size (kept in the session for :meth:`latest` and :meth:`latest_note`):
+        every read path needs the head, and a pooled connection whose
+        server end died (PostgreSQL restarted, its backend ended, a proxy's
+        idle timeout) fails there. Then the transaction, which has done
+        nothing yet and only reads, is begun once more on a fresh connection
+        (the failure marked every pooled connection as old as it stale:
+        ``ledger.db._wrapped``), where a pre-ping cost a round trip on every
+        checkout. Any other database error, or a second lost connection,
+        becomes :class:`StorageError` (503 with Retry-After).
         """
         try:
-            with Session(self.engine) as session, session.begin():
+            session, transaction = self._begin_read()
+            with session, transaction:
                 yield session
         except DBAPIError as e:
             raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
+
+    def _begin_read(self) -> tuple[Session, SessionTransaction]:
+        for attempt in (1, 2):
+            session = Session(self.engine)
+            transaction = session.begin()
+            try:
+                session.info[_HEAD] = storage.read_head_and_cosignatures(session)
+                return session, transaction
+            except DBAPIError as e:
+                session.close()
+                if attempt == 2 or not e.connection_invalidated:
+                    raise
+        raise AssertionError("log: unreachable")
+
+    def head_now(self) -> tuple[storage.Head | None, tuple[str, ...]]:
+        """The head and the cosignature lines of its size, as committed now:
+        one statement on a pooled connection, without a Session or an
+        explicit transaction (one statement reads one committed state).
+
+        For the hot read paths (``/checkpoint``, proofs against the latest
+        checkpoint), whose answer is then built from what this process
+        keeps for exactly that head (:meth:`checkpoint_note`,
+        :meth:`inclusion`), or read in a full transaction when it keeps
+        nothing for it: a Session's begin and commit cost more CPU than
+        the rest of a cached proof (bench/reads_cpu.py). A lost pooled
+        connection is retried once, as in :meth:`read`.
+        """
+        for attempt in (1, 2):
+            try:
+                with self._single.connect() as conn:
+                    return storage.read_head_and_cosignatures(conn)
+            except DBAPIError as e:
+                if attempt == 2 or not e.connection_invalidated:
+                    raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
+        raise AssertionError("log: unreachable")
+
+    def checkpoint_note(self) -> bytes:
+        """``GET /checkpoint``: :meth:`latest_note` as of the head now, from
+        the bytes kept for that head and its cosignatures when they match
+        (the head is read every time: another process or server may have
+        moved it); else read and kept."""
+        state = self.head_now()
+        kept = self._note
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        with self.read() as s:
+            return self.latest_note(s)
+
+    def _kept_latest(self) -> tuple[StoredCheckpoint, Frontier] | None:
+        """The latest checkpoint as of :meth:`head_now`, with the partial tiles
+        of its tree, if this process keeps both; else None."""
+        head, _ = self.head_now()
+        cp, edge = self._latest, self._edge
+        if head is None or cp is None or (cp.size, cp.root) != (head.size, head.root):
+            return None
+        if edge is None or edge.size < cp.size:
+            return None
+        return cp, edge
 
     def check_key(self) -> None:
         """Refuse to run with a key that did not sign this log's checkpoints."""
@@ -111,7 +189,31 @@ class Log:
         moved since the last call, since the log signs one checkpoint per
         size and never replaces it (the head's root must match, too).
         """
-        return self.checkpoint_of_head(session, storage.read_head(session))
+        state = session.info.get(_HEAD)
+        head = storage.read_head(session) if state is None else state[0]
+        return self.checkpoint_of_head(session, head)
+
+    def latest_note(self, session: Session) -> bytes:
+        """The latest checkpoint's note followed by the cosignature lines
+        stored for its size, as ``session`` read them when it began
+        (``GET /checkpoint``).
+
+        Built once per head and set of cosignatures, and kept: the key is
+        what this request's transaction read, so another process (or
+        server) that moved the head or stored a cosignature is seen at
+        once, and nothing older is ever served.
+        """
+        state = session.info.get(_HEAD)
+        if state is None:
+            state = session.info[_HEAD] = storage.read_head_and_cosignatures(session)
+        head, lines = state
+        kept = self._note
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        cp = self.checkpoint_of_head(session, head)
+        note = cp.note + "".join(line + "\n" for line in lines).encode()
+        self._note = (state, note)
+        return note
 
     def checkpoint_of_head(self, session: Session, head: storage.Head | None) -> StoredCheckpoint:
         """The checkpoint of ``head``, read in ``session`` (as :meth:`latest`)."""
@@ -174,6 +276,17 @@ class Log:
             return storage.read_entries(s, index, index + 1)[0], cp
 
     def inclusion(self, index: int, tree_size: int | None = None) -> InclusionProof:
+        if tree_size is None:
+            kept = self._kept_latest()
+            if kept is not None:
+                cp, edge = kept
+                if not 0 <= index < cp.size:
+                    raise NotFound(f"no entry {index} in the tree of size {cp.size}")
+                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge)
+                try:
+                    return InclusionProof(index, node(0, index), prove_record_nodes(cp.size, index, node), cp)
+                except CacheMiss:
+                    pass  # a tile this process has not read yet: a full read transaction
         with self.read() as s:
             cp = self.checkpoint_for(s, tree_size)
             if not 0 <= index < cp.size:
@@ -211,6 +324,18 @@ class Log:
         return [out[i] for i in indexes]
 
     def inclusion_by_hash(self, leaf_hash: bytes, tree_size: int | None = None) -> InclusionProof:
+        if tree_size is None:
+            kept = self._kept_latest()
+            if kept is not None:
+                cp, edge = kept
+                index = self._find_leaf_now(leaf_hash, cp.size)
+                if index is None:
+                    raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
+                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge)
+                try:
+                    return InclusionProof(index, leaf_hash, prove_record_nodes(cp.size, index, node), cp)
+                except CacheMiss:
+                    pass  # as in inclusion
         with self.read() as s:
             cp = self.checkpoint_for(s, tree_size)
             index = storage.find_leaf(s, leaf_hash, cp.size)
@@ -218,6 +343,16 @@ class Log:
                 raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
             reader = self._reader(s, cp)
             return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
+
+    def _find_leaf_now(self, leaf_hash: bytes, size: int) -> int | None:
+        """:func:`storage.find_leaf` in one statement on its own: leaves
+        below ``size`` are committed and never change, so this needs no
+        transaction shared with the head's read."""
+        try:
+            with self._single.connect() as conn:
+                return storage.find_leaf(conn, leaf_hash, size)
+        except DBAPIError as e:
+            raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         with self.read() as s:

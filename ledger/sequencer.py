@@ -229,11 +229,38 @@ class Sequencer:
                     raise Refused(f"the database refused the data: {_refusal(e)}; nothing was appended") from e
                 raise StorageError(f"the database refused the append: {_refusal(e)}") from e
 
+    @contextmanager
+    def _write_transaction(self) -> Iterator[tuple[Session, Head | None]]:
+        """The append's transaction, begun: the writer's settings applied and
+        the head read (on PostgreSQL, locked).
+
+        Nothing is written before the head is read, so a pooled connection
+        found dead there (its server end gone since it was last used: a
+        restart, a backend ended, a proxy's idle timeout) is replaced once
+        and the transaction begun again, as the pool's pre-ping replaced it
+        before (ledger/db.py): the append's outcome is the same as with a
+        live connection. A connection lost after that is not retried here:
+        the append fails with :class:`StorageError`, and if it was the
+        COMMIT that failed, the client's retry finds the batch or appends
+        it (records are idempotent by record_id).
+        """
+        for attempt in (1, 2):
+            session = Session(self._engine)
+            transaction = session.begin()
+            try:
+                if not self._sqlite:
+                    driver_sql(session, PG_WRITER_SETTINGS)
+                head = storage.read_head(session, for_update=True)
+                break
+            except DBAPIError as e:
+                session.close()
+                if attempt == 2 or not e.connection_invalidated:
+                    raise
+        with session, transaction:
+            yield session, head
+
     def _sequence_locked(self, planner: Planner) -> AppendResult:
-        with Session(self._engine) as session, session.begin():
-            if not self._sqlite:
-                driver_sql(session, PG_WRITER_SETTINGS)
-            head = storage.read_head(session, for_update=True)
+        with self._write_transaction() as (session, head):
             if head is None:
                 raise StorageError("the log is not initialised: run `flask --app app ledger init`")
             latest = self._latest_checkpoint(session, head)

@@ -8,17 +8,18 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
-from ledger.db import checkpoints, driver_sql, entries, hashes, insert_many, is_sqlite, log_head
+from ledger.db import checkpoints, connection_sql, driver_sql, entries, hashes, insert_many, is_sqlite, log_head
 from ledger.entry_codec import decode_entry, encode_entry
 from ledger.errors import StorageError
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
-from ledger.tlog.merkle import HASH_SIZE
+from ledger.tlog.merkle import HASH_SIZE, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
 
 
@@ -50,6 +51,24 @@ def read_head(session: Session, *, for_update: bool = False) -> Head | None:
 
 _READ_HEAD = "SELECT size, root FROM log_head WHERE id = 1"
 _READ_HEAD_FOR_UPDATE = _READ_HEAD + " FOR UPDATE"
+
+
+def read_head_and_cosignatures(session: Session | Connection) -> tuple[Head | None, tuple[str, ...]]:
+    """The latest tree head and the cosignature lines stored for its size
+    (without their newlines, ordered by witness name and key ID, as
+    ``/checkpoint`` serves them): one statement, the first of every read
+    transaction (``Log.read``). On a bare connection (``Log.head_now``) it
+    needs no transaction: one statement reads one committed state."""
+    rows, _ = _sql(session, _HEAD_AND_COSIGNATURES)
+    if not rows:
+        return None, ()
+    return Head(rows[0][0], bytes(rows[0][1])), tuple(line for _, _, line in rows if line is not None)
+
+
+_HEAD_AND_COSIGNATURES = (
+    "SELECT h.size, h.root, c.line FROM log_head h LEFT JOIN cosignatures c ON c.size = h.size"
+    " WHERE h.id = 1 ORDER BY c.witness_name, c.witness_key_id"
+)
 
 
 def advance_head(session: Session, old: Head, new: Head) -> bool:
@@ -267,7 +286,13 @@ def entry_count(session: Session) -> int:
     return 0 if top is None else top + 1
 
 
-def find_leaf(session: Session, leaf_hash: bytes, size: int) -> int | None:
+def _sql(session: Session | Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    if isinstance(session, Connection):
+        return connection_sql(session, sql, params)
+    return driver_sql(session, sql, params)
+
+
+def find_leaf(session: Session | Connection, leaf_hash: bytes, size: int) -> int | None:
     """Return the lowest index < size whose leaf hash is ``leaf_hash``.
 
     One probe of the partial index ``hashes_leaf (hash) WHERE level = 0``,
@@ -277,7 +302,7 @@ def find_leaf(session: Session, leaf_hash: bytes, size: int) -> int | None:
     ``idx`` invites a scan of the primary key over every leaf below the
     size. The lowest match decides: if it is not below the size, none is.
     """
-    rows, _ = driver_sql(session, _FIND_LEAF, (leaf_hash,))
+    rows, _ = _sql(session, _FIND_LEAF, (leaf_hash,))
     return rows[0][0] if rows and rows[0][0] < size else None
 
 
@@ -315,6 +340,10 @@ class TileCache:
             self._tiles.move_to_end(key)
             while len(self._tiles) > self._max:
                 self._tiles.popitem(last=False)
+
+
+class CacheMiss(Exception):
+    """A read from what the process keeps (:func:`kept_nodes`) needed the database."""
 
 
 def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None, edge: Frontier | None = None) -> bytes:
@@ -438,6 +467,50 @@ class TileHashReader:
                     self._trees.put(indexes[k], h_)
             hashes_.append(h_)
         return hashes_
+
+
+def kept_nodes(size: int, cache: TileCache, trees: TileCache, edge: Frontier) -> Callable[[int, int], bytes]:
+    """A :data:`ledger.tlog.merkle.NodeReader` over the tree of ``size``
+    (``edge`` the partial tiles of a tree at least as large) from what
+    :class:`TileHashReader` keeps: full tiles and their inner nodes, and the
+    edge's partial tiles; :class:`CacheMiss` for anything else. A node of
+    height ``level`` is in tile level ``level // 8``; within the tile, a
+    full tile's kept inner nodes (:func:`tile_tree`) hold it, a partial
+    tile's hashes give it by :func:`tile_hash` (and it is kept)."""
+
+    def node(level: int, i: int) -> bytes:
+        tile_level, height = divmod(level, TILE_HEIGHT)
+        n, offset = divmod(i << height, TILE_WIDTH)
+        count = size >> TILE_HEIGHT * tile_level  # hashes at that tile level in the tree
+        if (n + 1) * TILE_WIDTH <= count:
+            if height == 0:
+                data = cache.get((tile_level, n))
+                if data is None:
+                    raise CacheMiss
+                return data[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
+            tree = trees.get((tile_level, n))
+            if tree is None:
+                data = cache.get((tile_level, n))
+                if data is None:
+                    raise CacheMiss
+                tree = tile_tree(data)
+                trees.put((tile_level, n), tree)
+            at = TILE_WIDTH - (2 * TILE_WIDTH >> height) + (offset >> height)
+            return tree[at * HASH_SIZE : (at + 1) * HASH_SIZE]
+        data = edge.tile_data(tile_level, n, count - n * TILE_WIDTH)
+        if data is None:
+            raise CacheMiss
+        run = data[offset * HASH_SIZE : (offset + (1 << height)) * HASH_SIZE]
+        if height == 0:
+            return run
+        key = stored_hash_index(level, i)  # as TileHashReader keeps a partial tile's nodes
+        h = trees.get(key)
+        if h is None:
+            h = tile_hash(run)
+            trees.put(key, h)
+        return h
+
+    return node
 
 
 def tile_within(tile: Tile, size: int) -> bool:

@@ -18,7 +18,7 @@ Proof hashes are ordered from the leaf upwards, as in RFC 9162 §2.1.3 and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ledger.errors import InvalidInput, ProofError
@@ -54,9 +54,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 def _maxpow2(n: int) -> tuple[int, int]:
     """Return (k, l) with k = 2**l the largest power of two below n (n > 1)."""
-    level = 0
-    while 1 << (level + 1) < n:
-        level += 1
+    level = (n - 1).bit_length() - 1
     return 1 << level, level
 
 
@@ -199,6 +197,49 @@ def prove_record(t: int, n: int, reader: HashReader) -> list[bytes]:
     if rest:
         raise AssertionError("tlog: bad index math in prove_record")
     return p
+
+
+#: ``node(level, i)``: the hash of the complete subtree of records
+#: [i * 2**level, (i + 1) * 2**level), the stored hash (level, i).
+NodeReader = Callable[[int, int], bytes]
+
+
+def prove_record_nodes(t: int, n: int, node: NodeReader) -> list[bytes]:
+    """:func:`prove_record` over a reader of single nodes: the same proof
+    (RFC 9162 section 2.1.3.1, PATH(n, D[0:t])), walked down from the root
+    without a list of stored hash indexes. For a reader that finds a node
+    straight from its level and index (a full tile's kept inner nodes),
+    where the index arithmetic cost more than the proof's hashing."""
+    if t < 0 or n < 0 or n >= t:
+        raise InvalidInput(f"tlog: invalid inputs in prove_record_nodes (t={t}, n={n})")
+    proof = []
+    lo, hi = 0, t
+    while hi - lo > 1:
+        k, level = _maxpow2(hi - lo)
+        if n < lo + k:
+            proof.append(_sub_tree_nodes(lo + k, hi, node))
+            hi = lo + k
+        else:
+            proof.append(node(level, lo >> level))
+            lo += k
+    proof.reverse()  # leaf to root, as _leaf_proof appends
+    return proof
+
+
+def _sub_tree_nodes(lo: int, hi: int, node: NodeReader) -> bytes:
+    """The hash of records [lo, hi) as :func:`_sub_tree_hash` makes it: the
+    maximal complete subtrees left to right, hashed right to left."""
+    parts = []
+    while lo < hi:
+        k, level = _maxpow2(hi - lo + 1)
+        if lo & (k - 1):
+            raise AssertionError("tlog: bad math in _sub_tree_nodes")
+        parts.append(node(level, lo >> level))
+        lo += k
+    h = parts[-1]
+    for left in reversed(parts[:-1]):
+        h = node_hash(left, h)
+    return h
 
 
 def _leaf_proof_index(lo: int, hi: int, n: int, need: list[int]) -> list[int]:

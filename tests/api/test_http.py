@@ -130,6 +130,8 @@ def test_consistency_proofs(client: FlaskClient, app: Flask, filled: ListReader)
         ("leaf_index=01", 400, "leaf_index"),
         ("leaf_index=1_0", 400, "leaf_index"),
         ("leaf_index=-1", 400, "leaf_index"),
+        ("leaf_index=9223372036854775808", 400, "leaf_index"),
+        ("leaf_hash=" + "0" * 63 + "A", 400, "leaf_hash"),
         ("leaf_index=1&leaf_index=2", 400, "leaf_index"),
         ("leaf_hash=zz", 400, "leaf_hash"),
         ("leaf_index=1&bogus=2", 400, "bogus"),

@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from ledger.errors import ProofError
+from ledger.errors import InvalidInput, ProofError
 from ledger.tlog import merkle
 from ledger.tlog.frontier import Frontier
 from tests.reference import ListReader
@@ -81,6 +81,20 @@ def test_every_inclusion_proof(ref: ListReader, t: int) -> None:
         for wrong_n in {n - 1, n + 1} - {-1, t}:
             with pytest.raises(ProofError):
                 merkle.check_record(proof, t, th, wrong_n, h)
+
+
+@pytest.mark.parametrize("t", range(1, MAX_SIZE + 1))
+def test_prove_record_nodes_is_prove_record(ref: ListReader, t: int) -> None:
+    """The node-by-node prover gives every proof the stored-index one gives."""
+
+    def node(level: int, i: int) -> bytes:
+        return ref.read_hashes([merkle.stored_hash_index(level, i)])[0]
+
+    for n in range(t):
+        assert merkle.prove_record_nodes(t, n, node) == merkle.prove_record(t, n, ref), (t, n)
+    for bad in (-1, t):
+        with pytest.raises(InvalidInput):
+            merkle.prove_record_nodes(t, bad, node)
 
 
 @pytest.mark.parametrize("t", range(1, MAX_SIZE + 1))

@@ -1,0 +1,163 @@
+"""CPU per read request in one process, beside the trivial endpoint's.
+
+    .venv/bin/python -m bench.reads_cpu [--backends sqlite,postgresql] [--sizes 10000,300000]
+        [--requests 1000] [--rounds 3] [--profile ENDPOINT]
+
+The real application (``create_app`` called as gunicorn calls it, with WSGI environs
+built beforehand, a fresh
+database filled through the sequencer with opaque entries, 10,000 per
+transaction) and, for each log size, the CPU time of this process
+(``time.process_time``) per request of ``/healthz``, ``/checkpoint``,
+inclusion proofs by index and by leaf hash, and level-0 tiles, over the
+same random leaves and tiles, after a warm-up pass over them (as a serving
+worker's caches are warm). Rounds alternate the endpoints; each figure is
+the median of the rounds, and each endpoint's share is ``/healthz``'s CPU
+per request over the endpoint's in the same run: the share of the trivial
+endpoint's request rate one core would reach.
+
+On PostgreSQL the database backend's CPU is not in these figures (the
+full bench, ``bench.run``, counts it); this measures what the server's
+Python spends. ``--profile ENDPOINT`` prints cProfile's top functions of one
+extra pass over that endpoint. A measurement, not a test: every answer is
+checked for status 200 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.test import EnvironBuilder
+
+from app import create_app, freeze_start_up_objects
+from bench.server import database
+from keys.keyfile import write_signer
+from keys.note import Signer
+from ledger.log import Log
+from ledger.tlog.merkle import record_hash
+from ledger.tlog.tile import TILE_WIDTH, Tile
+
+ORIGIN = "bench.example/reads"
+ENDPOINTS = ("healthz", "checkpoint", "proof_index", "proof_hash", "tile0")
+
+
+def _fill(log: Log, size: int) -> list[bytes]:
+    """Append ``size`` distinct entries; return their leaf hashes."""
+    leaves: list[bytes] = []
+    n = log.latest_size()
+    while n < size:
+        batch = [f"bench entry {i:09d} ".encode() * 8 for i in range(n, min(size, n + 10_000))]
+        log.sequencer.append(batch)
+        leaves.extend(record_hash(d) for d in batch)
+        n += len(batch)
+    return leaves
+
+
+def _paths(endpoint: str, size: int, leaves: list[bytes], rng: random.Random, count: int) -> list[str]:
+    if endpoint == "healthz":
+        return ["/healthz"] * count
+    if endpoint == "checkpoint":
+        return ["/checkpoint"] * count
+    if endpoint == "proof_index":
+        return [f"/api/v1/proofs/inclusion?leaf_index={rng.randrange(size)}" for _ in range(count)]
+    if endpoint == "proof_hash":
+        return [f"/api/v1/proofs/inclusion?leaf_hash={leaves[rng.randrange(size)].hex()}" for _ in range(count)]
+    full = size // TILE_WIDTH
+    return ["/" + Tile(0, rng.randrange(full), TILE_WIDTH).path() for _ in range(count)]
+
+
+def _environ(path: str) -> dict[str, Any]:
+    """A GET's WSGI environ as gunicorn hands it over, built before the clock starts."""
+    return EnvironBuilder(path=path.split("?")[0], query_string=path.partition("?")[2]).get_environ()
+
+
+def _cpu_per_request(app: Flask, paths: list[str]) -> float:
+    environs = [_environ(p) for p in paths]
+    statuses: list[str] = []
+
+    def start_response(status: str, _headers: Any, _exc: Any = None) -> Any:
+        statuses.append(status)
+
+    start = time.process_time()
+    for env in environs:
+        body = app(dict(env), start_response)
+        b"".join(body)
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    cpu = (time.process_time() - start) / len(paths)
+    bad = [(p, s) for p, s in zip(paths, statuses, strict=True) if not s.startswith("200")]
+    if bad:
+        raise RuntimeError(f"not 200: {bad[:3]}")
+    return cpu
+
+
+def _measure(app: Flask, size: int, leaves: list[bytes], requests: int, rounds: int) -> dict[str, float]:
+    rng = random.Random(size)
+    paths = {e: _paths(e, size, leaves, rng, requests) for e in ENDPOINTS}
+    for e in ENDPOINTS:  # warm-up: the caches a serving worker has
+        _cpu_per_request(app, paths[e])
+    runs: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+    for _ in range(rounds):
+        for e in ENDPOINTS:
+            runs[e].append(_cpu_per_request(app, paths[e]))
+    return {e: statistics.median(v) for e, v in runs.items()}
+
+
+def _profile(app: Flask, paths: list[str]) -> None:
+    prof = cProfile.Profile()
+    prof.runcall(_cpu_per_request, app, paths)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+
+
+def run(backend: str, sizes: list[int], requests: int, rounds: int, profile: str | None) -> None:
+    pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
+    with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp), pg_url) as db:
+        key_file = Path(tmp) / "log.key"
+        write_signer(key_file, Signer.generate(ORIGIN))
+        config = {"DATABASE_URL": db.url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
+        app: Flask = create_app(config | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
+        with app.app_context():
+            log, _ = app.extensions["ledger"].initialise()
+        freeze_start_up_objects()
+        leaves: list[bytes] = []
+        try:
+            for size in sizes:
+                leaves += _fill(log, size)[: size - len(leaves)]
+                cpu = _measure(app, size, leaves, requests, rounds)
+                base = cpu["healthz"]
+                cells = "  ".join(f"{e} {cpu[e] * 1e6:7.1f} us {base / cpu[e]:4.0%}" for e in ENDPOINTS)
+                print(f"{backend} {size:>9,}: {cells}", flush=True)
+                if profile:
+                    _profile(app, _paths(profile, size, leaves, random.Random(0), requests))
+        finally:
+            app.extensions["ledger"].close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--sizes", default="10000,300000")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", choices=ENDPOINTS)
+    args = parser.parse_args()
+    run_one: Callable[[str], None] = lambda b: run(  # noqa: E731
+        b, [int(s) for s in args.sizes.split(",")], args.requests, args.rounds, args.profile
+    )
+    for backend in args.backends.split(","):
+        run_one(backend)
+
+
+if __name__ == "__main__":
+    main()
