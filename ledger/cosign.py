@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from keys.cosignature import CosignatureVerifier
 from keys.note import Signature
 from ledger import storage
-from ledger.db import cosignatures, driver_sql, is_sqlite, writer
+from ledger.db import cosignatures, driver_sql, is_sqlite, once_more_if_lost, writer
 from ledger.errors import InvalidInput, LedgerError, ProofError, StorageError
 from ledger.log import Log
 from ledger.storage import StoredCheckpoint
@@ -287,16 +287,16 @@ class Cosigner:
         error is a :class:`StorageError` naming this witness's round, so
         ``cosign --follow`` goes on with the next round instead of exiting.
         """
-        for attempt in (1, 2):
-            try:
-                with Session(writer(self.log.engine)) as s, s.begin():
-                    insert_cosignatures(s, size, valid, time.time_ns() // 1_000_000)
-                    # Commit point: the cosignatures become servable together.
-                return
-            except DBAPIError as e:
-                if attempt == 1 and e.connection_invalidated:
-                    continue
-                raise StorageError(f"cannot store the cosignatures: {type(e.orig).__name__}") from e
+
+        def attempt() -> None:
+            with Session(writer(self.log.engine)) as s, s.begin():
+                insert_cosignatures(s, size, valid, time.time_ns() // 1_000_000)
+                # Commit point: the cosignatures become servable together.
+
+        try:
+            once_more_if_lost(attempt)
+        except DBAPIError as e:
+            raise StorageError(f"cannot store the cosignatures: {type(e.orig).__name__}") from e
 
     @staticmethod
     def log_text(cp: StoredCheckpoint) -> bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -500,6 +500,24 @@ def connection_sql(connection: Connection, sql: str, params: Sequence[Any] = ())
         raise _wrapped(connection, text_, params, e, cursor) from e
     finally:
         cursor.close()
+
+
+_T = TypeVar("_T")
+
+
+def once_more_if_lost(attempt: Callable[[], _T]) -> _T:
+    """``attempt()``, and once more if it failed on a connection found lost
+    (``DBAPIError.connection_invalidated``: :func:`_wrapped` and SQLAlchemy
+    then mark every older pooled connection stale, so the second attempt
+    connects afresh). The pool does not ping before a checkout, so this is
+    where a restarted server or an ended backend shows: only for work that
+    had written nothing when it failed, or whose writes are idempotent."""
+    try:
+        return attempt()
+    except DBAPIError as e:
+        if not e.connection_invalidated:
+            raise
+    return attempt()
 
 
 def _wrapped(connection: Connection, sql: str, params: Any, e: Exception, cursor: Any) -> DBAPIError:

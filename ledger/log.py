@@ -8,19 +8,20 @@ carries, so nothing the log says is unverifiable.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
 from ledger import storage
-from ledger.db import is_sqlite, make_engine
+from ledger.db import is_sqlite, make_engine, once_more_if_lost
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.intake import Intake
 from ledger.migrate import upgrade
@@ -36,6 +37,7 @@ from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
 #: Where a read session keeps what its first statement read: the head and
 #: the cosignature lines of its size (Log.read).
 _HEAD = "ledger.head"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -111,17 +113,31 @@ class Log:
             raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
 
     def _begin_read(self) -> tuple[Session, SessionTransaction]:
-        for attempt in (1, 2):
+        def begin() -> tuple[Session, SessionTransaction]:
             session = Session(self.engine)
             transaction = session.begin()
             try:
                 session.info[_HEAD] = storage.read_head_and_cosignatures(session)
-                return session, transaction
-            except DBAPIError as e:
+            except BaseException:
                 session.close()
-                if attempt == 2 or not e.connection_invalidated:
-                    raise
-        raise AssertionError("log: unreachable")
+                raise
+            return session, transaction
+
+        return once_more_if_lost(begin)
+
+    def _single_statement(self, read: Callable[[Connection], _T]) -> _T:
+        """``read`` on a pooled connection in autocommit (one statement, one
+        committed state), once more if the connection proves lost; a database
+        error is :class:`StorageError`."""
+
+        def attempt() -> _T:
+            with self._single.connect() as conn:
+                return read(conn)
+
+        try:
+            return once_more_if_lost(attempt)
+        except DBAPIError as e:
+            raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
 
     def head_now(self) -> tuple[storage.Head | None, tuple[str, ...]]:
         """The head and the cosignature lines of its size, as committed now:
@@ -136,14 +152,7 @@ class Log:
         the rest of a cached proof (bench/reads_cpu.py). A lost pooled
         connection is retried once, as in :meth:`read`.
         """
-        for attempt in (1, 2):
-            try:
-                with self._single.connect() as conn:
-                    return storage.read_head_and_cosignatures(conn)
-            except DBAPIError as e:
-                if attempt == 2 or not e.connection_invalidated:
-                    raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
-        raise AssertionError("log: unreachable")
+        return self._single_statement(storage.read_head_and_cosignatures)
 
     def checkpoint_note(self) -> bytes:
         """``GET /checkpoint``: :meth:`latest_note` as of the head now, from
@@ -348,11 +357,7 @@ class Log:
         """:func:`storage.find_leaf` in one statement on its own: leaves
         below ``size`` are committed and never change, so this needs no
         transaction shared with the head's read."""
-        try:
-            with self._single.connect() as conn:
-                return storage.find_leaf(conn, leaf_hash, size)
-        except DBAPIError as e:
-            raise StorageError(f"the database is unavailable: {type(e.orig).__name__}") from e
+        return self._single_statement(lambda conn: storage.find_leaf(conn, leaf_hash, size))
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         with self.read() as s:

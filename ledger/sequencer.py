@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.note import Signer
 from ledger import storage
-from ledger.db import PG_WRITER_SETTINGS, driver_sql, is_sqlite, writer
+from ledger.db import PG_WRITER_SETTINGS, driver_sql, is_sqlite, once_more_if_lost, writer
 from ledger.errors import InvalidInput, Refused, SplitViewError, StorageError
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tlog.checkpoint import Checkpoint
@@ -244,18 +244,19 @@ class Sequencer:
         COMMIT that failed, the client's retry finds the batch or appends
         it (records are idempotent by record_id).
         """
-        for attempt in (1, 2):
+
+        def begin() -> tuple[Session, SessionTransaction, Head | None]:
             session = Session(self._engine)
             transaction = session.begin()
             try:
                 if not self._sqlite:
                     driver_sql(session, PG_WRITER_SETTINGS)
-                head = storage.read_head(session, for_update=True)
-                break
-            except DBAPIError as e:
+                return session, transaction, storage.read_head(session, for_update=True)
+            except BaseException:
                 session.close()
-                if attempt == 2 or not e.connection_invalidated:
-                    raise
+                raise
+
+        session, transaction, head = once_more_if_lost(begin)
         with session, transaction:
             yield session, head
 
