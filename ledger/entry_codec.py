@@ -89,7 +89,7 @@ def encode_entry(data: bytes) -> bytes:
 def encode_head(head: bytes) -> bytes:
     """The first part of format 1 for entries that start with ``head``:
     deflate blocks, none final, ending on a byte boundary."""
-    c = zlib.compressobj(_LEVEL, zlib.DEFLATED, _COMPRESS_WBITS, _MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY, zdict=DICTIONARY)
+    c = _primed(0).copy()
     return c.compress(head) + c.flush(zlib.Z_SYNC_FLUSH)
 
 
