@@ -333,21 +333,24 @@ class Log:
         return [out[i] for i in indexes]
 
     def inclusion_by_hash(self, leaf_hash: bytes, tree_size: int | None = None) -> InclusionProof:
+        found: int | None = None  # the lowest index of the leaf, found outside the transaction
         if tree_size is None:
             kept = self._kept_latest()
             if kept is not None:
                 cp, edge = kept
-                index = self._find_leaf_now(leaf_hash, cp.size)
-                if index is None:
+                found = self._find_leaf_now(leaf_hash, cp.size)
+                if found is None:
                     raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
                 node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge)
                 try:
-                    return InclusionProof(index, leaf_hash, prove_record_nodes(cp.size, index, node), cp)
+                    return InclusionProof(found, leaf_hash, prove_record_nodes(cp.size, found, node), cp)
                 except CacheMiss:
                     pass  # as in inclusion
         with self.read() as s:
             cp = self.checkpoint_for(s, tree_size)
-            index = storage.find_leaf(s, leaf_hash, cp.size)
+            # The head never shrinks and leaves never change: the lowest index
+            # found below the kept size is the lowest below this one too.
+            index = found if found is not None and found < cp.size else storage.find_leaf(s, leaf_hash, cp.size)
             if index is None:
                 raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
             reader = self._reader(s, cp)
