@@ -76,11 +76,10 @@ def _members(
     range of them costs a digest of the stored bundles and a file read each."""
     yield bundle_cache.gzip_member(bundle_cache.head(log, fmt, start, end, cp))
     n0, n1 = -(-start // TILE_WIDTH), end // TILE_WIDTH  # the full bundles inside the range
-    if n0 >= n1:
-        n0 = n1 = end // TILE_WIDTH + 1  # none: every bundle touched is a part
+    full = n0 < n1  # else every bundle touched is a part
     lo = start
     while lo < end:
-        if lo == n0 * TILE_WIDTH:
+        if full and lo == n0 * TILE_WIDTH:
             yield from cache.members(log, fmt, n0, n1)
             lo = n1 * TILE_WIDTH
             continue
