@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.db import checkpoints, cosignatures, platforms, record_index, records
+from ledger.db import checkpoints, cosignatures, hashed_equal, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
 from ledger.query import MAX_PAGE, Feed, Part, page_rows
@@ -79,12 +79,11 @@ def entry_at(s: Session, index: int) -> tuple[bytes, Entry]:
 def subject_latest(s: Session, subject_key: str) -> tuple[Any, int] | None:
     """The newest index row about ``subject_key`` and how many records name it."""
     c = record_index.c
-    row = s.execute(
-        select(record_index).where(c.subject_key == subject_key).order_by(c.leaf_index.desc()).limit(1)
-    ).first()
+    mine = hashed_equal(s.get_bind(), c.subject_key, subject_key)
+    row = s.execute(select(record_index).where(mine).order_by(c.leaf_index.desc()).limit(1)).first()
     if row is None:
         return None
-    count = s.execute(select(func.count()).where(c.subject_key == subject_key)).scalar_one()
+    count = s.execute(select(func.count()).where(mine)).scalar_one()
     return row, int(count)
 
 

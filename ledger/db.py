@@ -40,13 +40,18 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     create_engine,
     event,
+    func,
+    literal,
+    literal_column,
     text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session as Session  # re-exported: views hold one, and import no SQLAlchemy
+from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.records import codes
 
@@ -82,13 +87,15 @@ hashes = Table(
     Column("hash", LargeBinary(32), nullable=False),
     # Inclusion proofs by leaf hash look the leaf up here. On PostgreSQL a
     # hash index (migration 0010_storage): a 4-byte hash code per leaf, not
-    # the 32-byte hash, and equality is all the lookup asks.
+    # the 32-byte hash, and equality is all the lookup asks; fillfactor 100
+    # (migration 0013_hashed_keys): random codes fill the buckets evenly.
     Index(
         "hashes_leaf",
         "hash",
         sqlite_where=text("level = 0"),
         postgresql_where=text("level = 0"),
         postgresql_using="hash",
+        postgresql_with={"fillfactor": 100},
     ),
     sqlite_with_rowid=False,
 )
@@ -150,6 +157,29 @@ def _not_null(column: str) -> Any:
 
 #: Feed filters on fields most records lack, indexed only where present.
 SPARSE_FILTERS = ("exemption_type", "target_class", "reporter_class", "abuse_kind")
+
+#: Feed filters on long texts, and the name of their hashed index on PostgreSQL.
+HASHED_FILTERS = {"subject_key": "subject_hash", "rule_id": "rule_hash"}
+
+
+def _text_hash(column: str) -> Any:
+    """The key of a hashed filter index (migration 0013_hashed_keys)."""
+    return text(f"hashtextextended({column}, 0)")
+
+
+def hashed_equal(bind: Any, column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+    """``column = value``, for a column of :data:`HASHED_FILTERS`, in the
+    form that reaches its index: on PostgreSQL the index holds the text's
+    64-bit hash (``hashtextextended``, 8 bytes where the text was up to
+    128), so the term compares the hashes for the index and the texts for
+    the answer. Two texts with one hash give a row that is read and
+    dropped, never a wrong row."""
+    term = column == value
+    if bind.dialect.name == "sqlite":
+        return term
+    zero: ColumnElement[int] = literal_column("0")
+    return and_(func.hashtextextended(column, zero) == func.hashtextextended(literal(value, String), zero), term)
+
 
 #: The records index: one row per platform record in the log.
 records = Table(
@@ -267,11 +297,26 @@ record_index = Table(
     # newest key at an index's right-hand end.
     *(
         Index(f"record_index_{c}", c, "leaf_index")
-        for c in (
-            *("platform", "type", "account_class", "political", "subject_key"),
-            *("rule_id", "category", "action", "review_path", "detection_source"),
-        )
+        for c in ("platform", "account_class", "political", "category", "action", "review_path", "detection_source")
     ),
+    # SQLite: the type and the long texts as they are. PostgreSQL
+    # (migration 0013_hashed_keys): the long texts by their 64-bit hash
+    # (:func:`hashed_equal`), and the type of the follow-ups only
+    # (decisions are seven rows in eight: the primary key finds them).
+    *(Index(f"record_index_{c}", c, "leaf_index").ddl_if(dialect="sqlite") for c in ("type", *HASHED_FILTERS)),
+    *(
+        Index(f"record_index_{name}", _text_hash(c), "leaf_index", postgresql_with={"fillfactor": 100}).ddl_if(
+            dialect="postgresql"
+        )
+        for c, name in HASHED_FILTERS.items()
+    ),
+    Index(
+        "record_index_followup",
+        "type",
+        "leaf_index",
+        postgresql_where=text(f"type <> {codes.CODES['type']['decision']}"),
+        postgresql_with={"fillfactor": 100},
+    ).ddl_if(dialect="postgresql"),
     # Filters on fields most records lack (an exemption, the protection
     # fields of migration 0007_protection): only the rows that have one, as
     # a filter's ``col = ?`` implies ``col IS NOT NULL`` and both databases
@@ -284,7 +329,15 @@ record_index = Table(
     # Most accounts name no item: only the rows that have one.
     Index("record_index_qid", "qid", "leaf_index", sqlite_where=_not_null("qid"), postgresql_where=_not_null("qid")),
     Index("record_index_decided_at", "decided_at_ms"),
-    Index("record_index_logged_at", "logged_at_ms"),
+    # The log time rises with the leaf index: on PostgreSQL a BRIN index
+    # (a few bytes per 128 heap pages) finds a range of it (0013_hashed_keys).
+    Index("record_index_logged_at", "logged_at_ms").ddl_if(dialect="sqlite"),
+    Index(
+        "record_index_logged_at",
+        "logged_at_ms",
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    ).ddl_if(dialect="postgresql"),
     # Only appeals and amendments refer to a record (0010_storage).
     Index(
         "record_index_ref",

@@ -28,6 +28,7 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    literal,
     or_,
     select,
     table,
@@ -39,7 +40,18 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import FromClause, Join, NamedFromClause
 
 from ledger import storage
-from ledger.db import checkpoints, entries, hashes, insert_many, is_sqlite, record_index, records, sqlite_many
+from ledger.db import (
+    HASHED_FILTERS,
+    checkpoints,
+    entries,
+    hashed_equal,
+    hashes,
+    insert_many,
+    is_sqlite,
+    record_index,
+    records,
+    sqlite_many,
+)
 from ledger.errors import InvalidInput
 from ledger.records.codes import encode
 from ledger.records.index_rows import index_row as index_row
@@ -152,10 +164,14 @@ class Feed:
             parts.append(self._searched(session, tree_size, record_index, Part(common + decision)))
         if decision and not self.direct:
             followup = self._followup_term(session, tree_size, few)
-            # One part per type, so that each reads record_index_type_leaf_index
-            # in order: an IN of two types would make SQLite sort.
+            # One part per type, so that each reads the type's index in
+            # order: an IN of two types would make SQLite sort. The type is
+            # written into the statement: PostgreSQL's index of types keeps
+            # the follow-ups only (type <> decision, migration
+            # 0013_hashed_keys), which a plan made for any value of a
+            # parameter (a prepared statement's generic plan) cannot use.
             parts += [
-                Part([*common, c.type == kind, followup])
+                Part([*common, c.type == literal(kind, c.type.type, literal_execute=True), followup])
                 for kind in FOLLOWUP_TYPES
                 if self.equal.get("type") in (None, kind) and followup is not None
             ]
@@ -190,7 +206,12 @@ class Feed:
 
     def _decision_terms(self, session: Session, t: NamedFromClause) -> list[ColumnElement[bool]]:
         """The terms on a decision's fields, on ``t`` (``record_index`` or an alias of it)."""
-        out: list[ColumnElement[bool]] = [t.c[k] == v for k, v in self.equal.items() if k in DECISION_FIELDS]
+        bind = session.get_bind()
+        out: list[ColumnElement[bool]] = [
+            hashed_equal(bind, t.c[k], v) if k in HASHED_FILTERS else t.c[k] == v
+            for k, v in self.equal.items()
+            if k in DECISION_FIELDS
+        ]
         out += [t.c[k].is_(v) for k, v in self.flags.items()]
         if self.territory:
             out.append(t.c.territories.like(f"%,{self.territory},%"))

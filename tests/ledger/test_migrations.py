@@ -11,6 +11,7 @@ databases.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Column, Engine, Index, Integer, MetaData, text
 
-from ledger.db import SQLITE_VIRTUAL_TABLES, metadata
+from ledger.db import HASHED_FILTERS, SQLITE_VIRTUAL_TABLES, metadata
 
 
 def _compared(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
@@ -38,7 +39,16 @@ def _compared(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]
 
 
 def test_migrations_match_models(engine: Engine) -> None:
-    with engine.connect() as conn:
+    with engine.connect() as conn, warnings.catch_warnings():
+        # PostgreSQL's hashed filter indexes (migration 0013_hashed_keys) are
+        # on an expression, which Alembic's SQLite comparison announces it
+        # skips before include_object can leave them out as PostgreSQL's.
+        for name in HASHED_FILTERS.values():
+            warnings.filterwarnings(
+                "ignore",
+                f"autogenerate skipping metadata-specified expression-based index 'record_index_{name}'; "
+                "dialect 'sqlite'",
+            )
         context = MigrationContext.configure(
             conn,
             opts={"compare_type": True, "include_object": _compared(engine.dialect.name)},
@@ -73,6 +83,6 @@ def test_postgresql_btrees_of_the_growing_tables_fill_their_pages(engine: Engine
     """
     with engine.connect() as conn:
         options = {name: o for name, o in conn.execute(text(sql))}
-    assert "record_index_rule_id" in options
+    assert "record_index_rule_hash" in options
     assert "entries_pkey" in options
     assert {name: o for name, o in options.items() if o != ["fillfactor=100"]} == {}
