@@ -235,7 +235,7 @@ def fetch_receipt(
     type=click.IntRange(min=1),
     default=lambda: os.cpu_count() or 1,
     show_default="the number of cores",
-    help="Threads verifying signatures for --full.",
+    help="Worker processes checking the entries (parse, key, signature) for --full; 1: this process.",
 )
 @evidence_option
 def verify(
