@@ -13,6 +13,7 @@ import base64
 import multiprocessing as mp
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult, Pool
 from typing import Any
@@ -177,7 +178,7 @@ class ParallelEntryAudit:
         self.audit = EntryAudit(verifier)
         self.jobs = max(1, jobs)
         # Forked before the caller starts fetching on threads: a fork copies one thread.
-        self.pool = _pool(verifier, self.jobs) if self.jobs > 1 else None
+        self.pool = worker_pool(self.jobs, _start_worker, (verifier.to_key(),)) if self.jobs > 1 else None
         self.first = 0  # the index of the batch's first entry
         self.batch: list[bytes] = []
         self.keys: dict[str, tuple[str, bytes]] = {}  # the keys added before the batch
@@ -254,11 +255,16 @@ _BundleResult = tuple[int, tuple[int, str] | None]
 _worker_audit: EntryAudit | None = None
 
 
-def _pool(verifier: Verifier, jobs: int) -> Pool:
-    # fork where it is safe and cheap (Linux): the workers start with every
-    # module loaded; elsewhere (macOS, Windows) each worker imports the client.
+def worker_pool(jobs: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()) -> Pool:
+    """``jobs`` worker processes for checking entries, to be terminated by the caller.
+
+    Forked where that is safe and cheap (Linux): the workers start with every
+    module loaded. Create the pool before starting any thread, as a fork
+    copies only the thread that forks. Elsewhere (macOS, Windows) they are
+    spawned, and each imports the client.
+    """
     method = "fork" if sys.platform == "linux" else "spawn"
-    return mp.get_context(method).Pool(jobs, initializer=_start_worker, initargs=(verifier.to_key(),))
+    return mp.get_context(method).Pool(jobs, initializer=initializer, initargs=initargs)
 
 
 def _start_worker(vkey: str) -> None:
