@@ -237,8 +237,8 @@ class Suite:
         for key, label, command, argv in tools:
             if stage == "large" and key != "operator_audit":
                 continue
-            # verify --full also checks every record's signature, on --jobs
-            # threads (all cores by default): issue 14 asks for 80% of Ed25519 on all cores.
+            # verify --full also checks every entry (and its signature) on --jobs
+            # worker processes (all cores by default): issue 14 asks for 80% of Ed25519 on all cores.
             ceiling = (f"Ed25519 verify, {self.cfg.nproc} cores", self.ed25519) if key == "audit" else None
             key = key if stage == "small" else f"{key}_{stage}"
             self._timed(key, label, command, argv, size, runs, tmp, ceiling)

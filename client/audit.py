@@ -160,6 +160,13 @@ state_option = click.option(
     show_default="$XDG_STATE_HOME/mdl/state.json",
     help="The state file (shared with submit) remembering the latest checkpoint seen of each log.",
 )
+jobs_option = click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="the number of cores",
+    help="Worker processes checking the entries (form, key, signature) for --full; 1: none, this process does.",
+)
 evidence_option = click.option(
     "--evidence",
     type=click.Path(file_okay=False, path_type=Path),
@@ -230,13 +237,7 @@ def fetch_receipt(
     default=None,
     help="How many of the --witness keys must have cosigned (default: all of them).",
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=lambda: os.cpu_count() or 1,
-    show_default="the number of cores",
-    help="Threads verifying signatures for --full.",
-)
+@jobs_option
 @evidence_option
 def verify(
     url: str,

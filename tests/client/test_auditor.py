@@ -588,8 +588,10 @@ def test_entry_audit_checks_signatures_against_the_registry() -> None:
 
 
 def test_parallel_entry_audit_reports_what_the_sequential_one_does() -> None:
-    """Signatures checked on threads, in batches that finish out of order, must
-    still give the first failure in log order, whatever its kind."""
+    """Entries checked on worker processes (or, with one job, in this one), in
+    batches that finish out of order, must still give the first failure in
+    log order, whatever its kind, with each record judged by the keys the
+    entries before it added, in its batch or an earlier one."""
     signer = Signer.from_seed(ORIGIN, bytes(range(32)))
     event = {"event": "platform_added", "platform": "example-social", "display_name": "E", "key": {
         "key_id": KEY.key_id, "alg": "ed25519", "public_key": base64.b64encode(KEY.public_key).decode()}}  # fmt: skip
@@ -609,9 +611,9 @@ def test_parallel_entry_audit_reports_what_the_sequential_one_does() -> None:
                 return str(e), audit.checked
         return None, audit.checked
 
-    def parallel(entries: list[bytes]) -> tuple[str | None, int]:
-        with ParallelEntryAudit(signer.verifier, jobs=2) as audit:
-            audit.BATCH = 2
+    def parallel(entries: list[bytes], jobs: int, batch: int) -> tuple[str | None, int]:
+        with ParallelEntryAudit(signer.verifier, jobs=jobs) as audit:
+            audit.BATCH = batch
             for i, data in enumerate(entries):
                 audit.check(i, data)
             try:
@@ -626,12 +628,15 @@ def test_parallel_entry_audit_reports_what_the_sequential_one_does() -> None:
         ([registry, altered, good, good, good, rogue], "entry 1: the signature does not verify"),
         ([forged, good, good, good], "entry 0: the signature does not verify"),
         ([good, registry, altered], "entry 0: signed by key"),
+        ([registry, good, good, good, good, good, good, rogue], "entry 7: signed by key"),
+        ([good, good, good, registry, good, good], "entry 0: signed by key"),
     ]
     for entries, first in cases:
         want, checked = sequential(entries)
         assert want is None if first is None else (want or "").startswith(first), (want, first)
-        got = parallel(entries)
-        assert got == ((want, -1) if want else (None, checked))
+        for jobs, batch in ((1, 2), (2, 2), (2, 3), (3, 1)):
+            got = parallel(entries, jobs, batch)
+            assert got == ((want, -1) if want else (None, checked)), (jobs, batch)
 
 
 def test_watch_filters() -> None:

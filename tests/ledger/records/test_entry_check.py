@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +43,18 @@ def _same(data: bytes) -> None:
     assert got.entry == want
     assert got.body == canonical(want.body)
     assert got.signature == canonical(want.signature)
+    _rfc8785_agrees(data)
+
+
+def _rfc8785_agrees(data: bytes) -> None:
+    """Where the fast path accepts ``data``, rfc8785 writes exactly those bytes, body and signature."""
+    fast = _fast(data)
+    if fast is None:
+        return
+    e = fast.entry
+    assert rfc8785.dumps({"logged_at": e.logged_at, e.kind: e.body, "signature": e.signature}) == data
+    assert rfc8785.dumps(e.body) == fast.body
+    assert rfc8785.dumps(e.signature) == fast.signature
 
 
 def _entry(body: Any, kind: str = "record") -> bytes:
@@ -75,6 +89,18 @@ def _entry(body: Any, kind: str = "record") -> bytes:
         '{"b":1,"a":2}',
         '{ "x":1}',
         '{"x":[1,2,{"a":true,"b":false,"c":null}]}',
+        # orjson's own forms where they are not RFC 8785's
+        '{"x":[1.0]}',  # orjson writes 1.0 as 1.0
+        '{"x":[0,-1.5]}',
+        '{"x":1e+16}',  # orjson's exponent form; RFC 8785 writes 10000000000000000
+        '{"x":1E5}',
+        '{"x":18446744073709551615}',  # 2**64 - 1: an integer to orjson, beyond 2**53 - 1
+        '{"x":18446744073709551616}',  # 2**64: orjson reads a float
+        '{"x":"12:00:00.5","y":"a,1.5"}',  # float-like text in strings: still canonical
+        '{"\ue000":1,"😀":2}',  # code-point order; UTF-16 puts the emoji first
+        '{"é":1,"￿":2,"z":3}',  # non-ASCII keys within U+FFFF: both orders agree
+        '{"z":3,"é":1,"￿":2}',
+        '{"x":"é😀"}',  # beyond U+FFFF in a value only
     ],
 )
 def test_each_difference_between_json_dumps_and_rfc8785(raw: str) -> None:
@@ -91,6 +117,7 @@ def test_the_fast_path_takes_ordinary_entries() -> None:
     assert got is not None
     assert got.entry.body == body
     assert _fast(_entry({"x": 1.5})) is None  # floats: parse_entry decides
+    assert _fast(_entry({"é": 1, "\uffff": [2, {"\u00e9t\u00e9": "x"}]})) is not None  # keys within U+FFFF
     assert _fast(_entry({"x": "\U0001f600"})) is None  # beyond U+FFFF: parse_entry decides
     _same(_entry({"x": "\U0001f600"}))
 
@@ -106,6 +133,7 @@ _leaves = (
     st.none()
     | st.booleans()
     | st.integers(-(2**60), 2**60)
+    | st.sampled_from([2**53 - 1, 2**53, -(2**53 - 1), -(2**53), 2**63, 2**64 - 1, 0.0, -0.0, 1.0, 1e16, 1e21, 5e-7])
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(codec="utf-8"), max_size=8)
 )
@@ -126,3 +154,5 @@ def test_random_values(body: dict[str, Any], kind: str) -> None:
     # json.dumps's own form, which differs from RFC 8785 exactly where the fast path must not trust it.
     _same(json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     _same(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())  # \\u escapes: never canonical
+    # orjson's own form (floats as 1.0 or 1e+16, keys by code point): accepted only where rfc8785 agrees.
+    _same(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
