@@ -90,18 +90,24 @@ def test_kept_proofs_are_the_stored_proofs(engine: Engine, signer: Signer, monke
 
 
 def _counting(f: Callable[..., Any], calls: list[int]) -> Callable[..., Any]:
-    """``f`` (kept_nodes), counting its calls, and its readers' misses as -1."""
+    """``f`` (kept_nodes), counting its calls, and its readers' misses as -1
+    (a CacheMiss raised, or a tile named in ``missing``)."""
 
-    def counted(*args: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        node = f(*args)
+        node = f(*args, **kwargs)
+        missing = kwargs.get("missing")
 
         def counted_node(level: int, i: int) -> bytes:
+            before = len(missing) if missing is not None else 0
             try:
-                return node(level, i)
+                h = node(level, i)
             except storage.CacheMiss:
                 calls.append(-1)
                 raise
+            if missing is not None and len(missing) > before:
+                calls.append(-1)
+            return h
 
         return counted_node
 
