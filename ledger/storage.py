@@ -485,8 +485,8 @@ class TileHashReader:
     """A :class:`ledger.tlog.merkle.HashReader` over the stored tiles.
 
     Each stored hash is recomputed from the one tile that holds it (as Go's
-    ``tlog.TileHashReader`` does), so a proof reads O(log n) tiles, each one
-    range read or a cache hit. With ``trees``, a full tile's inner nodes
+    ``tlog.TileHashReader`` does), so a proof reads O(log n) tiles: kept
+    ones, and those a call lacks in one statement (:func:`read_tiles`). With ``trees``, a full tile's inner nodes
     (:func:`tile_tree`) are hashed once and kept: full tiles never change,
     so a proof through a kept tile hashes nothing. ``trees`` also keeps the
     nodes computed from partial tiles, by stored hash index: a node of a
