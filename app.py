@@ -33,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     # How long a SQLite writer waits for another process's lock before the
     # request fails with 503 and Retry-After.
     "SQLITE_BUSY_TIMEOUT_MS": 30_000,
+    # Full hash tiles each worker keeps (8 KiB each, and as much again for
+    # their inner nodes): full tiles never change, so a kept one answers
+    # tiles and proofs without the database. 4,096 hold every level-0 tile
+    # of a million entries.
+    "TILE_CACHE_TILES": 4096,
     # Witnesses to ask for cosignatures: [{"url": ..., "vkey": ...}] (LEDGER_WITNESSES, JSON).
     "WITNESSES": [],
     # Records per second per platform and per worker, and the burst allowed.
@@ -81,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         str(app.config["KEY_FILE"]),
         str(app.config["ORIGIN"]),
         sqlite_busy_timeout_ms=int(app.config["SQLITE_BUSY_TIMEOUT_MS"]),
+        tile_cache_size=int(app.config["TILE_CACHE_TILES"]),
     )
     watch = app.extensions["derived_watch"] = DerivedWatch(
         lambda: provider.log,

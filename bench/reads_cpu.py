@@ -1,7 +1,7 @@
 """CPU per read request in one process, beside the trivial endpoint's.
 
     .venv/bin/python -m bench.reads_cpu [--backends sqlite,postgresql] [--sizes 10000,300000]
-        [--requests 1000] [--rounds 3] [--profile ENDPOINT]
+        [--requests 1000] [--rounds 3] [--profile ENDPOINT] [--tile-cache TILES]
 
 The real application (``create_app`` called as gunicorn calls it, with WSGI environs
 built beforehand, a fresh
@@ -20,6 +20,11 @@ full bench, ``bench.run``, counts it); this measures what the server's
 Python spends. ``--profile ENDPOINT`` prints cProfile's top functions of one
 extra pass over that endpoint. A measurement, not a test: every answer is
 checked for status 200 only.
+
+``--tile-cache TILES`` sets how many full tiles the log keeps
+(``LEDGER_TILE_CACHE_TILES``); ``0`` keeps none, so every tile and proof
+request is a miss, as most are for a worker serving random reads of a log
+with more level-0 tiles than it keeps (or not yet warm).
 """
 
 from __future__ import annotations
@@ -120,12 +125,12 @@ def _profile(app: Flask, paths: list[str]) -> None:
     pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
 
 
-def run(backend: str, sizes: list[int], requests: int, rounds: int, profile: str | None) -> None:
+def run(backend: str, sizes: list[int], requests: int, rounds: int, profile: str | None, tile_cache: int) -> None:
     pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp), pg_url) as db:
         key_file = Path(tmp) / "log.key"
         write_signer(key_file, Signer.generate(ORIGIN))
-        config = {"DATABASE_URL": db.url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
+        config = {"DATABASE_URL": db.url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN, "TILE_CACHE_TILES": tile_cache}
         app: Flask = create_app(config | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
         with app.app_context():
             log, _ = app.extensions["ledger"].initialise()
@@ -137,7 +142,7 @@ def run(backend: str, sizes: list[int], requests: int, rounds: int, profile: str
                 cpu = _measure(app, size, leaves, requests, rounds)
                 base = cpu["healthz"]
                 cells = "  ".join(f"{e} {cpu[e] * 1e6:7.1f} us {base / cpu[e]:4.0%}" for e in ENDPOINTS)
-                print(f"{backend} {size:>9,}: {cells}", flush=True)
+                print(f"{backend} {size:>9,} (tile cache {tile_cache}): {cells}", flush=True)
                 if profile:
                     _profile(app, _paths(profile, size, leaves, random.Random(0), requests))
         finally:
@@ -151,9 +156,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", choices=ENDPOINTS)
+    parser.add_argument("--tile-cache", type=int, default=4096, help="full tiles kept (0: every read a miss)")
     args = parser.parse_args()
     run_one: Callable[[str], None] = lambda b: run(  # noqa: E731
-        b, [int(s) for s in args.sizes.split(",")], args.requests, args.rounds, args.profile
+        b, [int(s) for s in args.sizes.split(",")], args.requests, args.rounds, args.profile, args.tile_cache
     )
     for backend in args.backends.split(","):
         run_one(backend)

@@ -31,7 +31,7 @@ from ledger.storage import CacheMiss, StoredCheckpoint, TileCache, TileHashReade
 from ledger.submit import Committer
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import AppendedTree, Frontier
-from ledger.tlog.merkle import prove_record, prove_record_nodes, prove_tree, stored_hash_index
+from ledger.tlog.merkle import HASH_SIZE, prove_record, prove_record_nodes, prove_tree, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
 
 #: Where a read session keeps what its first statement read: the head and
@@ -166,17 +166,6 @@ class Log:
         with self.read() as s:
             return self.latest_note(s)
 
-    def _kept_latest(self) -> tuple[StoredCheckpoint, Frontier] | None:
-        """The latest checkpoint as of :meth:`head_now`, with the partial tiles
-        of its tree, if this process keeps both; else None."""
-        head, _ = self.head_now()
-        cp, edge = self._latest, self._edge
-        if head is None or cp is None or (cp.size, cp.root) != (head.size, head.root):
-            return None
-        if edge is None or edge.size < cp.size:
-            return None
-        return cp, edge
-
     def check_key(self) -> None:
         """Refuse to run with a key that did not sign this log's checkpoints."""
         with self.read() as s:
@@ -261,21 +250,33 @@ class Log:
 
     def tile(self, tile: Tile) -> bytes:
         """Return a hash tile or entry bundle within the latest tree."""
-        if tile.level != ENTRIES_LEVEL and not tile.is_partial:
-            # Only full tiles read inside a committed tree enter the cache,
-            # and a full tile is part of every later tree: no transaction,
-            # no look at the head.
-            cached = self._tiles.get((tile.level, tile.n))
-            if cached is not None:
-                return cached
-        with self.read() as s:
-            size = self.latest(s).size
-            if not storage.tile_within(tile, size):
-                raise NotFound(f"{tile.path()} is beyond the tree of size {size}")
-            if tile.level == ENTRIES_LEVEL:
+        if tile.level == ENTRIES_LEVEL:
+            with self.read() as s:
+                size = self.latest(s).size
+                if not storage.tile_within(tile, size):
+                    raise NotFound(f"{tile.path()} is beyond the tree of size {size}")
                 start = tile.n * TILE_WIDTH
                 return encode_bundle(storage.read_entries(s, start, start + tile.width))
-            return storage.read_tile_data(s, tile, self._tiles)
+        # Only full tiles read inside a committed tree enter the cache, and a
+        # full tile (and every partial form of it) is part of every later
+        # tree: no statement, no look at the head.
+        key = (tile.level, tile.n)
+        cached = self._tiles.get(key)
+        if cached is not None:
+            return cached[: tile.width * HASH_SIZE]
+        # Else one statement: the head and the tile's rows, one committed state.
+        head, read = self._single_statement(lambda conn: storage.read_tiles(conn, [tile], with_head=True))
+        if head is None:
+            raise StorageError("the log is not initialised: run `flask --app app ledger init`")
+        if not storage.tile_within(tile, head.size):
+            raise NotFound(f"{tile.path()} is beyond the tree of size {head.size}")
+        data = read.get(key)
+        if data is None:
+            start = tile.n * TILE_WIDTH
+            raise StorageError(f"log storage is missing level-{tile.level} hashes in [{start}, {start + tile.width})")
+        if not tile.is_partial:
+            self._tiles.put(key, data)
+        return data
 
     def entry(self, index: int) -> tuple[bytes, StoredCheckpoint]:
         with self.read() as s:
@@ -286,16 +287,11 @@ class Log:
 
     def inclusion(self, index: int, tree_size: int | None = None) -> InclusionProof:
         if tree_size is None:
-            kept = self._kept_latest()
-            if kept is not None:
-                cp, edge = kept
-                if not 0 <= index < cp.size:
-                    raise NotFound(f"no entry {index} in the tree of size {cp.size}")
-                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge)
-                try:
-                    return InclusionProof(index, node(0, index), prove_record_nodes(cp.size, index, node), cp)
-                except CacheMiss:
-                    pass  # a tile this process has not read yet: a full read transaction
+            kept = self._kept()
+            if kept is not None and 0 <= index < kept[0].size:
+                proof = self._kept_proof(*kept, index, None)
+                if proof is not None:
+                    return proof
         with self.read() as s:
             cp = self.checkpoint_for(s, tree_size)
             if not 0 <= index < cp.size:
@@ -303,6 +299,49 @@ class Log:
             reader = self._reader(s, cp)
             leaf = reader.read_hashes([stored_hash_index(0, index)])[0]
             return InclusionProof(index, leaf, prove_record(cp.size, index, reader), cp)
+
+    def _kept(self) -> tuple[StoredCheckpoint, Frontier] | None:
+        """The checkpoint kept as the latest, with the partial tiles of its
+        tree, if this process keeps both; not checked against the head."""
+        cp, edge = self._latest, self._edge
+        if cp is None or edge is None or edge.size < cp.size:
+            return None
+        return cp, edge
+
+    def _kept_proof(
+        self, cp: StoredCheckpoint, edge: Frontier, index: int, head: storage.Head | None
+    ) -> InclusionProof | None:
+        """The proof of ``index`` against ``cp``, kept as the latest, if the
+        head (read here unless given) is still ``cp``'s; else None.
+
+        The proof's nodes come from what the process keeps; the full tiles it
+        lacks (named by a first pass, :func:`storage.kept_nodes`) are read in
+        the head's statement, so a miss costs one statement and no Session,
+        whatever the tree's size. They are full in ``cp``'s committed tree and
+        never change: kept even if the head has moved.
+        """
+        missing: set[tuple[int, int]] = set()
+        try:
+            node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge, missing=missing)
+            leaf, path = node(0, index), prove_record_nodes(cp.size, index, node)
+            if missing or head is None:
+                tiles = [Tile(level, n) for level, n in sorted(missing)]
+                read_head, read = self._single_statement(
+                    lambda conn: storage.read_tiles(conn, tiles, with_head=head is None)
+                )
+                head = head or read_head
+                for key, data in read.items():
+                    self._tiles.put(key, data)
+                if len(read) != len(tiles):
+                    raise StorageError(f"log storage is missing hashes of the tiles {sorted(missing)}")
+            if head is None or (head.size, head.root) != (cp.size, cp.root):
+                return None
+            if missing:
+                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge, read=read)
+                leaf, path = node(0, index), prove_record_nodes(cp.size, index, node)
+        except CacheMiss:
+            return None  # the edge lacks a partial tile of cp's tree: a full read transaction
+        return InclusionProof(index, leaf, path, cp)
 
     def inclusions(
         self, indexes: list[int], cp: StoredCheckpoint, tree: AppendedTree | None = None
@@ -335,32 +374,25 @@ class Log:
     def inclusion_by_hash(self, leaf_hash: bytes, tree_size: int | None = None) -> InclusionProof:
         found: int | None = None  # the lowest index of the leaf, found outside the transaction
         if tree_size is None:
-            kept = self._kept_latest()
+            kept = self._kept()
             if kept is not None:
                 cp, edge = kept
-                found = self._find_leaf_now(leaf_hash, cp.size)
-                if found is None:
-                    raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
-                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge)
-                try:
-                    return InclusionProof(found, leaf_hash, prove_record_nodes(cp.size, found, node), cp)
-                except CacheMiss:
-                    pass  # as in inclusion
+                head, found = self._single_statement(lambda conn: storage.head_and_leaf(conn, leaf_hash))
+                if head is not None and (head.size, head.root) == (cp.size, cp.root):
+                    if found is None or found >= cp.size:
+                        raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
+                    proof = self._kept_proof(cp, edge, found, head)
+                    if proof is not None:
+                        return proof
         with self.read() as s:
             cp = self.checkpoint_for(s, tree_size)
             # The head never shrinks and leaves never change: the lowest index
-            # found below the kept size is the lowest below this one too.
+            # found above (at any size), if below this size, is the lowest below it.
             index = found if found is not None and found < cp.size else storage.find_leaf(s, leaf_hash, cp.size)
             if index is None:
                 raise NotFound(f"no entry with that leaf hash in the tree of size {cp.size}")
             reader = self._reader(s, cp)
             return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
-
-    def _find_leaf_now(self, leaf_hash: bytes, size: int) -> int | None:
-        """:func:`storage.find_leaf` in one statement on its own: leaves
-        below ``size`` are committed and never change, so this needs no
-        transaction shared with the head's read."""
-        return self._single_statement(lambda conn: storage.find_leaf(conn, leaf_hash, size))
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         with self.read() as s:
@@ -388,11 +420,19 @@ class LogProvider:
     """Opens the log on first use, so an app can be created before the log
     (or its key) exists, and each process opens its own engine after fork."""
 
-    def __init__(self, database_url: str, key_file: str, origin: str, sqlite_busy_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        key_file: str,
+        origin: str,
+        sqlite_busy_timeout_ms: int = 30_000,
+        tile_cache_size: int = 4096,
+    ) -> None:
         self.database_url = database_url
         self.key_file = key_file
         self.origin = origin
         self._busy_ms = sqlite_busy_timeout_ms
+        self._tile_cache_size = tile_cache_size
         self._log: Log | None = None
         self._lock = threading.Lock()
 
@@ -411,7 +451,7 @@ class LogProvider:
                 f"key file {self.key_file} holds a key named {signer.name!r}, but the origin is {self.origin!r}"
             )
         engine = make_engine(self.database_url, self._busy_ms, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
-        log = Log(engine, signer, rendezvous=f"{self.key_file}.intake")
+        log = Log(engine, signer, self._tile_cache_size, rendezvous=f"{self.key_file}.intake")
         log.check_key()
         return log
 

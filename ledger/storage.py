@@ -309,10 +309,114 @@ def find_leaf(session: Session | Connection, leaf_hash: bytes, size: int) -> int
 _FIND_LEAF = "SELECT idx FROM hashes WHERE level = 0 AND hash = ? ORDER BY idx LIMIT 1"
 
 
+def head_and_leaf(conn: Session | Connection, leaf_hash: bytes) -> tuple[Head | None, int | None]:
+    """The head and the lowest index whose leaf hash is ``leaf_hash`` (at
+    any size: the caller compares it with the head's), in one statement,
+    so one committed state: :func:`find_leaf`'s probe beside the head."""
+    rows, _ = _sql(conn, _HEAD_AND_LEAF, (leaf_hash,))
+    if not rows:
+        return None, None
+    return Head(rows[0][0], bytes(rows[0][1])), rows[0][2]
+
+
+_HEAD_AND_LEAF = f"SELECT h.size, h.root, ({_FIND_LEAF}) FROM log_head h WHERE h.id = 1"
+
+
 def load_frontier(session: Session, size: int) -> Frontier:
     """Read the partial tiles of the tree of ``size``: at most 255 rows per level."""
-    partials = [read_level_hashes(session, lv, start, end) for lv, start, end in partial_ranges(size)]
+    tiles = [Tile(lv, start // TILE_WIDTH, end - start) for lv, start, end in partial_ranges(size) if end > start]
+    read = read_tile_rows(session, tiles)
+    partials = []
+    for lv, start, end in partial_ranges(size):
+        data = read[(lv, start // TILE_WIDTH)] if end > start else b""
+        partials.append([data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)])
     return Frontier.from_partials(size, partials)
+
+
+def read_tiles(
+    session: Session | Connection, tiles: Sequence[Tile], *, with_head: bool = False
+) -> tuple[Head | None, dict[tuple[int, int], bytes]]:
+    """The rows of hash tiles ``tiles`` (distinct, not overlapping), and with
+    ``with_head`` the head too, in one statement: by (level, n), the bytes
+    of each tile whose ``width`` hashes are all stored; a tile missing any
+    is left out (one beyond the head read with it; the caller decides).
+
+    One statement, not one per tile: a proof or tile that misses what the
+    process keeps was a Session and a statement per tile (and the Core
+    statement's building and row objects cost more than the rows), which is
+    why reads grew slower as the log outgrew the kept tiles
+    (docs/performance.md). One statement reads one committed state, so the
+    head read with the rows is the head of a tree that holds them.
+    """
+    ordered = sorted(tiles, key=lambda t: (t.level, t.n))
+    if not ordered and not with_head:
+        return None, {}
+    params: list[int] = []
+    for t in ordered:
+        if t.level == ENTRIES_LEVEL:
+            raise AssertionError("read_tiles reads hash tiles")
+        params += (t.level, t.n * TILE_WIDTH, t.n * TILE_WIDTH + t.width)
+    bind = session.get_bind() if isinstance(session, Session) else session
+    pg = bind.dialect.name != "sqlite"
+    key = (len(ordered), with_head, pg)
+    sql = _TILES_SQL.get(key)
+    if sql is None:
+        head_row, tile_rows = (_HEAD_ROW_PG, _TILE_PG) if pg else (_HEAD_ROW, _TILE_ROWS)
+        parts = ([head_row] if with_head else []) + [tile_rows] * len(ordered)
+        sql = _TILES_SQL.setdefault(key, " UNION ALL ".join(parts) + " ORDER BY 1, 2")
+    rows, _ = _sql(session, sql, params)
+    head = None
+    at = 0
+    if with_head and rows and rows[0][0] == -1:
+        head = Head(rows[0][1], bytes(rows[0][-1]))
+        at = 1
+    out: dict[tuple[int, int], bytes] = {}
+    if pg:
+        # A row per tile: its level, first index, count and hashes. Indexes
+        # are unique and in the tile's range, so ``width`` of them from its
+        # first are all of them.
+        found = {(lv, first): (count, data) for lv, first, count, data in rows[at:]}
+        for t in ordered:
+            count, data = found.get((t.level, t.n * TILE_WIDTH), (0, b""))
+            if count == t.width:
+                out[(t.level, t.n)] = bytes(data)
+        return head, out
+    for t in ordered:
+        start, end = t.n * TILE_WIDTH, t.n * TILE_WIDTH + t.width
+        # Rows come sorted by (level, idx), unique (the primary key): the
+        # next ``width`` rows are this tile's exactly if the first and last
+        # are its first and last.
+        run = rows[at : at + t.width]
+        if len(run) == t.width and run[0][:2] == (t.level, start) and run[-1][:2] == (t.level, end - 1):
+            out[(t.level, t.n)] = b"".join([r[2] for r in run])
+            at += t.width
+        else:
+            while at < len(rows) and (rows[at][0], rows[at][1]) < (t.level, end):
+                at += 1
+    return head, out
+
+
+_HEAD_ROW = "SELECT -1, size, root FROM log_head WHERE id = 1"
+_TILE_ROWS = "SELECT level, idx, hash FROM hashes WHERE level = ? AND idx >= ? AND idx < ?"
+# On PostgreSQL the database joins each tile's hashes: one row, not 256
+# (each row costs the driver more Python than SQLite's).
+_HEAD_ROW_PG = "SELECT -1, size, 0, root FROM log_head WHERE id = 1"
+_TILE_PG = (
+    "SELECT level, min(idx), count(*), string_agg(hash, ''::bytea ORDER BY idx)"
+    " FROM hashes WHERE level = ? AND idx >= ? AND idx < ? GROUP BY level"
+)
+#: read_tiles' statements by (number of tiles, with the head, on PostgreSQL).
+_TILES_SQL: dict[tuple[int, bool, bool], str] = {}
+
+
+def read_tile_rows(session: Session | Connection, tiles: Sequence[Tile]) -> dict[tuple[int, int], bytes]:
+    """:func:`read_tiles` without the head; raise if any tile is missing a hash."""
+    _, out = read_tiles(session, tiles)
+    for t in tiles:
+        if (t.level, t.n) not in out:
+            start = t.n * TILE_WIDTH
+            raise StorageError(f"log storage is missing level-{t.level} hashes in [{start}, {start + t.width})")
+    return out
 
 
 class TileCache:
@@ -353,19 +457,12 @@ def read_tile_data(session: Session, tile: Tile, cache: TileCache | None = None,
     """
     if tile.level == ENTRIES_LEVEL:
         raise AssertionError("read_tile_data reads hash tiles; use read_bundle for entries")
-    key = (tile.level, tile.n)
-    if cache is not None:
-        full = cache.get(key)
-        if full is not None:
-            return full[: tile.width * HASH_SIZE]
-    if edge is not None and tile.is_partial:
-        data = edge.tile_data(tile.level, tile.n, tile.width)
-        if data is not None:
-            return data
-    start = tile.n * TILE_WIDTH
-    data = b"".join(read_level_hashes(session, tile.level, start, start + tile.width))
+    data = _kept_tile(tile, cache, edge)
+    if data is not None:
+        return data
+    data = read_tile_rows(session, [tile])[(tile.level, tile.n)]
     if cache is not None and not tile.is_partial:
-        cache.put(key, data)
+        cache.put((tile.level, tile.n), data)
     return data
 
 
@@ -388,8 +485,8 @@ class TileHashReader:
     """A :class:`ledger.tlog.merkle.HashReader` over the stored tiles.
 
     Each stored hash is recomputed from the one tile that holds it (as Go's
-    ``tlog.TileHashReader`` does), so a proof reads O(log n) tiles, each one
-    range read or a cache hit. With ``trees``, a full tile's inner nodes
+    ``tlog.TileHashReader`` does), so a proof reads O(log n) tiles: kept
+    ones, and those a call lacks in one statement (:func:`read_tiles`). With ``trees``, a full tile's inner nodes
     (:func:`tile_tree`) are hashed once and kept: full tiles never change,
     so a proof through a kept tile hashes nothing. ``trees`` also keeps the
     nodes computed from partial tiles, by stored hash index: a node of a
@@ -422,77 +519,141 @@ class TileHashReader:
             memo.update(zip(missing, self._read(missing), strict=True))
         return [memo[i] for i in indexes]
 
-    def _full_tree(self, level: int, n: int) -> bytes | None:
-        """The inner nodes of full tile (level, n), or None if it is not full."""
-        trees, edge = self._trees, self._edge
-        if trees is None or edge is None or (n + 1) * TILE_WIDTH > edge.size >> TILE_HEIGHT * level:
-            return None
-        tree = trees.get((level, n))
-        if tree is None:
-            tree = tile_tree(read_tile_data(self._session, Tile(level, n), self._cache, self._edge))
-            trees.put((level, n), tree)
-        return tree
+    def _is_full(self, level: int, n: int) -> bool:
+        """Whether tile (level, n) is full in the edge's committed tree (and inner nodes are kept)."""
+        edge = self._edge
+        return self._trees is not None and edge is not None and (n + 1) * TILE_WIDTH <= edge.size >> TILE_HEIGHT * level
 
     def _read(self, indexes: Sequence[int]) -> list[bytes]:
         located = [tile_for_index(i) for i in indexes]
         out: list[bytes | None] = [None] * len(located)
+        trees = self._trees
+        kept_trees: dict[tuple[int, int], bytes] = {}
+        want_tree: set[tuple[int, int]] = set()
         widths: dict[tuple[int, int], int] = {}
         for k, (t, start, end) in enumerate(located):
             key = (t.level, t.n)
-            count = (end - start) // HASH_SIZE
-            if count > 1 and self._trees is not None:
-                tree = self._full_tree(t.level, t.n)
-                if tree is not None:
-                    # The node of height h = log2(count) over hashes from start.
-                    h = count.bit_length() - 1
-                    at = TILE_WIDTH - (2 * TILE_WIDTH >> h) + (start // HASH_SIZE >> h)
-                    out[k] = tree[at * HASH_SIZE : (at + 1) * HASH_SIZE]
+            if end - start > HASH_SIZE and trees is not None:
+                if self._is_full(t.level, t.n):
+                    tree = kept_trees.get(key) or trees.get(key)
+                    if tree is not None:
+                        kept_trees[key] = tree
+                        continue
+                    want_tree.add(key)
+                    widths[key] = TILE_WIDTH
                     continue
-                out[k] = self._trees.get(indexes[k])
+                out[k] = trees.get(indexes[k])
                 if out[k] is not None:
                     continue
             widths[key] = max(widths.get(key, 0), t.width)
-        data = {
-            key: read_tile_data(self._session, Tile(key[0], key[1], w), self._cache, self._edge)
-            for key, w in widths.items()
-        }
+        data = self._tiles_data(widths)
+        for key in want_tree:
+            kept_trees[key] = tree = tile_tree(data[key][: TILE_WIDTH * HASH_SIZE])
+            trees.put(key, tree)  # type: ignore[union-attr]  # want_tree implies trees
         hashes_ = []
         for k, (t, start, end) in enumerate(located):
             h_ = out[k]
             if h_ is None:
-                h_ = tile_hash(data[(t.level, t.n)][start:end])
-                if end - start > HASH_SIZE and self._trees is not None:
-                    self._trees.put(indexes[k], h_)
+                key = (t.level, t.n)
+                tree = kept_trees.get(key) if end - start > HASH_SIZE else None
+                if tree is not None:
+                    # The node of height h = log2(count) over hashes from start.
+                    h = ((end - start) // HASH_SIZE).bit_length() - 1
+                    at = TILE_WIDTH - (2 * TILE_WIDTH >> h) + (start // HASH_SIZE >> h)
+                    h_ = tree[at * HASH_SIZE : (at + 1) * HASH_SIZE]
+                else:
+                    h_ = tile_hash(data[key][start:end])
+                    if end - start > HASH_SIZE and trees is not None:
+                        trees.put(indexes[k], h_)
             hashes_.append(h_)
         return hashes_
 
+    def _tiles_data(self, widths: dict[tuple[int, int], int]) -> dict[tuple[int, int], bytes]:
+        """Tiles (level, n) at least ``width`` hashes wide: kept ones, and
+        the rest read in one statement (:func:`read_tiles`)."""
+        data: dict[tuple[int, int], bytes] = {}
+        need = []
+        for (level, n), w in widths.items():
+            t = Tile(level, n, w)
+            kept = _kept_tile(t, self._cache, self._edge)
+            if kept is None:
+                need.append(t)
+            else:
+                data[(level, n)] = kept
+        if need:
+            read = read_tile_rows(self._session, need)
+            for t in need:
+                data[(t.level, t.n)] = read[(t.level, t.n)]
+                if self._cache is not None and not t.is_partial:
+                    self._cache.put((t.level, t.n), read[(t.level, t.n)])
+        return data
 
-def kept_nodes(size: int, cache: TileCache, trees: TileCache, edge: Frontier) -> Callable[[int, int], bytes]:
+
+def _kept_tile(tile: Tile, cache: TileCache | None, edge: Frontier | None) -> bytes | None:
+    """Hash tile ``tile`` from ``cache`` (its full tile) or ``edge`` (a partial tile), if either has it."""
+    if cache is not None:
+        full = cache.get((tile.level, tile.n))
+        if full is not None:
+            return full[: tile.width * HASH_SIZE]
+    if edge is not None and tile.is_partial:
+        return edge.tile_data(tile.level, tile.n, tile.width)
+    return None
+
+
+def kept_nodes(
+    size: int,
+    cache: TileCache,
+    trees: TileCache,
+    edge: Frontier,
+    read: dict[tuple[int, int], bytes] | None = None,
+    missing: set[tuple[int, int]] | None = None,
+) -> Callable[[int, int], bytes]:
     """A :data:`ledger.tlog.merkle.NodeReader` over the tree of ``size``
     (``edge`` the partial tiles of a tree at least as large) from what
     :class:`TileHashReader` keeps: full tiles and their inner nodes, and the
     edge's partial tiles; :class:`CacheMiss` for anything else. A node of
     height ``level`` is in tile level ``level // 8``; within the tile, a
     full tile's kept inner nodes (:func:`tile_tree`) hold it, a partial
-    tile's hashes give it by :func:`tile_hash` (and it is kept)."""
+    tile's hashes give it by :func:`tile_hash` (and it is kept).
+
+    ``read``: full tiles just read for this proof, looked at before
+    ``cache`` (which may have dropped them already). With ``missing``, a
+    full tile found in neither is added to it and the node is a stand-in
+    (zeros), not a miss: which nodes a proof reads depends on the tree
+    size and index only, so one pass names every tile a proof lacks, to
+    be read in one statement (:func:`read_tiles`) before the real pass."""
+
+    # Inner nodes hashed in this pass: ``trees`` may drop them at once.
+    hashed: dict[tuple[int, int], bytes] = {}
+
+    def full_tile(key: tuple[int, int]) -> bytes | None:
+        data = read.get(key) if read is not None else None
+        return data if data is not None else cache.get(key)
 
     def node(level: int, i: int) -> bytes:
         tile_level, height = divmod(level, TILE_HEIGHT)
         n, offset = divmod(i << height, TILE_WIDTH)
         count = size >> TILE_HEIGHT * tile_level  # hashes at that tile level in the tree
         if (n + 1) * TILE_WIDTH <= count:
+            key = (tile_level, n)
             if height == 0:
-                data = cache.get((tile_level, n))
+                data = full_tile(key)
                 if data is None:
-                    raise CacheMiss
+                    if missing is None:
+                        raise CacheMiss
+                    missing.add(key)
+                    return _STAND_IN
                 return data[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
-            tree = trees.get((tile_level, n))
+            tree = hashed.get(key) or trees.get(key)
             if tree is None:
-                data = cache.get((tile_level, n))
+                data = full_tile(key)
                 if data is None:
-                    raise CacheMiss
-                tree = tile_tree(data)
-                trees.put((tile_level, n), tree)
+                    if missing is None:
+                        raise CacheMiss
+                    missing.add(key)
+                    return _STAND_IN
+                tree = hashed[key] = tile_tree(data)
+                trees.put(key, tree)
             at = TILE_WIDTH - (2 * TILE_WIDTH >> height) + (offset >> height)
             return tree[at * HASH_SIZE : (at + 1) * HASH_SIZE]
         data = edge.tile_data(tile_level, n, count - n * TILE_WIDTH)
@@ -501,14 +662,17 @@ def kept_nodes(size: int, cache: TileCache, trees: TileCache, edge: Frontier) ->
         run = data[offset * HASH_SIZE : (offset + (1 << height)) * HASH_SIZE]
         if height == 0:
             return run
-        key = stored_hash_index(level, i)  # as TileHashReader keeps a partial tile's nodes
-        h = trees.get(key)
+        key_ = stored_hash_index(level, i)  # as TileHashReader keeps a partial tile's nodes
+        h = trees.get(key_)
         if h is None:
             h = tile_hash(run)
-            trees.put(key, h)
+            trees.put(key_, h)
         return h
 
     return node
+
+
+_STAND_IN = bytes(HASH_SIZE)
 
 
 def tile_within(tile: Tile, size: int) -> bool:

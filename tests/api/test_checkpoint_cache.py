@@ -6,7 +6,8 @@ servers sharing PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -14,12 +15,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
-from ledger import storage
+from ledger import db, storage
 from ledger.db import cosignatures, writer
+from ledger.errors import NotFound
 from ledger.log import Log
 from ledger.tlog import merkle
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.merkle import check_record, record_hash
+from ledger.tlog.tile import Tile
 
 
 def _size(log: Log, note: bytes) -> int:
@@ -90,19 +93,122 @@ def test_kept_proofs_are_the_stored_proofs(engine: Engine, signer: Signer, monke
 
 
 def _counting(f: Callable[..., Any], calls: list[int]) -> Callable[..., Any]:
-    """``f`` (kept_nodes), counting its calls, and its readers' misses as -1."""
+    """``f`` (kept_nodes), counting its calls, and its readers' misses as -1
+    (a CacheMiss raised, or a tile named in ``missing``)."""
 
-    def counted(*args: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        node = f(*args)
+        node = f(*args, **kwargs)
+        missing = kwargs.get("missing")
 
         def counted_node(level: int, i: int) -> bytes:
+            before = len(missing) if missing is not None else 0
             try:
-                return node(level, i)
+                h = node(level, i)
             except storage.CacheMiss:
                 calls.append(-1)
                 raise
+            if missing is not None and len(missing) > before:
+                calls.append(-1)
+            return h
 
         return counted_node
 
     return counted
+
+
+@contextmanager
+def _driver_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The fixed statements the read paths run on the driver (storage's, through ledger.db.connection_sql)."""
+    seen: list[str] = []
+    real = db.connection_sql
+
+    def recording(connection: Any, sql: str, params: Any = ()) -> Any:
+        seen.append(sql)
+        return real(connection, sql, params)
+
+    with monkeypatch.context() as m:
+        m.setattr(db, "connection_sql", recording)
+        m.setattr(storage, "connection_sql", recording)
+        yield seen
+
+
+def _stored_tile(log: Log, tile: Tile) -> bytes:
+    with log.read() as s:
+        start = tile.n * 256
+        return b"".join(storage.read_level_hashes(s, tile.level, start, start + tile.width))
+
+
+def test_misses_and_hits_give_the_same_bytes(engine: Engine, signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log that keeps no tile (every tile and proof a miss, read in one
+    statement with the head) answers byte for byte as one that keeps them
+    all, and as the stored hashes and the transaction's proofs, in a
+    bounded number of statements."""
+    size = 3 * 256 + 7  # full and partial level-0 tiles, a partial level-1 tile
+    writer_log, cold = Log(engine, signer), Log(engine, signer, tile_cache_size=0)
+    writer_log.sequencer.init()
+    data = [f"e{i}".encode() for i in range(size)]
+    writer_log.sequencer.append(data)
+    warm = Log(engine, signer)
+    tiles = [Tile(0, 0), Tile(0, 1), Tile(0, 2), Tile(0, 3, 7), Tile(0, 1, 9), Tile(1, 0, 3)]
+    for t in tiles:
+        stored = _stored_tile(writer_log, t)
+        assert len(stored) == t.width * 32
+        assert cold.tile(t) == cold.tile(t) == warm.tile(t) == warm.tile(t) == stored, t.path()
+    with writer_log.read() as s:
+        cp = writer_log.latest(s)
+        reader = storage.TileHashReader(s)
+        stored_proofs = {i: merkle.prove_record(size, i, reader) for i in range(0, size, 17)}
+    for log in (cold, warm):
+        log.inclusion(size - 1)  # a transaction's proof: the latest checkpoint and its edge are kept
+    for i, path in stored_proofs.items():
+        for log in (cold, warm, cold, warm):
+            with _driver_statements(monkeypatch) as seen:
+                by_index = log.inclusion(i)
+                statements = len(seen)
+                by_hash = log.inclusion_by_hash(record_hash(data[i]))
+            assert (by_index.proof, by_hash.proof, by_hash.index) == (path, path, i)
+            assert by_index.leaf_hash == record_hash(data[i])
+            # By index the head and the tiles it lacks: one statement, hit or
+            # miss; by hash the head and the leaf's index, then what it lacks.
+            assert statements == 1, (i, seen)
+            assert len(seen) - statements == (1 if log is warm or i >= 768 else 2), (i, seen)
+            check_record(path, size, cp.root, i, record_hash(data[i]))
+
+
+def test_partial_tiles_are_never_kept_as_full(engine: Engine, signer: Signer) -> None:
+    """A partial tile served or read for a proof is not kept as its full
+    tile: once the tree fills it, the full tile is the stored one."""
+    log = Log(engine, signer)
+    log.sequencer.init()
+    log.sequencer.append([f"e{i}".encode() for i in range(300)])
+    assert log.tile(Tile(0, 1, 44)) == _stored_tile(log, Tile(0, 1, 44))
+    for i in (0, 255, 256, 299):
+        log.inclusion(i)
+        log.inclusion(i, 300)
+    assert log._tiles.get((0, 1)) is None
+    assert log._tiles.get((0, 0)) == _stored_tile(log, Tile(0, 0))
+    with pytest.raises(NotFound):
+        log.tile(Tile(0, 1))  # not yet full
+    log.sequencer.append([f"e{i}".encode() for i in range(300, 600)])
+    full = log.tile(Tile(0, 1))
+    assert full == _stored_tile(log, Tile(0, 1))
+    assert len(full) == 256 * 32
+    assert log.tile(Tile(0, 1, 44)) == full[: 44 * 32]
+    with pytest.raises(NotFound):
+        log.tile(Tile(0, 2, 89))  # one hash beyond the tree of 600
+
+
+def test_a_proof_after_another_process_appended_reads_the_new_tree(engine: Engine, signer: Signer) -> None:
+    """A miss whose head statement finds the head moved keeps the full
+    tiles it read (they never change) and answers in the new tree."""
+    server, other = Log(engine, signer, tile_cache_size=0), Log(engine, signer)
+    server.sequencer.init()
+    data = [f"e{i}".encode() for i in range(700)]
+    server.sequencer.append(data[:600])
+    server.inclusion(0)  # keeps the checkpoint of 600 and its edge
+    other.sequencer.append(data[600:])
+    for i in (3, 300, 599):
+        for proof in (server.inclusion(i), server.inclusion_by_hash(record_hash(data[i]))):
+            assert (proof.index, proof.checkpoint.size) == (i, 700)
+            check_record(proof.proof, 700, proof.checkpoint.root, i, record_hash(data[i]))

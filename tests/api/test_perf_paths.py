@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event
 
 from api.record_validator import validate_record
 from app import create_app
-from ledger import storage
+from ledger import db, storage
 from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
 from ledger.records.entries import canonical
@@ -162,15 +162,27 @@ def test_find_leaf_takes_the_lowest_match_below_the_size(log: Log) -> None:
 
 @contextmanager
 def _statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement run on ``engine``: through SQLAlchemy, and the fixed
+    ones run on the driver's cursor (ledger.db.connection_sql), which
+    SQLAlchemy's events do not see."""
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
+    real = db.connection_sql
+
+    def on_driver(connection: Any, sql: str, params: Any = ()) -> Any:
+        if connection.engine is engine or connection.engine.url == engine.url:
+            seen.append(sql)
+        return real(connection, sql, params)
+
     event.listen(engine, "before_cursor_execute", record)
+    db.connection_sql = storage.connection_sql = on_driver  # type: ignore[assignment]
     try:
         yield seen
     finally:
+        db.connection_sql = storage.connection_sql = real  # type: ignore[assignment]
         event.remove(engine, "before_cursor_execute", record)
 
 
