@@ -403,7 +403,8 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     ``executemany`` left a frozen client's transaction without PostgreSQL's
     idle timer (see :data:`PG_WRITER_SETTINGS`); a COPY ends with
     ReadyForQuery like any statement, and ``statement_timeout`` bounds a
-    COPY whose client stopped sending.
+    COPY whose client stopped sending. A few rows (a single record's) go as
+    one multi-row INSERT instead, a round trip fewer.
     """
     if not rows:
         return
@@ -424,6 +425,9 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         connection = session_connection(session)
         dbapi = connection.dialect.loaded_dbapi
+        if len(values) <= _PG_INSERT_ROWS:
+            _pg_insert(connection, table.name, columns, values)
+            return
         # Binary: an entry's bytes go as they are, where the text format
         # spelt each byte in hex for the client to write and the server to
         # read (entries 7.5 -> 1.6 us a row, the feed index 4.0 -> 2.0 us).
@@ -453,6 +457,27 @@ def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> 
     try:
         cursor.executemany(sql, values)
     except sqlite3.Error as e:
+        raise _wrapped(connection, sql, None, e, cursor) from e
+    finally:
+        cursor.close()
+
+
+#: Up to this many rows go to PostgreSQL as one INSERT rather than a COPY:
+#: a COPY takes two round trips (the statement, then the data), an INSERT
+#: one, and a single record's append writes four tables. Beyond it, COPY
+#: (whose per-row cost is the lower) as above.
+_PG_INSERT_ROWS = 16
+
+
+def _pg_insert(connection: Connection, table: str, columns: Sequence[str], values: Sequence[Sequence[Any]]) -> None:
+    """Insert ``values`` into ``table`` with one multi-row INSERT (PostgreSQL)."""
+    row = f"({', '.join(['%s'] * len(columns))})"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(values))}"
+    params = [v for value in values for v in value]
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+    except connection.dialect.loaded_dbapi.Error as e:
         raise _wrapped(connection, sql, None, e, cursor) from e
     finally:
         cursor.close()
