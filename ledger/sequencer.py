@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.note import Signer
 from ledger import storage
-from ledger.db import PG_WRITER_SETTINGS, driver_sql, is_sqlite, once_more_if_lost, writer
+from ledger.db import is_sqlite, once_more_if_lost, pinned_connection, writer
 from ledger.errors import InvalidInput, Refused, SplitViewError, StorageError
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tlog.checkpoint import Checkpoint
@@ -169,7 +169,6 @@ class Sequencer:
 
     def __init__(self, engine: Engine, signer: Signer, clock: Callable[[], int] = _now_ms) -> None:
         self._engine = writer(engine)
-        self._sqlite = is_sqlite(engine)
         self._signer = signer
         self._clock = clock
         # Serialises this process's writers before they queue on the database lock.
@@ -249,15 +248,13 @@ class Sequencer:
             session = Session(self._engine)
             transaction = session.begin()
             try:
-                if not self._sqlite:
-                    driver_sql(session, PG_WRITER_SETTINGS)
-                return session, transaction, storage.read_head(session, for_update=True)
+                return session, transaction, storage.begin_append(session)
             except BaseException:
                 session.close()
                 raise
 
         session, transaction, head = once_more_if_lost(begin)
-        with session, transaction:
+        with session, transaction, pinned_connection(session):
             yield session, head
 
     def _sequence_locked(self, planner: Planner) -> AppendResult:
@@ -282,10 +279,9 @@ class Sequencer:
             cp = self._sign(new.size, new.root, now)
             storage.insert_entries(session, head.size, plan.entries, plan.stored)
             storage.insert_hashes(session, rows)
-            storage.insert_checkpoint(session, cp)
             if plan.write_index is not None:
                 plan.write_index(session, head.size)
-            if not storage.advance_head(session, head, new):
+            if not storage.sign_head(session, head, new, cp):
                 raise SplitViewError("the log head moved during the append; nothing was written")
             # Commit point: entries, hashes, index rows, checkpoint and head
             # become durable together when this block exits. If the process

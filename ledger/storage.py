@@ -15,7 +15,18 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
-from ledger.db import checkpoints, connection_sql, driver_sql, entries, hashes, insert_many, is_sqlite, log_head
+from ledger.db import (
+    PG_WRITER_SETTINGS,
+    checkpoints,
+    connection_sql,
+    driver_sql,
+    entries,
+    hashes,
+    insert_many,
+    is_sqlite,
+    log_head,
+    pg_script,
+)
 from ledger.entry_codec import decode_entry, encode_entry
 from ledger.errors import StorageError
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
@@ -51,6 +62,22 @@ def read_head(session: Session, *, for_update: bool = False) -> Head | None:
 
 _READ_HEAD = "SELECT size, root FROM log_head WHERE id = 1"
 _READ_HEAD_FOR_UPDATE = _READ_HEAD + " FOR UPDATE"
+#: The writer's timeouts must be set before the head row is locked, since
+#: ``lock_timeout`` bounds that very wait (ledger/db.py).
+_BEGIN_APPEND_PG = f"{PG_WRITER_SETTINGS}; {_READ_HEAD_FOR_UPDATE}"
+
+
+def begin_append(session: Session) -> Head | None:
+    """The head at the start of an append transaction, for the sequencer.
+
+    On PostgreSQL the writer's timeouts (``PG_WRITER_SETTINGS``) are set and
+    the head row is locked ``FOR UPDATE`` in one round trip, in that order;
+    on SQLite ``BEGIN IMMEDIATE`` has already taken the write lock."""
+    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        rows, _ = driver_sql(session, _READ_HEAD)
+    else:
+        rows = pg_script(session, _BEGIN_APPEND_PG)
+    return Head(rows[0][0], bytes(rows[0][1])) if rows else None
 
 
 def read_head_and_cosignatures(session: Session | Connection) -> tuple[Head | None, tuple[str, ...]]:
@@ -79,6 +106,32 @@ def advance_head(session: Session, old: Head, new: Head) -> bool:
         (new.size, new.root, old.size, old.root),
     )
     return count == 1
+
+
+def sign_head(session: Session, old: Head, new: Head, cp: StoredCheckpoint) -> bool:
+    """Store ``cp``, the checkpoint of ``new``, and compare-and-swap the head
+    from ``old`` to ``new``; False if the head moved (then the caller must
+    roll back: the checkpoint row is in its transaction).
+
+    On PostgreSQL one statement (a data-modifying CTE always runs in full),
+    one round trip fewer per append; on SQLite, whose statements cost no
+    round trip, the two of :func:`insert_checkpoint` and :func:`advance_head`.
+    """
+    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        insert_checkpoint(session, cp)
+        return advance_head(session, old, new)
+    _, count = driver_sql(
+        session,
+        _SIGN_HEAD_PG,
+        (cp.size, cp.root, cp.note, cp.created_at_ms, new.size, new.root, old.size, old.root),
+    )
+    return count == 1
+
+
+_SIGN_HEAD_PG = (
+    "WITH cp AS (INSERT INTO checkpoints (size, root, note, created_at_ms) VALUES (?, ?, ?, ?)) "
+    "UPDATE log_head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?"
+)
 
 
 def insert_head(session: Session, head: Head) -> None:
