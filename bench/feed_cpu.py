@@ -8,7 +8,8 @@ clients; on the bench's 2 cores that is a question of CPU per page, which
 this measures without a load generator competing for the cores: the real
 application (``create_app`` called as gunicorn calls it, WSGI environs
 built before the clock), a fresh database bulk-filled as the suite's 1M
-stage fills it (:func:`bench.ingest.populate`: signed records, one in
+stage fills it (a new one for each size; :func:`bench.ingest.populate`:
+signed records, one in
 eight an appeal or amendment of an earlier decision, so the decision
 filters find follow-ups and ``superseded`` is true of some rows), then
 for each log size and each of the bench's filters (:data:`bench.reads.FEED_PATHS`)
@@ -171,7 +172,8 @@ def _fill(db: Database, key_file: Path, corpus: Corpus, size: int) -> None:
     print(f"{db.kind}: filled to {size:,} in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def run(kind: str, args: argparse.Namespace, pg_url: str | None) -> None:
+def run(kind: str, size: int, args: argparse.Namespace, pg_url: str | None) -> None:
+    """Measure each filter's page on a new database of ``kind`` filled to ``size`` entries."""
     corpus = Corpus(SEED)
     corpus.check()
     app_name = f"bench-feed-{secrets.token_hex(4)}"
@@ -182,6 +184,7 @@ def run(kind: str, args: argparse.Namespace, pg_url: str | None) -> None:
         log, _ = provider.initialise()
         log.registry.add_platform(PLATFORM, PLATFORM_NAME, corpus.key.public_key)
         provider.close()
+        _fill(db, key_file, corpus, size)
         url = db.url + (f"&application_name={app_name}" if kind == "postgresql" else "")
         config = {"DATABASE_URL": url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
         app = create_app(config | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
@@ -190,17 +193,14 @@ def run(kind: str, args: argparse.Namespace, pg_url: str | None) -> None:
         freeze_start_up_objects()
         backends = PostgresBackends(db.admin_url, app_name) if db.admin_url else None
         try:
-            for size in (int(s) for s in args.sizes.split(",")):
-                _fill(db, key_file, corpus, size)
-                app.extensions["ledger"].log.engine.dispose()  # statistics the bulk load changed
-                if args.explain:
-                    explain(app, kind, args.web)
-                got = measure(app, Meter(backends), args.requests, args.rounds, args.web)
-                for name, (own, dbs) in got.items():
-                    extra = "" if dbs is None else f"  + backend {dbs * 1e3:6.2f} ms"
-                    print(f"{kind} {size:>9,} {name:14} {own * 1e3:6.2f} ms CPU/page{extra}", flush=True)
-                if args.profile:
-                    profile(app, paths(args.web)[args.profile], args.requests, args.web)
+            if args.explain:
+                explain(app, kind, args.web)
+            got = measure(app, Meter(backends), args.requests, args.rounds, args.web)
+            for name, (own, dbs) in got.items():
+                extra = "" if dbs is None else f"  + backend {dbs * 1e3:6.2f} ms"
+                print(f"{kind} {size:>9,} {name:14} {own * 1e3:6.2f} ms CPU/page{extra}", flush=True)
+            if args.profile:
+                profile(app, paths(args.web)[args.profile], args.requests, args.web)
         finally:
             if backends is not None:
                 backends.close()
@@ -222,7 +222,8 @@ def main() -> None:
         if kind == "postgresql" and not pg_url:
             print("postgresql: skipped (set BENCH_POSTGRES_URL)")
             continue
-        run(kind, args, pg_url)
+        for size in (int(n) for n in args.sizes.split(",")):
+            run(kind, size, args, pg_url)
 
 
 if __name__ == "__main__":
