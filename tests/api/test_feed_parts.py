@@ -285,3 +285,26 @@ def test_each_part_reads_an_index_in_the_pages_order(
                 conn.exec_driver_sql("SET enable_sort = off")
                 plan = " | ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
                 assert "Sort" not in plan, plan
+
+
+def test_page_rows_are_the_index_rows_and_their_history(client: FlaskClient) -> None:
+    """A page's rows, read in one statement per part with their codes looked
+    up in a dict (``query.page_rows``), are the index rows as SQLAlchemy
+    reads them one at a time through ``Code``; and each row's
+    ``superseded`` is what the record's own ``history`` (a probe per
+    record, as its page shows it) says, over decisions, appeals and amendments."""
+    _fill(client)
+    log: Log = client.application.extensions["ledger"].log
+    with log.read() as s:
+        size = log.latest_size()
+        superseded = 0
+        for feed in (Feed(limit=200), Feed(equal={"account_class": "legislator"}, limit=200, sort="decided")):
+            page = query.feed(s, feed, size, None)
+            assert {r["type"] for r in page} == {"decision", "appeal", "amendment"}
+            for r in page:
+                alone = s.execute(select(record_index).where(record_index.c.leaf_index == r["leaf_index"])).one()
+                assert {k: r[k] for k in alone._mapping} == dict(alone._mapping)
+                record = query.record_at(s, r["leaf_index"])
+                assert bool(r["superseded"]) == (query.history(s, record).superseded_by is not None), r
+                superseded += bool(r["superseded"])
+        assert superseded
