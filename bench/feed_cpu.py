@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from flask import Flask
 from sqlalchemy import event
@@ -56,6 +57,7 @@ from bench.server import ORIGIN, Database, database
 from bench.writes import PostgresBackends
 from keys.keyfile import write_signer
 from keys.note import Signer
+from ledger import sequencer
 from ledger.log import LogProvider
 
 SEED = bytes(range(32))
@@ -67,7 +69,7 @@ def _environ(path: str) -> dict[str, Any]:
     return EnvironBuilder(path=path.split("?")[0], query_string=path.partition("?")[2]).get_environ()
 
 
-def _run(app: Flask, environs: list[dict[str, Any]], web: bool) -> None:
+def _run(app: Flask, environs: list[dict[str, Any]], web: bool, check: bool = False) -> None:
     statuses: list[str] = []
 
     def start_response(status: str, _headers: Any, _exc: Any = None) -> Any:
@@ -79,7 +81,7 @@ def _run(app: Flask, environs: list[dict[str, Any]], web: bool) -> None:
         getattr(body, "close", lambda: None)()
         if not statuses[-1].startswith("200"):
             raise RuntimeError(f"{env['PATH_INFO']}?{env['QUERY_STRING']}: {statuses[-1]}")
-        if not web and not json.loads(data)["records"]:
+        if check and not web and not json.loads(data)["records"]:
             raise RuntimeError(f"{env['QUERY_STRING']}: an empty page")
 
 
@@ -112,7 +114,7 @@ def measure(app: Flask, meter: Meter, requests: int, rounds: int, web: bool) -> 
     """Median CPU seconds per page (this process, the database's backends) of each filter."""
     environs = {name: [_environ(p)] * requests for name, p in paths(web).items()}
     for env in environs.values():  # warm-up: connections, caches, compiled statements
-        _run(app, env[:5], web)
+        _run(app, env[:5], web, check=True)
     runs: dict[str, list[tuple[float, float | None]]] = {name: [] for name in environs}
     for _ in range(rounds):
         for name, env in environs.items():
@@ -163,9 +165,16 @@ def explain(app: Flask, kind: str, web: bool) -> None:
                     print("    " + (str(row[-1]) if kind == "sqlite" else str(row[0])))
 
 
+#: The sequencer's PostgreSQL settings for this bench's bulk fill only: a
+#: COPY of 10,000 index rows outlasted the 5 s statement timeout
+#: (ledger.db.PG_WRITER_SETTINGS) on the 2 cores shared with other work.
+_FILL_SETTINGS = "SELECT set_config('statement_timeout', '120s', true)"
+
+
 def _fill(db: Database, key_file: Path, corpus: Corpus, size: int) -> None:
     started = time.perf_counter()
-    reached, _ = ingest.populate(db.url, key_file, corpus, size, math.inf, lambda *_: None)
+    with mock.patch.object(sequencer, "PG_WRITER_SETTINGS", _FILL_SETTINGS):
+        reached, _ = ingest.populate(db.url, key_file, corpus, size, math.inf, lambda *_: None)
     if reached < size:
         raise RuntimeError(f"filled to {reached} of {size}")
     db.analyze()  # as autovacuum would soon after a bulk load (PostgreSQL only)
