@@ -123,19 +123,23 @@ def person(s: Session, qid: str, tree_size: int) -> Person | None:
         .order_by(c.platform, c.subject_key)
     ).all()
     # UNION, not UNION ALL: an amendment can name the item itself and amend a decision that does.
-    parts = Feed(equal={"qid": qid}).branches(s, tree_size)
+    everything = Feed(equal={"qid": qid})
+    parts = everything.branches(s, tree_size)
     feed = union(*(part.select(c.leaf_index, c.platform, c.type) for part in parts)).subquery()
     by_platform = s.execute(
         select(feed.c.platform, feed.c.type, func.count())
         .group_by(feed.c.platform, feed.c.type)
-        .order_by(feed.c.platform, feed.c.type)
+        .order_by(feed.c.platform, feed.c.type),
+        everything.params(tree_size),
     ).all()
-    (current,) = Feed(equal={"qid": qid}, direct=True, current_only=True).branches(s, tree_size)
+    current_only = Feed(equal={"qid": qid}, direct=True, current_only=True)
+    (current,) = current_only.branches(s, tree_size)
     by_action = s.execute(
         select(c.action, func.count())
         .where(c.type.in_(("decision", "amendment")), *current.terms)
         .group_by(c.action)
-        .order_by(func.count().desc(), c.action)
+        .order_by(func.count().desc(), c.action),
+        current_only.params(tree_size),
     ).all()
     return Person(
         qid,
@@ -201,7 +205,8 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
             return 0
         limited = [part.select(c.leaf_index).limit(cap + 1).subquery() for part in parts]
         matching = union(*(select(p.c.leaf_index) for p in limited)).subquery() if len(limited) > 1 else limited[0]
-        return min(cap + 1, int(s.execute(select(func.count()).select_from(matching)).scalar_one()))
+        counted = s.execute(select(func.count()).select_from(matching), query.params(tree_size))
+        return min(cap + 1, int(counted.scalar_one()))
 
     direct = dataclasses.replace(query, direct=True).branches(s, tree_size)
     matching = count(direct) if direct else 0

@@ -175,11 +175,17 @@ def hashed_equal(bind: Any, column: ColumnElement[Any], value: str) -> ColumnEle
     128), so the term compares the hashes for the index and the texts for
     the answer. Two texts with one hash give a row that is read and
     dropped, never a wrong row."""
+    return hashed_term(bind.dialect.name == "sqlite", column, literal(value, String))
+
+
+def hashed_term(sqlite: bool, column: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[bool]:
+    """:func:`hashed_equal` with the value an expression (a bind parameter
+    of a statement built once and kept, ``ledger/query.py``)."""
     term = column == value
-    if bind.dialect.name == "sqlite":
+    if sqlite:
         return term
     zero: ColumnElement[int] = literal_column("0")
-    return and_(func.hashtextextended(column, zero) == func.hashtextextended(literal(value, String), zero), term)
+    return and_(func.hashtextextended(column, zero) == func.hashtextextended(value, zero), term)
 
 
 #: The records index: one row per platform record in the log.

@@ -15,16 +15,22 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
+    BindParameter,
     ColumnElement,
     Integer,
     Select,
+    SmallInteger,
     Text,
     and_,
+    bindparam,
     column,
     exists,
     func,
@@ -42,9 +48,10 @@ from sqlalchemy.sql.selectable import FromClause, Join, NamedFromClause
 from ledger import storage
 from ledger.db import (
     HASHED_FILTERS,
+    Code,
     checkpoints,
     entries,
-    hashed_equal,
+    hashed_term,
     hashes,
     insert_many,
     is_sqlite,
@@ -53,7 +60,7 @@ from ledger.db import (
     sqlite_many,
 )
 from ledger.errors import InvalidInput
-from ledger.records.codes import encode
+from ledger.records.codes import encode, row_decoder
 from ledger.records.index_rows import index_row as index_row
 from ledger.records.index_rows import time_ms as time_ms
 from ledger.storage import StoredCheckpoint
@@ -141,29 +148,79 @@ class Feed:
         length, where the OR made SQLite collect and sort every match of
         either side (1.5 pages a second at a million records, issue 14).
         Callers limit each part and merge (:func:`feed`, :func:`count_feed`).
-        ``few`` chooses the follow-up parts' plan (:meth:`_followup_term`)
-        for a caller that knows better than their count.
+        ``few`` chooses the follow-up parts' plan (:meth:`_few`) for a
+        caller that knows better than their count.
+
+        The parts' values are bind parameters (:meth:`params` gives them),
+        so the parts of one :meth:`shape` are built once and reused
+        (:func:`_built`): building them took SQLAlchemy more CPU than the
+        database took to answer a page.
         """
+        sqlite = is_sqlite(session.get_bind())  # type: ignore[arg-type]
+        if few is None and not self.direct and self._on_decisions():
+            few = self._few(session, tree_size)
+            if few is None:  # no matching decision: no follow-up can match
+                return _built(("branches", sqlite, self.shape(), None), lambda: self._branches(sqlite, None))
+        return _built(("branches", sqlite, self.shape(), few), lambda: self._branches(sqlite, few))
+
+    def shape(self) -> tuple[Any, ...]:
+        """What the statements of this query depend on beyond their bind
+        parameters (:meth:`params`): which filters are given, and the values
+        that choose parts or are cheaper inline (the record type, the flags)."""
+        return (
+            tuple(sorted((k, v if k == "type" else None) for k, v in self.equal.items())),
+            tuple(sorted(self.flags.items())),
+            bool(self.territory),
+            self.decided_from_ms is not None,
+            self.decided_to_ms is not None,
+            self.logged_from_ms is not None,
+            self.logged_to_ms is not None,
+            self.q is not None,
+            self.current_only,
+            self.direct,
+            self.sort,
+        )
+
+    def params(self, tree_size: int) -> dict[str, Any]:
+        """The values of the bind parameters of this query's statements in the tree of ``tree_size``."""
+        out: dict[str, Any] = {"tree_size": tree_size, "few_decisions": FEW_DECISIONS}
+        out.update((f"eq_{k}", v) for k, v in self.equal.items() if k != "type")
+        for name in ("decided_from_ms", "decided_to_ms", "logged_from_ms", "logged_to_ms"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.territory:
+            out["territory"] = f"%,{self.territory},%"
+        if self.q is not None:
+            q = _search_text(self.q)
+            out["q"] = q
+            out["q_like"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            out["q_trigrams"] = _trigrams(q)
+        return out
+
+    def _branches(self, sqlite: bool, few: bool | None) -> list[Part]:
+        """:meth:`branches` with the follow-up parts' plan chosen (None: none can match)."""
         c = record_index.c
-        common: list[ColumnElement[bool]] = [c.leaf_index < tree_size]
-        common += [c[k] == v for k, v in self.equal.items() if k not in DECISION_FIELDS]
+        common: list[ColumnElement[bool]] = [c.leaf_index < TREE_SIZE]
+        common += [c[k] == _equal(k) for k in self.equal if k not in DECISION_FIELDS and k != "type"]
+        if "type" in self.equal:
+            common.append(c.type == self.equal["type"])
         for col, lo, hi in (
-            (c.decided_at_ms, self.decided_from_ms, self.decided_to_ms),
-            (c.logged_at_ms, self.logged_from_ms, self.logged_to_ms),
+            (c.decided_at_ms, "decided_from_ms", "decided_to_ms"),
+            (c.logged_at_ms, "logged_from_ms", "logged_to_ms"),
         ):
-            if lo is not None:
-                common.append(col >= lo)
-            if hi is not None:
-                common.append(col < hi)
+            if getattr(self, lo) is not None:
+                common.append(col >= bindparam(lo, type_=BigInteger))
+            if getattr(self, hi) is not None:
+                common.append(col < bindparam(hi, type_=BigInteger))
         if self.current_only:
-            common.append(~superseded(tree_size))
-        decision = self._decision_terms(session, record_index)
+            common.append(~superseded())
+        decision = self._decision_terms(sqlite, record_index)
         parts: list[Part] = []
         # An appeal carries none of a decision's fields: only its decision can match them.
         if not (decision and self.equal.get("type") == "appeal"):
-            parts.append(self._searched(session, tree_size, record_index, Part(common + decision)))
-        if decision and not self.direct:
-            followup = self._followup_term(session, tree_size, few)
+            parts.append(self._searched(sqlite, record_index, Part(common + decision)))
+        if decision and not self.direct and few is not None:
+            followup = self._followup_term_of(sqlite, few)
             # One part per type, so that each reads the type's index in
             # order: an IN of two types would make SQLite sort. The type is
             # written into the statement: PostgreSQL's index of types keeps
@@ -173,11 +230,11 @@ class Feed:
             parts += [
                 Part([*common, c.type == literal(kind, c.type.type, literal_execute=True), followup])
                 for kind in FOLLOWUP_TYPES
-                if self.equal.get("type") in (None, kind) and followup is not None
+                if self.equal.get("type") in (None, kind)
             ]
         return parts
 
-    def _searched(self, session: Session, tree_size: int, t: NamedFromClause, part: Part) -> Part:
+    def _searched(self, sqlite: bool, t: NamedFromClause, part: Part) -> Part:
         """``part``, whose terms are on ``t`` (``record_index`` or an alias of
         it), read through SQLite's full-text index if this query searches
         text: the index first, newest first, each candidate's row probed by
@@ -195,37 +252,39 @@ class Feed:
         PostgreSQL has no such table: its GIN index is on the column, and
         its planner chooses between it and the page's order by cost.
         """
-        if self.q is None or not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        if self.q is None or not sqlite:
             return part
         fts = _RECORD_SEARCH
         return Part(
-            [*part.terms, fts.c.record_search.match(_trigrams(self.q)), fts.c.rowid < tree_size],
+            [*part.terms, fts.c.record_search.match(bindparam("q_trigrams", type_=Text)), fts.c.rowid < TREE_SIZE],
             CrossJoin(fts, part.source, t.c.leaf_index == fts.c.rowid),
             fts.c.rowid,
         )
 
-    def _decision_terms(self, session: Session, t: NamedFromClause) -> list[ColumnElement[bool]]:
+    def _decision_terms(self, sqlite: bool, t: NamedFromClause) -> list[ColumnElement[bool]]:
         """The terms on a decision's fields, on ``t`` (``record_index`` or an alias of it)."""
-        bind = session.get_bind()
         out: list[ColumnElement[bool]] = [
-            hashed_equal(bind, t.c[k], v) if k in HASHED_FILTERS else t.c[k] == v
-            for k, v in self.equal.items()
+            hashed_term(sqlite, t.c[k], _equal(k)) if k in HASHED_FILTERS else t.c[k] == _equal(k)
+            for k in self.equal
             if k in DECISION_FIELDS
         ]
         out += [t.c[k].is_(v) for k, v in self.flags.items()]
         if self.territory:
-            out.append(t.c.territories.like(f"%,{self.territory},%"))
+            out.append(t.c.territories.like(bindparam("territory", type_=Text)))
         if self.q is not None:
-            out.append(_search(session, self.q, t))
+            out.append(_search(sqlite, t))
         return out
 
-    def _followup_term(self, session: Session, tree_size: int, few: bool | None) -> ColumnElement[bool] | None:
-        """The term on a ``record_index`` row that its decision matches the
-        decision terms; None if the count finds no matching decision, so no
-        follow-up can match (each part would otherwise read every follow-up,
-        or the candidates of the text, to find none).
+    def _on_decisions(self) -> bool:
+        """Whether this query has terms on a decision's fields (:meth:`_decision_terms`)."""
+        return bool(self.flags or self.territory or self.q is not None or any(k in DECISION_FIELDS for k in self.equal))
 
-        Two plans, chosen by counting (up to :data:`FEW_DECISIONS`) the
+    def _few(self, session: Session, tree_size: int) -> bool | None:
+        """Whether few decisions match (:meth:`_followup_term_of`); None if
+        none does, so no follow-up can match (each part would otherwise read
+        every follow-up, or the candidates of the text, to find none).
+
+        Two plans of the follow-up parts, chosen by counting (up to :data:`FEW_DECISIONS`) the
         matching decisions: when they are few, their follow-ups are listed
         through ``record_index_ref`` and the page probes that list (its
         cost grows with the decisions); when they are many, the page reads
@@ -233,29 +292,55 @@ class Feed:
         ``records`` (platform, record_id) (its cost grows with the
         follow-ups it reads before the page is full, few when many
         decisions match). The answer is the same either way (tested).
+
+        "Many" is remembered (:data:`_MANY`): a decision in one tree is in
+        every larger tree, so a query that once counted many always does,
+        and its pages then run no count.
         """
-        if few is None:
+        bind = session.get_bind()
+        sqlite = is_sqlite(bind)  # type: ignore[arg-type]
+        values = self.params(tree_size)
+        del values["tree_size"]
+        many = (str(bind.engine.url), self.shape(), tuple(sorted(values.items())))
+        if many in _MANY:
+            return False
+
+        def build() -> Select[Any]:
             d = _DECISION
-            part = self._searched(session, tree_size, d, Part(self._matching(session, tree_size, d), d))
-            counted = part.select(d.c.leaf_index).limit(FEW_DECISIONS)
-            decisions = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one()
-            if decisions == 0:
-                return None
-            few = decisions < FEW_DECISIONS
-        return self._followup_term_of(session, tree_size, few)
+            part = self._searched(sqlite, d, Part(self._matching(sqlite, d), d))
+            counted = part.select(d.c.leaf_index).limit(bindparam("few_decisions", type_=Integer))
+            return select(func.count()).select_from(counted.subquery())
 
-    def _matching(self, session: Session, tree_size: int, d: NamedFromClause) -> list[ColumnElement[bool]]:
-        """The terms on ``d`` (an alias of ``record_index``) of a matching decision in the tree."""
-        return [d.c.type == "decision", d.c.leaf_index < tree_size, *self._decision_terms(session, d)]
+        stmt = _built(("few", sqlite, self.shape()), build)
+        decisions = session.execute(stmt, self.params(tree_size)).scalar_one()
+        if decisions >= FEW_DECISIONS:
+            if len(_MANY) >= _BUILT_MAX:
+                _MANY.clear()
+            _MANY.add(many)
+        return None if decisions == 0 else decisions < FEW_DECISIONS
 
-    def _followup_term_of(self, session: Session, tree_size: int, few: bool) -> ColumnElement[bool]:
-        """:meth:`_followup_term` with its plan chosen: ``few`` lists the follow-ups of the matching decisions."""
+    def _matching(self, sqlite: bool, d: NamedFromClause) -> list[ColumnElement[bool]]:
+        """The terms on ``d`` (an alias of ``record_index``) of a matching decision in the tree.
+
+        The type is checked, never searched (``type + 0``, as in
+        :func:`superseded`): offered ``type = ?``, SQLite's planner (no
+        ANALYZE statistics) counted a subject's or a rule's decisions by
+        reading every decision through record_index_type, 67 ms of CPU at
+        200,000 records for a subject with none, where the filter's own
+        index (subject_key, leaf_index) finds them directly.
+        """
+        decision = type_coerce(d.c.type, Integer) + 0 == _DECISION_CODE
+        return [decision, d.c.leaf_index < TREE_SIZE, *self._decision_terms(sqlite, d)]
+
+    def _followup_term_of(self, sqlite: bool, few: bool) -> ColumnElement[bool]:
+        """The term on a ``record_index`` row that its decision matches the
+        decision terms (:meth:`_few`): ``few`` lists the follow-ups of the matching decisions."""
         c = record_index.c
         d = _DECISION
-        matching = self._matching(session, tree_size, d)
+        matching = self._matching(sqlite, d)
         if few:
             f = _FOLLOWUP
-            decisions = self._searched(session, tree_size, d, Part(matching, d))
+            decisions = self._searched(sqlite, d, Part(matching, d))
             joined = decisions.source.join(f, and_(d.c.platform == f.c.platform, d.c.record_id == f.c.ref_record_id))
             listed = Part([*decisions.terms, f.c.type.in_(FOLLOWUP_TYPES)], joined).select(f.c.leaf_index)
             return c.leaf_index.in_(listed)
@@ -281,18 +366,49 @@ FOLLOWUP_TYPES = ("appeal", "amendment")
 #: (:meth:`Feed._followup_term`); from it on, it probes each follow-up's decision.
 FEW_DECISIONS = 500
 
+#: The tree size every statement of the feed is bound to (:meth:`Feed.params`).
+TREE_SIZE = bindparam("tree_size", type_=Integer)
 
-def _search(session: Session, q: str, t: NamedFromClause = record_index) -> ColumnElement[bool]:
-    """The term on ``t`` that a row's text holds ``q``: exact on its own,
-    a substring match of the lower-cased text."""
-    q = _search_text(q)
-    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+
+def _equal(k: str) -> BindParameter[Any]:
+    """The bind parameter of the equality filter on ``k``, typed as its column (a code binds its text)."""
+    return bindparam(f"eq_{k}", type_=record_index.c[k].type)
+
+
+#: Statements and parts of the feed by what they depend on beyond their
+#: bind parameters (:meth:`Feed.shape`, the dialect, the plan), built once:
+#: building a page's statements and their cache keys took SQLAlchemy about
+#: half of a page's CPU (docs/performance.md). Bounded, since the filters
+#: combine in many ways: cleared when full, as a worker's first requests
+#: fill it again.
+_BUILT: dict[tuple[Any, ...], Any] = {}
+_BUILT_MAX = 4096
+#: The queries (database, shape, values but the tree size, and so
+#: :data:`FEW_DECISIONS`) that counted many matching decisions (:meth:`Feed._few`).
+#: Only a plan, never an answer, rests on it: a stale entry (a database
+#: rebuilt under the same URL) costs time, not correctness.
+_MANY: set[tuple[Any, ...]] = set()
+T = TypeVar("T")
+
+
+def _built(key: tuple[Any, ...], build: Callable[[], T]) -> T:
+    found = _BUILT.get(key)
+    if found is None:
+        if len(_BUILT) >= _BUILT_MAX:
+            _BUILT.clear()
+        found = _BUILT[key] = build()
+    return found  # type: ignore[no-any-return]
+
+
+def _search(sqlite: bool, t: NamedFromClause = record_index) -> ColumnElement[bool]:
+    """The term on ``t`` that a row's text holds the query's text
+    (:meth:`Feed.params`): exact on its own, a substring match of the lower-cased text."""
+    if sqlite:
         # Both sides are lower-cased (index_row), so this is the substring
         # match that LIKE is on PostgreSQL, with nothing to escape. SQLite's
         # full-text index names the candidates (Feed._searched).
-        return func.instr(t.c.search_text, q) > 0
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return t.c.search_text.like(f"%{escaped}%", escape="\\")
+        return func.instr(t.c.search_text, bindparam("q", type_=Text)) > 0
+    return t.c.search_text.like(bindparam("q_like", type_=Text), escape="\\")
 
 
 def _search_text(q: str) -> str:
@@ -344,13 +460,17 @@ def _cross_join(join: CrossJoin, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{left} CROSS JOIN {right} ON {join.onclause._compiler_dispatch(compiler, **kw)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Part:
     """One part of a feed query (:meth:`Feed.branches`): the rows of
     ``source`` (``record_index``, an alias of it, or SQLite's full-text index
     joined to one) that satisfy every one of ``terms``. ``logged`` is the
     column to read it by in log order: the full-text index's row ID when
-    that index comes first, so its order is the one SQLite reads."""
+    that index comes first, so its order is the one SQLite reads.
+
+    Its terms hold bind parameters (:meth:`Feed.params`); a part is built
+    once per query shape and shared (:func:`_built`), so it compares and
+    hashes by identity, and nobody changes its terms."""
 
     terms: list[ColumnElement[bool]]
     source: FromClause = record_index
@@ -360,10 +480,10 @@ class Part:
         return select(*what).select_from(self.source).where(*self.terms)
 
 
-def superseded(tree_size: int) -> ColumnElement[bool]:
+def superseded() -> ColumnElement[bool]:
     """A decision, or an amendment of one, that a later amendment in the
-    tree of ``tree_size`` replaces: as of that tree, so that a page pinned
-    to it says the same while the log grows.
+    tree of the bound ``tree_size`` (:data:`TREE_SIZE`) replaces: as of that
+    tree, so that a page pinned to it says the same while the log grows.
 
     Two EXISTS, one per record type, rather than one EXISTS over an OR:
     each then probes ``record_index_ref`` (platform, ref_record_id) with
@@ -388,7 +508,7 @@ def superseded(tree_size: int) -> ColumnElement[bool]:
             later.c.ref_record_id == of,
             type_coerce(later.c.type, Integer) + 0 == _AMENDMENT,
             later.c.leaf_index + 0 > me.leaf_index,
-            later.c.leaf_index + 0 < tree_size,
+            later.c.leaf_index + 0 < TREE_SIZE,
         )
 
     return ((me.type == "decision") & later_amendment(_LATER[0], me.record_id)) | (
@@ -396,7 +516,8 @@ def superseded(tree_size: int) -> ColumnElement[bool]:
     )
 
 
-#: The stored code of an amendment's type (ledger/records/codes.py).
+#: The stored codes of a decision's and an amendment's type (ledger/records/codes.py).
+_DECISION_CODE = encode("type", "decision")
 _AMENDMENT = encode("type", "amendment")
 #: Built once: building an alias anew took SQLAlchemy about 2 ms of each feed request.
 _LATER = (record_index.alias("later"), record_index.alias("later"))
@@ -450,35 +571,68 @@ def page_rows(
     fill the page, a later part only looks before the page's last row, so
     the work stays near the page's length whatever the log's size.
     """
-    c = record_index.c
-    key: ColumnElement[Any] = DECIDED_KEY if query.sort == "decided" else c.leaf_index
-    what: list[Any] = [record_index, superseded(tree_size).label("superseded")] if full else [c.leaf_index]
+    params = query.params(tree_size)
+    if cursor is not None:
+        params["cursor_key"], params["cursor_leaf"] = cursor
     found: dict[int, dict[str, Any]] = {}
     page: list[dict[str, Any]] = []
     for part in query.branches(session, tree_size):
-        cols = [DECIDED_KEY, part.logged] if query.sort == "decided" else [part.logged]
-        order = [col.desc() for col in cols] if newest_first else cols
-        where = []
-        if cursor is not None:
-            where.append(_beyond(query.sort, cursor, not newest_first, part.logged))
-        if len(page) == limit:
-            edge = page[-1]
-            where.append(_beyond(query.sort, (edge["sort_key"], edge["leaf_index"]), newest_first, part.logged))
-        stmt = part.select(*what, key.label("sort_key")).where(*where).order_by(*order).limit(limit)
-        for r in session.execute(stmt):
-            found.setdefault(r.leaf_index, dict(r._mapping))
+        edge = len(page) == limit
+        if edge:
+            params["edge_key"], params["edge_leaf"] = page[-1]["sort_key"], page[-1]["leaf_index"]
+        shape = (part, query.sort, limit, cursor is not None, edge, newest_first, full)
+        stmt = _built(("page", *shape), functools.partial(_page_statement, *shape))
+        names = _PAGE_NAMES if full else _LEAF_NAMES
+        decode = _PAGE_DECODER if full else tuple
+        for r in session.execute(stmt, params):
+            row = dict(zip(names, decode(r), strict=True))
+            found.setdefault(row["leaf_index"], row)
         ranked = sorted(found.values(), key=lambda row: (row["sort_key"], row["leaf_index"]), reverse=newest_first)
         page = ranked[:limit]
     return page
 
 
+def _page_statement(
+    part: Part, sort: str, limit: int, cursor: bool, edge: bool, newest_first: bool, full: bool
+) -> Select[Any]:
+    """The statement of one part of a page (:func:`page_rows`), bound to the
+    query's :meth:`Feed.params` and to ``cursor_key``, ``cursor_leaf`` (the
+    row before the page) if ``cursor``, ``edge_key``, ``edge_leaf`` (the
+    page's last row so far) if ``edge``."""
+    c = record_index.c
+    key: ColumnElement[Any] = DECIDED_KEY if sort == "decided" else c.leaf_index
+    what: list[Any] = [*_PAGE_COLUMNS, superseded().label("superseded")] if full else [c.leaf_index]
+    cols = [DECIDED_KEY, part.logged] if sort == "decided" else [part.logged]
+    order = [col.desc() for col in cols] if newest_first else cols
+    where = []
+    if cursor:
+        where.append(_beyond(sort, "cursor", not newest_first, part.logged))
+    if edge:
+        where.append(_beyond(sort, "edge", newest_first, part.logged))
+    return part.select(*what, key.label("sort_key")).where(*where).order_by(*order).limit(limit)
+
+
+#: A page's columns of ``record_index``, the coded ones (ledger/records/codes.py)
+#: read as their codes: SQLAlchemy's decoding through ``Code``, a call per
+#: column per row, took longer than the rest of reading the row, where
+#: :data:`_PAGE_DECODER` looks each up in a dict.
+_PAGE_COLUMNS = [
+    type_coerce(col, SmallInteger).label(col.name) if isinstance(col.type, Code) else col for col in record_index.c
+]
+#: The names of a page row's values: its columns, ``superseded``, ``sort_key``.
+_PAGE_NAMES = (*(col.name for col in record_index.c), "superseded", "sort_key")
+_LEAF_NAMES = ("leaf_index", "sort_key")
+_PAGE_DECODER = row_decoder([col.name if isinstance(col.type, Code) else None for col in record_index.c] + [None, None])
+
+
 def _beyond(
-    sort: str, at: tuple[int | None, int], after: bool, leaf: ColumnElement[Any] = record_index.c.leaf_index
+    sort: str, at: str, after: bool, leaf: ColumnElement[Any] = record_index.c.leaf_index
 ) -> ColumnElement[bool]:
-    """The rows after (``after``) or before ``at`` = (sort key, leaf index) in
-    ascending order of ``sort``; ``leaf`` is the leaf index column of the part
-    (:attr:`Part.logged`), so that a bound reaches the index read first."""
-    key, at_leaf = at
+    """The rows after (``after``) or before the bound (``<at>_key``,
+    ``<at>_leaf``) = (sort key, leaf index) in ascending order of ``sort``;
+    ``leaf`` is the leaf index column of the part (:attr:`Part.logged`), so
+    that a bound reaches the index read first."""
+    key, at_leaf = bindparam(f"{at}_key", type_=BigInteger), bindparam(f"{at}_leaf", type_=BigInteger)
     if sort != "decided":
         return leaf > at_leaf if after else leaf < at_leaf
     decided = DECIDED_KEY

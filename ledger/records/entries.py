@@ -14,9 +14,10 @@ Pure: no I/O, no Flask, no marshmallow.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -141,9 +142,31 @@ def canonical(obj: Any) -> bytes:
 
 
 def format_time(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-26T08:00:00.000Z``."""
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-26T08:00:00.000Z``.
+
+    By arithmetic on the milliseconds, the date from a small cache: a feed
+    page formats two times for each of its rows, and a ``datetime`` and its
+    ``strftime`` took 2.5 times the CPU of this, back to back (the same
+    text for every time from 1970 to 9999: tests/ledger/records/test_times.py).
+    """
+    if not 0 <= ms < _YEAR_10000_MS:
+        dt = datetime.fromtimestamp(ms / 1000, UTC)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    days, in_day = divmod(ms, 86_400_000)
+    seconds, milli = divmod(in_day, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_day(days)}{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}Z"
+
+
+_YEAR_10000_MS = 253_402_300_800_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    """``YYYY-MM-DDT`` of the day ``days`` after 1970-01-01."""
+    return date.fromordinal(_EPOCH_ORDINAL + days).isoformat() + "T"
 
 
 def entry_bytes(logged_at_ms: int, kind: str, canonical_body: bytes, signature: dict[str, str]) -> bytes:

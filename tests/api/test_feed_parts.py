@@ -285,3 +285,68 @@ def test_each_part_reads_an_index_in_the_pages_order(
                 conn.exec_driver_sql("SET enable_sort = off")
                 plan = " | ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
                 assert "Sort" not in plan, plan
+
+
+def test_page_rows_are_the_index_rows_and_their_history(client: FlaskClient) -> None:
+    """A page's rows, read in one statement per part with their codes looked
+    up in a dict (``query.page_rows``), are the index rows as SQLAlchemy
+    reads them one at a time through ``Code``; and each row's
+    ``superseded`` is what the record's own ``history`` (a probe per
+    record, as its page shows it) says, over decisions, appeals and amendments."""
+    _fill(client)
+    log: Log = client.application.extensions["ledger"].log
+    with log.read() as s:
+        size = log.latest_size()
+        superseded = 0
+        for feed in (Feed(limit=200), Feed(equal={"account_class": "legislator"}, limit=200, sort="decided")):
+            page = query.feed(s, feed, size, None)
+            assert {r["type"] for r in page} == {"decision", "appeal", "amendment"}
+            for r in page:
+                alone = s.execute(select(record_index).where(record_index.c.leaf_index == r["leaf_index"])).one()
+                assert {k: r[k] for k in alone._mapping} == dict(alone._mapping)
+                record = query.record_at(s, r["leaf_index"])
+                assert bool(r["superseded"]) == (query.history(s, record).superseded_by is not None), r
+                superseded += bool(r["superseded"])
+        assert superseded
+
+
+def test_a_query_that_counted_many_decisions_counts_no_more(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many matching decisions stay many as the tree grows, so the plan's
+    count runs once; the pages are the same either way, and a query with
+    other values (or a smaller threshold) is counted for itself."""
+    _fill(client)
+    log: Log = client.application.extensions["ledger"].log
+    counts: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("SELECT count("):
+            counts.append(statement)
+
+    feed = Feed(equal={"account_class": "legislator"}, limit=5)
+    with log.read() as s:
+        size = log.latest_size()
+        event.listen(log.engine, "before_cursor_execute", capture)
+        try:
+            with monkeypatch.context() as m:
+                m.setattr(query, "FEW_DECISIONS", 2)
+                first = query.feed(s, feed, size, None)
+                assert len(counts) == 1
+                assert query.feed(s, feed, size - 10, None) == query.feed(s, feed, size - 10, None)
+                assert query.feed(s, feed, size, None) == first
+                assert len(counts) == 1
+                query.feed(s, Feed(equal={"account_class": "head_of_state"}, limit=5), size, None)
+                assert len(counts) == 2
+            query.feed(s, feed, size, None)  # FEW_DECISIONS back at 500: counted again
+            assert len(counts) == 3
+        finally:
+            event.remove(log.engine, "before_cursor_execute", capture)
+    assert [r["leaf_index"] for r in first] == [r["leaf_index"] for r in query_plain(client, feed, size)]
+
+
+def query_plain(client: FlaskClient, feed: Feed, size: int) -> list[Row]:
+    log: Log = client.application.extensions["ledger"].log
+    with log.read() as s:
+        rows = [dict(r._mapping) for r in s.execute(select(record_index).order_by(record_index.c.leaf_index))]
+    return _reference(rows, feed, size)[: feed.limit]

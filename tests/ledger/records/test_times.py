@@ -87,6 +87,28 @@ def test_the_logs_own_times_round_trip() -> None:
         assert times.date_time_ms(format_time(ms)) == ms
 
 
+@given(st.integers(min_value=0, max_value=253_402_300_799_999))
+def test_format_time_is_the_datetime_formatting(ms: int) -> None:
+    """format_time's arithmetic gives what datetime's strftime gave (entry
+    heads are built with it, so a difference would change entries' bytes)."""
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    assert format_time(ms) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (86_399_999, "1970-01-01T23:59:59.999Z"),
+        (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+        (1_764_144_000_000, "2025-11-26T08:00:00.000Z"),
+        (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_format_time_at_the_edges(ms: int, text: str) -> None:
+    assert format_time(ms) == text
+
+
 def test_day_or_time() -> None:
     assert times.day_or_time_ms("2026-03-01") == times.date_time_ms("2026-03-01T00:00:00Z")
     assert times.day_or_time_ms("2026-03-01T00:00:00.5Z") == times.date_time_ms("2026-03-01T00:00:00Z") + 500

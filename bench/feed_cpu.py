@@ -1,0 +1,239 @@
+"""CPU per page of the filtered feed in one process, for each common filter.
+
+    .venv/bin/python -m bench.feed_cpu [--backends sqlite,postgresql] [--sizes 10000,200000]
+        [--requests 100] [--rounds 3] [--web] [--profile FILTER] [--explain]
+
+Issue 14 wants the filtered feed's p95 under 50 ms at 1M records under 16
+clients; on the bench's 2 cores that is a question of CPU per page, which
+this measures without a load generator competing for the cores: the real
+application (``create_app`` called as gunicorn calls it, WSGI environs
+built before the clock), a fresh database bulk-filled as the suite's 1M
+stage fills it (a new one for each size; :func:`bench.ingest.populate`:
+signed records, one in
+eight an appeal or amendment of an earlier decision, so the decision
+filters find follow-ups and ``superseded`` is true of some rows), then
+for each log size and each of the bench's filters (:data:`bench.reads.FEED_PATHS`)
+the CPU of this process (``time.process_time``) per first page of 50
+records, and on PostgreSQL the CPU of the backends serving the app's
+connections (found by ``application_name``), both per page. Each figure
+is the median of the rounds; the first pass over every path is a warm-up.
+``--web`` measures the HTML feed (``/records``, which also counts its
+matches and shows each card's follow-ups) instead of the JSON one.
+
+``--profile FILTER`` prints cProfile's top functions of one extra pass
+over that filter; ``--explain`` prints each statement's plan
+(EXPLAIN QUERY PLAN / EXPLAIN) for each filter at each size. A measurement,
+not a test: every answer is checked for status 200 and a non-empty page only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import math
+import os
+import pstats
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from werkzeug.test import EnvironBuilder
+
+from app import create_app, freeze_start_up_objects
+from bench import ingest
+from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus
+from bench.reads import FEED_PATHS
+from bench.server import ORIGIN, Database, database
+from bench.writes import PostgresBackends
+from keys.keyfile import write_signer
+from keys.note import Signer
+from ledger import sequencer
+from ledger.log import LogProvider
+
+SEED = bytes(range(32))
+#: A short name for each filter of :data:`bench.reads.FEED_PATHS`, in order.
+FILTERS = ("platform", "account_class", "rule", "action", "subject", "text", "date_range")
+
+
+def _environ(path: str) -> dict[str, Any]:
+    return EnvironBuilder(path=path.split("?")[0], query_string=path.partition("?")[2]).get_environ()
+
+
+def _run(app: Flask, environs: list[dict[str, Any]], web: bool, check: bool = False) -> None:
+    statuses: list[str] = []
+
+    def start_response(status: str, _headers: Any, _exc: Any = None) -> Any:
+        statuses.append(status)
+
+    for env in environs:
+        body = app(dict(env), start_response)
+        data = b"".join(body)
+        getattr(body, "close", lambda: None)()
+        if not statuses[-1].startswith("200"):
+            raise RuntimeError(f"{env['PATH_INFO']}?{env['QUERY_STRING']}: {statuses[-1]}")
+        if check and not web and not json.loads(data)["records"]:
+            raise RuntimeError(f"{env['QUERY_STRING']}: an empty page")
+
+
+class Meter:
+    """CPU seconds of this process and of the app's PostgreSQL backends."""
+
+    def __init__(self, backends: PostgresBackends | None) -> None:
+        self.backends = backends
+
+    def per_page(self, app: Flask, environs: list[dict[str, Any]], web: bool) -> tuple[float, float | None]:
+        db0 = self.backends.cpu() if self.backends else {}
+        t0 = time.process_time()
+        _run(app, environs, web)
+        own = (time.process_time() - t0) / len(environs)
+        if self.backends is None:
+            return own, None
+        db1 = self.backends.cpu()
+        return own, sum(v - db0.get(pid, 0.0) for pid, v in db1.items()) / len(environs)
+
+
+def paths(web: bool) -> dict[str, str]:
+    """Each filter's first page: the JSON feed's, or the web page's (``--web``)."""
+    return {
+        name: p.replace("/api/v1/records", "/records") if web else p
+        for name, p in zip(FILTERS, FEED_PATHS, strict=True)
+    }
+
+
+def measure(app: Flask, meter: Meter, requests: int, rounds: int, web: bool) -> dict[str, tuple[float, float | None]]:
+    """Median CPU seconds per page (this process, the database's backends) of each filter."""
+    environs = {name: [_environ(p)] * requests for name, p in paths(web).items()}
+    for env in environs.values():  # warm-up: connections, caches, compiled statements
+        _run(app, env[:5], web, check=True)
+    runs: dict[str, list[tuple[float, float | None]]] = {name: [] for name in environs}
+    for _ in range(rounds):
+        for name, env in environs.items():
+            runs[name].append(meter.per_page(app, env, web))
+    out: dict[str, tuple[float, float | None]] = {}
+    for name, got in runs.items():
+        dbs = [d for _, d in got if d is not None]
+        out[name] = (statistics.median(o for o, _ in got), statistics.median(dbs) if dbs else None)
+    return out
+
+
+def profile(app: Flask, path: str, requests: int, web: bool) -> None:
+    prof = cProfile.Profile()
+    prof.runcall(_run, app, [_environ(path)] * requests, web)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements ``engine`` runs meanwhile, with their parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def before(_conn: Connection, _cursor: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
+        seen.append((sql, params))
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def explain(app: Flask, kind: str, web: bool) -> None:
+    """Print the plan of every statement each filter's page runs."""
+    engine = app.extensions["ledger"].log.engine
+    for name, path in paths(web).items():
+        with statements(engine) as seen:
+            _run(app, [_environ(path)], web)
+        print(f"--- {name}: {path}")
+        with engine.connect() as conn:
+            for sql, params in seen:
+                if "record_index" not in sql:
+                    continue
+                word = "EXPLAIN QUERY PLAN " if kind == "sqlite" else "EXPLAIN "
+                plan = conn.exec_driver_sql(word + sql, params).all()
+                print("  " + " ".join(sql.split())[:160])
+                for row in plan:
+                    print("    " + (str(row[-1]) if kind == "sqlite" else str(row[0])))
+
+
+#: The sequencer's PostgreSQL settings for this bench's bulk fill only: a
+#: COPY of 10,000 index rows outlasted the 5 s statement timeout
+#: (ledger.db.PG_WRITER_SETTINGS) on the 2 cores shared with other work.
+_FILL_SETTINGS = "SELECT set_config('statement_timeout', '120s', true)"
+
+
+def _fill(db: Database, key_file: Path, corpus: Corpus, size: int) -> None:
+    started = time.perf_counter()
+    with mock.patch.object(sequencer, "PG_WRITER_SETTINGS", _FILL_SETTINGS):
+        reached, _ = ingest.populate(db.url, key_file, corpus, size, math.inf, lambda *_: None)
+    if reached < size:
+        raise RuntimeError(f"filled to {reached} of {size}")
+    db.analyze()  # as autovacuum would soon after a bulk load (PostgreSQL only)
+    print(f"{db.kind}: filled to {size:,} in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def run(kind: str, size: int, args: argparse.Namespace, pg_url: str | None) -> None:
+    """Measure each filter's page on a new database of ``kind`` filled to ``size`` entries."""
+    corpus = Corpus(SEED)
+    corpus.check()
+    app_name = f"bench-feed-{secrets.token_hex(4)}"
+    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp), pg_url) as db:
+        key_file = Path(tmp) / "log.key"
+        write_signer(key_file, Signer.generate(ORIGIN))
+        provider = LogProvider(db.url, str(key_file), ORIGIN)
+        log, _ = provider.initialise()
+        log.registry.add_platform(PLATFORM, PLATFORM_NAME, corpus.key.public_key)
+        provider.close()
+        _fill(db, key_file, corpus, size)
+        url = db.url + (f"&application_name={app_name}" if kind == "postgresql" else "")
+        config = {"DATABASE_URL": url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
+        app = create_app(config | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
+        with app.app_context():
+            app.extensions["ledger"].initialise()
+        freeze_start_up_objects()
+        backends = PostgresBackends(db.admin_url, app_name) if db.admin_url else None
+        try:
+            if args.explain:
+                explain(app, kind, args.web)
+            got = measure(app, Meter(backends), args.requests, args.rounds, args.web)
+            for name, (own, dbs) in got.items():
+                extra = "" if dbs is None else f"  + backend {dbs * 1e3:6.2f} ms"
+                print(f"{kind} {size:>9,} {name:14} {own * 1e3:6.2f} ms CPU/page{extra}", flush=True)
+            if args.profile:
+                profile(app, paths(args.web)[args.profile], args.requests, args.web)
+        finally:
+            if backends is not None:
+                backends.close()
+            app.extensions["ledger"].close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--sizes", default="10000,200000")
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--web", action="store_true")
+    parser.add_argument("--profile", choices=FILTERS)
+    parser.add_argument("--explain", action="store_true")
+    args = parser.parse_args()
+    pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
+    for kind in args.backends.split(","):
+        if kind == "postgresql" and not pg_url:
+            print("postgresql: skipped (set BENCH_POSTGRES_URL)")
+            continue
+        for size in (int(n) for n in args.sizes.split(",")):
+            run(kind, size, args, pg_url)
+
+
+if __name__ == "__main__":
+    main()
