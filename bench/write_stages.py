@@ -105,7 +105,7 @@ def stages(records: int) -> list[tuple[str, Callable[[], object]]]:
     return [
         ("parse the body (parse_json)", lambda: parse_json(body)),
         ("validate + canonical bytes (validate_parsed)", validate),
-        ("  of which the compiled schema (is_valid)", schema),
+        ("  jsonschema-rs is_valid, whole schema (errors only)", schema),
         ("Ed25519 verification (verify_signature)", verify),
         ("entry tail (entry_tail)", tails_of),
         ("compress the tail (encode_tail)", lambda: [encode_tail(t, ENTRY_HEAD_LENGTH) for t in tails]),
