@@ -465,8 +465,14 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     COPY whose client stopped sending. A few rows (a single record's) go as
     one multi-row INSERT instead, a round trip fewer.
     """
-    if not rows:
-        return
+    if rows:
+        insert_values(session, table, encode_rows(table, rows))
+
+
+def encode_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """``rows`` as :func:`insert_values` takes them: tuples of every column of
+    ``table`` in order, the closed vocabularies' values as their codes
+    (strictly: a value without one raises ``ValueError``)."""
     columns = _COLUMNS.get(table.name)
     if columns is None:
         columns = _COLUMNS[table.name] = tuple(table.c.keys())
@@ -481,6 +487,16 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             values = list(map(encode, values))
         except KeyError as e:
             raise ValueError(f"{table.name}: {e} has no code (ledger/records/codes.py)") from None
+    return values
+
+
+def insert_values(session: Session, table: Table, values: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows given as :func:`encode_rows` gives them, as :func:`insert_many` says."""
+    if not values:
+        return
+    columns = _COLUMNS.get(table.name)
+    if columns is None:
+        columns = _COLUMNS[table.name] = tuple(table.c.keys())
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         connection = session_connection(session)
         dbapi = connection.dialect.loaded_dbapi

@@ -40,7 +40,9 @@ from ledger.db import (
     Code,
     coverage_statements,
     driver_sql,
+    encode_rows,
     insert_many,
+    insert_values,
     is_sqlite,
     key_revocations,
     platform_keys,
@@ -51,7 +53,7 @@ from ledger.db import (
     writer,
 )
 from ledger.errors import DerivedDataError, InvalidInput, StorageError
-from ledger.query import insert_index
+from ledger.query import insert_index, insert_index_values
 from ledger.records import codes
 from ledger.records.coverage import Statement, counts_text, parse_statement
 from ledger.records.index_rows import index_row, time_ms
@@ -197,6 +199,59 @@ def merge(into: Rows, rows: Rows) -> Rows:
     return into
 
 
+#: Tuples of each table's columns in order, the closed vocabularies as their
+#: codes: what ``ledger.db.encode_rows`` makes of rows and the driver takes.
+TupleRows = dict[str, list[tuple[Any, ...]]]
+
+
+def record_values(record: dict[str, Any], record_hash: bytes, key_id: str) -> TupleRows:
+    """:func:`record_rows` of a record not yet placed (leaf_index and
+    logged_at_ms 0) as tuples, for :func:`place_values` to place: the
+    submissions build these in their request threads, so that the
+    sequencer's lock is held only to write two numbers into each row."""
+    rows = record_rows(0, 0, record, record_hash, key_id)
+    return {name: encode_rows(_BY_NAME[name], table_rows) for name, table_rows in rows.items()}
+
+
+def _place_positions(table: Table) -> tuple[int, int | None]:
+    columns = tuple(table.c.keys())
+    return columns.index("leaf_index"), columns.index("logged_at_ms") if "logged_at_ms" in columns else None
+
+
+# Where a record's place goes in the rows of each table :func:`record_rows`
+# writes. A row depends on its place through these columns alone (rows_at
+# copied rows with those two values replaced, before tuples).
+_PLACES = {t.name: _place_positions(t) for t in (records, record_index, coverage_statements)}
+
+
+def place_values(into: TupleRows, values: TupleRows, leaf_index: int, logged_at_ms: int) -> TupleRows:
+    """Add to ``into`` the :func:`record_values` ``values`` logged at
+    ``leaf_index`` and ``logged_at_ms``: the tuples of ``record_rows(leaf_index,
+    logged_at_ms, ...)``."""
+    for name, table_values in values.items():
+        leaf, ms = _PLACES[name]
+        out = into.setdefault(name, [])
+        for value in table_values:
+            row = list(value)
+            row[leaf] = leaf_index
+            if ms is not None:
+                row[ms] = logged_at_ms
+            out.append(tuple(row))
+    return into
+
+
+def insert_values_rows(session: Session, rows: TupleRows) -> None:
+    """:func:`insert_rows` of rows as :func:`place_values` gives them."""
+    for table in TABLES:
+        table_values = rows.get(table.name)
+        if not table_values:
+            continue
+        if table is record_index:
+            insert_index_values(session, table_values)
+        else:
+            insert_values(session, table, table_values)
+
+
 def insert_rows(session: Session, rows: Rows) -> None:
     """Insert derived rows, parents before children."""
     for table in TABLES:
@@ -240,8 +295,6 @@ def _key_columns(table: str) -> list[str]:
 
 
 #: Each table's rows as tuples of its columns, in log order.
-TupleRows = dict[str, list[tuple[Any, ...]]]
-
 _AS_TUPLE = {t.name: itemgetter(*t.c.keys()) for t in TABLES}
 #: The closed vocabularies' columns of each table (``record_index``'s,
 #: migration 0012_codes), by position: the audit compares their codes, as

@@ -17,7 +17,7 @@ import binascii
 import dataclasses
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -50,10 +50,11 @@ from ledger.db import (
     HASHED_FILTERS,
     Code,
     checkpoints,
+    encode_rows,
     entries,
     hashed_term,
     hashes,
-    insert_many,
+    insert_values,
     is_sqlite,
     record_index,
     records,
@@ -73,11 +74,21 @@ MAX_DOWNLOAD = 100_000
 
 
 def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
-    if not rows:
+    if rows:
+        insert_index_values(session, encode_rows(record_index, rows))
+
+
+_LEAF_INDEX = tuple(record_index.c.keys()).index("leaf_index")
+_SEARCH_TEXT = tuple(record_index.c.keys()).index("search_text")
+
+
+def insert_index_values(session: Session, values: Sequence[tuple[Any, ...]]) -> None:
+    """:func:`insert_index` of rows as ``ledger.db.encode_rows`` gives them."""
+    if not values:
         return
-    insert_many(session, record_index, rows)
+    insert_values(session, record_index, values)
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        searchable = [(r["leaf_index"], r["search_text"]) for r in rows if r.get("search_text")]
+        searchable = [(v[_LEAF_INDEX], v[_SEARCH_TEXT]) for v in values if v[_SEARCH_TEXT]]
         if searchable:
             sqlite_many(session, "INSERT INTO record_search(rowid, search_text) VALUES (?, ?)", searchable)
 

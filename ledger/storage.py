@@ -22,7 +22,7 @@ from ledger.db import (
     driver_sql,
     entries,
     hashes,
-    insert_many,
+    insert_values,
     is_sqlite,
     log_head,
     pg_script,
@@ -182,11 +182,12 @@ def insert_entries(session: Session, first: int, data: Sequence[bytes], stored: 
         stored = [encode_entry(d) for d in data]
     elif len(stored) != len(data):
         raise AssertionError("insert_entries: not one stored form for each entry")
-    insert_many(session, entries, [{"idx": first + i, "data": d} for i, d in enumerate(stored)])
+    # (idx, data) tuples in the table's column order: no dict per row to build and take apart again.
+    insert_values(session, entries, list(enumerate(stored, first)))
 
 
 def insert_hashes(session: Session, rows: Sequence[Row]) -> None:
-    insert_many(session, hashes, [{"level": lv, "idx": i, "hash": h} for lv, i, h in rows])
+    insert_values(session, hashes, [(lv, i, h) for lv, i, h in rows])  # the table's (level, idx, hash)
 
 
 def read_entries(session: Session, start: int, end: int) -> list[bytes]:

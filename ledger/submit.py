@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from keys.note import b64decode_exact
 from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.db import driver_sql, in_list
-from ledger.derived import Rows, insert_rows, merge, record_rows
+from ledger.derived import TupleRows, insert_values_rows, place_values, record_values
 from ledger.entry_codec import encode_head, encode_tail, join_encoded
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, Refused, StorageError, Unprocessable
 from ledger.records.entries import ENTRY_HEAD_LENGTH, canonical, entry_head, entry_tail, format_time, join_entry
@@ -68,13 +68,15 @@ class VerifiedRecord:
     #: after its ``logged_at`` (ledger.records.entries.entry_tail), its
     #: compressed form (ledger.entry_codec.encode_tail: the costliest step
     #: of the commit when it was done under the lock), and the derived rows
-    #: with leaf_index and logged_at_ms still 0. Nothing else: a follower
+    #: as the driver takes them (ledger.derived.record_values: tuples, codes
+    #: for the closed vocabularies) with leaf_index and logged_at_ms still 0,
+    #: which the lock then only places. Nothing else: a follower
     #: worker pickles these to the leader (ledger/intake.py), and the parsed
     #: record and its canonical bytes (inside ``entry_tail``) quadrupled
     #: what that cost (48 against 12 µs a record, dumps and loads).
     entry_tail: bytes = field(default=b"", compare=False, repr=False)
     packed_tail: bytes | None = field(default=None, compare=False, repr=False)
-    rows: Rows = field(default_factory=dict, compare=False, repr=False)
+    rows: TupleRows = field(default_factory=dict, compare=False, repr=False)
     record_hash: bytes = field(default=b"", compare=False, repr=False)
 
     @classmethod
@@ -93,17 +95,9 @@ class VerifiedRecord:
             key_id,
             tail,
             encode_tail(tail, ENTRY_HEAD_LENGTH),
-            record_rows(0, 0, record, record_hash, key_id),
+            record_values(record, record_hash, key_id),
             record_hash,
         )
-
-    def rows_at(self, leaf_index: int, logged_at_ms: int) -> Rows:
-        """The derived rows of this record logged at ``leaf_index``: what
-        ``record_rows(leaf_index, logged_at_ms, ...)`` returns."""
-        return {
-            table: [dict(row, leaf_index=leaf_index, logged_at_ms=logged_at_ms) for row in rows]
-            for table, rows in self.rows.items()
-        }
 
 
 @dataclass(frozen=True)
@@ -340,7 +334,7 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job], registry: Reg
         states = read_key_states(session, sorted({r.key_id for r in all_recs}))
     entries: list[bytes] = []
     stored: list[bytes] = []
-    derived: Rows = {}
+    derived: TupleRows = {}
     head = entry_head(now)
     packed_head = encode_head(head)
     for job in jobs:
@@ -421,11 +415,11 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job], registry: Reg
                 raise AssertionError("submit: leaf index bookkeeping is off")
             entries.append(join_entry(head, r.entry_tail))
             stored.append(join_encoded(head, packed_head, r.entry_tail, r.packed_tail, ENTRY_HEAD_LENGTH))
-            merge(derived, r.rows_at(p.leaf_index, now))
+            place_values(derived, r.rows, p.leaf_index, now)
         known.update(local)
         job.placed = placed
 
     def write_index(s: Session, first: int) -> None:
-        insert_rows(s, derived)
+        insert_values_rows(s, derived)
 
     return Plan(entries, write_index, stored)

@@ -33,7 +33,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.record_checks import clean_json
+from api import record_validator
+from api.record_checks import clean, clean_json
 from api.record_schema import load_errors
 from api.record_validator import validate_parsed, validate_record
 from ledger.records import vocab
@@ -410,6 +411,38 @@ def test_one_pass_agrees_with_validate_record(case: tuple[dict[str, Any], dateti
     errors, body = validate_parsed(record, now)
     assert errors == validate_record(record, now)
     assert body == (None if errors else canonical(record))
+
+
+@settings(max_examples=EXAMPLES_N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_acceptance_without_unevaluated_properties_is_the_published_schemas(
+    case: tuple[dict[str, Any], datetime],
+) -> None:
+    """The common case skips the costly ``unevaluatedProperties`` (_accepts):
+    whatever it accepts, the published schema compiled whole accepts too, and
+    it accepts every valid seed, so the fast path is the one taken."""
+    record, _ = case
+    kind = record.get("type")
+    # As validate_record asks: only of records with no refused character.
+    if kind in vocab.RECORD_TYPES and clean(record) and record_validator._accepts(record, kind):
+        assert record_validator.SCHEMA_VALIDATOR.is_valid(record)
+
+
+def test_valid_records_take_the_fast_acceptance() -> None:
+    for record, _ in seeds():
+        if record_validator.SCHEMA_VALIDATOR.is_valid(record):
+            assert record_validator._accepts(record, record["type"]), record["record_id"]
+    # A field in the wrong object is left to the published schema, which names it.
+    for record, path in (
+        ({**EXAMPLES["decision-legislator-removal"], "reason": "x"}, "reason"),
+        ({**EXAMPLES["appeal-reversed"], "account": {}}, "account"),
+        (
+            {**EXAMPLES["amendment-late-classification"], "corrected": {**ORD_BODY, "reason": "x"}},
+            "corrected/reason",
+        ),
+    ):
+        assert not record_validator._accepts(record, record["type"])
+        assert {"path": path, "message": "unknown field (record schema version 1)"} in validate_record(record, NOW)
 
 
 def _nested(depth: int) -> Any:

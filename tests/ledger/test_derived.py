@@ -30,7 +30,7 @@ from ledger.log import Log, LogProvider
 from ledger.records.codes import CODES
 from tests.checklog import check_log
 from tests.conftest import ORIGIN
-from tests.recordkit import amendment, appeal, decision, sign
+from tests.recordkit import amendment, appeal, coverage, decision, sign
 from tests.server import gunicorn
 from tests.tamper import tamper
 
@@ -354,3 +354,23 @@ def test_an_audit_stopped_early_reports_before_a_missing_entry_it_read_ahead(
         assert report.entries == 4
         with ledger.read() as s, pytest.raises(StorageError, match=r"missing entries in \[8, 12\)"):
             audit(s, ledger.verifier, max_problems=20, jobs=jobs)
+
+
+def test_placed_values_are_the_rows_of_the_record_at_its_place() -> None:
+    """The submissions build a record's rows before its place is known and
+    the sequencer places them (ledger/submit.py): the same tuples, codes
+    included, as the rows derived at that place."""
+    from demo.generate import generate
+    from ledger.db import encode_rows
+
+    recs = [item.record for item in generate("placed-values", 200).items] + [coverage("cov-1")]
+    assert {r["type"] for r in recs} == {"decision", "appeal", "amendment", "coverage"}
+    for n, rec in enumerate(recs):
+        record_hash, key_id = bytes([n]) * 32, f"key-{n}"
+        leaf_index, logged_at_ms = 1_000_003 + n * 7919, 1_790_000_000_123 + n
+        expected = {
+            name: encode_rows(derived._BY_NAME[name], rows)
+            for name, rows in derived.record_rows(leaf_index, logged_at_ms, rec, record_hash, key_id).items()
+        }
+        placed = derived.place_values({}, derived.record_values(rec, record_hash, key_id), leaf_index, logged_at_ms)
+        assert placed == expected
