@@ -8,6 +8,7 @@ For every table derived from the log, one row edited behind the log's back
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from keys.records import PlatformKey
+from ledger import audit as audit_module
 from ledger import derived
 from ledger.audit import audit
 from ledger.db import is_sqlite
@@ -354,3 +356,48 @@ def test_an_audit_stopped_early_reports_before_a_missing_entry_it_read_ahead(
         assert report.entries == 4
         with ledger.read() as s, pytest.raises(StorageError, match=r"missing entries in \[8, 12\)"):
             audit(s, ledger.verifier, max_problems=20, jobs=jobs)
+
+
+#: Edits of entry {d}, each with what the audit must say about it.
+MIDDLE_OF_A_BATCH = [
+    ("UPDATE hashes SET hash = <hex:" + "ab" * 32 + "> WHERE level = 0 AND idx = {d}", "level 0 hash {d} differs"),
+    ("UPDATE entries SET data = (SELECT data FROM entries WHERE idx = {d} + 1) WHERE idx = {d}", "level 0 hash {d} "),
+    (
+        "UPDATE record_index SET action = " + _code("action", "none") + " WHERE leaf_index = {d}",
+        "record_index row (leaf_index={d}), column action",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), MIDDLE_OF_A_BATCH, ids=["leaf hash", "entry", "row column"])
+def test_a_tamper_in_the_middle_of_a_workers_batch_is_reported_with_its_index(
+    ledger: Log, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sql: str, expected: str
+) -> None:
+    """An edit inside the second batch, which a worker process audits over
+    its own connection, is named by its entry's index, as in one process."""
+    d = _first(ledger, "SELECT leaf_index FROM records WHERE record_id = 'u-0'")
+    batch = 2 * d // 3  # the second batch, [batch, 2 * batch), holds d in its middle
+    assert batch < d < 2 * batch - 1
+    monkeypatch.setattr("ledger.audit.BATCH", batch)
+    edit = re.sub(r"<hex:(.*?)>", lambda m: _hex(ledger.engine, bytes.fromhex(m.group(1))), sql)
+    tamper(ledger.engine, edit.format(d=d))
+    # Where each batch was audited: the workers are forked, so they run this
+    # wrapper too and write their own pid.
+    where = tmp_path / "audited-by"
+    audit_range = audit_module.audit_range
+
+    def recorded(session: Any, start: int, end: int, derived_rows: bool = True) -> audit_module.RangeAudit:
+        with where.open("a") as f:
+            f.write(f"{start} {os.getpid()}\n")
+        return audit_range(session, start, end, derived_rows)
+
+    monkeypatch.setattr(audit_module, "audit_range", recorded)
+    reports = {}
+    for jobs in (0, 2):
+        where.unlink(missing_ok=True)
+        with ledger.read() as s:
+            reports[jobs] = audit(s, ledger.verifier, jobs=jobs)
+    assert any(expected.format(d=d) in p for p in reports[2].problems), reports[2].problems
+    assert reports[2].found == reports[0].found
+    audited_by = dict(map(int, line.split()) for line in where.read_text().splitlines())
+    assert audited_by[batch] != os.getpid()
