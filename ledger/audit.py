@@ -27,6 +27,7 @@ meanwhile on a thread of its own (SQLite releases the GIL while it scans).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import multiprocessing as mp
@@ -365,6 +366,10 @@ _worker_engine: Engine | None = None
 
 def _worker_start(url: str) -> None:
     global _worker_engine
+    # What the fork copied stays out of the collector's reach: a worker
+    # allocates tens of containers an entry, and each full collection would
+    # otherwise walk (and un-share) the whole heap it inherited.
+    gc.freeze()
     _worker_engine = make_engine(url)
 
 

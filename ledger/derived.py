@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import Boolean, Column, Engine, Select, Table, bindparam, func, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -176,7 +177,7 @@ def entry_rows(leaf_index: int, data: bytes) -> Rows:
     string's quotes are escaped, and the entry's signature member is last).
     """
     try:
-        obj = json.loads(data)
+        obj = _parse(data)
     except ValueError:
         return {}
     if not isinstance(obj, dict) or set(obj) not in _ENTRY_KEYS:
@@ -189,6 +190,33 @@ def entry_rows(leaf_index: int, data: bytes) -> Rows:
     body = data[data.index(b'"record":') + len(b'"record":') : data.rindex(b',"signature":')]
     record_hash = hashlib.sha256(body).digest()
     return record_rows(leaf_index, logged_at_ms, obj["record"], record_hash, obj["signature"]["key_id"])
+
+
+def _parse(data: bytes) -> Any:
+    """``json.loads(data)``, in half its time for what orjson reads alike.
+
+    The audit parses every entry, and the standard parser was a third of
+    deriving a record's rows. orjson refuses some input the standard parser
+    reads (NaN, lone surrogates, UTF-16 and UTF-32), and reads an integer
+    beyond 64 bits as a float where the standard parser keeps it exact; the
+    rest it reads to the same objects. So what it refuses, and any entry
+    holding 19 digits in a row (every integer that may not fit in 64 bits:
+    2**63 has 19 digits), is read by the standard parser, and the rows are
+    those the write paths derived either way.
+    """
+    if _NINETEEN_DIGITS not in data.translate(_DIGITS):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
+
+
+#: Maps each ASCII digit to "0" and every other byte to a space: a search
+#: for 19 zeros in the result finds 19 digits in a row in a tenth of the
+#: time of a regular expression.
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
 
 
 def merge(into: Rows, rows: Rows) -> Rows:

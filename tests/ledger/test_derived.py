@@ -8,6 +8,7 @@ For every table derived from the log, one row edited behind the log's back
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -401,3 +402,19 @@ def test_a_tamper_in_the_middle_of_a_workers_batch_is_reported_with_its_index(
     assert reports[2].found == reports[0].found
     audited_by = dict(map(int, line.split()) for line in where.read_text().splitlines())
     assert audited_by[batch] != os.getpid()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"n": 123456789012345678901234567890}',  # beyond 64 bits
+        b'{"n": -9223372036854775809, "m": 18446744073709551616, "k": 9223372036854775807}',  # at 64 bits
+        b'{"x": NaN, "y": -Infinity}',
+        b'{"s": "\\ud800"}',  # a lone surrogate
+        '{"s": "utf-16"}'.encode("utf-16"),
+        b'{"a": 1, "a": 2, "f": 0.1, "e": 1e400}',
+    ],
+    ids=["big int", "64-bit edges", "nan", "lone surrogate", "utf-16", "duplicate key and floats"],
+)
+def test_the_audits_parse_reads_every_entry_as_the_standard_parser_does(data: bytes) -> None:
+    assert repr(derived._parse(data)) == repr(json.loads(data))
