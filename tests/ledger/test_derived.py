@@ -27,7 +27,7 @@ from ledger import audit as audit_module
 from ledger import derived
 from ledger.audit import audit
 from ledger.db import is_sqlite
-from ledger.errors import DerivedDataError, StorageError
+from ledger.errors import DerivedDataError, InvalidInput, StorageError
 from ledger.evenness_store import Filters, evenness_at, publish
 from ledger.log import Log, LogProvider
 from ledger.records.codes import CODES
@@ -418,3 +418,18 @@ def test_a_tamper_in_the_middle_of_a_workers_batch_is_reported_with_its_index(
 )
 def test_the_audits_parse_reads_every_entry_as_the_standard_parser_does(data: bytes) -> None:
     assert repr(derived._parse(data)) == repr(json.loads(data))
+
+
+def _bare_entry(record_id: str, **fields: str) -> bytes:
+    record = {"platform": "example-social", "record_id": record_id, "type": "decision", **fields}
+    entry = {"logged_at": "2026-12-07T10:00:00Z", "record": record, "signature": {"key_id": "k"}}
+    return json.dumps(entry, separators=(",", ":")).encode()
+
+
+def test_deriving_a_batch_names_the_first_entry_with_a_value_without_a_code() -> None:
+    """Rows convert to their stored codes a table at a time; a value without
+    a code is still blamed on the first entry holding one."""
+    entries = [_bare_entry("a"), _bare_entry("b", action="obliterate"), _bare_entry("c", category="nonsense")]
+    assert derived.derive_range(40, entries[:1])["record_index"][0][0] == 40
+    with pytest.raises(InvalidInput, match=r"^entry 41 cannot be read .*'obliterate'"):
+        derived.derive_range(40, entries)
