@@ -56,7 +56,7 @@ def vkey_command() -> None:
     "--jobs",
     type=click.IntRange(min=0),
     default=None,
-    help="Worker processes deriving the rows (default: one per core but one, up to 4; 0: none).",
+    help="Worker processes auditing batches of entries (default: one per core, up to 4; 0: none).",
 )
 def audit_command(quiet: bool, jobs: int | None) -> None:
     """Recompute the whole tree from the stored entries and check every hash and checkpoint."""

@@ -8,6 +8,8 @@ For every table derived from the log, one row edited behind the log's back
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from pathlib import Path
@@ -21,10 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from keys.records import PlatformKey
+from ledger import audit as audit_module
 from ledger import derived
 from ledger.audit import audit
 from ledger.db import is_sqlite
-from ledger.errors import DerivedDataError, StorageError
+from ledger.errors import DerivedDataError, InvalidInput, StorageError
 from ledger.evenness_store import Filters, evenness_at, publish
 from ledger.log import Log, LogProvider
 from ledger.records.codes import CODES
@@ -374,3 +377,79 @@ def test_placed_values_are_the_rows_of_the_record_at_its_place() -> None:
         }
         placed = derived.place_values({}, derived.record_values(rec, record_hash, key_id), leaf_index, logged_at_ms)
         assert placed == expected
+
+
+#: Edits of entry {d}, each with what the audit must say about it.
+MIDDLE_OF_A_BATCH = [
+    ("UPDATE hashes SET hash = <hex:" + "ab" * 32 + "> WHERE level = 0 AND idx = {d}", "level 0 hash {d} differs"),
+    ("UPDATE entries SET data = (SELECT data FROM entries WHERE idx = {d} + 1) WHERE idx = {d}", "level 0 hash {d} "),
+    (
+        "UPDATE record_index SET action = " + _code("action", "none") + " WHERE leaf_index = {d}",
+        "record_index row (leaf_index={d}), column action",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), MIDDLE_OF_A_BATCH, ids=["leaf hash", "entry", "row column"])
+def test_a_tamper_in_the_middle_of_a_workers_batch_is_reported_with_its_index(
+    ledger: Log, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sql: str, expected: str
+) -> None:
+    """An edit inside the second batch, which a worker process audits over
+    its own connection, is named by its entry's index, as in one process."""
+    d = _first(ledger, "SELECT leaf_index FROM records WHERE record_id = 'u-0'")
+    batch = 2 * d // 3  # the second batch, [batch, 2 * batch), holds d in its middle
+    assert batch < d < 2 * batch - 1
+    monkeypatch.setattr("ledger.audit.BATCH", batch)
+    edit = re.sub(r"<hex:(.*?)>", lambda m: _hex(ledger.engine, bytes.fromhex(m.group(1))), sql)
+    tamper(ledger.engine, edit.format(d=d))
+    # Where each batch was audited: the workers are forked, so they run this
+    # wrapper too and write their own pid.
+    where = tmp_path / "audited-by"
+    audit_range = audit_module.audit_range
+
+    def recorded(session: Any, start: int, end: int, derived_rows: bool = True) -> audit_module.RangeAudit:
+        with where.open("a") as f:
+            f.write(f"{start} {os.getpid()}\n")
+        return audit_range(session, start, end, derived_rows)
+
+    monkeypatch.setattr(audit_module, "audit_range", recorded)
+    reports = {}
+    for jobs in (0, 2):
+        where.unlink(missing_ok=True)
+        with ledger.read() as s:
+            reports[jobs] = audit(s, ledger.verifier, jobs=jobs)
+    assert any(expected.format(d=d) in p for p in reports[2].problems), reports[2].problems
+    assert reports[2].found == reports[0].found
+    audited_by = dict(map(int, line.split()) for line in where.read_text().splitlines())
+    assert audited_by[batch] != os.getpid()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"n": 123456789012345678901234567890}',  # beyond 64 bits
+        b'{"n": -9223372036854775809, "m": 18446744073709551616, "k": 9223372036854775807}',  # at 64 bits
+        b'{"x": NaN, "y": -Infinity}',
+        b'{"s": "\\ud800"}',  # a lone surrogate
+        '{"s": "utf-16"}'.encode("utf-16"),
+        b'{"a": 1, "a": 2, "f": 0.1, "e": 1e400}',
+    ],
+    ids=["big int", "64-bit edges", "nan", "lone surrogate", "utf-16", "duplicate key and floats"],
+)
+def test_the_audits_parse_reads_every_entry_as_the_standard_parser_does(data: bytes) -> None:
+    assert repr(derived._parse(data)) == repr(json.loads(data))
+
+
+def _bare_entry(record_id: str, **fields: str) -> bytes:
+    record = {"platform": "example-social", "record_id": record_id, "type": "decision", **fields}
+    entry = {"logged_at": "2026-12-07T10:00:00Z", "record": record, "signature": {"key_id": "k"}}
+    return json.dumps(entry, separators=(",", ":")).encode()
+
+
+def test_deriving_a_batch_names_the_first_entry_with_a_value_without_a_code() -> None:
+    """Rows convert to their stored codes a table at a time; a value without
+    a code is still blamed on the first entry holding one."""
+    entries = [_bare_entry("a"), _bare_entry("b", action="obliterate"), _bare_entry("c", category="nonsense")]
+    assert derived.derive_range(40, entries[:1])["record_index"][0][0] == 40
+    with pytest.raises(InvalidInput, match=r"^entry 41 cannot be read .*'obliterate'"):
+        derived.derive_range(40, entries)
