@@ -42,7 +42,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from flask import Flask
 from sqlalchemy import event
@@ -57,7 +56,6 @@ from bench.server import ORIGIN, Database, database
 from bench.writes import PostgresBackends
 from keys.keyfile import write_signer
 from keys.note import Signer
-from ledger import sequencer
 from ledger.log import LogProvider
 
 SEED = bytes(range(32))
@@ -165,16 +163,10 @@ def explain(app: Flask, kind: str, web: bool) -> None:
                     print("    " + (str(row[-1]) if kind == "sqlite" else str(row[0])))
 
 
-#: The sequencer's PostgreSQL settings for this bench's bulk fill only: a
-#: COPY of 10,000 index rows outlasted the 5 s statement timeout
-#: (ledger.db.PG_WRITER_SETTINGS) on the 2 cores shared with other work.
-_FILL_SETTINGS = "SELECT set_config('statement_timeout', '120s', true)"
-
-
 def _fill(db: Database, key_file: Path, corpus: Corpus, size: int) -> None:
     started = time.perf_counter()
-    with mock.patch.object(sequencer, "PG_WRITER_SETTINGS", _FILL_SETTINGS):
-        reached, _ = ingest.populate(db.url, key_file, corpus, size, math.inf, lambda *_: None)
+    # ingest.populate gives its own PostgreSQL appends a longer statement timeout.
+    reached, _ = ingest.populate(db.url, key_file, corpus, size, math.inf, lambda *_: None)
     if reached < size:
         raise RuntimeError(f"filled to {reached} of {size}")
     db.analyze()  # as autovacuum would soon after a bulk load (PostgreSQL only)
