@@ -57,7 +57,7 @@ from bench.server import ORIGIN, Database, database
 from bench.writes import PostgresBackends
 from keys.keyfile import write_signer
 from keys.note import Signer
-from ledger import sequencer
+from ledger import storage
 from ledger.log import LogProvider
 
 SEED = bytes(range(32))
@@ -167,13 +167,14 @@ def explain(app: Flask, kind: str, web: bool) -> None:
 
 #: The sequencer's PostgreSQL settings for this bench's bulk fill only: a
 #: COPY of 10,000 index rows outlasted the 5 s statement timeout
-#: (ledger.db.PG_WRITER_SETTINGS) on the 2 cores shared with other work.
-_FILL_SETTINGS = "SELECT set_config('statement_timeout', '120s', true)"
+#: (ledger.db.PG_WRITER_SETTINGS) on the 2 cores shared with other work. The
+#: settings now go out with the head's lock, in one statement (ledger.storage).
+_FILL_SETTINGS = "SELECT set_config('statement_timeout', '120s', true); " + storage._READ_HEAD_FOR_UPDATE
 
 
 def _fill(db: Database, key_file: Path, corpus: Corpus, size: int) -> None:
     started = time.perf_counter()
-    with mock.patch.object(sequencer, "PG_WRITER_SETTINGS", _FILL_SETTINGS):
+    with mock.patch.object(storage, "_BEGIN_APPEND_PG", _FILL_SETTINGS):
         reached, _ = ingest.populate(db.url, key_file, corpus, size, math.inf, lambda *_: None)
     if reached < size:
         raise RuntimeError(f"filled to {reached} of {size}")
