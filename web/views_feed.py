@@ -52,7 +52,7 @@ def _page(
         rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1], form.newer_key)
     else:
         rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1], form.cursor_key)
-    return size, rows, count_feed(s, form.feed, size) if count else None
+    return size, rows, count_feed(s, form.feed, size, COUNT_CAP) if count else None
 
 
 def _older(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
