@@ -244,14 +244,20 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
         .add_columns(c.decided_at_ms, c.logged_at_ms)
         .where(
             c.leaf_index < tree_size,
-            c.type.in_(("appeal", "amendment")),
+            c.ref_record_id.is_not(None),
             or_(*(and_(c.platform == p, c.ref_record_id.in_(ids)) for p, ids in by_platform.items())),
         )
-        .order_by(c.leaf_index)
     )
+    # Read through record_index_ref alone: its partial index's condition is
+    # stated, and the type and the order are left to Python. Given ORDER BY
+    # leaf_index or ``type IN (...)``, SQLite (no statistics) read every
+    # record of the platform through (platform, leaf_index) instead: ~50 ms
+    # of a 60 ms web page at 200k records (issue 14).
     out: dict[int, list[dict[str, Any]]] = {}
-    for row in s.execute(stmt):
+    for row in sorted(s.execute(stmt), key=lambda row: row.leaf_index):
         found = dict(row._mapping)
+        if found["type"] not in ("appeal", "amendment"):
+            continue
         for leaf in wanted.get((found["platform"], found["ref_record_id"]), []):
             if leaf != found["leaf_index"]:
                 out.setdefault(leaf, []).append(found)
