@@ -220,6 +220,22 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
     return count(query.branches(s, tree_size, few=True if direct else None))
 
 
+def tally_feed(s: Session, query: Feed, tree_size: int) -> int | None:
+    """How many records in the tree of ``tree_size`` match ``query``, exactly,
+    if it filters on the record's platform and type alone (the unfiltered
+    feed included): from :func:`counts`, which the home page also shows and
+    which is kept per tree size. None for any other query (:func:`count_feed`)."""
+    plain = Feed(equal={k: v for k, v in query.equal.items() if k in ("platform", "type")})
+    if dataclasses.replace(query, sort=plain.sort, limit=plain.limit, direct=plain.direct) != plain:
+        return None
+    wanted = query.equal
+    return sum(
+        n
+        for platform, type_, n in counts(s, tree_size).by_platform
+        if wanted.get("platform", platform) == platform and wanted.get("type", type_) == type_
+    )
+
+
 def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[int, list[dict[str, Any]]]:
     """The appeals and amendments, in the tree of ``tree_size``, of the
     decisions ``rows`` (feed rows) are or amend, by the leaf index of each

@@ -180,6 +180,13 @@ def test_every_page_and_count_is_the_plain_reading(
                         assert _newer_pages(s, feed, tree_size, oldest) == want, case
                     assert browse.count_feed(s, feed, tree_size) == len(want), case
                     assert browse.count_feed(s, feed, tree_size, cap=3) == min(len(want), 4), case
+                    # The log's tallies answer a query on platform and type alone, exactly.
+                    tallied = browse.tally_feed(s, feed, tree_size)
+                    assert (
+                        tallied == len(want)
+                        if set(base.equal) <= {"platform", "type"} and base == Feed(equal=base.equal)
+                        else tallied is None
+                    ), case
                     assert query.feed_indexes(s, feed, tree_size, 5) == sorted(want)[:5], case
             # Every case reads some part, but one that no decision matches (no follow-up can).
             assert base.branches(s, full) or not _reference(rows, base, full), base
