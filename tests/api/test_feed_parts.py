@@ -357,3 +357,21 @@ def query_plain(client: FlaskClient, feed: Feed, size: int) -> list[Row]:
     with log.read() as s:
         rows = [dict(r._mapping) for r in s.execute(select(record_index).order_by(record_index.c.leaf_index))]
     return _reference(rows, feed, size)[: feed.limit]
+
+
+def test_counts_grown_from_a_smaller_tree_equal_counts_made_afresh(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``browse.counts`` grows the tallies of a larger tree from a smaller
+    one's (issue 14); each must equal the tallies counted from nothing."""
+    _fill(client)
+    log: Log = client.application.extensions["ledger"].log
+    monkeypatch.setattr(browse, "_counts_cache", {})
+    with log.read() as s:
+        full = log.latest(s).size
+        sizes = (1, full // 3, full // 3 + 1, full - 17, full)
+        grown = [browse.counts(s, n) for n in sizes]
+        for n, got in zip(sizes, grown, strict=True):
+            monkeypatch.setattr(browse, "_counts_cache", {})
+            assert got == browse.counts(s, n), n
+    assert sum(k for _, _, k in grown[-1].by_platform) == 90 + 45 + 30
