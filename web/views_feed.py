@@ -25,6 +25,7 @@ from ledger.browse import (
     person,
     platform_names,
     subject_latest,
+    tally_feed,
 )
 from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
@@ -35,10 +36,10 @@ from web.atom import atom
 
 def _page(
     log: Log, s: Reader, form: filters.FeedForm, count: bool = True
-) -> tuple[int, list[dict[str, Any]], int | None]:
+) -> tuple[int, list[dict[str, Any]], tuple[int, bool] | None]:
     """The tree size the page reflects, its rows, and how many records match
-    in all (None when the form has errors, or not ``count``: a page that
-    counts its records otherwise); sets form errors instead of failing."""
+    in all (:func:`_count`; None when the form has errors, or not ``count``:
+    a page that counts its records otherwise); sets form errors instead of failing."""
     size = log.latest(s).size
     pin = form.cursor or form.newer
     if pin is not None:
@@ -52,7 +53,19 @@ def _page(
         rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1], form.newer_key)
     else:
         rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1], form.cursor_key)
-    return size, rows, count_feed(s, form.feed, size) if count else None
+    return size, rows, _count(s, form.feed, size) if count else None
+
+
+def _count(s: Reader, feed: query.Feed, size: int) -> tuple[int, bool]:
+    """How many records match, and whether that is only a lower bound: exact
+    where the log keeps the figure (:func:`tally_feed`), else counted up to
+    ``COUNT_CAP`` (a broad view of a large log would cost a page hundreds of
+    milliseconds to count in full, issue 14)."""
+    tallied = tally_feed(s, feed, size)
+    if tallied is not None:
+        return tallied, False
+    counted = count_feed(s, feed, size, COUNT_CAP)
+    return min(counted, COUNT_CAP), counted > COUNT_CAP
 
 
 def _older(form: filters.FeedForm, size: int, rows: list[dict[str, Any]]) -> dict[str, str] | None:
@@ -92,8 +105,9 @@ def feed() -> tuple[str, int] | Response:
     with log.read() as s:
         names = platform_names(s)
         form = filters.parse(request.args, names)
-        size, rows, total = _page(log, s, form)
+        size, rows, counted = _page(log, s, form)
         later = followups(s, rows, size)
+    total, more = counted or (None, False)
     older = _older(form, size, rows)
     newer = _newer(form, size, rows)
     api_url = url_for("feed.records_feed") if not form.errors else None
@@ -111,7 +125,7 @@ def feed() -> tuple[str, int] | Response:
         older=older,
         newer=newer,
         total=total,
-        cap=COUNT_CAP,
+        more=more,
         followups=later,
         api_url=api_url,
     )

@@ -180,6 +180,13 @@ def test_every_page_and_count_is_the_plain_reading(
                         assert _newer_pages(s, feed, tree_size, oldest) == want, case
                     assert browse.count_feed(s, feed, tree_size) == len(want), case
                     assert browse.count_feed(s, feed, tree_size, cap=3) == min(len(want), 4), case
+                    # The log's tallies answer a query on platform and type alone, exactly.
+                    tallied = browse.tally_feed(s, feed, tree_size)
+                    assert (
+                        tallied == len(want)
+                        if set(base.equal) <= {"platform", "type"} and base == Feed(equal=base.equal)
+                        else tallied is None
+                    ), case
                     assert query.feed_indexes(s, feed, tree_size, 5) == sorted(want)[:5], case
             # Every case reads some part, but one that no decision matches (no follow-up can).
             assert base.branches(s, full) or not _reference(rows, base, full), base
@@ -350,3 +357,21 @@ def query_plain(client: FlaskClient, feed: Feed, size: int) -> list[Row]:
     with log.read() as s:
         rows = [dict(r._mapping) for r in s.execute(select(record_index).order_by(record_index.c.leaf_index))]
     return _reference(rows, feed, size)[: feed.limit]
+
+
+def test_counts_grown_from_a_smaller_tree_equal_counts_made_afresh(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``browse.counts`` grows the tallies of a larger tree from a smaller
+    one's (issue 14); each must equal the tallies counted from nothing."""
+    _fill(client)
+    log: Log = client.application.extensions["ledger"].log
+    monkeypatch.setattr(browse, "_counts_cache", {})
+    with log.read() as s:
+        full = log.latest(s).size
+        sizes = (1, full // 3, full // 3 + 1, full - 17, full)
+        grown = [browse.counts(s, n) for n in sizes]
+        for n, got in zip(sizes, grown, strict=True):
+            monkeypatch.setattr(browse, "_counts_cache", {})
+            assert got == browse.counts(s, n), n
+    assert sum(k for _, _, k in grown[-1].by_platform) == 90 + 45 + 30

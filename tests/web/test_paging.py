@@ -6,10 +6,12 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.recordkit import decision, sign
 from tests.web.test_web import KEY_SOCIAL, Data, _get, _indexes, data  # noqa: F401  (fixture)
+from web import views_feed
 
 
 def _link(body: str, rel: str) -> str | None:
@@ -114,3 +116,44 @@ def test_a_newer_link_of_one_order_is_refused_in_the_other(client: FlaskClient, 
     logged = _link(_get(client, _link(_get(client, "/records?limit=25"), "next") or ""), "prev") or ""
     logged_token = logged.split("newer=")[1].split("&")[0]
     _get(client, f"/records?sort=decided&limit=25&newer={logged_token}", status=400)
+
+
+def test_a_count_past_the_cap_is_stated_as_a_bound_and_paging_goes_on(
+    client: FlaskClient,
+    data: Data,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The "N records match" line counts up to ``COUNT_CAP`` only (issue 14:
+    counting every match cost most of a page's CPU at 200k records). Past
+    it the page says "more than" the cap, never a wrong number; below it, or
+    for a view the log keeps tallies of, the count is exact; the Older links
+    still reach every record."""
+    monkeypatch.setattr(views_feed, "COUNT_CAP", 30)
+    items = [sign(decision(f"capped-{i:02d}"), KEY_SOCIAL) for i in range(39)]
+    items.append(sign(decision("capped-39", statement="One statement names the quokka."), KEY_SOCIAL))
+    assert client.post("/api/v1/records", json={"records": items}).status_code == 201
+    expected = [
+        r["leaf_index"]
+        for r in client.get("/api/v1/records?limit=200&platform=example-social&action=remove_content").json["records"]
+    ]
+    assert len(expected) > 30
+    body = _get(client, "/records?platform=example-social&action=remove_content&limit=25")
+    assert "More than 30 records match (counted up to 30 only, to keep this page fast)." in body
+    assert "Jump to the results (more than 30)" in body
+    assert "if more match, narrow the filters" in body
+    seen, url = _indexes(body), _link(body, "next")
+    while url:
+        body = _get(client, url)
+        assert "More than 30 records match" in body
+        seen += _indexes(body)
+        url = _link(body, "next")
+    assert seen == expected
+    # A view on platform and type alone is counted exactly from the log's
+    # tallies, however many match.
+    every = client.get("/api/v1/records?limit=200&platform=example-social").json["records"]
+    body = _get(client, "/records?platform=example-social")
+    assert f'<span class="count">{len(every)}</span> records match.' in body
+    # A view within the cap is counted exactly.
+    body = _get(client, "/records?q=quokka")
+    assert '<span class="count">1</span> record matches.' in body
+    assert "Jump to the results (1)" in body
