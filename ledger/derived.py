@@ -41,7 +41,6 @@ from ledger.db import (
     coverage_statements,
     driver_sql,
     encode_rows,
-    insert_many,
     insert_values,
     is_sqlite,
     key_revocations,
@@ -281,14 +280,7 @@ def insert_values_rows(session: Session, rows: TupleRows) -> None:
 
 def insert_rows(session: Session, rows: Rows) -> None:
     """Insert derived rows, parents before children."""
-    for table in TABLES:
-        table_rows = rows.get(table.name)
-        if not table_rows:
-            continue
-        if table is record_index:
-            insert_index(session, table_rows)
-        else:
-            insert_many(session, table, table_rows)
+    insert_values_rows(session, {name: encode_rows(_BY_NAME[name], r) for name, r in rows.items() if r})
 
 
 @dataclass(frozen=True)
