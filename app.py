@@ -15,6 +15,7 @@ from flask import Flask, Response
 
 import api
 import web
+from api.submissions import LeanSubmissions
 from cli import ledger_cli
 from ledger.bundle_cache import BundleCache
 from ledger.derived_watch import DerivedWatch
@@ -71,6 +72,13 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+#: Added to every answer that has none of its own (``after_request``).
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Access-Control-Allow-Origin", "*"),  # the log is public; let any verifier fetch it
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -95,12 +103,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         float(app.config["DERIVED_FULL_CHECK_SECONDS"]),
     )
     # Serving processes only (not the operator's commands), once each, after fork.
-    app.before_request(watch.start)
+    starters = [watch.start]
     if app.config["TILES_DIR"]:
         tiles = app.extensions["tiles_watch"] = TilesWatch(
             lambda: provider.log, Path(app.config["TILES_DIR"]), float(app.config["TILES_INTERVAL_SECONDS"])
         )
-        app.before_request(tiles.start)
+        starters.append(tiles.start)
+    for start in starters:
+        app.before_request(start)
     cache_dir = app.config["EXPORT_CACHE_DIR"]
     if cache_dir is None:
         cache_dir = f"{app.config['KEY_FILE']}.bundles"
@@ -108,15 +118,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     web.init_app(app)
     app.after_request(_security_headers)
+    # POST /api/v1/records answered before Flask, by the view's own function,
+    # with the same hooks and headers (api/submissions.py).
+    app.wsgi_app = LeanSubmissions(app, app.wsgi_app, starters, SECURITY_HEADERS)  # type: ignore[method-assign]
     app.cli.add_command(ledger_cli)
     return app
 
 
 def _security_headers(resp: Response) -> Response:
-    resp.headers.setdefault("Content-Security-Policy", CSP)
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
-    resp.headers.setdefault("Access-Control-Allow-Origin", "*")  # the log is public; let any verifier fetch it
+    for name, value in SECURITY_HEADERS:
+        resp.headers.setdefault(name, value)
     return resp
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import current_app
+from flask import Flask, current_app
 
 from ledger.bundle_cache import BundleCache
 from ledger.log import Log
 
 
 def get_log() -> Log:
-    return cast(Log, current_app.extensions["ledger"].log)
+    return log_of(current_app)
+
+
+def log_of(app: Flask) -> Log:
+    """The log of ``app``, without an app context (api/submissions.py ``LeanSubmissions``)."""
+    return cast(Log, app.extensions["ledger"].log)
 
 
 def get_bundle_cache() -> BundleCache:

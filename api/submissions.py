@@ -6,22 +6,32 @@ RFC 8785 form of the record *as received* (never a re-dump), and only then
 charged to its platform's rate limit and handed to the server's one
 committer (ledger/intake.py), which appends every queued submission in one
 transaction. A request is all or nothing.
+
+One function, :func:`accept`, does all of it, from the WSGI environ to the
+answer's status and bytes. The app answers this one method and path with
+:class:`LeanSubmissions`, a WSGI layer in front of Flask that calls
+:func:`accept` without building Flask's request context and request and
+response objects (a third of a single record's CPU in the app, see
+docs/performance.md); every other request, and every error of this one,
+goes through Flask, whose view for the route calls the same function.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
+import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.http import parse_options_header
 
 from api.describe import (
     Checkpoint,
@@ -42,11 +52,14 @@ from api.params import flatten
 from api.ratelimit import RateLimiter
 from api.record_validator import validate_parsed
 from api.request_body import read_body
-from api.state import get_log
+from api.state import log_of
 from ledger.errors import InvalidInput
 from ledger.records.entries import format_time, parse_json
 from ledger.records.vocab import PATTERNS
 from ledger.submit import permalink, verify_items
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/v1")
 
@@ -157,26 +170,45 @@ def _validate(items: list[Any], now: datetime) -> list[bytes]:
     return bodies
 
 
-def _limiter() -> RateLimiter:
-    ext = current_app.extensions
+def _limiter(app: Flask) -> RateLimiter:
+    ext = app.extensions
     if "ledger_rate_limiter" not in ext:
         ext["ledger_rate_limiter"] = RateLimiter(
-            float(current_app.config["RATE_LIMIT_RECORDS_PER_SECOND"]), float(current_app.config["RATE_LIMIT_BURST"])
+            float(app.config["RATE_LIMIT_RECORDS_PER_SECOND"]), float(app.config["RATE_LIMIT_BURST"])
         )
     return ext["ledger_rate_limiter"]  # type: ignore[no-any-return]
 
 
-@bp.post("/records")
-def submit() -> tuple[Response, int]:
-    if request.mimetype != "application/json":
+def _mimetype(environ: WSGIEnvironment) -> str:
+    """``request.mimetype``: the Content-Type without its parameters, lower case."""
+    value = str(environ.get("CONTENT_TYPE", ""))
+    if value == "application/json":  # what clients send; parsing it gives the same
+        return value
+    return parse_options_header(value)[0].lower()
+
+
+#: What ``jsonify`` wrote with this app's JSON provider (keys in insertion
+#: order, ASCII, compact), then a newline; without a response object.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def accept(app: Flask, environ: WSGIEnvironment) -> tuple[int, bytes]:
+    """Take the submission of ``environ`` and return the answer's status and
+    JSON body, or raise the error (a project error or an HTTP one) that the
+    app's error table turns into the answer (api/errors.py).
+
+    Durable before it returns: the records are in a signed checkpoint
+    (ledger/intake.py). Rate-limit tokens are spent only once every
+    signature has verified."""
+    if _mimetype(environ) != "application/json":
         raise UnsupportedMediaType("send the submission as Content-Type: application/json")
-    items = _items(parse_json(read_body()))
+    items = _items(parse_json(read_body(environ, int(app.config["MAX_CONTENT_LENGTH"]))))
     now_ms = time.time_ns() // 1_000_000
     bodies = _validate(items, datetime.fromtimestamp(now_ms / 1000, UTC))
     counts = Counter(str(it["record"]["platform"]) for it in items)
-    limiter = _limiter()
+    limiter = _limiter(app)
     limiter.check(counts)
-    log = get_log()
+    log = log_of(app)
     verified = verify_items(log.registry_cache, items, now_ms, bodies)
     # Charged only now that every signature verified: the platform itself
     # sent these records, not someone naming it (api/ratelimit.py).
@@ -185,9 +217,19 @@ def submit() -> tuple[Response, int]:
     cp = receipt.checkpoint
     # The records of a group share their logged_at and the upper levels of
     # their inclusion paths: each distinct value is written once per answer.
-    as_time, as_b64 = functools.cache(format_time), functools.cache(_b64)
+    times: dict[int, str] = {}
+    hashes: dict[bytes, str] = {}
     out = []
     for r, p, proof in zip(verified, receipt.placed, receipt.proofs, strict=True):
+        logged_at = times.get(p.logged_at_ms)
+        if logged_at is None:
+            logged_at = times[p.logged_at_ms] = format_time(p.logged_at_ms)
+        path = []
+        for h in proof.proof:
+            text = hashes.get(h)
+            if text is None:
+                text = hashes[h] = _b64(h)
+            path.append(text)
         out.append(
             {
                 "platform": r.platform,
@@ -195,10 +237,10 @@ def submit() -> tuple[Response, int]:
                 "status": p.status,
                 "leaf_index": p.leaf_index,
                 "leaf_hash": _b64(proof.leaf_hash),
-                "logged_at": as_time(p.logged_at_ms),
+                "logged_at": logged_at,
                 "permalink": permalink(r.platform, r.record_id),
                 "tree_size": cp.size,
-                "inclusion_path": [as_b64(h) for h in proof.proof],
+                "inclusion_path": path,
             }
         )
     body = {
@@ -206,9 +248,81 @@ def submit() -> tuple[Response, int]:
         "records": out,
     }
     status = 201 if any(p.status == "created" for p in receipt.placed) else 200
-    resp = jsonify(body)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp, status
+    return status, (_ENCODER.encode(body) + "\n").encode()
+
+
+#: The answer's own headers, after Content-Type and Content-Length.
+_HEADERS = (("Cache-Control", "no-store"),)
+#: Where :class:`LeanSubmissions` leaves the error it met for the view to raise.
+_ERROR = "ledger.submission_error"
+
+
+@bp.post("/records")
+def submit() -> Response:
+    error = request.environ.pop(_ERROR, None)
+    if error is not None:
+        # LeanSubmissions met this error (the body is read): raised here, it
+        # is answered as any view's error is, by the app's error table.
+        raise error
+    status, body = accept(current_app, request.environ)
+    resp = Response(body, status, mimetype="application/json")
+    resp.headers.extend(_HEADERS)
+    return resp
+
+
+class LeanSubmissions:
+    """A WSGI layer in front of Flask (``app.wsgi_app``) that answers
+    ``POST /api/v1/records`` by calling :func:`accept`, as the view does,
+    without Flask's request context (URL matching, the app and request
+    contexts, the request and response objects, header objects): about a
+    third of a single record's CPU in the app.
+
+    Everything else goes to ``flask_wsgi`` unchanged. So does every error of
+    this path: the error is left in the environ and the view re-raises it,
+    so errors are answered by the one error table, with every hook, as
+    before. The answer it builds is the one the view's response gives
+    (tests/api/test_submissions_lean.py compares them byte for byte);
+    ``before`` are the app's ``before_request`` functions (run first, as
+    Flask runs them) and ``headers`` what its ``after_request`` adds.
+    """
+
+    PATH = "/api/v1/records"
+
+    def __init__(
+        self,
+        app: Flask,
+        flask_wsgi: WSGIApplication,
+        before: Sequence[Callable[[], object]],
+        headers: Sequence[tuple[str, str]],
+    ) -> None:
+        self.app = app
+        self.flask_wsgi = flask_wsgi
+        self.before = tuple(before)
+        self.headers = tuple(headers)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != self.PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.flask_wsgi(environ, start_response)
+        for hook in self.before:
+            hook()
+        try:
+            status, body = accept(self.app, environ)
+        except Exception as e:
+            environ[_ERROR] = e
+            return self.flask_wsgi(environ, start_response)
+        start_response(
+            _STATUS[status],
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                *_HEADERS,
+                *self.headers,
+            ],
+        )
+        return [body]
+
+
+_STATUS = {201: "201 CREATED", 200: "200 OK"}  # werkzeug's status lines
 
 
 def _b64(data: bytes) -> str:

@@ -15,6 +15,12 @@ request, committer) per accepted record:
   checkpoint: the cost of a record that shares its group commit with none);
 * single records from 16 threads (records share group commits, as under load).
 
+Requests go through Flask's test client, whose own work (building each
+environ, reading the answer) counts in the process's CPU; with ``--wsgi``
+they call the app's WSGI callable with an environ like gunicorn's instead,
+so the figures are the app's alone (the 1-client step then also reports the
+request thread's own CPU, ``time.thread_time``, beside the committer's).
+
 The process is set up as a gunicorn worker is (``wsgi.py``): the app, then
 ``freeze_start_up_objects``.
 
@@ -35,9 +41,12 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import io
+import json
 import os
 import secrets
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -49,6 +58,7 @@ from pathlib import Path
 
 import nacl.signing
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from app import create_app, freeze_start_up_objects
@@ -72,6 +82,7 @@ class Figure:
     sys_s: float  # of which in the kernel (on SQLite mostly the WAL's writes and fsyncs)
     db_cpu_s: float | None  # PostgreSQL backends of this run; None on SQLite
     each_us: tuple[float, ...] = ()  # CPU µs/record of each request alone (batches)
+    thread_s: float | None = None  # the requesting thread's own CPU (1 client, --wsgi)
 
     @property
     def us_per_record(self) -> float:
@@ -122,14 +133,65 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
+def _environ(body: bytes) -> dict[str, object]:
+    """A WSGI environ as gunicorn's gthread worker gives for the records' POST."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/v1/records",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "RAW_URI": "/api/v1/records",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "bench",
+        "HTTP_ACCEPT": "*/*",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "40000",
+    }
+
+
 class Bench:
-    def __init__(self, app: Flask, corpus: Corpus, backends: PostgresBackends | None, profile_dir: Path | None) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        corpus: Corpus,
+        backends: PostgresBackends | None,
+        profile_dir: Path | None,
+        wsgi: bool = False,
+    ) -> None:
         self.app = app
         self.client = app.test_client()
         self.corpus = corpus
         self.backends = backends
         self.profile_dir = profile_dir
+        self.wsgi = wsgi
         self.next = 0
+
+    def send(self, body: bytes, client: FlaskClient | None = None) -> tuple[int, bytes]:
+        """POST ``body`` to the records (through ``client``, default the
+        bench's own); the answer's status and body."""
+        if not self.wsgi:
+            resp = (client or self.client).post("/api/v1/records", data=body, content_type="application/json")
+            return resp.status_code, resp.get_data()
+        status: list[str] = []
+
+        def start_response(line: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+            status.append(line)
+
+        data = b"".join(self.app(_environ(body), start_response))  # type: ignore[arg-type]
+        return int(status[0][:3]), data
 
     def take(self, n: int) -> list[Signed]:
         items = [self.corpus.sign(i) for i in range(self.next, self.next + n)]
@@ -137,10 +199,9 @@ class Bench:
         return items
 
     def post(self, body: bytes, expected: int) -> None:
-        resp = self.client.post("/api/v1/records", data=body, content_type="application/json")
-        answer = resp.get_json()
-        if resp.status_code != 201 or len(answer["records"]) != expected:
-            raise AssertionError(f"submission failed: {resp.status_code} {str(answer)[:500]}")
+        status, data = self.send(body)
+        if status != 201 or len(json.loads(data)["records"]) != expected:
+            raise AssertionError(f"submission failed: {status} {data[:500]!r}")
 
     def measure(self, step: str, records: int, run: Callable[[], None]) -> Figure:
         profiling: AbstractContextManager[None] = nullcontext()
@@ -148,15 +209,15 @@ class Bench:
             profiling = sampling([os.getpid()], self.profile_dir / f"{step.replace(' ', '-')}.profile.txt")
         db_before = self.backends.cpu() if self.backends else {}
         with profiling:
-            wall, before = time.perf_counter(), os.times()
+            wall, before, thread = time.perf_counter(), os.times(), time.thread_time()
             run()
-            after, wall = os.times(), time.perf_counter() - wall
+            after, wall, thread = os.times(), time.perf_counter() - wall, time.thread_time() - thread
         db = None
         if self.backends is not None:
             db_after = self.backends.cpu()
             db = sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items())
         user, system = after.user - before.user, after.system - before.system
-        return Figure(step, records, wall, user + system, system, db)
+        return Figure(step, records, wall, user + system, system, db, thread_s=thread if self.wsgi else None)
 
     def batches(self, count: int, size: int = 1000) -> Figure:
         bodies = [batch_body(self.take(size)) for _ in range(count)]
@@ -188,9 +249,9 @@ class Bench:
             def one(chunk: list[bytes]) -> None:
                 client = self.app.test_client()
                 for b in chunk:
-                    resp = client.post("/api/v1/records", data=b, content_type="application/json")
-                    if resp.status_code != 201:
-                        raise AssertionError(f"submission failed: {resp.status_code} {resp.get_data()[:300]!r}")
+                    status, data = self.send(b, client)
+                    if status != 201:
+                        raise AssertionError(f"submission failed: {status} {data[:300]!r}")
 
             workers = [threading.Thread(target=one, args=(c,)) for c in chunks]
             for w in workers:
@@ -198,7 +259,8 @@ class Bench:
             for w in workers:
                 w.join()
 
-        return self.measure(f"single records, {threads} threads", count, run)
+        # The measuring thread only waits here: its CPU is not the requests'.
+        return dataclasses.replace(self.measure(f"single records, {threads} threads", count, run), thread_s=None)
 
 
 @contextmanager
@@ -243,7 +305,7 @@ def run_backend(kind: str, pg_url: str | None, args: argparse.Namespace, stamp: 
         if args.profile:
             profile_dir = RESULTS / f"{stamp}-writes-{kind}"
             profile_dir.mkdir(parents=True, exist_ok=True)
-        bench = Bench(app, corpus, backends, profile_dir)
+        bench = Bench(app, corpus, backends, profile_dir, args.wsgi)
         try:
             bench.batches(1)  # warm-up: connections, caches, the committer thread
             bench.singles(20)
@@ -267,6 +329,8 @@ def render(kind: str, figures: list[Figure], ed_us: float) -> str:
             f" {f.sys_s / f.records * 1e6:10,.0f}"
             f" {ed_us / f.us_per_record:13.0%} {'' if db is None else f'{db:12,.0f}'}"
         )
+        if f.thread_s is not None:
+            lines.append(f"    of it the requesting thread: {f.thread_s / f.records * 1e6:,.0f} µs/record")
         if f.each_us:
             lines.append(
                 f"    each batch alone: CPU µs/record min {min(f.each_us):,.0f}, "
@@ -281,6 +345,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5, help="batches of 1,000 to time (default 5)")
     parser.add_argument("--singles", type=int, default=500, help="single records to time per step (default 500)")
     parser.add_argument("--profile", action="store_true", help="sample each step with py-spy")
+    parser.add_argument("--wsgi", action="store_true", help="call the WSGI app directly, not Flask's test client")
     args = parser.parse_args()
     pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
