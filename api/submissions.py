@@ -303,9 +303,9 @@ class LeanSubmissions:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.PATH or environ.get("REQUEST_METHOD") != "POST":
             return self.flask_wsgi(environ, start_response)
-        for hook in self.before:
-            hook()
         try:
+            for hook in self.before:
+                hook()
             status, body = accept(self.app, environ)
         except Exception as e:
             environ[_ERROR] = e
