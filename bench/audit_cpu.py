@@ -160,7 +160,8 @@ def main() -> None:
     parser.add_argument("--measure", nargs=2, metavar=("URL", "KEY_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(*args.measure, [int(n) for n in args.jobs.split(",") if n])))
+        url, key_file = args.measure
+        print(json.dumps(measure(url, key_file, [int(n) for n in args.jobs.split(",") if n])))
         return
     pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
     for kind in args.backends.split(","):

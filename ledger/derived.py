@@ -189,9 +189,10 @@ def entry_rows(leaf_index: int, data: bytes) -> Rows:
     if logged_at == last[0]:
         logged_at_ms = last[1]  # a str equal to one parsed before (only a str equals a str)
     else:
-        logged_at_ms = time_ms(logged_at)
-        if logged_at_ms is None:
+        parsed = time_ms(logged_at)
+        if parsed is None:
             raise InvalidInput(f"entry {leaf_index}: logged_at is not a time")
+        logged_at_ms = parsed
         _logged_at = (logged_at, logged_at_ms)
     if "registry" in obj:
         return registry_rows(leaf_index, logged_at_ms, obj["registry"])

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from hypothesis import strategies as st
 
 from ledger import derived
 from ledger.db import encode_rows
+from ledger.errors import InvalidInput
 from ledger.records.index_rows import INDEX_COLUMNS, index_row, person_qid, time_ms
 from ledger.records.vocab import POLITICAL_CLASSES
 from tests.recordkit import EXAMPLES, example
@@ -252,3 +256,71 @@ def test_two_breakages_fail_as_before(name: str) -> None:
             _broken(rec, *first)
             _broken(rec, *second)
             assert _outcome(index_row, 1, 2, rec) == _outcome(reference_index_row, 1, 2, rec), (first, second)
+
+
+def reference_entry_rows(leaf_index: int, data: bytes) -> derived.Rows:
+    """derived.entry_rows as it was before session 8 (a set of the keys, every logged_at parsed)."""
+    try:
+        obj = derived._parse(data)
+    except ValueError:
+        return {}
+    if not isinstance(obj, dict) or set(obj) not in derived._ENTRY_KEYS:
+        return {}
+    logged_at_ms = time_ms(obj["logged_at"])
+    if logged_at_ms is None:
+        raise InvalidInput(f"entry {leaf_index}: logged_at is not a time")
+    if "registry" in obj:
+        return derived.registry_rows(leaf_index, logged_at_ms, obj["registry"])
+    body = data[data.index(b'"record":') + len(b'"record":') : data.rindex(b',"signature":')]
+    record_hash = hashlib.sha256(body).digest()
+    return derived.record_rows(leaf_index, logged_at_ms, obj["record"], record_hash, obj["signature"]["key_id"])
+
+
+#: logged_at values, repeated (as a group commit's entries share one) or not,
+#: and some that are not times: an earlier good value must not stand for them.
+_LOGGED_AT = st.sampled_from(
+    ["2026-03-01T16:20:00.123Z", "2026-03-01T16:20:00.124Z", "2026-03-01", "", "soon", None, 5, "2026-02-30T00:00:00Z"]
+)
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> bytes:
+    obj: dict[str, Any] = {
+        "logged_at": draw(_LOGGED_AT),
+        "record": example(draw(st.sampled_from(NAMES))),
+        "signature": {"key_id": "k1", "value": "AAAA"},
+    }
+    if draw(st.integers(0, 9)) == 0:
+        obj[draw(st.sampled_from(["registry", "extra"]))] = {}
+    if draw(st.integers(0, 9)) == 0:
+        del obj[draw(st.sampled_from(sorted(obj)))]
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _rows_outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
+    try:
+        return ("rows", fn(*args))
+    except Exception as e:  # the very exception is what is compared
+        return ("raised", type(e), str(e))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(entries(), min_size=1, max_size=12))
+def test_entry_rows_are_the_reference_in_any_order(log: list[bytes]) -> None:
+    """entry_rows remembers the last logged_at it parsed: in any sequence of
+    entries, each derives what the reference derives from it alone."""
+    for i, data in enumerate(log):
+        assert _rows_outcome(derived.entry_rows, i, data) == _rows_outcome(reference_entry_rows, i, data), data
+
+
+@pytest.mark.parametrize("logged_at", [None, "", 0, False, [], {}])
+def test_the_first_entry_of_a_process_is_not_taken_for_a_remembered_one(logged_at: Any) -> None:
+    """Before entry_rows has parsed any logged_at, no value may match what it remembers."""
+    data = json.dumps({"logged_at": logged_at, "record": example(NAMES[0]), "signature": {"key_id": "k"}})
+    code = (
+        "import sys; from ledger import derived\n"
+        "try:\n    derived.entry_rows(0, sys.argv[1].encode())\n"
+        "except derived.InvalidInput as e:\n    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, data], capture_output=True, text=True, check=True)
+    assert ("raised", InvalidInput, done.stdout.strip()) == _rows_outcome(reference_entry_rows, 0, data.encode())
