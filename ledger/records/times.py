@@ -5,7 +5,8 @@ upper-case ``T`` and ``Z``, 1 to 9 fraction digits, no offset (``+00:00``
 and ``+01:00`` are refused, as the record schema refuses them), no leap
 second, and a day the calendar has. A date is ``YYYY-MM-DD``
 (``vocab.PATTERNS["date"]``). The whole string must match (``re.fullmatch``:
-Python's ``$`` also matches before a final newline), with ``[0-9]``, never
+Python's ``$`` also matches before a final newline; :data:`DATE_TIME` and
+:data:`DATE` are those patterns in the form ``fullmatch`` needs), with ``[0-9]``, never
 ``\\d``, which matches other scripts' digits too. Only then does
 ``datetime.fromisoformat`` build the value (twenty times faster than
 building it from the digits in Python, and every record's times pass here):
@@ -32,8 +33,20 @@ from datetime import UTC, date, datetime, timedelta
 from ledger.errors import InvalidInput
 from ledger.records.vocab import PATTERNS
 
-DATE_TIME = re.compile(PATTERNS["date_time"])
-DATE = re.compile(PATTERNS["date"])
+
+def _for_fullmatch(pattern: str) -> re.Pattern[str]:
+    """``pattern`` (vocab's form: ``^...$``, plain groups) as used here, with
+    ``fullmatch`` alone: the same strings match without the anchors (the
+    match must span the whole string anyway) and with non-capturing groups
+    (no value is read from them), and the match costs a tenth less; every
+    record's times pass here, on the submission path and in the audit."""
+    if not (pattern.startswith("^") and pattern.endswith("$")) or "(?" in pattern or "\\(" in pattern:
+        raise AssertionError(f"times: {pattern!r} is not an anchored pattern of plain groups")
+    return re.compile(pattern[1:-1].replace("(", "(?:"))
+
+
+DATE_TIME = _for_fullmatch(PATTERNS["date_time"])
+DATE = _for_fullmatch(PATTERNS["date"])
 
 #: The words every refusal of a date-time's form uses.
 DATE_TIME_FORM = "an RFC 3339 UTC time YYYY-MM-DDTHH:MM:SS[.fraction]Z"
