@@ -344,7 +344,9 @@ record_index = Table(
         postgresql_using="brin",
         postgresql_with={"autosummarize": "on"},
     ).ddl_if(dialect="postgresql"),
-    # Only appeals and amendments refer to a record (0010_storage).
+    # Only appeals and amendments refer to a record (0010_storage). The feed's
+    # follow-ups and a record's history read it (``records`` has no index of
+    # its own on the reference since 0014_dense_rows).
     Index(
         "record_index_ref",
         "platform",
