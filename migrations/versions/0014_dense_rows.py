@@ -57,9 +57,7 @@ def _rebuild_hashes() -> None:
     # sized from the planner's guess of the rows (42 B a leaf without
     # statistics, 25 to about 40 with, by where the size falls between two
     # powers of two).
-    op.execute(
-        "CREATE INDEX hashes_new_leaf ON hashes_new USING hash (hash) WITH (fillfactor = 100) WHERE level = 0"
-    )
+    op.execute("CREATE INDEX hashes_new_leaf ON hashes_new USING hash (hash) WITH (fillfactor = 100) WHERE level = 0")
     op.execute("INSERT INTO hashes_new (idx, level, hash) SELECT idx, level, hash FROM hashes ORDER BY level, idx")
     op.execute("DROP TABLE hashes")
     op.execute("ALTER TABLE hashes_new RENAME TO hashes")
