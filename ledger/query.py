@@ -748,17 +748,18 @@ def covering_checkpoint(s: Session, end: int) -> StoredCheckpoint | None:
 def history(s: Session, row: Any) -> History:
     """Appeals and amendments of the decision ``row`` (a ``records`` row) is, or refers to.
 
-    One probe of ``records`` by (platform, ref_record_id). An amendment
+    One probe of ``record_index_ref`` by (platform, ref_record_id), then
+    ``records`` by leaf index (the two tables hold one row per record, with
+    the same ``ref_record_id``; ``records`` has no index of its own on it
+    since migration 0014_dense_rows). An amendment
     restates the whole decision, so the latest amendment of a decision is
     its current version; every earlier version is superseded. A coverage
     statement's "amendments" are the later statements that supersede it.
     """
     target = row.record_id if row.type in ("decision", "coverage") else row.ref_record_id
-    refs = s.execute(
-        select(records)
-        .where(records.c.platform == row.platform, records.c.ref_record_id == target)
-        .order_by(records.c.leaf_index)
-    ).all()
+    ri = record_index.c
+    referring = select(ri.leaf_index).where(ri.platform == row.platform, ri.ref_record_id == target)
+    refs = s.execute(select(records).where(records.c.leaf_index.in_(referring)).order_by(records.c.leaf_index)).all()
     amendments = [r for r in refs if r.type in ("amendment", "coverage")]
     refers_to = None if row.ref_record_id is None else record_by_id(s, row.platform, row.ref_record_id)
     latest = amendments[-1] if amendments else None

@@ -187,7 +187,7 @@ def insert_entries(session: Session, first: int, data: Sequence[bytes], stored: 
 
 
 def insert_hashes(session: Session, rows: Sequence[Row]) -> None:
-    insert_values(session, hashes, [(lv, i, h) for lv, i, h in rows])  # the table's (level, idx, hash)
+    insert_values(session, hashes, [(i, lv, h) for lv, i, h in rows])  # the table's (idx, level, hash)
 
 
 def read_entries(session: Session, start: int, end: int) -> list[bytes]:

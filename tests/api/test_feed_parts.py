@@ -375,3 +375,45 @@ def test_counts_grown_from_a_smaller_tree_equal_counts_made_afresh(
             monkeypatch.setattr(browse, "_counts_cache", {})
             assert got == browse.counts(s, n), n
     assert sum(k for _, _, k in grown[-1].by_platform) == 90 + 45 + 30
+
+
+def test_history_reads_the_follow_ups_by_their_index(app: Flask, client: FlaskClient) -> None:
+    """A record's history finds its appeals and amendments through
+    ``record_index_ref`` and reads their ``records`` rows by primary key
+    (``records`` has no index of its own on the reference since migration
+    0014_dense_rows): no plan scans either table."""
+    _fill(client)
+    log: Log = app.extensions["ledger"].log
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    with log.read() as s:
+        amended = s.execute(
+            select(record_index.c.platform, record_index.c.ref_record_id).where(record_index.c.type == "amendment")
+        ).first()
+        assert amended is not None
+        row = query.record_by_id(s, amended.platform, amended.ref_record_id)
+        event.listen(log.engine, "before_cursor_execute", capture)
+        try:
+            found = query.history(s, row)
+        finally:
+            event.remove(log.engine, "before_cursor_execute", capture)
+    assert found.amendments
+    [(statement, parameters)] = [(st, p) for st, p in seen if "ref_record_id" in st]
+    with log.engine.connect() as conn:
+        if is_sqlite(log.engine):
+            plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "INDEX record_index_ref " in plan, plan
+            assert "SEARCH records USING INTEGER PRIMARY KEY" in plan, plan
+            assert "SCAN" not in plan, plan
+        else:
+            # As autovacuum would: without statistics, a table of 165 rows
+            # looks as good read through the platform's index.
+            conn.exec_driver_sql("ANALYZE record_index, records")
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " | ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+            assert "record_index_ref" in plan, plan
+            assert "records_pkey" in plan, plan
+            assert "Seq Scan" not in plan, plan

@@ -148,7 +148,7 @@ def test_migration_codes_the_rows_release_0011_wrote(db_url: str, signer: Signer
         ]
         first = _write_as_release_0011(log, records)
         upgrade(engine, "head")
-        assert current_revision(engine) == "0013_hashed_keys"
+        assert current_revision(engine) == "0014_dense_rows"
         c = record_index.c
         with log.read() as s:
             got = [dict(r._mapping) for r in s.execute(select(record_index).order_by(c.leaf_index))]
