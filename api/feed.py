@@ -327,8 +327,11 @@ def _respond(answer: FeedAnswer, **more: str) -> Response:
         resp = jsonify(tree_size=answer.tree_size, records=records, next_cursor=answer.next_cursor, **more)
     else:
         fields = [f'"tree_size":{answer.tree_size:d}', f'"records":[{",".join(answer.records)}]']
-        fields += [f"{provider.dumps(k)}:{provider.dumps(v)}" for k, v in {"next_cursor": answer.next_cursor, **more}.items()]
-        resp = current_app.response_class("{" + ",".join(fields) + "}\n", mimetype=provider.mimetype)  # type: ignore[attr-defined]
+        fields += [
+            f"{provider.dumps(k)}:{provider.dumps(v)}" for k, v in {"next_cursor": answer.next_cursor, **more}.items()
+        ]
+        text = "{" + ",".join(fields) + "}\n"
+        resp = current_app.response_class(text, mimetype=provider.mimetype)  # type: ignore[attr-defined]
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
