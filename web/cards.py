@@ -104,9 +104,10 @@ def cards(
         out.append(card.times[0])
         for ms, piece in zip(card.relative, card.times[1:], strict=True):
             out += (escape(present.relative(ms, now)), piece)
-    # Every piece is Markup, made by Markup.format (which escapes what it is
-    # given) or escape: join would escape any plain string.
-    return Markup("").join(out)
+    # Every piece is Markup (typed so), made by Markup.format, which escapes
+    # what it is given, or by escape. Markup("").join would check each
+    # piece again: 0.7 ms a page of 50 cards.
+    return Markup("".join(out))  # noqa: S704
 
 
 _NEW_LINE = Markup("\n  ")
