@@ -14,8 +14,11 @@ stale. What depends on the tree or the clock is drawn per page: the
 follow-ups (the appeals and amendments of the decision, which the log can
 gain at any time) and the relative times ("3 days ago").
 
-Every value from a record is escaped (``markupsafe.escape``) as the
-templates' autoescape would; nothing from a record is trusted.
+Every value from a record goes through ``markupsafe.escape`` as the
+templates' autoescape would; nothing from a record is trusted. The pieces
+are plain strings of escaped HTML, joined and marked safe once: built with
+``Markup.format`` instead (a pure-Python formatter), a card drawn afresh
+cost ~0.4 ms, more than the macro it replaced.
 """
 
 from __future__ import annotations
@@ -66,8 +69,8 @@ class Card:
     the follow-ups, then ``times`` with the relative time of each of
     ``relative`` (milliseconds) between its pieces."""
 
-    head: Markup
-    times: tuple[Markup, ...]
+    head: str
+    times: tuple[str, ...]
     relative: tuple[int, ...]
 
 
@@ -87,7 +90,7 @@ def cards(
     kept: LRU[Card] = current_app.extensions["feed_cards"]
     root = request.script_root
     now = datetime.now(UTC)
-    out: list[Markup] = []
+    out = []
     for r in rows:
         name = names.get(r["platform"], r["platform"])
         key = (_SHOWN(r), name, heading, root)
@@ -95,133 +98,114 @@ def cards(
         if card is None:
             card = _card(r, name, heading)
             kept.put(key, card)
-        out += (_NEW_LINE, card.head)
+        out.append("\n  ")
+        out.append(card.head)
         later = followups.get(r["leaf_index"]) if followups else None
         if later:
-            out.append(Markup('\n  <ul class="row-followups">'))
-            out += (_followup(f) for f in later)
-            out.append(Markup("\n  </ul>"))
+            out.append('\n  <ul class="row-followups">')
+            out.extend(_followup(f) for f in later)
+            out.append("\n  </ul>")
         out.append(card.times[0])
         for ms, piece in zip(card.relative, card.times[1:], strict=True):
-            out += (escape(present.relative(ms, now)), piece)
-    # Every piece is Markup (typed so), made by Markup.format, which escapes
-    # what it is given, or by escape. Markup("").join would check each
-    # piece again: 0.7 ms a page of 50 cards.
+            out.append(str(escape(present.relative(ms, now))))
+            out.append(piece)
+    # Every piece is escaped HTML: literals, and values through escape.
     return Markup("".join(out))  # noqa: S704
 
 
-_NEW_LINE = Markup("\n  ")
-
-
-def _link(platform: str, record_id: Any) -> Markup:
+def _link(platform: str, record_id: Any) -> str:
     href = url_for("web.record", platform=platform, record_id=record_id)
-    return Markup('<a href="{}">{}</a>').format(href, record_id)
+    return f'<a href="{escape(href)}">{escape(record_id)}</a>'
 
 
-def _who(r: Mapping[str, Any]) -> Markup:
+def _who(r: Mapping[str, Any]) -> str:
     name, key, kind = r["display_name"], r["subject_key"], r["account_class"]
     if name:
-        shown = escape(name)
+        shown = str(escape(name))
         if key:
-            shown = Markup('<a href="{}">{}</a>').format(url_for("web.subject", subject_key=key), name)
-        return Markup("{}, {}").format(shown, label("account_class", kind))
+            shown = f'<a href="{escape(url_for("web.subject", subject_key=key))}">{shown}</a>'
+        return f"{shown}, {escape(label('account_class', kind))}"
     if kind == "ordinary_user":
-        return Markup("An ordinary user (not named: ordinary users' privacy)")
+        return "An ordinary user (not named: ordinary users' privacy)"
     if kind:
-        return escape(label("account_class", kind))
-    return Markup("")
+        return str(escape(label("account_class", kind)))
+    return ""
 
 
-def _facts(r: Mapping[str, Any]) -> Markup:
+def _facts(r: Mapping[str, Any]) -> str:
     platform = r["platform"]
     if r["type"] == "appeal":
-        return Markup(
-            "\n    <div><dt>Appeal of</dt><dd>{}</dd></div>\n    <div><dt>Outcome</dt><dd>{}</dd></div>"
-        ).format(_link(platform, r["ref_record_id"]), label("appeal_outcome", r["appeal_outcome"]))
-    amends = Markup("")
+        return (
+            f"\n    <div><dt>Appeal of</dt><dd>{_link(platform, r['ref_record_id'])}</dd></div>"
+            f"\n    <div><dt>Outcome</dt><dd>{escape(label('appeal_outcome', r['appeal_outcome']))}</dd></div>"
+        )
+    out = []
     if r["type"] == "amendment":
-        amends = Markup("<div><dt>Amends</dt><dd>{}</dd></div>").format(_link(platform, r["ref_record_id"]))
-    violation = escape(yes_no(r["violation_found"]))
+        out.append(f"<div><dt>Amends</dt><dd>{_link(platform, r['ref_record_id'])}</dd></div>")
+    violation = str(escape(yes_no(r["violation_found"])))
     if r["exemption_applied"]:
-        violation += Markup("; exemption applied: {}").format(label("exemption_type", r["exemption_type"]))
-    return Markup(
-        "{}"
-        "\n    <div><dt>Action</dt><dd>{}</dd></div>"
-        "\n    <div><dt>Violation found</dt><dd>{}</dd></div>"
-        "\n    <div><dt>Category</dt><dd>{}</dd></div>"
-        "\n    <div><dt>Review</dt><dd>{}</dd></div>"
-        '\n    <div class="wide"><dt>Rule</dt><dd><code class="code">{}</code>, '
-        'version <code class="code">{}</code></dd></div>'
-    ).format(
-        amends,
-        label("action", r["action"]),
-        violation,
-        label("category", r["category"]),
-        label("review_path", r["review_path"]),
-        r["rule_id"],
-        r["rule_version"],
-    )
+        violation += f"; exemption applied: {escape(label('exemption_type', r['exemption_type']))}"
+    out += [
+        f"\n    <div><dt>Action</dt><dd>{escape(label('action', r['action']))}</dd></div>",
+        f"\n    <div><dt>Violation found</dt><dd>{violation}</dd></div>",
+        f"\n    <div><dt>Category</dt><dd>{escape(label('category', r['category']))}</dd></div>",
+        f"\n    <div><dt>Review</dt><dd>{escape(label('review_path', r['review_path']))}</dd></div>",
+        f'\n    <div class="wide"><dt>Rule</dt><dd><code class="code">{escape(r["rule_id"])}</code>, '
+        f'version <code class="code">{escape(r["rule_version"])}</code></dd></div>',
+    ]
+    return "".join(out)
 
 
-def _when(value: Any, pieces: list[Markup], relative: list[int]) -> None:
+def _when(value: Any, pieces: list[str], relative: list[int]) -> None:
     """Continue ``pieces`` (the last one open) with the ``when`` macro of
     ``value``: its relative time becomes a hole between two pieces."""
     if value is None:
-        pieces[-1] += Markup("—")
+        pieces[-1] += "—"
         return
-    pieces[-1] += Markup('<time datetime="{}">{}</time> <span class="rel">(').format(
-        present.iso(value), present.exact(value)
+    pieces[-1] += (
+        f'<time datetime="{escape(present.iso(value))}">{escape(present.exact(value))}</time> <span class="rel">('
     )
     relative.append(value)
-    pieces.append(Markup(")</span>"))
+    pieces.append(")</span>")
 
 
 def _card(r: Mapping[str, Any], name: str, heading: str) -> Card:
     """The parts of ``r``'s card that its key decides (:class:`Card`)."""
-    platform, record_id, superseded = r["platform"], r["record_id"], r["superseded"]
-    head = Markup(
-        '<li class="row{}" data-leaf-index="{}" data-type="{}">'
+    platform, record_id, superseded = r["platform"], escape(r["record_id"]), r["superseded"]
+    record = escape(url_for("web.record", platform=platform, record_id=r["record_id"]))
+    as_json = escape(url_for("records.by_record_id", slug=platform, record_id=r["record_id"]))
+    h = escape(heading)
+    head = (
+        f'<li class="row{" row-superseded" if superseded else ""}" '
+        f'data-leaf-index="{escape(r["leaf_index"])}" data-type="{escape(r["type"])}">'
         '\n  <div class="row-head">'
-        '\n    <{h} class="row-title"><a href="{}">{} <span class="id">{id}</span></a></{h}>{}'
-        '\n    <a class="json" href="{}">JSON<span class="vh"> of {id}</span></a>'
+        f'\n    <{h} class="row-title"><a href="{record}">{escape(label("record_type", r["type"]))} '
+        f'<span class="id">{record_id}</span></a></{h}>'
+        + (' <span class="badge badge-warn">Replaced by a later amendment</span>' if superseded else "")
+        + f'\n    <a class="json" href="{as_json}">JSON<span class="vh"> of {record_id}</span></a>'
         "\n  </div>"
-        '\n  <p class="row-who">{}{}{}</p>'
-        '\n  <dl class="row-facts">{}'
+        f'\n  <p class="row-who">{_who(r)}{" · " if r["type"] != "appeal" else ""}{escape(name)}</p>'
+        f'\n  <dl class="row-facts">{_facts(r)}'
         "\n  </dl>"
-    ).format(
-        Markup(" row-superseded") if superseded else "",
-        r["leaf_index"],
-        r["type"],
-        url_for("web.record", platform=platform, record_id=record_id),
-        label("record_type", r["type"]),
-        Markup(' <span class="badge badge-warn">Replaced by a later amendment</span>') if superseded else "",
-        url_for("records.by_record_id", slug=platform, record_id=record_id),
-        _who(r),
-        " · " if r["type"] != "appeal" else "",
-        name,
-        _facts(r),
-        h=heading,
-        id=record_id,
     )
-    pieces = [Markup('\n  <p class="row-times">Decided ')]
+    pieces = ['\n  <p class="row-times">Decided ']
     relative: list[int] = []
     _when(r["decided_at_ms"], pieces, relative)
-    pieces[-1] += Markup(" · logged ")
+    pieces[-1] += " · logged "
     _when(r["logged_at_ms"], pieces, relative)
-    pieces[-1] += Markup(" as entry {}</p>\n</li>").format(f"{r['leaf_index']:,}")
+    pieces[-1] += f" as entry {r['leaf_index']:,}</p>\n</li>"
     return Card(head, tuple(pieces), tuple(relative))
 
 
-def _followup(f: Mapping[str, Any]) -> Markup:
+def _followup(f: Mapping[str, Any]) -> str:
     """One line of a card's follow-ups: drawn per page, as the log can gain them."""
     if f["type"] == "appeal":
         outcome = f["appeal_outcome"]
         if outcome == "pending":
-            said = Markup("<strong>Appealed</strong>, not yet decided")
+            said = "<strong>Appealed</strong>, not yet decided"
         else:
-            said = Markup("<strong>{} on appeal</strong>, {}").format(
-                OUTCOME_WORDS.get(outcome, outcome), present.day(f["decided_at_ms"] or f["logged_at_ms"])
-            )
+            words = escape(OUTCOME_WORDS.get(outcome, outcome))
+            said = f"<strong>{words} on appeal</strong>, {escape(present.day(f['decided_at_ms'] or f['logged_at_ms']))}"
     else:
-        said = Markup("<strong>Amended</strong>, {}").format(present.day(f["logged_at_ms"]))
-    return Markup("\n    <li>{}: {}</li>").format(said, _link(f["platform"], f["record_id"]))
+        said = f"<strong>Amended</strong>, {escape(present.day(f['logged_at_ms']))}"
+    return f"\n    <li>{said}: {_link(f['platform'], f['record_id'])}</li>"
