@@ -39,6 +39,11 @@ DEFAULTS: dict[str, Any] = {
     # tiles and proofs without the database. 4,096 hold every level-0 tile
     # of a million entries.
     "TILE_CACHE_TILES": 4096,
+    # Rows of the feed each worker keeps drawn, as HTML cards (web/cards.py,
+    # about 3 KiB each) and as the JSON feed's summaries (api/feed.py, about
+    # 1.6 KiB): a kept row is a pure function of its key (every field it
+    # shows), so never stale. 5,000 are a hundred pages of 50. 0 keeps none.
+    "FEED_ROW_CACHE": 5_000,
     # Witnesses to ask for cosignatures: [{"url": ..., "vkey": ...}] (LEDGER_WITNESSES, JSON).
     "WITNESSES": [],
     # Records per second per platform and per worker, and the burst allowed.

@@ -9,6 +9,7 @@ from api import coverage, downloads, errors, export, feed, openapi, records, sta
 
 def init_app(app: Flask) -> None:
     errors.init_app(app)
+    app.extensions["feed_summaries"] = feed.init_app(int(app.config["FEED_ROW_CACHE"]))
     app.register_blueprint(tiles.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(v1.health_bp)

@@ -8,11 +8,14 @@ names the tree size it reflects.
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from api.describe import (
@@ -32,6 +35,7 @@ from api.params import StrictInt, parse_query
 from api.state import get_log
 from ledger import query
 from ledger.errors import InvalidInput
+from ledger.lru import LRU
 from ledger.records import times
 from ledger.records.entries import format_time
 from ledger.records.vocab import (
@@ -228,7 +232,63 @@ def feed_of(args: dict[str, Any], extra: dict[str, str] | None = None) -> query.
     )
 
 
-def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, Any]:
+#: The fields of an index row that its summary (:func:`_summary`) shows:
+#: the key its JSON text is kept under (:func:`_summary_json`).
+_SHOWN = itemgetter(
+    "leaf_index",
+    "platform",
+    "record_id",
+    "type",
+    "ref_record_id",
+    "logged_at_ms",
+    "decided_at_ms",
+    "account_class",
+    "subject_key",
+    "display_name",
+    "qid",
+    "rule_id",
+    "rule_version",
+    "category",
+    "severity",
+    "violation_found",
+    "action",
+    "exemption_applied",
+    "exemption_type",
+    "review_path",
+    "appeal_outcome",
+    "superseded",
+)
+
+
+def init_app(size: int) -> LRU[str]:
+    """The summaries a worker keeps as JSON text (``FEED_ROW_CACHE``; 0 keeps none)."""
+    return LRU(size)
+
+
+def _summary_json(row: dict[str, Any], kept: LRU[str]) -> str:
+    """:func:`_summary` of ``row`` as the JSON text the answer holds, kept
+    per row: building and encoding each row's summary was about a quarter
+    of a page's CPU (issue 14). The key is every field the summary shows,
+    ``superseded`` (which the page's tree decides) included, so a kept text
+    is a pure function of it: never another record's, never stale."""
+    key = _SHOWN(row)
+    text = kept.get(key)
+    if text is None:
+        text = current_app.json.dumps(_summary(row), separators=(",", ":"))
+        kept.put(key, text)
+    return text
+
+
+@dataclass(frozen=True)
+class FeedAnswer:
+    """A page of the feed: its tree size, its records' summaries as JSON texts, the next page's cursor."""
+
+    tree_size: int
+    records: list[str]
+    next_cursor: str | None
+
+
+def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> FeedAnswer:
     """Answer a feed query already parsed by :class:`FeedQuery`."""
     feed = feed_of(args, extra)
     log = get_log()
@@ -245,21 +305,40 @@ def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> dict[
             size = size_c
         rows = query.feed(s, feed, size, before, key)
     last = rows[-1] if len(rows) == feed.limit else None
-    return {
-        "tree_size": size,
-        "records": [_summary(r) for r in rows],
-        "next_cursor": None
+    kept: LRU[str] = current_app.extensions["feed_summaries"]
+    return FeedAnswer(
+        size,
+        [_summary_json(r, kept) for r in rows],
+        None
         if last is None
         else query.encode_cursor(size, last["leaf_index"], last["sort_key"] if feed.sort == "decided" else None),
-    }
+    )
+
+
+def _respond(answer: FeedAnswer, **more: str) -> Response:
+    """``jsonify`` of the page (``tree_size``, ``records``, ``next_cursor``,
+    then ``more``), byte for byte, its records spliced in as kept. An app
+    that indents its JSON (debug) or sorts its keys gets them re-read and
+    given to ``jsonify``."""
+    provider = current_app.json
+    compact = provider.compact if provider.compact is not None else not current_app.debug  # type: ignore[attr-defined]
+    if not compact or provider.sort_keys:  # type: ignore[attr-defined]
+        records = [json.loads(text) for text in answer.records]
+        resp = jsonify(tree_size=answer.tree_size, records=records, next_cursor=answer.next_cursor, **more)
+    else:
+        fields = [f'"tree_size":{answer.tree_size:d}', f'"records":[{",".join(answer.records)}]']
+        fields += [
+            f"{provider.dumps(k)}:{provider.dumps(v)}" for k, v in {"next_cursor": answer.next_cursor, **more}.items()
+        ]
+        text = "{" + ",".join(fields) + "}\n"
+        resp = current_app.response_class(text, mimetype=provider.mimetype)  # type: ignore[attr-defined]
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.get("/records")
 def records_feed() -> Response:
-    body = run_feed(parse_query(_FEED_QUERY, request.args))
-    resp = jsonify(body)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return _respond(run_feed(parse_query(_FEED_QUERY, request.args)))
 
 
 @bp.get("/subjects/<subject_key>")
@@ -269,11 +348,7 @@ def subject(subject_key: str) -> Response:
             "invalid subject key", [{"path": "subject_key", "message": f"must match {PATTERNS['subject_key']}"}]
         )
     args = parse_query(_SUBJECT_QUERY, request.args)
-    body = run_feed(args, {"subject_key": subject_key})
-    body["subject_key"] = subject_key
-    resp = jsonify(body)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return _respond(run_feed(args, {"subject_key": subject_key}), subject_key=subject_key)
 
 
 # The OpenAPI description of these routes (api/describe.py), assembled by api/openapi.py.

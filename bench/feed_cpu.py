@@ -1,7 +1,8 @@
 """CPU per page of the filtered feed in one process, for each common filter.
 
     .venv/bin/python -m bench.feed_cpu [--backends sqlite,postgresql] [--sizes 10000,200000]
-        [--requests 100] [--rounds 3] [--web] [--profile FILTER] [--explain]
+        [--requests 100] [--rounds 3] [--web | --both] [--row-cache 0,5000]
+        [--profile FILTER] [--explain]
 
 Issue 14 wants the filtered feed's p95 under 50 ms at 1M records under 16
 clients; on the bench's 2 cores that is a question of CPU per page, which
@@ -18,7 +19,11 @@ records, and on PostgreSQL the CPU of the backends serving the app's
 connections (found by ``application_name``), both per page. Each figure
 is the median of the rounds; the first pass over every path is a warm-up.
 ``--web`` measures the HTML feed (``/records``, which also counts its
-matches and shows each card's follow-ups) instead of the JSON one.
+matches and shows each card's follow-ups) instead of the JSON one;
+``--both`` measures both on each filled database (a fill of 200,000 takes
+minutes, the measurement seconds); ``--row-cache 0,5000`` measures each
+page with each of those ``FEED_ROW_CACHE`` settings in turn (rows drawn
+afresh, rows kept), on the same database.
 
 ``--profile FILTER`` prints cProfile's top functions of one extra pass
 over that filter; ``--explain`` prints each statement's plan
@@ -188,24 +193,32 @@ def run(kind: str, size: int, args: argparse.Namespace, pg_url: str | None) -> N
         _fill(db, key_file, corpus, size)
         url = db.url + (f"&application_name={app_name}" if kind == "postgresql" else "")
         config = {"DATABASE_URL": url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
-        app = create_app(config | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
-        with app.app_context():
-            app.extensions["ledger"].initialise()
-        freeze_start_up_objects()
-        backends = PostgresBackends(db.admin_url, app_name) if db.admin_url else None
-        try:
-            if args.explain:
-                explain(app, kind, args.web)
-            got = measure(app, Meter(backends), args.requests, args.rounds, args.web)
-            for name, (own, dbs) in got.items():
-                extra = "" if dbs is None else f"  + backend {dbs * 1e3:6.2f} ms"
-                print(f"{kind} {size:>9,} {name:14} {own * 1e3:6.2f} ms CPU/page{extra}", flush=True)
-            if args.profile:
-                profile(app, paths(args.web)[args.profile], args.requests, args.web)
-        finally:
-            if backends is not None:
-                backends.close()
-            app.extensions["ledger"].close()
+        for kept in args.row_cache.split(",") if args.row_cache else [None]:
+            rows = {} if kept is None else {"FEED_ROW_CACHE": int(kept)}
+            app = create_app(config | rows | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
+            with app.app_context():
+                app.extensions["ledger"].initialise()
+            freeze_start_up_objects()
+            backends = PostgresBackends(db.admin_url, app_name) if db.admin_url else None
+            label = "" if kept is None else f" rows kept {kept:>5}"
+            try:
+                for web in (False, True) if args.both else (args.web,):
+                    if args.explain:
+                        explain(app, kind, web)
+                    got = measure(app, Meter(backends), args.requests, args.rounds, web)
+                    page = "web " if web else "json"
+                    for name, (own, dbs) in got.items():
+                        extra = "" if dbs is None else f"  + backend {dbs * 1e3:6.2f} ms"
+                        print(
+                            f"{kind} {page}{label} {size:>9,} {name:14} {own * 1e3:6.2f} ms CPU/page{extra}",
+                            flush=True,
+                        )
+                    if args.profile:
+                        profile(app, paths(web)[args.profile], args.requests, web)
+            finally:
+                if backends is not None:
+                    backends.close()
+                app.extensions["ledger"].close()
 
 
 def main() -> None:
@@ -214,9 +227,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,200000")
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--web", action="store_true")
+    pages = parser.add_mutually_exclusive_group()
+    pages.add_argument("--web", action="store_true")
+    pages.add_argument("--both", action="store_true")
     parser.add_argument("--profile", choices=FILTERS)
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--row-cache", help="FEED_ROW_CACHE values to measure in turn on each database, e.g. 0,5000")
     args = parser.parse_args()
     pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
     for kind in args.backends.split(","):

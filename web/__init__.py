@@ -19,7 +19,7 @@ from ledger.browse import shows_demo
 from ledger.evenness import words
 from ledger.evenness_cache import shared
 from ledger.log import Log
-from web import labels, present
+from web import cards, labels, present
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -32,6 +32,7 @@ def current_log() -> Log:
 def page_globals() -> dict[str, Any]:
     return {
         "demo_data": shows_demo(current_app.extensions["ledger"]),
+        "cards": cards.cards,
         "label": labels.label,
         "OUTCOME_WORDS": labels.OUTCOME_WORDS,
         "yes_no": labels.yes_no,
@@ -82,6 +83,7 @@ def init_app(app: Flask) -> None:
     )
 
     shared(app.extensions)
+    app.extensions["feed_cards"] = cards.init_app(int(app.config["FEED_ROW_CACHE"]))
     views_elections.init_app(app)  # the evenness documents, cached once for the pages and the API
     errors.init_app(app)
     app.register_blueprint(bp)
