@@ -6,9 +6,7 @@ transaction, the read paths their read transactions.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +27,7 @@ from ledger.db import (
 )
 from ledger.entry_codec import decode_entry, encode_entry
 from ledger.errors import StorageError
+from ledger.lru import LRU
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
 from ledger.tlog.merkle import HASH_SIZE, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
@@ -473,29 +472,13 @@ def read_tile_rows(session: Session | Connection, tiles: Sequence[Tile]) -> dict
     return out
 
 
-class TileCache:
+class TileCache(LRU[bytes]):
     """A bounded LRU of full tiles. Full tiles never change, so entries never
     go stale; one cache per database, shared by threads. (Also used for
     other immutable bytes: full tiles' inner nodes, single tree nodes.)"""
 
     def __init__(self, max_tiles: int = 4096) -> None:
-        self._tiles: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._max = max_tiles
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> bytes | None:
-        with self._lock:
-            data = self._tiles.get(key)
-            if data is not None:
-                self._tiles.move_to_end(key)
-            return data
-
-    def put(self, key: Hashable, data: bytes) -> None:
-        with self._lock:
-            self._tiles[key] = data
-            self._tiles.move_to_end(key)
-            while len(self._tiles) > self._max:
-                self._tiles.popitem(last=False)
+        super().__init__(max_tiles)
 
 
 class CacheMiss(Exception):
