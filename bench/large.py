@@ -168,17 +168,20 @@ def fill(cfg: LargeConfig, db: Database, corpus: Corpus, state: dict[str, Any], 
         )
         last[:] = [size, now]
 
-    size, _ = ingest.populate(
-        db.url,
-        cfg.directory / "log.key",
-        corpus,
-        cfg.size,
-        time.monotonic() + cfg.fill_seconds,
-        progress,
-        number=start - state["first"],
-    )
-    session.update({"to": size, "wall_s": time.monotonic() - t0, "cpu_s": cpu.tree_cpu(os.getpid()) - cpu0})
-    _write_state(cfg.directory, state)
+    try:
+        ingest.populate(
+            db.url,
+            cfg.directory / "log.key",
+            corpus,
+            cfg.size,
+            time.monotonic() + cfg.fill_seconds,
+            progress,
+            number=start - state["first"],
+        )
+    finally:  # interrupted too: what was committed, and what it took
+        size = log_size(db, cfg.directory)
+        session.update({"to": size, "wall_s": time.monotonic() - t0, "cpu_s": cpu.tree_cpu(os.getpid()) - cpu0})
+        _write_state(cfg.directory, state)
     return size
 
 
