@@ -113,10 +113,15 @@ def populate(
     target: int,
     deadline: float,
     progress: Callable[[int, float], None],
+    number: int = 0,
 ) -> tuple[int, float]:
     """Append bulk records until the log holds ``target`` entries or the deadline passes.
 
     Returns the tree size reached and the entries appended per second.
+    ``number`` is the bulk record number (:meth:`Corpus.sign_bulk`) of the
+    first record appended: a log grown in several calls (bench/large.py
+    resumes a fill) passes how many bulk records it already holds, so that
+    no record ID repeats and follow-ups refer to decisions it holds.
     Records are signed in a helper process while this one appends: one,
     on two cores, as the helper (~150 us a record) and the appender with
     the database's own work (SQLite in this process, PostgreSQL's backend)
@@ -139,7 +144,7 @@ def populate(
         for i in range(len(chunks)):
             while len(pending) < 3 and i + len(pending) < len(chunks):
                 lo, hi = chunks[i + len(pending)]
-                args = (corpus.seed, lo, hi, logged_at, first + lo)
+                args = (corpus.seed, number + lo, number + hi, logged_at, first + lo)
                 pending.append(pool.apply_async(entry_chunk, (args,)))
             if time.monotonic() >= deadline:
                 break

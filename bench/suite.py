@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 #: Entries exported from the middle of the large log: 100 bundles.
 EXPORT_LARGE = 25_600
+#: Entries read at a time when the storage step sums the entries' bytes.
+STORAGE_SLICE = 100_000
 #: Read endpoints sampled with py-spy under --profile.
 PROFILED_READS = ("checkpoint", "inclusion proof by index", "tile, level 0", "filtered feed page")
 
@@ -74,6 +76,24 @@ class Suite:
             ):
                 out["version"] = db.version()
                 self._steps(out, db, srv, tmp)
+        return out
+
+    def measure_grown(
+        self, db: Database, srv: Server, first: int, empty: int, progress: Progress, kind: str = "sqlite"
+    ) -> dict[str, Any]:
+        """The large log's steps on a log grown outside the suite (bench/large.py):
+        the reads at its size (stage "large") and bytes on disk per record of
+        the entries from ``first`` on, less the ``empty`` log's bytes, as the
+        suite's own steps measure them."""
+        self.kind, self.progress, self.profile_to = kind, progress, None
+        out: dict[str, Any] = {"figures": {}, "notes": [], "version": db.version()}
+        self.figs = out["figures"]
+        self.verifier = Verifier.from_key(srv.vkey)
+        size = self._size(srv)
+        self._reads("large", srv, db, size)
+        out["storage"] = self._storage(db, srv, first, empty)
+        out["memory_kib"] = srv.peak_memory_kib()
+        self._memory(out["memory_kib"])
         return out
 
     def say(self, text: str) -> None:
@@ -362,7 +382,13 @@ class Suite:
         engine = create_engine(db.url)
         try:
             with Session(engine) as session:
-                entry_bytes = sum(map(len, read_entries(session, first, size)))
+                # In slices: at 10M entries (bench/large.py) the whole log
+                # would not fit in memory.
+                entry_bytes = sum(
+                    len(e)
+                    for lo in range(first, size, STORAGE_SLICE)
+                    for e in read_entries(session, lo, min(size, lo + STORAGE_SLICE))
+                )
         finally:
             engine.dispose()
         # An entry frames the canonical record with a logged_at and a
