@@ -64,8 +64,8 @@ bench: $(VENV)/.test-installed
 # make bench-large: grow a SQLite log to BENCH_LARGE_SIZE entries (10,000,000) in BENCH_LARGE_DIR
 # (bench/results/large-db), resuming from what the database already holds, then measure the reads and
 # bytes per record at that size through gunicorn. ~2.1 KB a record (~21 GB at 10M). Measured on 2 shared
-# busy cores: 4M entries in 59 min (1,127/s), then 198 s of measurement; 10M on a quiet 2-core machine
-# projected at 35-40 min. See bench/README.md.
+# busy cores: 4M entries in 59 min (1,127/s), then 198 s of measurement; resumed quieter, 4M -> 6.4M at
+# 2,723/s; 10M on a quiet 2-core machine projected at ~50 min. See bench/README.md.
 bench-large: $(VENV)/.test-installed
 	$(BIN)/python -m bench.large
 
