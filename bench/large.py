@@ -67,13 +67,33 @@ class LargeConfig:
 def parse_args(argv: list[str] | None) -> LargeConfig:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m bench.large", description=__doc__.split("\n\n")[1])
-    p.add_argument("--size", type=int, default=int(env("BENCH_LARGE_SIZE", "10000000")))
-    p.add_argument("--dir", type=Path, default=Path(env("BENCH_LARGE_DIR", str(RESULTS / "large-db"))))
-    p.add_argument("--fill-seconds", type=float, default=float(env("BENCH_LARGE_FILL_SECONDS", "inf")))
+    p.add_argument(
+        "--size",
+        type=int,
+        default=int(env("BENCH_LARGE_SIZE", "10000000")),
+        help="grow the log to this many entries (BENCH_LARGE_SIZE; default %(default)s)",
+    )
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(env("BENCH_LARGE_DIR", str(RESULTS / "large-db"))),
+        help="where the log, its key and its state file are kept; a second run resumes from what it holds"
+        " (BENCH_LARGE_DIR; default %(default)s; ~2.1 GB a million entries)",
+    )
+    p.add_argument(
+        "--fill-seconds",
+        type=float,
+        default=float(env("BENCH_LARGE_FILL_SECONDS", "inf")),
+        help="stop growing after this many seconds and measure at the size reached (BENCH_LARGE_FILL_SECONDS)",
+    )
     p.add_argument("--fill-only", action="store_true", help="grow the log, measure nothing")
     p.add_argument("--quick", action="store_true", help="one run of each read, shorter (the tests use it)")
-    p.add_argument("--workers", type=int, default=int(env("BENCH_WORKERS", "2")))
-    p.add_argument("--threads", type=int, default=int(env("BENCH_THREADS", "16")))
+    p.add_argument(
+        "--workers", type=int, default=int(env("BENCH_WORKERS", "2")), help="gunicorn workers (BENCH_WORKERS)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=int(env("BENCH_THREADS", "16")), help="threads a worker (BENCH_THREADS)"
+    )
     a = p.parse_args(argv)
     return LargeConfig(a.size, a.dir.resolve(), a.fill_seconds, a.fill_only, a.quick, a.workers, a.threads)
 
