@@ -41,10 +41,8 @@ import time
 from pathlib import Path
 
 from bench import ingest
-from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus
+from bench.corpus import Corpus
 from bench.server import ORIGIN, database
-from keys.keyfile import write_signer
-from keys.note import Signer
 from ledger.log import LogProvider
 
 SEED = bytes(range(32))
@@ -125,11 +123,7 @@ def run(kind: str, args: argparse.Namespace, pg_url: str | None) -> None:
     trees = {"this": HERE} | ({"against": Path(args.against).resolve()} if args.against else {})
     with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp), pg_url) as db:
         key_file = Path(tmp) / "log.key"
-        write_signer(key_file, Signer.generate(ORIGIN))
-        provider = LogProvider(db.url, str(key_file), ORIGIN)
-        log, _ = provider.initialise()
-        log.registry.add_platform(PLATFORM, PLATFORM_NAME, corpus.key.public_key)
-        provider.close()
+        ingest.new_log(db.url, key_file, corpus)
         started = time.perf_counter()
         reached, _ = ingest.populate(db.url, key_file, corpus, args.size, math.inf, lambda *_: None)
         if reached < args.size:

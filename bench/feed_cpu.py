@@ -55,13 +55,10 @@ from werkzeug.test import EnvironBuilder
 
 from app import create_app, freeze_start_up_objects
 from bench import ingest
-from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus
+from bench.corpus import Corpus
 from bench.reads import FEED_PATHS
 from bench.server import ORIGIN, Database, database
 from bench.writes import PostgresBackends
-from keys.keyfile import write_signer
-from keys.note import Signer
-from ledger.log import LogProvider
 
 SEED = bytes(range(32))
 #: A short name for each filter of :data:`bench.reads.FEED_PATHS`, in order.
@@ -185,11 +182,7 @@ def run(kind: str, size: int, args: argparse.Namespace, pg_url: str | None) -> N
     app_name = f"bench-feed-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp), pg_url) as db:
         key_file = Path(tmp) / "log.key"
-        write_signer(key_file, Signer.generate(ORIGIN))
-        provider = LogProvider(db.url, str(key_file), ORIGIN)
-        log, _ = provider.initialise()
-        log.registry.add_platform(PLATFORM, PLATFORM_NAME, corpus.key.public_key)
-        provider.close()
+        ingest.new_log(db.url, key_file, corpus)
         _fill(db, key_file, corpus, size)
         url = db.url + (f"&application_name={app_name}" if kind == "postgresql" else "")
         config = {"DATABASE_URL": url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}

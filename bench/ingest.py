@@ -40,7 +40,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from bench import child_signals, cpu, loadgen
-from bench.corpus import Corpus, EntryChunk, Signed, batch_body, entry_chunk
+from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus, EntryChunk, Signed, batch_body, entry_chunk
 from bench.server import ORIGIN
 from client.signing import record_entry
 from keys.note import Verifier
@@ -57,6 +57,20 @@ RECORDS_PATH = "/api/v1/records"
 
 class WrongAnswer(Exception):
     """The server answered something that does not verify."""
+
+
+def new_log(url: str, key_file: Path, corpus: Corpus) -> int:
+    """Initialise the log at ``url`` (its key in ``key_file``, made if
+    absent) and register the bench's platform with ``corpus``'s key, as
+    every bench log begins; return the log's size, the first bulk record's
+    leaf index."""
+    provider = LogProvider(url, str(key_file), ORIGIN)
+    try:
+        log, _ = provider.initialise()
+        log.registry.add_platform(PLATFORM, PLATFORM_NAME, corpus.key.public_key)
+        return log.latest_size()
+    finally:
+        provider.close()
 
 
 def batch_requests(items: Sequence[Signed], size: int) -> list[loadgen.Request]:

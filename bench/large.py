@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench import cpu, ingest, report
-from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus
-from bench.run import RESULTS, Config, Progress, machine, measure_ceilings
+from bench.corpus import Corpus
+from bench.run import RESULTS, Config, Progress, machine, measure_ceilings, write_results
 from bench.server import ORIGIN, Database, gunicorn
 from bench.suite import Suite
 from ledger.log import LogProvider
@@ -132,13 +132,7 @@ def open_log(directory: Path, say: Progress) -> tuple[Database, Corpus, dict[str
     seed = secrets.token_bytes(32)
     corpus = Corpus(seed)
     corpus.check()
-    provider = LogProvider(db.url, str(directory / "log.key"), ORIGIN)
-    try:
-        log, _ = provider.initialise()
-        log.registry.add_platform(PLATFORM, PLATFORM_NAME, corpus.key.public_key)
-        first = log.latest_size()
-    finally:
-        provider.close()
+    first = ingest.new_log(db.url, directory / "log.key", corpus)
     state = {
         "format": FORMAT,
         # The synthetic platform's key: the bulk records are signed with it.
@@ -283,12 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted: the fill keeps every committed transaction; run again to resume")
         return 130
     results["elapsed_s"] = time.monotonic() - say.t0
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stamp}-large.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    table = report.machine_markdown(results) + "\n\n" + report.markdown(results)
-    (RESULTS / f"{stamp}-large.md").write_text(table)
-    print("\n" + table)
-    say(f"wrote bench/results/{stamp}-large.json and .md")
+    write_results(results, RESULTS, f"{stamp}-large", say)
     return 0
 
 

@@ -212,6 +212,16 @@ def _interrupt(signum: int, _frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def write_results(results: dict[str, Any], directory: Path, name: str, say: Progress) -> None:
+    """``<directory>/<name>.json`` (every figure) and ``.md`` (the tables, also printed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    table = report.machine_markdown(results) + "\n\n" + report.markdown(results)
+    (directory / f"{name}.md").write_text(table)
+    print("\n" + table)
+    say(f"wrote {directory / name}.json and .md")
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (servers, schemas) on kill too
@@ -223,12 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted: servers stopped, temporary databases removed")
         return 130
     results["elapsed_s"] = time.monotonic() - say.t0
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    table = report.machine_markdown(results) + "\n\n" + report.markdown(results)
-    (RESULTS / f"{stamp}.md").write_text(table)
-    print("\n" + table)
-    say(f"wrote bench/results/{stamp}.json and .md")
+    write_results(results, RESULTS, stamp, say)
     if cfg.update_docs and cfg.quick:
         say("quick mode: docs/performance.md left as it is (run the full benchmark to update it)")
     elif cfg.update_docs:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from bench import ingest
-from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus
+from bench.corpus import Corpus
 from bench.server import ORIGIN, Database, database
 from ledger import storage
 from ledger.log import LogProvider
@@ -59,11 +59,7 @@ def measure(kind: str, n: int, pg_url: str | None, corpus: Corpus) -> dict[str, 
     """Append ``n`` records to a new log on ``kind``; return bytes per record, overall and by object."""
     with tempfile.TemporaryDirectory(prefix=f"ledger-storage-{kind}-") as d, database(kind, Path(d), pg_url) as db:
         key_file = Path(d) / "log.key"
-        provider = LogProvider(db.url, str(key_file), ORIGIN)
-        log, _ = provider.initialise()
-        log.registry.add_platform(PLATFORM, PLATFORM_NAME, corpus.key.public_key)
-        first = log.latest_size()
-        provider.close()
+        first = ingest.new_log(db.url, key_file, corpus)
         empty, empty_objects = db.disk_bytes(), object_bytes(db)
         size, _ = ingest.populate(db.url, key_file, corpus, first + n, math.inf, lambda *_: None)
         used = db.disk_bytes() - empty
