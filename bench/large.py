@@ -33,15 +33,14 @@ import json
 import math
 import os
 import secrets
-import signal
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from bench import cpu, ingest, report
+from bench import cpu, ingest, report, sigterm_interrupts
 from bench.corpus import Corpus
 from bench.run import RESULTS, Config, Progress, machine, measure_ceilings, write_results
 from bench.server import ORIGIN, Database, gunicorn
@@ -251,28 +250,19 @@ def measure(
     return results
 
 
-_MAIN_PID = os.getpid()
-
-
-def _interrupt(signum: int, _frame: Any) -> NoReturn:
-    if os.getpid() != _MAIN_PID:
-        os._exit(128 + signum)
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # the fill's transaction rolls back; the server stops
     say = Progress()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     say(f"bench-large: SQLite log of {cfg.size:,} entries in {cfg.directory}; load average {os.getloadavg()[0]:.2f}")
     try:
-        db, corpus, state = open_log(cfg.directory, say)
-        size = fill(cfg, db, corpus, state, say)
-        say(f"the log holds {size:,} entries, {file_bytes(db) / 1e9:,.2f} GB")
-        if cfg.fill_only:
-            return 0
-        results = measure(cfg, db, corpus, state, say, stamp)
+        with sigterm_interrupts():  # the fill's transaction rolls back; the server stops
+            db, corpus, state = open_log(cfg.directory, say)
+            size = fill(cfg, db, corpus, state, say)
+            say(f"the log holds {size:,} entries, {file_bytes(db) / 1e9:,.2f} GB")
+            if cfg.fill_only:
+                return 0
+            results = measure(cfg, db, corpus, state, say, stamp)
     except KeyboardInterrupt:
         say("interrupted: the fill keeps every committed transaction; run again to resume")
         return 130

@@ -24,16 +24,15 @@ import multiprocessing as mp
 import os
 import platform
 import secrets
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from bench import ceilings, child_signals, report
+from bench import ceilings, child_signals, report, sigterm_interrupts
 from bench.corpus import Corpus, Signed, sign_chunk
 from bench.suite import Suite
 from keys.records import RECORD_CONTEXT
@@ -203,15 +202,6 @@ def run(cfg: Config, say: Progress, stamp: str) -> dict[str, Any]:
     return results
 
 
-_MAIN_PID = os.getpid()
-
-
-def _interrupt(signum: int, _frame: Any) -> NoReturn:
-    if os.getpid() != _MAIN_PID:
-        os._exit(128 + signum)  # a forked helper (pool, load generator): just go
-    raise KeyboardInterrupt
-
-
 def write_results(results: dict[str, Any], directory: Path, name: str, say: Progress) -> None:
     """``<directory>/<name>.json`` (every figure) and ``.md`` (the tables, also printed)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -224,11 +214,11 @@ def write_results(results: dict[str, Any], directory: Path, name: str, say: Prog
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up (servers, schemas) on kill too
     say = Progress()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
-        results = run(cfg, say, stamp)
+        with sigterm_interrupts():  # clean up (servers, schemas) on kill too
+            results = run(cfg, say, stamp)
     except KeyboardInterrupt:
         say("interrupted: servers stopped, temporary databases removed")
         return 130

@@ -9,6 +9,7 @@ writes a results file with the figures issue 14 names."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,12 @@ def test_bench_large_measures_reads_and_storage_at_its_size(
     monkeypatch.setattr(ingest, "MAX_BATCH", 100)
     monkeypatch.setattr(large, "RESULTS", tmp_path / "results")
     d = tmp_path / "large"
+    before = signal.getsignal(signal.SIGTERM)
     assert large.main(["--size", "300", "--dir", str(d), "--fill-only"]) == 0
     assert "fill: 300 / 300 entries" in capsys.readouterr().out
+    # main() puts the process's SIGTERM handler back: left installed, later
+    # tests' multiprocessing pools inherited it and hung (bench.sigterm_interrupts).
+    assert signal.getsignal(signal.SIGTERM) is before
     assert large.main(["--size", "300", "--dir", str(d), "--quick", "--workers", "1", "--threads", "4"]) == 0
     assert "no fill" in capsys.readouterr().out
     (results_file,) = (tmp_path / "results").glob("*-large.json")
