@@ -8,6 +8,8 @@ Nothing is read at import time. Every key is documented in README.md.
 from __future__ import annotations
 
 import gc
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,45 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_CACHE_DIR": None,
 }
 
+#: The numeric settings: each one's kind ("whole" or "number") and least
+#: value. ``check_settings`` refuses any other at start, naming the
+#: environment variable, before a worker serves anything with it.
+NUMERIC_SETTINGS: dict[str, tuple[str, float]] = {
+    "MAX_CONTENT_LENGTH": ("whole", 1),
+    "SQLITE_BUSY_TIMEOUT_MS": ("whole", 0),
+    "TILE_CACHE_TILES": ("whole", 0),
+    "FEED_ROW_CACHE": ("whole", 0),
+    "RATE_LIMIT_RECORDS_PER_SECOND": ("number", 0),
+    "RATE_LIMIT_BURST": ("number", 0),
+    "DERIVED_CHECK_SECONDS": ("number", 0),
+    "DERIVED_FULL_CHECK_SECONDS": ("number", 0),
+    "TILES_INTERVAL_SECONDS": ("number", 0),
+}
+
+
+class SettingsError(ValueError):
+    """A setting the server cannot run with; the message names its ``LEDGER_*`` variable."""
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """Refuse a numeric setting of the wrong kind or below its least value.
+
+    ``from_prefixed_env`` reads each ``LEDGER_*`` value as JSON where it
+    parses (``4096`` a number, ``true`` a boolean), otherwise as text; so a
+    mistyped value arrives as text or a boolean, and without this check
+    failed later with a message that named no setting (``int()``'s, or
+    ``an LRU of -1 entries``), or not at all (a negative rate).
+    """
+    for key, (kind, least) in NUMERIC_SETTINGS.items():
+        value = config[key]
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        number = whole or (isinstance(value, float) and math.isfinite(value))
+        if (whole if kind == "whole" else number) and value >= least:
+            continue
+        wanted = "a whole number" if kind == "whole" else "a number"
+        raise SettingsError(f"LEDGER_{key} must be {wanted} of {least:g} or more, not {value!r}")
+
+
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -92,6 +133,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("LEDGER")
     if test_config:
         app.config.from_mapping(test_config)
+    check_settings(app.config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     provider = app.extensions["ledger"] = LogProvider(

@@ -5,18 +5,31 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
+
+def _whole(name: str, default: int, least: int) -> int:
+    """A whole-number setting, refused with its variable's name if it is not one."""
+    text = os.environ.get(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise SystemExit(f"{name} must be a whole number of {least} or more, not {text!r}")
+    return value
+
+
 bind = os.environ.get("LEDGER_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("LEDGER_WORKERS", "2"))
+workers = _whole("LEDGER_WORKERS", 2, 1)
 # One worker's committer appends what every worker's threads have queued
 # as one transaction (ledger/intake.py): with 16 threads each, a burst of
 # single-record submissions shares one commit (and one fsync) per up to 32
 # records rather than per 4. gthread
 # threads cost little; ledger/log.py's connection pool (POOL_SIZE) must
 # stay above this.
-threads = int(os.environ.get("LEDGER_THREADS", "16"))
+threads = _whole("LEDGER_THREADS", 16, 1)
 # gthread: restarts a worker whose main loop stops answering the master,
 # not one whose thread waits on a slow client or a slow request.
-timeout = int(os.environ.get("LEDGER_TIMEOUT", "30"))
+timeout = _whole("LEDGER_TIMEOUT", 30, 0)
 # How long a stopping worker may finish the requests it holds.
 graceful_timeout = 10
 # Nothing here drops slow clients: gunicorn has no timeout for reading a
@@ -47,9 +60,12 @@ class _Arbiter(Protocol):
 
 def on_starting(server: _Arbiter) -> None:
     """Initialise the log once, in the master, before any worker starts."""
-    from app import create_app
+    from app import SettingsError, create_app
 
-    app = create_app()
+    try:
+        app = create_app()
+    except SettingsError as e:
+        raise SystemExit(str(e)) from None
     with app.app_context():
         provider = app.extensions["ledger"]
         log, created = provider.initialise()

@@ -24,6 +24,7 @@ database's own consistency guarantees.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -183,17 +184,10 @@ def entry_rows(leaf_index: int, data: bytes) -> Rows:
     # A dict's keys view compares with a set as a set would, without building one.
     if not isinstance(obj, dict) or obj.keys() not in _ENTRY_KEYS:
         return {}
-    global _logged_at
     logged_at = obj["logged_at"]
-    last = _logged_at
-    if logged_at == last[0]:
-        logged_at_ms = last[1]  # a str equal to one parsed before (only a str equals a str)
-    else:
-        parsed = time_ms(logged_at)
-        if parsed is None:
-            raise InvalidInput(f"entry {leaf_index}: logged_at is not a time")
-        logged_at_ms = parsed
-        _logged_at = (logged_at, logged_at_ms)
+    logged_at_ms = _logged_at_ms(logged_at) if isinstance(logged_at, str) else None
+    if logged_at_ms is None:
+        raise InvalidInput(f"entry {leaf_index}: logged_at is not a time")
     if "registry" in obj:
         return registry_rows(leaf_index, logged_at_ms, obj["registry"])
     body = data[data.index(b'"record":') + len(b'"record":') : data.rindex(b',"signature":')]
@@ -201,12 +195,11 @@ def entry_rows(leaf_index: int, data: bytes) -> Rows:
     return record_rows(leaf_index, logged_at_ms, obj["record"], record_hash, obj["signature"]["key_id"])
 
 
-#: The last ``logged_at`` :func:`entry_rows` parsed, and its milliseconds:
-#: the entries of one group commit share it (a batch of 1,000 records, or
-#: every single record the sequencer integrated in one pass), so the audit
-#: parses it once a group. One tuple, replaced whole: a thread reads a pair
-#: that belongs together. It starts as an object no JSON value equals.
-_logged_at: tuple[object, int] = (object(), 0)
+#: ``time_ms`` of a ``logged_at`` text, kept for the last few: the entries
+#: of one group commit share it (a batch of 1,000 records, or every single
+#: record the sequencer integrated in one pass), so the audit parses it
+#: about once a group.
+_logged_at_ms = functools.lru_cache(maxsize=16)(time_ms)
 
 
 def _parse(data: bytes) -> Any:
@@ -256,20 +249,13 @@ def record_values(record: dict[str, Any], record_hash: bytes, key_id: str) -> Tu
     # What encode_rows gives, through each table's generated function (a
     # dict row to its stored tuple in one expression, as the audit converts
     # them): 10 µs a record less than a tuple of the row and then its codes.
-    try:
-        return {name: list(map(_STORED[name], table_rows)) for name, table_rows in rows.items()}
-    except KeyError as e:  # a value without a code, worded as encode_rows words it
-        raise ValueError(f"{_key_error_table(rows, e)}: {e} has no code (ledger/records/codes.py)") from None
-
-
-def _key_error_table(rows: Rows, error: KeyError) -> str:
-    """The first table of ``rows`` whose rows do not convert (``error``'s)."""
+    values: TupleRows = {}
     for name, table_rows in rows.items():
         try:
-            list(map(_STORED[name], table_rows))
-        except KeyError:
-            return name
-    raise AssertionError(f"derived: {error!r} was raised converting rows that convert")
+            values[name] = list(map(_STORED[name], table_rows))
+        except KeyError as e:  # a value without a code, worded as encode_rows words it
+            raise ValueError(f"{name}: {e} has no code (ledger/records/codes.py)") from None
+    return values
 
 
 def _place_positions(table: Table) -> tuple[int, int | None]:
