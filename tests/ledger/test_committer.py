@@ -3,7 +3,8 @@
 The committer used to be a thread that request threads handed their
 records to and waited on; now the request thread that finds no commit
 running commits the queue itself, and hands over to a waiting one when it
-is done. The old committer is kept below as the reference: the same
+is done. The old committer is kept as the reference
+(``bench.commit_cpu.ThreadCommitter``, which also measures the two): the same
 submissions, one after another, give the same answers and the same log,
 byte for byte, on SQLite and PostgreSQL. The rest checks what the thread
 used to guarantee by construction: records queued during a commit form one
@@ -13,7 +14,6 @@ thread that is stopped fails its group instead of leaving it waiting.
 
 from __future__ import annotations
 
-import queue
 import secrets
 import threading
 import time
@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from bench.commit_cpu import ThreadCommitter
 from keys.note import Signer
 from keys.records import PlatformKey
 from ledger import storage
@@ -30,7 +31,7 @@ from ledger.db import make_engine
 from ledger.errors import LedgerError, StorageError
 from ledger.log import Log
 from ledger.migrate import upgrade
-from ledger.submit import Committer, Outcome, VerifiedRecord, _Job, verify_items
+from ledger.submit import Committer, Outcome, _Job, verify_items
 from tests.checklog import check_log
 from tests.conftest import PG_URL
 from tests.recordkit import amendment, appeal, decision, sign
@@ -39,48 +40,6 @@ KEY = PlatformKey(b"\x71" * 32)
 OTHER = PlatformKey(b"\x72" * 32)
 #: Both logs append at this time, so the same records sign the same checkpoints.
 FIXED_MS = 4_000_000_000_000
-
-
-class ThreadCommitter(Committer):
-    """The committer as it was before session 9, as the reference: one
-    thread per process appends what the request threads queued, and each
-    request thread waits for its job's event."""
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._jobs: queue.Queue[_Job] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def submit(self, recs: list[VerifiedRecord]) -> Outcome:
-        self._ensure_thread()
-        job = _Job(recs)
-        self._jobs.put(job)
-        if not job.wake.wait(self._timeout):
-            raise StorageError("the log did not confirm the append in time; retry the same request")
-        if job.error is not None:
-            raise job.error
-        assert job.outcome is not None
-        return job.outcome
-
-    def _ensure_thread(self) -> None:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ledger-committer", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            jobs = [self._jobs.get()]
-            count = len(jobs[0].records)
-            while count < self._max_group:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                jobs.append(job)
-                count += len(job.records)
-            self._commit(jobs)
 
 
 @pytest.fixture
