@@ -19,8 +19,7 @@ Requests go through Flask's test client, whose own work (building each
 environ, reading the answer) counts in the process's CPU; with ``--wsgi``
 they call the app's WSGI callable with an environ like gunicorn's instead,
 so the figures are the app's alone (the 1-client step then also reports the
-request thread's own CPU, ``time.thread_time``; since session 9 a lone
-record's commit runs in its request thread, so that figure includes it).
+request thread's own CPU, ``time.thread_time``, beside the committer's).
 
 The process is set up as a gunicorn worker is (``wsgi.py``): the app, then
 ``freeze_start_up_objects``.
@@ -308,7 +307,7 @@ def run_backend(kind: str, pg_url: str | None, args: argparse.Namespace, stamp: 
             profile_dir.mkdir(parents=True, exist_ok=True)
         bench = Bench(app, corpus, backends, profile_dir, args.wsgi)
         try:
-            bench.batches(1)  # warm-up: connections, caches
+            bench.batches(1)  # warm-up: connections, caches, the committer thread
             bench.singles(20)
             figures = [bench.batches(args.batches), bench.singles(args.singles), bench.singles_threads(args.singles)]
         finally:

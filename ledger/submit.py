@@ -5,9 +5,8 @@ verify in parallel while one sequencer appends:
 
 1. :func:`verify_items`, in the request's thread: canonical form, size,
    the platform's key and its Ed25519 signature. No lock is held.
-2. :class:`Committer`, one per process: the request thread that finds no
-   commit running takes every submission queued meanwhile and appends them
-   in one transaction (group commit); the others wait for it.
+2. :class:`Committer`, one thread per process: takes every submission
+   queued meanwhile and appends them in one transaction (group commit).
    Under the sequencing lock it re-checks what could have changed since
    step 1 (record_id still free or identical, referenced records present,
    key not revoked in between) and decides per submission: all its records
@@ -22,9 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
-import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,20 +199,13 @@ def _key_problem(key_id: str, state: KeyState | None, platform: str, now_ms: int
     return None
 
 
-@dataclass(eq=False)  # compared by identity: the queue removes this job, not an equal one
+@dataclass
 class _Job:
     records: list[VerifiedRecord]
-    #: Set once the job is finished (``outcome`` or ``error``), and to ask
-    #: the job's thread to commit what is queued (:meth:`Committer._hand_over`).
-    wake: threading.Event = field(default_factory=threading.Event)
-    finished: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
     outcome: Outcome | None = None
     error: LedgerError | None = None
     placed: list[Placed] = field(default_factory=list)
-
-    def finish(self) -> None:
-        self.finished = True
-        self.wake.set()
 
 
 @dataclass(frozen=True)
@@ -226,29 +217,8 @@ class _Known:
 
 
 class Committer:
-    """Group commit of verified records: whichever request thread finds no
-    commit running appends what every request thread has queued, as one
-    batch under one checkpoint.
-
-    There is no committer thread. A submission is queued, then its thread
-    tries the commit lock: if it is free, the thread commits the queue (its
-    own job and any others) itself; if not, the thread waits, and the
-    holder, once it releases the lock, wakes the thread of the first job
-    still queued, which commits the next group. So a lone record is
-    appended in its own request's thread, without a hand-off to another
-    thread and its wake-up (an ``Event`` wait and two thread switches per
-    record, measured in docs/performance.md), and under concurrency the
-    records queued during one commit still form the next group, as they did
-    with a committer thread: one transaction per group, never one per record.
-
-    Invariant: a job is either queued, or taken by the lock's holder and
-    finished before the holder releases the lock. Every thread whose job is
-    queued either holds the lock or tried it after queueing, and every
-    release is followed by a look at the queue, so a queued job always has
-    a thread that will commit it. A thread that gives up waiting takes its
-    job out of the queue first, so the hand-over never wakes a thread that
-    has gone (a job already taken is finished by its commit, for nobody).
-    """
+    """Group commit of verified records: one thread per process appends what
+    every request thread has queued, as one batch under one checkpoint."""
 
     def __init__(
         self,
@@ -263,76 +233,41 @@ class Committer:
         self._registry = registry
         self._max_group = max_group
         self._timeout = timeout
-        self._queue: deque[_Job] = deque()
-        self._queue_lock = threading.Lock()
-        #: Held by the thread committing a group.
-        self._committing = threading.Lock()
+        self._queue: queue.Queue[_Job] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     def submit(self, recs: list[VerifiedRecord]) -> Outcome:
         """Append ``recs`` (all or none) and return where each landed."""
+        self._ensure_thread()
         job = _Job(recs)
-        with self._queue_lock:
-            self._queue.append(job)
-        deadline = time.monotonic() + self._timeout
-        while not job.finished:
-            if self._committing.acquire(blocking=False):
-                try:
-                    # Not finished, so still queued: the last holder finished
-                    # every job it took. A group may not reach it (max_group):
-                    # then this thread commits again.
-                    self._commit_group(self._take())
-                finally:
-                    self._committing.release()
-                    self._hand_over()
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not job.wake.wait(remaining):
-                # Withdrawn, nothing of it is appended; else the commit under
-                # way may still append it. A retry with the same records is
-                # idempotent either way.
-                self._withdraw(job)
-                raise StorageError("the log did not confirm the append in time; retry the same request")
-            job.wake.clear()
+        self._queue.put(job)
+        if not job.done.wait(self._timeout):
+            # The batch may still commit; a retry with the same records is idempotent.
+            raise StorageError("the log did not confirm the append in time; retry the same request")
         if job.error is not None:
             raise job.error
         assert job.outcome is not None
         return job.outcome
 
-    def _take(self) -> list[_Job]:
-        """The next group: the oldest jobs, up to ``max_group`` records (at least one job)."""
-        with self._queue_lock:
-            jobs = [self._queue.popleft()]
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ledger-committer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
             count = len(jobs[0].records)
-            while self._queue and count < self._max_group:
-                jobs.append(self._queue.popleft())
-                count += len(jobs[-1].records)
-        return jobs
-
-    def _hand_over(self) -> None:
-        """After a release: wake the thread of the oldest queued job, if any, to commit."""
-        with self._queue_lock:
-            first = self._queue[0] if self._queue else None
-        if first is not None:
-            first.wake.set()
-
-    def _withdraw(self, job: _Job) -> None:
-        """Take ``job`` out of the queue if no commit has taken it yet."""
-        with self._queue_lock:
-            if job in self._queue:
-                self._queue.remove(job)
-
-    def _commit_group(self, jobs: list[_Job]) -> None:
-        try:
+            while count < self._max_group:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                jobs.append(job)
+                count += len(job.records)
             self._commit(jobs)
-        except BaseException:
-            # Not an error _commit answers (it answers every Exception): the
-            # committing thread is being stopped. The group's other requests
-            # must not wait for a commit that will not come.
-            for job in jobs:
-                if not job.finished:
-                    job.error = StorageError("the append was interrupted; retry the same request")
-                    job.finish()
-            raise
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
@@ -346,13 +281,13 @@ class Committer:
                 return
             for job in jobs:
                 job.error = e
-                job.finish()
+                job.done.set()
             return
         except Exception as e:  # a bug: fail the requests, log it, keep the thread alive
             logger.exception("committer: append failed")
             for job in jobs:
                 job.error = StorageError(f"internal error while appending: {type(e).__name__}")
-                job.finish()
+                job.done.set()
             return
         if self._registry is not None:
             # Records only: the registry as of the group's start is still the
@@ -361,7 +296,7 @@ class Committer:
         for job in jobs:
             if job.error is None:
                 job.outcome = Outcome(job.placed, result.checkpoint, result.tree)
-            job.finish()
+            job.done.set()
 
 
 def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Known]:
