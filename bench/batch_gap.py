@@ -1,20 +1,24 @@
 """Batch ingestion under gunicorn: server CPU per record, by process and thread.
 
-    .venv/bin/python -m bench.batch_gap [--backends sqlite,postgresql] [--rounds 3] [--batches 12] [--profile]
+    .venv/bin/python -m bench.batch_gap [--backends sqlite,postgresql] [--rounds 3] [--batches 12]
+        [--variants main,nowatch,1worker,inproc] [--profile]
 
-``python -m bench.writes`` measures a batch record in one process (~300 µs);
-``make bench`` measures ~680 µs of server CPU a record under gunicorn (2
-workers x 16 threads, batches of 1,000 from 4 clients). This step runs the
+Session 7 compared a batch record in one process (``python -m
+bench.writes``, ~300 µs) with ``make bench``'s ~680 µs of server CPU under
+gunicorn (2 workers x 16 threads, batches of 1,000 from 4 clients), figures
+of two runs; this one measures both side by side. It runs the
 same server and load as ``make bench``'s batch step (bench/server.py,
 bench/ingest.py) and splits the server's CPU: the leader worker (the one
 that holds the intake lock and runs the committer, ledger/intake.py), the
 follower worker, gunicorn's master, and on PostgreSQL the backends; and
 within each worker, the CPU of each thread (``/proc/<pid>/task``).
 
-``--variants a,b`` runs each named variant's server in turn, in rounds
-taking turns, on the same machine in the same run (the environment each
-one sets is in :data:`VARIANTS`), so a change can be measured before and
-after while the neighbours stay the same. With ``--profile`` py-spy samples
+``--variants a,b`` runs each named variant in turn, in rounds taking
+turns, in the same run (:data:`VARIANTS`: as shipped, the derived-row
+watcher off, one worker, and ``inproc``, the app in this process without
+gunicorn), so parts and changes are measured while the neighbours stay the
+same. The watcher checks every 10 s, so a round may or may not hold one of
+its checks: compare medians of several rounds. With ``--profile`` py-spy samples
 both workers (the thread holding the GIL) during one extra round per variant
 (``bench/results/<stamp>-batch_gap-<backend>-<variant>-<worker>.profile.txt``).
 
