@@ -27,8 +27,14 @@ def py_spy() -> str | None:
 
 
 @contextmanager
-def sampling(pids: list[int], out: Path, rate: int = 200) -> Iterator[None]:
-    """Record ``pids`` while the block runs; write the top functions to ``out``."""
+def sampling(pids: list[int], out: Path, rate: int = 200, gil: bool = False) -> Iterator[None]:
+    """Record ``pids`` while the block runs; write the top functions to ``out``.
+
+    With ``gil``, only the thread holding the GIL is sampled (py-spy
+    ``--gil``): the shares are then of the interpreter's work, free of
+    threads that py-spy takes for busy while they wait in C (``recv``,
+    ``sleep``, a lock), but without the C code that releases the GIL
+    (Ed25519, zlib, SQLite's and psycopg's calls)."""
     exe = py_spy()
     if exe is None:
         out.write_text("py-spy is not installed: .venv/bin/pip install py-spy\n")
@@ -47,6 +53,7 @@ def sampling(pids: list[int], out: Path, rate: int = 200) -> Iterator[None]:
                 "--format",
                 "raw",
                 "--full-filenames",
+                *(["--gil"] if gil else []),
                 "-o",
                 str(raw),
             ],
