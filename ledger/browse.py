@@ -28,7 +28,7 @@ from ledger import storage
 from ledger.db import checkpoints, cosignatures, hashed_equal, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import MAX_PAGE, Feed, Part, page_rows
+from ledger.query import MAX_PAGE, Feed, Part, count_statement, page_rows
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
 
@@ -215,14 +215,11 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
     filters narrowed them), and their follow-ups are listed through
     ``record_index_ref`` rather than every follow-up in the log probed.
     """
-    c = record_index.c
 
     def count(parts: list[Part]) -> int:
         if not parts:
             return 0
-        limited = [part.select(c.leaf_index).limit(cap + 1).subquery() for part in parts]
-        matching = union(*(select(p.c.leaf_index) for p in limited)).subquery() if len(limited) > 1 else limited[0]
-        counted = s.execute(select(func.count()).select_from(matching), query.params(tree_size))
+        counted = s.execute(count_statement(parts, cap), query.params(tree_size))
         return min(cap + 1, int(counted.scalar_one()))
 
     direct = dataclasses.replace(query, direct=True).branches(s, tree_size)
