@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.feed_cpu [--backends sqlite,postgresql] [--sizes 10000,200000]
         [--requests 100] [--rounds 3] [--web | --both] [--row-cache 0,5000]
-        [--profile FILTER] [--explain]
+        [--against TREE] [--profile FILTER] [--explain]
 
 Issue 14 wants the filtered feed's p95 under 50 ms at 1M records under 16
 clients; on the bench's 2 cores that is a question of CPU per page, which
@@ -23,7 +23,12 @@ matches and shows each card's follow-ups) instead of the JSON one;
 ``--both`` measures both on each filled database (a fill of 200,000 takes
 minutes, the measurement seconds); ``--row-cache 0,5000`` measures each
 page with each of those ``FEED_ROW_CACHE`` settings in turn (rows drawn
-afresh, rows kept), on the same database.
+afresh, rows kept), on the same database. ``--against TREE`` runs each
+round's measurements in child processes, once with this checkout's code
+and once with another checkout's (e.g. the commit before a change, with
+this file copied in), taking turns, so before and after come from one run
+on one database (``this`` and ``against`` in the output, each the median
+of the rounds, every round shown).
 
 ``--profile FILTER`` prints cProfile's top functions of one extra pass
 over that filter; ``--explain`` prints each statement's plan
@@ -41,6 +46,8 @@ import os
 import pstats
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -61,6 +68,7 @@ from bench.server import ORIGIN, Database, database
 from bench.writes import PostgresBackends
 
 SEED = bytes(range(32))
+HERE = Path(__file__).resolve().parent.parent
 #: A short name for each filter of :data:`bench.reads.FEED_PATHS`, in order.
 FILTERS = ("platform", "account_class", "rule", "action", "subject", "text", "date_range")
 
@@ -127,9 +135,10 @@ def measure(app: Flask, meter: Meter, requests: int, rounds: int, web: bool) -> 
 
 
 def profile(app: Flask, path: str, requests: int, web: bool) -> None:
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)  # CPU, not wall: the cores are shared
     prof.runcall(_run, app, [_environ(path)] * requests, web)
     pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
 
 
 @contextmanager
@@ -175,6 +184,68 @@ def _fill(db: Database, key_file: Path, corpus: Corpus, size: int) -> None:
     print(f"{db.kind}: filled to {size:,} in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def _app(url: str, key_file: str, kept: str | None) -> Flask:
+    rows = {} if kept is None else {"FEED_ROW_CACHE": int(kept)}
+    config = {"DATABASE_URL": url, "KEY_FILE": key_file, "ORIGIN": ORIGIN}
+    app = create_app(config | rows | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
+    with app.app_context():
+        app.extensions["ledger"].initialise()
+    freeze_start_up_objects()
+    return app
+
+
+def measure_all(
+    url: str, key_file: str, admin_url: str | None, app_name: str, args: argparse.Namespace
+) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Each filter's CPU seconds per page (this process, the backends) with
+    this tree's code, by "<page> <rows kept>": ``--rounds`` rounds each."""
+    out: dict[str, dict[str, tuple[float, float | None]]] = {}
+    for kept in args.row_cache.split(",") if args.row_cache else [None]:
+        app = _app(url, key_file, kept)
+        backends = PostgresBackends(admin_url, app_name) if admin_url else None
+        try:
+            for web in (False, True) if args.both else (args.web,):
+                page = ("web " if web else "json") + ("" if kept is None else f" rows kept {kept:>5}")
+                out[page] = measure(app, Meter(backends), args.requests, args.rounds, web)
+        finally:
+            if backends is not None:
+                backends.close()
+            app.extensions["ledger"].close()
+    return out
+
+
+def _child(tree: Path, url: str, key_file: str, admin_url: str | None, app_name: str, args: argparse.Namespace) -> Any:
+    """:func:`measure_all` run by ``tree``'s code in a child process, one round."""
+    cmd = [sys.executable, "-m", "bench.feed_cpu", "--measure", url, key_file, admin_url or "", app_name]
+    cmd += ["--requests", str(args.requests), "--rounds", "1"]
+    cmd += ["--both"] if args.both else ["--web"] if args.web else []
+    cmd += ["--row-cache", args.row_cache] if args.row_cache else []
+    env = os.environ | {"PYTHONPATH": str(tree)}
+    done = subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _against(kind: str, size: int, url: str, key_file: str, admin_url: str | None, args: argparse.Namespace) -> None:
+    """Each page with this tree's code and with ``--against``'s, taking turns
+    every round in child processes on the one database; medians of the rounds."""
+    trees = {"this": HERE, "against": Path(args.against).resolve()}
+    got: dict[tuple[str, str, str], list[tuple[float, float | None]]] = {}
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            app_name = f"bench-feed-{secrets.token_hex(4)}"
+            child_url = url + (f"&application_name={app_name}" if kind == "postgresql" else "")
+            for page, filters in _child(tree, child_url, key_file, admin_url, app_name, args).items():
+                for f, (own, dbs) in filters.items():
+                    got.setdefault((page, f, name), []).append((own, dbs))
+    for page, f, name in sorted(got, key=lambda k: (k[0], FILTERS.index(k[1]), k[2] != "this")):
+        runs = got[page, f, name]
+        own = statistics.median(o for o, _ in runs)
+        dbs = [d for _, d in runs if d is not None]
+        extra = f"  + backend {statistics.median(dbs) * 1e3:6.2f} ms" if dbs else ""
+        shown = " ".join(f"{o * 1e3:.2f}" for o, _ in runs)
+        print(f"{kind} {page} {size:>9,} {f:14} {name:8} {own * 1e3:6.2f} ms CPU/page{extra}  ({shown})", flush=True)
+
+
 def run(kind: str, size: int, args: argparse.Namespace, pg_url: str | None) -> None:
     """Measure each filter's page on a new database of ``kind`` filled to ``size`` entries."""
     corpus = Corpus(SEED)
@@ -184,14 +255,21 @@ def run(kind: str, size: int, args: argparse.Namespace, pg_url: str | None) -> N
         key_file = Path(tmp) / "log.key"
         ingest.new_log(db.url, key_file, corpus)
         _fill(db, key_file, corpus, size)
+        if args.against:
+            _against(kind, size, db.url, str(key_file), db.admin_url, args)
+            if args.profile:  # this checkout's code, in this process
+                app = _app(db.url, str(key_file), None)
+                try:
+                    for web in (False, True) if args.both else (args.web,):
+                        print(f"--- profile: {kind} {'web' if web else 'json'} {args.profile} at {size:,}")
+                        _run(app, [_environ(paths(web)[args.profile])] * 5, web)  # warm-up
+                        profile(app, paths(web)[args.profile], args.requests, web)
+                finally:
+                    app.extensions["ledger"].close()
+            return
         url = db.url + (f"&application_name={app_name}" if kind == "postgresql" else "")
-        config = {"DATABASE_URL": url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
         for kept in args.row_cache.split(",") if args.row_cache else [None]:
-            rows = {} if kept is None else {"FEED_ROW_CACHE": int(kept)}
-            app = create_app(config | rows | {"DERIVED_CHECK_SECONDS": 0, "EXPORT_CACHE_DIR": ""})
-            with app.app_context():
-                app.extensions["ledger"].initialise()
-            freeze_start_up_objects()
+            app = _app(url, str(key_file), kept)
             backends = PostgresBackends(db.admin_url, app_name) if db.admin_url else None
             label = "" if kept is None else f" rows kept {kept:>5}"
             try:
@@ -226,7 +304,14 @@ def main() -> None:
     parser.add_argument("--profile", choices=FILTERS)
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--row-cache", help="FEED_ROW_CACHE values to measure in turn on each database, e.g. 0,5000")
+    parser.add_argument("--against", help="another checkout whose code to measure in turn (before a change)")
+    child = ("URL", "KEY_FILE", "ADMIN_URL", "APP_NAME")
+    parser.add_argument("--measure", nargs=4, metavar=child, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        url, key_file, admin_url, app_name = args.measure
+        print(json.dumps(measure_all(url, key_file, admin_url or None, app_name, args)))
+        return
     pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
     for kind in args.backends.split(","):
         if kind == "postgresql" and not pg_url:

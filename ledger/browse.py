@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import and_, func, or_, select, union
+from sqlalchemy import and_, bindparam, func, or_, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from ledger import storage
 from ledger.db import checkpoints, cosignatures, hashed_equal, platforms, record_index, records
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import MAX_PAGE, Feed, Part, page_rows
+from ledger.query import MAX_PAGE, Feed, Part, count_statement, page_rows
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
 
@@ -215,14 +215,11 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
     filters narrowed them), and their follow-ups are listed through
     ``record_index_ref`` rather than every follow-up in the log probed.
     """
-    c = record_index.c
 
     def count(parts: list[Part]) -> int:
         if not parts:
             return 0
-        limited = [part.select(c.leaf_index).limit(cap + 1).subquery() for part in parts]
-        matching = union(*(select(p.c.leaf_index) for p in limited)).subquery() if len(limited) > 1 else limited[0]
-        counted = s.execute(select(func.count()).select_from(matching), query.params(tree_size))
+        counted = s.execute(count_statement(parts, cap), query.params(tree_size))
         return min(cap + 1, int(counted.scalar_one()))
 
     direct = dataclasses.replace(query, direct=True).branches(s, tree_size)
@@ -263,26 +260,15 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
             wanted.setdefault((r["platform"], target), []).append(r["leaf_index"])
     if not wanted:
         return {}
-    c = record_index.c
     by_platform: dict[str, list[str]] = {}
     for platform, record_id in wanted:
         by_platform.setdefault(platform, []).append(record_id)
-    stmt = (
-        select(c.leaf_index, c.platform, c.type, c.record_id, c.ref_record_id, c.appeal_outcome)
-        .add_columns(c.decided_at_ms, c.logged_at_ms)
-        .where(
-            c.leaf_index < tree_size,
-            c.ref_record_id.is_not(None),
-            or_(*(and_(c.platform == p, c.ref_record_id.in_(ids)) for p, ids in by_platform.items())),
-        )
-    )
-    # Read through record_index_ref alone: its partial index's condition is
-    # stated, and the type and the order are left to Python. Given ORDER BY
-    # leaf_index or ``type IN (...)``, SQLite (no statistics) read every
-    # record of the platform through (platform, leaf_index) instead: ~50 ms
-    # of a 60 ms web page at 200k records (issue 14).
+    params: dict[str, Any] = {"tree_size": tree_size}
+    for i, (platform, ids) in enumerate(by_platform.items()):
+        params[f"platform_{i}"], params[f"ids_{i}"] = platform, ids
+    stmt = _followups_statement(len(by_platform))
     out: dict[int, list[dict[str, Any]]] = {}
-    for row in sorted(s.execute(stmt), key=lambda row: row.leaf_index):
+    for row in sorted(s.execute(stmt, params), key=lambda row: row.leaf_index):
         found = dict(row._mapping)
         if found["type"] not in ("appeal", "amendment"):
             continue
@@ -290,6 +276,37 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
             if leaf != found["leaf_index"]:
                 out.setdefault(leaf, []).append(found)
     return out
+
+
+#: :func:`followups`' statements by how many platforms a page names: built
+#: once each, with the values bound per page (building it, with SQLAlchemy's
+#: cache key, was a tenth of a web page's CPU, issue 14). Pages name few.
+_FOLLOWUPS: dict[int, Any] = {}
+
+
+def _followups_statement(platforms: int) -> Any:
+    """The statement of :func:`followups` for ``platforms`` platforms, bound
+    to ``tree_size``, and ``platform_<i>`` and ``ids_<i>`` (a list) of each."""
+    found = _FOLLOWUPS.get(platforms)
+    if found is None:
+        c = record_index.c
+        terms = [
+            and_(c.platform == bindparam(f"platform_{i}"), c.ref_record_id.in_(bindparam(f"ids_{i}", expanding=True)))
+            for i in range(platforms)
+        ]
+        # Read through record_index_ref alone: its partial index's condition is
+        # stated, and the type and the order are left to Python. Given ORDER BY
+        # leaf_index or ``type IN (...)``, SQLite (no statistics) read every
+        # record of the platform through (platform, leaf_index) instead: ~50 ms
+        # of a 60 ms web page at 200k records (issue 14).
+        found = (
+            select(c.leaf_index, c.platform, c.type, c.record_id, c.ref_record_id, c.appeal_outcome)
+            .add_columns(c.decided_at_ms, c.logged_at_ms)
+            .where(c.leaf_index < bindparam("tree_size"), c.ref_record_id.is_not(None), or_(*terms))
+        )
+        if len(_FOLLOWUPS) < MAX_PAGE:
+            _FOLLOWUPS[platforms] = found
+    return found
 
 
 def feed_newer(

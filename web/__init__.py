@@ -28,10 +28,25 @@ def current_log() -> Log:
     return cast(Log, current_app.extensions["ledger"].log)
 
 
+class _DemoData:
+    """Whether the log holds synthetic data (:func:`ledger.browse.shows_demo`),
+    asked of the database only when a page shows it and was not told: a
+    page that has read the platforms anyway passes ``demo_data`` itself,
+    which overrides this, and saves a query (issue 14)."""
+
+    def __init__(self) -> None:
+        self._value: bool | None = None
+
+    def __bool__(self) -> bool:
+        if self._value is None:
+            self._value = shows_demo(current_app.extensions["ledger"])
+        return self._value
+
+
 @bp.context_processor
 def page_globals() -> dict[str, Any]:
     return {
-        "demo_data": shows_demo(current_app.extensions["ledger"]),
+        "demo_data": _DemoData(),
         "cards": cards.cards,
         "label": labels.label,
         "OUTCOME_WORDS": labels.OUTCOME_WORDS,

@@ -15,6 +15,7 @@ so paging through a growing log neither skips nor repeats a record.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,13 +57,22 @@ def _codes(values: tuple[str, ...], table: dict[str, str]) -> dict[str, str]:
     return {v: table[v] for v in values}
 
 
-def fields(platforms: dict[str, str]) -> list[Field]:
-    """The form's inputs in display order; ``platforms`` maps slug to name."""
+def fields(platforms: Mapping[str, str]) -> tuple[Field, ...]:
+    """The form's inputs in display order; ``platforms`` maps slug to name.
+
+    Made once per set of platforms (a page asked for them three times, and
+    building them, ~250 territories, cost ~0.4 ms each: issue 14): they are
+    a pure function of the platforms, and nobody changes a Field's choices."""
+    return _fields(tuple(platforms.items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _fields(platforms: tuple[tuple[str, str], ...]) -> tuple[Field, ...]:
     classes = {POLITICAL: "Any political class"} | _codes(vocab.ACCOUNT_CLASSES, labels.ACCOUNT_CLASSES)
     territories = {"GLOBAL": "Worldwide"} | {c: f"{COUNTRY_NAMES[c]} ({c})" for c in vocab.COUNTRY_CODES}
-    return [
+    return (
         Field("q", "Search names, offices and statements", "text", hint=f"at least {query.MIN_SEARCH} characters"),
-        Field("platform", "Platform", "select", platforms),
+        Field("platform", "Platform", "select", dict(platforms)),
         Field("type", "Record type", "select", _codes(vocab.RECORD_TYPES, labels.RECORD_TYPES)),
         Field("account_class", "Account class", "select", classes),
         Field("action", "Action taken", "select", _codes(vocab.ACTIONS, labels.ACTIONS)),
@@ -132,7 +142,7 @@ def fields(platforms: dict[str, str]) -> list[Field]:
         ),
         Field("sort", "Order", "select", {"decided": "Newest decision first"}, advanced=True),
         Field("limit", "Per page", "select", {str(n): str(n) for n in LIMITS}, advanced=True),
-    ]
+    )
 
 
 @dataclass
@@ -185,7 +195,7 @@ def _day_ms(text: str) -> int | None:
         return None
 
 
-def parse(args: Mapping[str, str], platforms: dict[str, str]) -> FeedForm:
+def parse(args: Mapping[str, str], platforms: Mapping[str, str]) -> FeedForm:
     """Parse the form's query string; unknown parameters are ignored."""
     form = FeedForm()
     equal: dict[str, str] = {}

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from ledger import query
 from ledger.browse import (
     COUNT_CAP,
+    DEMO_PREFIX,
     Reader,
     count_feed,
     feed_newer,
@@ -30,7 +31,7 @@ from ledger.browse import (
 from ledger.errors import InvalidInput, NotFound
 from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
-from web import bp, current_log, filters
+from web import bp, current_log, filter_form, filters
 from web.atom import atom
 
 
@@ -119,6 +120,7 @@ def feed() -> tuple[str, int] | Response:
         form=form,
         downloads=downloads,
         fields=filters.fields(names),
+        inputs=filter_form.inputs(form, names),
         names=names,
         rows=rows,
         tree_size=size,
@@ -128,6 +130,9 @@ def feed() -> tuple[str, int] | Response:
         more=more,
         followups=later,
         api_url=api_url,
+        # What ledger.browse.has_demo_platform asks the database, from the
+        # platforms this page has read already (slugs are lower case).
+        demo_data=any(slug.startswith(DEMO_PREFIX) for slug in names),
     )
     return html, 400 if form.errors else 200
 
