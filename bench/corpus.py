@@ -196,8 +196,7 @@ class EntryChunk:
     #: Each entry's stored form (ledger/entry_codec.py), as the sequencer
     #: would make it.
     stored: list[bytes]
-    #: The ``records`` and ``record_index`` rows, as ``record_rows`` gives them.
-    records: list[dict[str, Any]]
+    #: The ``record_index`` rows, as ``record_rows`` gives them.
     index_rows: list[dict[str, Any]]
 
 
@@ -207,27 +206,21 @@ def entry_chunk(args: tuple[bytes, int, int, int, int]) -> EntryChunk:
     here, in a helper process, since none depends on the log."""
     seed, start, stop, logged_at_ms, first = args
     corpus = _get(seed)
-    chunk = EntryChunk(first, [], [], [], [])
+    chunk = EntryChunk(first, [], [], [])
     for i, s in enumerate(map(corpus.sign_bulk, range(start, stop)), first):
         entry = entry_bytes(logged_at_ms, "record", s.canonical, s.signature)
         chunk.entries.append(entry)
         chunk.stored.append(encode_entry(entry))
         template = corpus.index_rows[s.template]
-        chunk.records.append(
-            {
-                "leaf_index": i,
-                "platform": PLATFORM,
-                "record_id": s.record_id,
-                "type": template["type"],
-                "record_hash": s.record_hash,
-                "key_id": corpus.key_id,
-                "logged_at_ms": logged_at_ms,
-                "ref_record_id": s.ref_record_id,
-            }
-        )
         chunk.index_rows.append(
             dict(
-                template, leaf_index=i, record_id=s.record_id, ref_record_id=s.ref_record_id, logged_at_ms=logged_at_ms
+                template,
+                leaf_index=i,
+                record_id=s.record_id,
+                ref_record_id=s.ref_record_id,
+                logged_at_ms=logged_at_ms,
+                record_hash=s.record_hash,
+                key_id=corpus.key_id,
             )
         )
     return chunk

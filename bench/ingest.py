@@ -9,7 +9,7 @@ fail the benchmark instead of winning it.
 :func:`populate` grows the log to a million entries for the read
 benchmarks without HTTP: in the bench process, through the sequencer's own
 ``sequence`` with a plan that writes what the committer writes for a new
-record (the entry, its ``records`` row and its feed index row), 10,000
+record (the entry and its ``record_index`` row), 10,000
 entries per transaction. Only the per-request work (parsing, schema and
 signature checks, HTTP) is skipped; the entries are signed records all the
 same, so every audit of the result passes.
@@ -45,7 +45,7 @@ from bench.server import ORIGIN
 from client.signing import record_entry
 from keys.note import Verifier
 from ledger import storage
-from ledger.db import insert_many, is_sqlite, records
+from ledger.db import is_sqlite
 from ledger.log import Log, LogProvider
 from ledger.query import insert_index
 from ledger.sequencer import MAX_BATCH, Plan
@@ -205,7 +205,6 @@ def _append(log: Log, chunk: EntryChunk) -> int:
             raise AssertionError(f"populate: the log is at {size}, the chunk was made for {chunk.first}")
 
         def write(s: Session, _first: int) -> None:
-            insert_many(s, records, chunk.records)
             insert_index(s, chunk.index_rows)
 
         return Plan(chunk.entries, write, chunk.stored)

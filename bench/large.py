@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.large [--size N] [--dir PATH] [--fill-seconds S] [--fill-only] [--quick]
 
 Grows a SQLite log in ``--dir`` to ``--size`` entries with the 1M stage's
-bulk append (:func:`bench.ingest.populate`: entries, ``records`` and feed
+bulk append (:func:`bench.ingest.populate`: entries and feed
 index rows through ``Sequencer.sequence``, 10,000 per transaction), printing
 a progress line every 100,000 entries, then starts the real gunicorn on it
 and runs the suite's own steps at that size (:meth:`bench.suite.Suite.measure_grown`):
@@ -207,7 +207,7 @@ def fill_figure(state: dict[str, Any], size: int) -> dict[str, Any]:
     note = (
         f"{entries:,} entries in {len(sessions)} session(s), {wall / 3600:.2f} h of wall time, "
         f"{used / entries * 1e6 if entries else 0:,.0f} µs of CPU an entry (appender and its helper); "
-        "in the bench process through Sequencer.sequence: entries, records and feed index rows; no HTTP or verification"
+        "in the bench process through Sequencer.sequence: entries and feed index rows; no HTTP or verification"
     )
     label = f"bulk append to {size:,} entries, 10,000 per transaction"
     return report.figure(label, "entries/s", [entries / wall if wall else 0.0], note)

@@ -5,8 +5,8 @@ The full suite measures storage after everything its API steps wrote
 (:meth:`bench.server.Database.disk_bytes`: the SQLite file and its WAL
 after a truncating checkpoint, PostgreSQL's ``pg_total_relation_size``),
 less the empty log, for ``N`` records bulk-appended as the suite's 1M stage
-appends them (:func:`bench.ingest.populate`: entry, ``records`` row and
-feed index row), with no server. Bytes do not depend on a busy CPU, so a
+appends them (:func:`bench.ingest.populate`: the entry and its
+``record_index`` row), with no server. Bytes do not depend on a busy CPU, so a
 run is deterministic up to the log's timestamps, and 20,000 records take
 well under a minute on each database. By table and by index, so a change
 to one of them can be judged on its own.

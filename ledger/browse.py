@@ -25,10 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger import storage
-from ledger.db import checkpoints, cosignatures, hashed_equal, platforms, record_index, records
+from ledger.db import checkpoints, cosignatures, hashed_equal, platforms, record_index
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
 from ledger.query import MAX_PAGE, Feed, Part, count_statement, page_rows
+from ledger.query import record_at as record_at  # the pages read a record through here
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
 
@@ -66,10 +67,6 @@ def shows_demo(provider: LogProvider) -> bool:
             return has_demo_platform(s)
     except (LedgerError, SQLAlchemyError):
         return False
-
-
-def record_at(s: Session, index: int) -> Any | None:
-    return s.execute(select(records).where(records.c.leaf_index == index)).first()
 
 
 def entry_at(s: Session, index: int) -> tuple[bytes, Entry]:

@@ -4,8 +4,8 @@ The schema is created only by the Alembic migrations in ``migrations/``;
 the tables here describe it for queries. Every table is append-only:
 database triggers reject UPDATE and DELETE (see the first migration), except
 that ``log_head`` may move forward, and only forward. That includes the
-tables derived from the entries (platforms, keys, revocations, records, the
-feed's ``record_index``, published statistics: migrations 0002, 0005,
+tables derived from the entries (platforms, keys, revocations, the
+records' ``record_index``, published statistics: migrations 0002, 0005,
 0006), whose rows ``ledger/derived.py`` writes and the audit compares with
 their entries. The one exception is SQLite's full-text index
 ``record_search`` (FTS5): a virtual table takes no triggers, and FTS5
@@ -193,24 +193,6 @@ def hashed_term(sqlite: bool, column: ColumnElement[Any], value: ColumnElement[A
     return and_(func.hashtextextended(column, zero) == func.hashtextextended(value, zero), term)
 
 
-#: The records index: one row per platform record in the log.
-records = Table(
-    "records",
-    metadata,
-    Column("leaf_index", Index64, primary_key=True, autoincrement=False),
-    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False),
-    Column("record_id", String(128), nullable=False),
-    Column("type", String(16), nullable=False),
-    Column("record_hash", LargeBinary(32), nullable=False),
-    Column("key_id", String(16), ForeignKey("platform_keys.key_id"), nullable=False),
-    Column("logged_at_ms", BigInteger, nullable=False),
-    Column("ref_record_id", String(128)),
-    UniqueConstraint("platform", "record_id", name="records_platform_record_id"),
-    # A record's appeals and amendments are found through record_index_ref,
-    # which has the same key over the same rows (migration 0014_dense_rows).
-)
-
-
 class Code(TypeDecorator[str]):
     """A closed vocabulary's value, stored as its fixed SMALLINT code
     (ledger/records/codes.py, migration 0012_codes).
@@ -255,8 +237,15 @@ class Code(TypeDecorator[str]):
 #: Since migration 0012_codes the closed vocabularies are SMALLINT codes
 #: (:class:`Code`), and the columns are in the order that wastes no
 #: alignment padding on PostgreSQL: the 8-byte integers, then the 2-byte
-#: codes, the 1-byte booleans, and the texts (short texts need no
-#: alignment; ``search_text``, often over 126 bytes, last).
+#: codes, the 1-byte booleans, and the varying-length columns (a short one,
+#: with its 1-byte header, needs no alignment; ``search_text``, often over
+#: 126 bytes, last).
+#:
+#: Since migration 0015_fold_records it is also the log's one table of
+#: platform records: the record's hash (an identical resubmission is
+#: answered with the original) and its signing key are columns here, and
+#: (platform, record_id) is unique here; the ``records`` table, which held
+#: those beside a copy of five of these columns, is gone.
 record_index = Table(
     "record_index",
     metadata,
@@ -284,7 +273,11 @@ record_index = Table(
     Column("political", Boolean),
     Column("violation_found", Boolean),
     Column("exemption_applied", Boolean),
-    Column("platform", String(63), nullable=False),
+    # SHA-256 of the record's canonical bytes, as they stand in the entry,
+    # and the key that signed it (migration 0015_fold_records).
+    Column("record_hash", LargeBinary(32), nullable=False),
+    Column("key_id", String(16), ForeignKey("platform_keys.key_id"), nullable=False),
+    Column("platform", String(63), ForeignKey("platforms.slug"), nullable=False),
     Column("record_id", String(128), nullable=False),
     Column("ref_record_id", String(128)),
     Column("subject_key", String(128)),
@@ -296,6 +289,9 @@ record_index = Table(
     # item of the account's public subject (index_rows.person_qid).
     Column("qid", String(20)),
     Column("search_text", Text),
+    # One record per ID and platform: the submissions' duplicate lookup
+    # (``platform = ? AND record_id IN (...)``) and a record's page.
+    UniqueConstraint("platform", "record_id", name="record_index_platform_record_id"),
     # Filters: each with leaf_index, for newest-first pages of one value
     # (migration 0003; the rule's without its version since 0011). On
     # PostgreSQL every B-tree of the growing tables has fillfactor 100
@@ -345,8 +341,7 @@ record_index = Table(
         postgresql_with={"autosummarize": "on"},
     ).ddl_if(dialect="postgresql"),
     # Only appeals and amendments refer to a record (0010_storage). The feed's
-    # follow-ups and a record's history read it (``records`` has no index of
-    # its own on the reference since 0014_dense_rows).
+    # follow-ups and a record's history read it.
     Index(
         "record_index_ref",
         "platform",

@@ -1,8 +1,8 @@
 """Rows derived from log entries: written from one definition, audited against it.
 
 Every table a reader sees besides the log itself (platforms, their keys and
-revocations, the records table, the feed's query index and published
-statistics) holds rows that are a function of one log entry and its index
+revocations, the records' table ``record_index``, which is also the feed's
+query index, and published statistics) holds rows that are a function of one log entry and its index
 alone. The write paths build their rows here (:func:`record_rows` for the
 submission committer, :func:`registry_rows` for the registry and
 ``publish-stats``), inside the sequencer's transaction; :func:`check_range`
@@ -49,7 +49,6 @@ from ledger.db import (
     platforms,
     published_statistics,
     record_index,
-    records,
     writer,
 )
 from ledger.errors import DerivedDataError, InvalidInput, StorageError
@@ -63,7 +62,6 @@ TABLES: tuple[Table, ...] = (
     platforms,
     platform_keys,
     key_revocations,
-    records,
     record_index,
     published_statistics,
     coverage_statements,
@@ -85,22 +83,10 @@ def record_rows(leaf_index: int, logged_at_ms: int, record: dict[str, Any], reco
     ``record_hash`` is the SHA-256 of the record's canonical bytes, and
     ``key_id`` the signing key named by the entry's signature.
     """
-    refs = record.get("refs")
-    rows: Rows = {
-        "records": [
-            {
-                "leaf_index": leaf_index,
-                "platform": record["platform"],
-                "record_id": record["record_id"],
-                "type": record["type"],
-                "record_hash": record_hash,
-                "key_id": key_id,
-                "logged_at_ms": logged_at_ms,
-                "ref_record_id": refs.get("record_id") if isinstance(refs, dict) else None,
-            }
-        ],
-        "record_index": [index_row(leaf_index, logged_at_ms, record)],
-    }
+    row = index_row(leaf_index, logged_at_ms, record)
+    row["record_hash"] = record_hash
+    row["key_id"] = key_id
+    rows: Rows = {"record_index": [row]}
     if record["type"] == "coverage":
         rows["coverage_statements"] = [coverage_row(parse_statement(record, leaf_index))]
     return rows
@@ -266,7 +252,7 @@ def _place_positions(table: Table) -> tuple[int, int | None]:
 # Where a record's place goes in the rows of each table :func:`record_rows`
 # writes. A row depends on its place through these columns alone (rows_at
 # copied rows with those two values replaced, before tuples).
-_PLACES = {t.name: _place_positions(t) for t in (records, record_index, coverage_statements)}
+_PLACES = {t.name: _place_positions(t) for t in (record_index, coverage_statements)}
 
 
 def place_values(into: TupleRows, values: TupleRows, leaf_index: int, logged_at_ms: int) -> TupleRows:

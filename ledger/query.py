@@ -58,7 +58,6 @@ from ledger.db import (
     insert_values,
     is_sqlite,
     record_index,
-    records,
     sqlite_many,
 )
 from ledger.errors import InvalidInput
@@ -301,7 +300,7 @@ class Feed:
         through ``record_index_ref`` and the page probes that list (its
         cost grows with the decisions); when they are many, the page reads
         follow-ups newest first and probes each one's decision through
-        ``records`` (platform, record_id) (its cost grows with the
+        the unique (platform, record_id) index (its cost grows with the
         follow-ups it reads before the page is full, few when many
         decisions match). The answer is the same either way (tested).
 
@@ -358,11 +357,8 @@ class Feed:
             return c.leaf_index.in_(listed)
         # Each follow-up probes its own decision: the text term reads that
         # decision's text, with no candidate list from the full-text index.
-        r = _DECISION_RECORD
         return exists(
-            select(r.c.leaf_index)
-            .join(d, d.c.leaf_index == r.c.leaf_index)
-            .where(r.c.platform == c.platform, r.c.record_id == c.ref_record_id, *matching)
+            select(d.c.leaf_index).where(d.c.platform == c.platform, d.c.record_id == c.ref_record_id, *matching)
         )
 
 
@@ -370,7 +366,6 @@ class Feed:
 #: columns took SQLAlchemy about 5 ms, three times for each page of the feed.
 _DECISION = record_index.alias("decision")
 _FOLLOWUP = record_index.alias("followup")
-_DECISION_RECORD = records.alias("decision_record")
 
 #: The types of record that refer to a decision and are found through it.
 FOLLOWUP_TYPES = ("appeal", "amendment")
@@ -729,7 +724,7 @@ def decode_sorted_cursor(text: str) -> tuple[int, int, int | None] | None:
 
 @dataclass(frozen=True)
 class History:
-    """The appeals and amendments around one record (``records`` rows, in log order)."""
+    """The appeals and amendments around one record (:data:`RECORD` rows, in log order)."""
 
     appeals: list[Any]
     amendments: list[Any]
@@ -737,14 +732,31 @@ class History:
     superseded_by: Any | None
 
 
+_ri = record_index.c
+#: What a record page and the submissions know of a logged record: the
+#: columns of the ``records`` table that migration 0015_fold_records folded
+#: into ``record_index`` (the type read as its value, not its code).
+RECORD = (
+    _ri.leaf_index,
+    _ri.platform,
+    _ri.record_id,
+    _ri.type,
+    _ri.record_hash,
+    _ri.key_id,
+    _ri.logged_at_ms,
+    _ri.ref_record_id,
+)
+
+
 def record_at(s: Session, leaf_index: int) -> Any | None:
-    """The ``records`` row of the platform record at ``leaf_index``, or None."""
-    return s.execute(select(records).where(records.c.leaf_index == leaf_index)).first()
+    """The :data:`RECORD` row of the platform record at ``leaf_index``, or None."""
+    return s.execute(select(*RECORD).where(_ri.leaf_index == leaf_index)).first()
 
 
 def record_by_id(s: Session, platform: str, record_id: str) -> Any | None:
-    """The ``records`` row of ``platform``'s record ``record_id``, or None."""
-    return s.execute(select(records).where(records.c.platform == platform, records.c.record_id == record_id)).first()
+    """The :data:`RECORD` row of ``platform``'s record ``record_id``, or None
+    (the unique index on (platform, record_id))."""
+    return s.execute(select(*RECORD).where(_ri.platform == platform, _ri.record_id == record_id)).first()
 
 
 def covering_checkpoint(s: Session, end: int) -> StoredCheckpoint | None:
@@ -764,20 +776,19 @@ def covering_checkpoint(s: Session, end: int) -> StoredCheckpoint | None:
 
 
 def history(s: Session, row: Any) -> History:
-    """Appeals and amendments of the decision ``row`` (a ``records`` row) is, or refers to.
+    """Appeals and amendments of the decision ``row`` (a :data:`RECORD` row) is, or refers to.
 
-    One probe of ``record_index_ref`` by (platform, ref_record_id), then
-    ``records`` by leaf index (the two tables hold one row per record, with
-    the same ``ref_record_id``; ``records`` has no index of its own on it
-    since migration 0014_dense_rows). An amendment
+    One range of ``record_index_ref`` by (platform, ref_record_id), each
+    row then read from ``record_index`` by that index's pointer (one table
+    since migration 0015_fold_records). An amendment
     restates the whole decision, so the latest amendment of a decision is
     its current version; every earlier version is superseded. A coverage
     statement's "amendments" are the later statements that supersede it.
     """
     target = row.record_id if row.type in ("decision", "coverage") else row.ref_record_id
-    ri = record_index.c
-    referring = select(ri.leaf_index).where(ri.platform == row.platform, ri.ref_record_id == target)
-    refs = s.execute(select(records).where(records.c.leaf_index.in_(referring)).order_by(records.c.leaf_index)).all()
+    refs = s.execute(
+        select(*RECORD).where(_ri.platform == row.platform, _ri.ref_record_id == target).order_by(_ri.leaf_index)
+    ).all()
     amendments = [r for r in refs if r.type in ("amendment", "coverage")]
     refers_to = None if row.ref_record_id is None else record_by_id(s, row.platform, row.ref_record_id)
     latest = amendments[-1] if amendments else None

@@ -35,6 +35,7 @@ from ledger.db import driver_sql, in_list
 from ledger.derived import TupleRows, insert_values_rows, place_values, record_values
 from ledger.entry_codec import encode_head, encode_tail, join_encoded
 from ledger.errors import Conflict, InvalidInput, LedgerError, ProofError, Refused, StorageError, Unprocessable
+from ledger.records.codes import CODES
 from ledger.records.entries import ENTRY_HEAD_LENGTH, canonical, entry_head, entry_tail, format_time, join_entry
 from ledger.registry import KeyState, RegistryCache, read_key_states
 from ledger.sequencer import Plan, Sequencer
@@ -299,6 +300,17 @@ class Committer:
             job.done.set()
 
 
+#: The records already logged of one platform, by ID: a range of the unique
+#: (platform, record_id) index of ``record_index`` (migration
+#: 0015_fold_records), completed by ``(?, ?, ...)`` of the IDs.
+LOOKUP_SQL = (
+    "SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM record_index "
+    "WHERE platform = ? AND record_id IN "
+)
+#: A record type by its stored code (ledger/records/codes.py).
+_TYPES: dict[int, str] = {code: name for name, code in CODES["type"].items()}
+
+
 def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Known]:
     """The records already logged under ``keys``, one query per platform and
     2,000 record_ids: ``platform = ? AND record_id IN (...)`` is one range
@@ -311,14 +323,9 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     for platform, ids in by_platform.items():
         for i in range(0, len(ids), 2000):
             chunk = ids[i : i + 2000]
-            rows, _ = driver_sql(
-                session,
-                "SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM records "
-                f"WHERE platform = ? AND record_id IN {in_list(len(chunk))}",
-                [platform, *chunk],
-            )
+            rows, _ = driver_sql(session, LOOKUP_SQL + in_list(len(chunk)), [platform, *chunk])
             for record_id, leaf_index, rhash, type_, logged_at_ms in rows:
-                found[(platform, record_id)] = _Known(leaf_index, bytes(rhash), type_, logged_at_ms)
+                found[(platform, record_id)] = _Known(leaf_index, bytes(rhash), _TYPES[type_], logged_at_ms)
     return found
 
 

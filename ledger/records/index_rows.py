@@ -77,6 +77,11 @@ def person_qid(body: dict[str, Any]) -> str | None:
     return qid if isinstance(qid, str) else None
 
 
+#: The columns of a ``record_index`` row taken from its entry rather than
+#: its record: the record's hash and its signing key (migration
+#: 0015_fold_records; ``ledger.derived.record_rows`` adds them).
+ENTRY_COLUMNS = ("record_hash", "key_id")
+
 #: A row of None in every column: the start of each kind's row.
 _BLANK: dict[str, Any] = dict.fromkeys(INDEX_COLUMNS)
 #: Stands for a missing optional object; read, never written.

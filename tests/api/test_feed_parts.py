@@ -25,8 +25,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from keys.records import PlatformKey
-from ledger import browse, query
-from ledger.db import is_sqlite, record_index
+from ledger import browse, query, submit
+from ledger.db import in_list, is_sqlite, record_index
 from ledger.log import Log
 from ledger.query import Feed
 from tests.recordkit import amendment, appeal, decision, sign
@@ -378,10 +378,9 @@ def test_counts_grown_from_a_smaller_tree_equal_counts_made_afresh(
 
 
 def test_history_reads_the_follow_ups_by_their_index(app: Flask, client: FlaskClient) -> None:
-    """A record's history finds its appeals and amendments through
-    ``record_index_ref`` and reads their ``records`` rows by primary key
-    (``records`` has no index of its own on the reference since migration
-    0014_dense_rows): no plan scans either table."""
+    """A record's history reads its appeals and amendments through
+    ``record_index_ref`` (one table since migration 0015_fold_records):
+    no plan scans it."""
     _fill(client)
     log: Log = app.extensions["ledger"].log
     seen: list[tuple[str, Any]] = []
@@ -401,19 +400,36 @@ def test_history_reads_the_follow_ups_by_their_index(app: Flask, client: FlaskCl
         finally:
             event.remove(log.engine, "before_cursor_execute", capture)
     assert found.amendments
-    [(statement, parameters)] = [(st, p) for st, p in seen if "ref_record_id" in st]
+    [(statement, parameters)] = [(st, p) for st, p in seen if "ref_record_id = " in st]
+    plan = _explained(log, statement, parameters)
+    assert "record_index_ref" in plan, plan
+    assert "SCAN" not in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def _explained(log: Log, statement: str, parameters: Any) -> str:
+    """The plan of ``statement``: SQLite's EXPLAIN QUERY PLAN; PostgreSQL's
+    EXPLAIN with statistics (as autovacuum would gather: without them, a
+    table of 165 rows looks as good read whole) and sequential scans
+    priced out, so that a plan without a usable index shows as one."""
     with log.engine.connect() as conn:
         if is_sqlite(log.engine):
-            plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
-            assert "INDEX record_index_ref " in plan, plan
-            assert "SEARCH records USING INTEGER PRIMARY KEY" in plan, plan
-            assert "SCAN" not in plan, plan
-        else:
-            # As autovacuum would: without statistics, a table of 165 rows
-            # looks as good read through the platform's index.
-            conn.exec_driver_sql("ANALYZE record_index, records")
-            conn.exec_driver_sql("SET enable_seqscan = off")
-            plan = " | ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
-            assert "record_index_ref" in plan, plan
-            assert "records_pkey" in plan, plan
-            assert "Seq Scan" not in plan, plan
+            return " | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+        conn.exec_driver_sql("ANALYZE record_index")
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        return " | ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement.replace("?", "%s"), parameters))
+
+
+def test_the_duplicate_lookup_reads_the_unique_index(app: Flask, client: FlaskClient) -> None:
+    """The submissions' lookup of records already logged (``ledger.submit``)
+    is a range of the unique (platform, record_id) index of ``record_index``
+    (migration 0015_fold_records), for one ID and for many."""
+    _fill(client)
+    log: Log = app.extensions["ledger"].log
+    with log.read() as s:
+        ids = s.execute(select(record_index.c.record_id).order_by(record_index.c.leaf_index).limit(40)).scalars().all()
+    for chosen in (ids[:1], ids):
+        plan = _explained(log, submit.LOOKUP_SQL + in_list(len(chosen)), ("example-social", *chosen))
+        assert "record_index_platform_record_id" in plan or "sqlite_autoindex_record_index_" in plan, plan
+        assert "SCAN" not in plan, plan
+    assert "Seq Scan" not in plan, plan

@@ -22,7 +22,7 @@ from bench.corpus import Corpus
 from bench.server import ORIGIN
 from client.signing import record_entry
 from ledger.audit import audit
-from ledger.db import entries, records
+from ledger.db import entries, record_index
 from ledger.entry_codec import decode_entry
 from ledger.log import LogProvider
 from ledger.records.entries import format_time
@@ -50,12 +50,13 @@ def test_the_fill_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.M
             report = audit(s, log.verifier)
             assert report.ok, report.problems
             assert report.size == 95
-            ids = s.scalars(select(records.c.record_id)).all()
-            refs = {r for r in s.scalars(select(records.c.ref_record_id)) if r is not None}
-            assert s.scalar(select(func.count()).select_from(records)) == 95 - first
+            ids = s.scalars(select(record_index.c.record_id)).all()
+            refs = {r for r in s.scalars(select(record_index.c.ref_record_id)) if r is not None}
+            assert s.scalar(select(func.count()).select_from(record_index)) == 95 - first
             stored = s.execute(select(entries.c.idx, entries.c.data).where(entries.c.idx >= first)).all()
             logged_at = {
-                r.record_id: r.logged_at_ms for r in s.execute(select(records.c.record_id, records.c.logged_at_ms))
+                r.record_id: r.logged_at_ms
+                for r in s.execute(select(record_index.c.record_id, record_index.c.logged_at_ms))
             }
     finally:
         provider.close()

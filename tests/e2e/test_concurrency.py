@@ -37,7 +37,7 @@ from client.tiles import TileClient, TileHashReader, check_inclusion
 from keys.note import Verifier
 from keys.records import PlatformKey
 from ledger import storage
-from ledger.db import records
+from ledger.db import record_index
 from ledger.log import LogProvider
 from ledger.records.entries import canonical, parse_entry
 from ledger.tlog import merkle, verify
@@ -321,7 +321,7 @@ def _check_log_holds(provider: LogProvider, run: Run) -> None:
     log = provider.log
     with log.read() as s:
         size = log.latest(s).size
-        by_index = {r.leaf_index: r.record_id for r in s.execute(records.select()).all()}
+        by_index = {r.leaf_index: r.record_id for r in s.execute(record_index.select()).all()}
         kinds = [parse_entry(d).kind for d in storage.read_entries(s, 0, size)]
     # No gap: every entry is a registry event or a record, and every record is indexed.
     assert sorted(by_index) == [i for i, k in enumerate(kinds) if k == "record"]

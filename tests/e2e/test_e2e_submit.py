@@ -19,7 +19,7 @@ import pytest
 
 from keys.records import RECORD_CONTEXT, PlatformKey, verify_signature
 from ledger import storage
-from ledger.db import records
+from ledger.db import record_index
 from ledger.log import LogProvider
 from ledger.records.entries import canonical, parse_entry
 from ledger.tlog import verify
@@ -135,7 +135,7 @@ def test_parallel_submitters_make_a_gapless_verifiable_log(server: tuple[str, di
             sent += 1
     with log.read() as s:
         size = log.latest(s).size
-        indexes = sorted(r.leaf_index for r in s.execute(records.select()).all())
+        indexes = sorted(r.leaf_index for r in s.execute(record_index.select()).all())
         # Every entry is a registry event (entry 0) or one of the records sent.
         assert indexes == list(range(1, size))
         assert len(indexes) == sent

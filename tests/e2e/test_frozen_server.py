@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from keys.records import PlatformKey
-from ledger.db import records
+from ledger.db import record_index
 from ledger.log import LogProvider
 from tests.checklog import check_log
 from tests.conftest import ORIGIN, PG_URL
@@ -130,7 +130,7 @@ def _freeze_and_append(a: ServerURL, b: ServerURL, pg_url: str, key_file: str) -
         assert took < 10
         log = provider.log
         with log.read() as s:
-            logged = {r.record_id: r.leaf_index for r in s.execute(records.select()).all()}
+            logged = {r.record_id: r.leaf_index for r in s.execute(record_index.select()).all()}
         assert "b-0" in logged
         check_log(log)
     finally:
@@ -160,7 +160,7 @@ def _freeze_while_locked(a: ServerURL, b: ServerURL, pg_url: str) -> float:
     engine = create_engine(pg_url)
     try:
         with engine.connect() as conn:
-            logged = dict(conn.execute(text("SELECT record_id, leaf_index FROM records")).all())
+            logged = dict(conn.execute(text("SELECT record_id, leaf_index FROM record_index")).all())
     finally:
         engine.dispose()
     for record_id, index in load.acked.items():

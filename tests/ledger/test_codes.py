@@ -4,6 +4,7 @@ database holds."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -23,11 +24,10 @@ from ledger.db import Code, make_engine, record_index
 from ledger.log import Log
 from ledger.migrate import current_revision, upgrade
 from ledger.records import codes, vocab
-from ledger.records.entries import canonical, entry_bytes
+from ledger.records.entries import canonical
 from ledger.records.index_rows import index_row
-from ledger.sequencer import Plan
+from tests.old_releases import write_as_release_0014
 from tests.recordkit import amendment, appeal, decision, sign
-from tests.tamper import record_index_as_stored
 
 KEY = PlatformKey(b"\x31" * 32)
 
@@ -114,23 +114,10 @@ def test_the_database_holds_codes_and_the_model_reads_values(app: Flask, client:
     assert tuple(stored) == (codes.CODES["type"]["decision"], codes.CODES["action"][read.action])
 
 
-SIGNATURE = {"key_id": "0000000000000000", "alg": "ed25519", "value": "AA=="}
-
-
 def _write_as_release_0011(log: Log, records: list[dict[str, Any]], change: dict[str, Any] | None = None) -> int:
-    """Append ``records`` with index rows as release 0011 wrote them: the vocabularies as text."""
-
-    def plan(_s: Session, _size: int, now: int) -> Plan:
-        entries = [entry_bytes(now, "record", canonical(r), SIGNATURE) for r in records]
-
-        def write(s: Session, first: int) -> None:
-            stored = record_index_as_stored(s.connection())
-            for i, r in enumerate(records):
-                s.execute(insert(stored).values({**index_row(first + i, now, r), **(change or {})}))
-
-        return Plan(entries, write)
-
-    return log.sequencer.sequence(plan).first
+    """Append ``records`` with the rows release 0011 wrote: the index's vocabularies as text."""
+    log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+    return write_as_release_0014(log, records, KEY, coded=False, change=change)
 
 
 def test_migration_codes_the_rows_release_0011_wrote(db_url: str, signer: Signer) -> None:
@@ -148,21 +135,24 @@ def test_migration_codes_the_rows_release_0011_wrote(db_url: str, signer: Signer
         ]
         first = _write_as_release_0011(log, records)
         upgrade(engine, "head")
-        assert current_revision(engine) == "0014_dense_rows"
+        assert current_revision(engine) == "0015_fold_records"
         c = record_index.c
         with log.read() as s:
             got = [dict(r._mapping) for r in s.execute(select(record_index).order_by(c.leaf_index))]
             raw = s.execute(text("SELECT type, action FROM record_index ORDER BY leaf_index")).all()
             entries = storage.read_entries(s, first, first + len(records))
             mismatches = derived.check_range(s, first, first + len(records), entries)
-        want = [index_row(first + i, got[i]["logged_at_ms"], r) for i, r in enumerate(records)]
+        want = [
+            index_row(first + i, got[i]["logged_at_ms"], r)
+            | {"record_hash": hashlib.sha256(canonical(r)).digest(), "key_id": KEY.key_id}
+            for i, r in enumerate(records)
+        ]
         assert got == want
         assert [tuple(r) for r in raw] == [
             (codes.encode("type", w["type"]), codes.encode("action", w["action"])) for w in want
         ]
-        # The audit compares the codes as stored with what the entries derive
-        # (only record_index was written here: the other tables' rows are missing).
-        assert [m for m in mismatches if m.table == "record_index"] == []
+        # The audit compares the codes as stored with what the entries derive.
+        assert mismatches == []
         for statement in (
             f"UPDATE record_index SET action = {codes.CODES['action']['none']}",
             "DELETE FROM record_index",

@@ -26,7 +26,7 @@ import pytest
 
 from keys.records import RECORD_CONTEXT, PlatformKey
 from ledger import storage
-from ledger.db import records
+from ledger.db import record_index
 from ledger.log import LogProvider
 from ledger.records.entries import canonical, parse_entry
 from ledger.tlog import verify
@@ -189,7 +189,7 @@ def test_kill_9_during_ingestion(provider: tuple[dict[str, str], LogProvider], v
     log = prov.log
     check_log(log)
     with log.read() as s:
-        rows = {r.record_id: r for r in s.execute(records.select()).all()}
+        rows = {r.record_id: r for r in s.execute(record_index.select()).all()}
         for record_id, (index, logged_at) in all_acked.items():
             assert rows[record_id].leaf_index == index, record_id
             entry = storage.read_entries(s, index, index + 1)[0]

@@ -77,13 +77,33 @@ def _code(column: str, value: str) -> str:
     return str(CODES[column][value])
 
 
+_FIRST_DECISION = "SELECT min(leaf_index) FROM record_index WHERE type = " + _code("type", "decision")
+#: The values of the entry columns (record_hash, key_id) of a row no entry derives.
+_GHOST = "<hex:" + "00" * 32 + ">, (SELECT min(key_id) FROM platform_keys)"
+
+
 #: (table, column the audit names, SQL editing one row; {d} is a decision's leaf index)
 EDITS = [
     ("platforms", "display_name", "UPDATE platforms SET display_name = 'Evil Social' WHERE slug = 'example-social'"),
     ("platform_keys", "valid_from_ms", "UPDATE platform_keys SET valid_from_ms = 0 WHERE platform = 'other-video'"),
     ("key_revocations", "revoked_from_ms", "UPDATE key_revocations SET revoked_from_ms = revoked_from_ms + 86400000"),
-    ("records", "record_id", "UPDATE records SET record_id = 'd-99' WHERE leaf_index = {d}"),
-    ("records", "logged_at_ms", "UPDATE records SET logged_at_ms = logged_at_ms - 1 WHERE leaf_index = {d}"),
+    # The columns of the ``records`` table folded in (migration 0015_fold_records).
+    ("record_index", "record_id", "UPDATE record_index SET record_id = 'd-99' WHERE leaf_index = {d}"),
+    ("record_index", "logged_at_ms", "UPDATE record_index SET logged_at_ms = logged_at_ms - 1 WHERE leaf_index = {d}"),
+    ("record_index", "record_hash", "UPDATE record_index SET record_hash = <zeros> WHERE leaf_index = {d}"),
+    (
+        "record_index",
+        "key_id",
+        "UPDATE record_index SET key_id = (SELECT min(key_id) FROM platform_keys WHERE platform = 'other-video') "
+        "WHERE leaf_index = {d}",
+    ),
+    ("record_index", "platform", "UPDATE record_index SET platform = 'other-video' WHERE leaf_index = {d}"),
+    (
+        "record_index",
+        "ref_record_id",
+        "UPDATE record_index SET ref_record_id = 'd-99' WHERE leaf_index = "
+        "(SELECT min(leaf_index) FROM record_index WHERE ref_record_id IS NOT NULL)",
+    ),
     (
         "record_index",
         "account_class",
@@ -115,8 +135,8 @@ def test_an_edited_row_fails_the_audit_and_blocks_publication(
     ledger: Log, runner: FlaskCliRunner, table: str, column: str, sql: str
 ) -> None:
     check_log(ledger)
-    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'")
-    tamper(ledger.engine, sql.format(d=d))
+    d = _first(ledger, _FIRST_DECISION)
+    tamper(ledger.engine, sql.format(d=d).replace("<zeros>", _hex(ledger.engine, bytes(32))))
     with ledger.read() as s:
         report = audit(s, ledger.verifier)
     assert not report.ok
@@ -155,15 +175,19 @@ def test_the_served_statistics_of_a_tampered_index_are_never_signed(ledger: Log,
 
 
 def test_missing_and_extra_rows_are_named(ledger: Log) -> None:
-    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'")
-    tamper(ledger.engine, f"DELETE FROM records WHERE leaf_index = {d}")
+    d = _first(ledger, _FIRST_DECISION)
+    tamper(ledger.engine, f"DELETE FROM record_index WHERE leaf_index = {d}")
     with ledger.read() as s:
         found = derived.check_all(s, ledger.latest(s).size)
-    assert [(m.table, m.key, m.column, m.found) for m in found] == [("records", (d,), None, "none")]
+    assert [(m.table, m.key, m.column, m.found) for m in found] == [("record_index", (d,), None, "none")]
     tamper(
         ledger.engine,
-        "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms) "
-        "VALUES (100000, 'example-social', " + _code("type", "decision") + ", 'ghost', 0)",
+        "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms, record_hash, key_id) "
+        "VALUES (100000, 'example-social', "
+        + _code("type", "decision")
+        + ", 'ghost', 0, "
+        + _GHOST.replace("<hex:" + "00" * 32 + ">", _hex(ledger.engine, bytes(32)))
+        + ")",
     )
     with ledger.read() as s:
         found = derived.check_all(s, ledger.latest(s).size)
@@ -173,7 +197,7 @@ def test_missing_and_extra_rows_are_named(ledger: Log) -> None:
 def test_a_tampered_full_text_index_is_found(ledger: Log) -> None:
     if not is_sqlite(ledger.engine):
         pytest.skip("PostgreSQL searches the column itself (a GIN index), not a separate table")
-    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'")
+    d = _first(ledger, _FIRST_DECISION)
     with ledger.engine.begin() as conn:  # FTS5 tables take no triggers
         conn.execute(text(f"INSERT INTO record_search(rowid, search_text) VALUES ({d}, 'planted words')"))
     with ledger.read() as s:
@@ -212,7 +236,7 @@ def test_the_servers_check_reports_a_mismatch_on_healthz(app: Flask, ledger: Log
     assert client.get("/healthz").status_code == 200
     # New entries are checked incrementally; an edit among them is found.
     assert client.post("/api/v1/records", json=sign(decision("late-1"), KEY)).status_code == 201
-    late = _first(ledger, "SELECT leaf_index FROM records WHERE record_id = 'late-1'")
+    late = _first(ledger, "SELECT leaf_index FROM record_index WHERE record_id = 'late-1'")
     tamper(ledger.engine, f"UPDATE record_index SET action = {_code('action', 'none')} WHERE leaf_index = {late}")
     finding = watch.check()
     assert not finding.ok
@@ -262,10 +286,13 @@ def _healthz_within(http: httpx.Client, status: int, seconds: float) -> httpx.Re
 
 
 def test_the_pure_index_row_has_the_tables_columns() -> None:
+    """The record's own columns (``index_row``) and its entry's
+    (``record_rows`` adds them) are the table's, each once."""
     from ledger.db import record_index
-    from ledger.records.index_rows import INDEX_COLUMNS
+    from ledger.records.index_rows import ENTRY_COLUMNS, INDEX_COLUMNS
 
-    assert tuple(record_index.c.keys()) == INDEX_COLUMNS
+    assert sorted(record_index.c.keys()) == sorted(INDEX_COLUMNS + ENTRY_COLUMNS)
+    assert [c.name for c in record_index.c if c.name in INDEX_COLUMNS] == list(INDEX_COLUMNS)
 
 
 def _raw(engine: Any, entry: bytes) -> str:
@@ -295,11 +322,11 @@ FAILURES = [
     ("entry beyond the head", "INSERT INTO entries (idx, data) VALUES ({size}, <hex:0061>)"),
     ("row column", "UPDATE record_index SET action = " + _code("action", "none") + " WHERE leaf_index = {d}"),
     ("every row's column", "UPDATE record_index SET action = " + _code("action", "none")),
-    ("missing row", "DELETE FROM records WHERE leaf_index = {d}"),
+    ("missing row", "DELETE FROM record_index WHERE leaf_index = {d}"),
     (
         "row beyond the head",
-        "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms) "
-        "VALUES ({size}, 'example-social', " + _code("type", "decision") + ", 'ghost', 0)",
+        "INSERT INTO record_index (leaf_index, platform, type, record_id, logged_at_ms, record_hash, key_id) "
+        "VALUES ({size}, 'example-social', " + _code("type", "decision") + ", 'ghost', 0, " + _GHOST + ")",
     ),
     ("full-text index", "INSERT INTO record_search(rowid, search_text) VALUES ({d}, 'planted words')"),
 ]
@@ -315,7 +342,7 @@ def test_the_audit_reports_the_same_with_a_worker_process(
     monkeypatch.setattr("ledger.audit.BATCH", 4)  # the log's 21 entries in six batches
     if "record_search" in sql and not is_sqlite(ledger.engine):
         pytest.skip("PostgreSQL searches the column itself (a GIN index), not a separate table")
-    d = _first(ledger, "SELECT min(leaf_index) FROM records WHERE type = 'decision'") + 4
+    d = _first(ledger, _FIRST_DECISION) + 4
     size = ledger.latest_size()
 
     def literal(m: re.Match[str]) -> str:
@@ -396,7 +423,7 @@ def test_a_tamper_in_the_middle_of_a_workers_batch_is_reported_with_its_index(
 ) -> None:
     """An edit inside the second batch, which a worker process audits over
     its own connection, is named by its entry's index, as in one process."""
-    d = _first(ledger, "SELECT leaf_index FROM records WHERE record_id = 'u-0'")
+    d = _first(ledger, "SELECT leaf_index FROM record_index WHERE record_id = 'u-0'")
     batch = 2 * d // 3  # the second batch, [batch, 2 * batch), holds d in its middle
     assert batch < d < 2 * batch - 1
     monkeypatch.setattr("ledger.audit.BATCH", batch)

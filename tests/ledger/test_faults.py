@@ -64,10 +64,10 @@ def _load(
 def _check_acked(provider: LogProvider, acked: dict[str, int]) -> None:
     log = provider.log
     check_log(log)
-    from ledger.db import records
+    from ledger.db import record_index
 
     with log.read() as s:
-        rows = {r.record_id: r.leaf_index for r in s.execute(records.select()).all()}
+        rows = {r.record_id: r.leaf_index for r in s.execute(record_index.select()).all()}
     for record_id, index in acked.items():
         assert rows[record_id] == index
 

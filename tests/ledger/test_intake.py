@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from keys.records import PlatformKey
-from ledger.db import records
+from ledger.db import record_index
 from ledger.log import LogProvider
 from tests.checklog import check_log
 from tests.conftest import ORIGIN
@@ -91,7 +91,7 @@ def test_one_sequencer_per_server_and_a_successor(db_url: str, tmp_path: Path) -
             assert len(successor) == 1
             assert successor != leaders
             with log.read() as s:
-                logged = {r.record_id: r.leaf_index for r in s.execute(records.select()).all()}
+                logged = {r.record_id: r.leaf_index for r in s.execute(record_index.select()).all()}
             assert logged == acked  # every acknowledged record, once, where its answer said
             check_log(log)
         finally:

@@ -19,19 +19,22 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Engine, Index, Integer, MetaData, text
+from flask import Flask
+from sqlalchemy import Column, Engine, Index, Integer, MetaData, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 import ledger.log
 from app import create_app
 from keys.records import PlatformKey
 from ledger import query
-from ledger.db import HASHED_FILTERS, SQLITE_VIRTUAL_TABLES, is_sqlite, make_engine, metadata
+from ledger.db import HASHED_FILTERS, SQLITE_VIRTUAL_TABLES, is_sqlite, make_engine, metadata, record_index
 from ledger.log import Log
 from ledger.migrate import current_revision, upgrade
 from tests.checklog import check_log
 from tests.conftest import ORIGIN
-from tests.recordkit import amendment, appeal, decision, sign
+from tests.old_releases import write_as_release_0014
+from tests.recordkit import amendment, appeal, coverage, decision, sign
+from tests.tamper import tamper
 
 
 def _compared(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
@@ -90,7 +93,7 @@ def test_postgresql_btrees_of_the_growing_tables_fill_their_pages(engine: Engine
     JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
     JOIN pg_am a ON a.oid = i.relam
     WHERE t.relnamespace = current_schema()::regnamespace AND a.amname = 'btree'
-    AND t.relname IN ('entries', 'hashes', 'records', 'record_index')
+    AND t.relname IN ('entries', 'hashes', 'record_index')
     """
     with engine.connect() as conn:
         options = {name: o for name, o in conn.execute(text(sql))}
@@ -121,54 +124,163 @@ def _histories(log: Log) -> dict[str, tuple[list[str], list[str], str | None, st
     return out
 
 
+def _log_at(revision: str, db_url: str, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Flask, Log, Engine]:
+    """A new log made by the migrations up to ``revision``, its one platform
+    registered (the registry tables are as they were then)."""
+    monkeypatch.setattr(ledger.log, "upgrade", lambda engine: upgrade(engine, revision))
+    config = {"TESTING": True, "DATABASE_URL": db_url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
+    app = create_app(config | {"DERIVED_CHECK_SECONDS": 0})
+    with app.app_context():
+        app.extensions["ledger"].initialise()
+    log: Log = app.extensions["ledger"].log
+    log.registry.add_platform("example-social", "Example Social", KEY.public_key)
+    return app, log, make_engine(db_url)
+
+
+KEY = PlatformKey(b"\x31" * 32)
+#: Decisions, appeals and amendments (two of one decision), and a coverage
+#: statement superseded by another.
+RECORDS = [
+    *(decision(f"d-{i}") for i in range(4)),
+    appeal("a-1", "d-1"),
+    amendment("m-1", "d-2"),
+    amendment("m-2", "d-2"),
+    appeal("a-2", "d-2"),
+    coverage("c-1"),
+    coverage("c-2", ref="c-1"),
+]
+
+
+def _write(log: Log) -> None:
+    """:data:`RECORDS` as a release before 0015_fold_records wrote them, one entry a group
+    (the tiles get hashes at several sizes)."""
+    for rec in RECORDS:
+        write_as_release_0014(log, [rec], KEY)
+
+
+def _assert_histories(log: Log) -> None:
+    histories = _histories(log)
+    assert histories["d-1"] == (["a-1"], [], None, None)
+    assert histories["d-2"] == (["a-2"], ["m-1", "m-2"], None, "m-2")
+    assert histories["m-2"] == (["a-2"], ["m-1", "m-2"], "d-2", None)
+    assert histories["c-1"] == ([], ["c-2"], None, "c-2")
+    assert histories["d-3"] == ([], [], None, None)
+
+
 def test_migration_0014_keeps_every_hash_and_history(
     db_url: str, key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A log written at 0013_hashed_keys, migrated: the same tile hashes
     (PostgreSQL's ``hashes`` rebuilt with its columns reordered), still
-    append-only, the audit passes, every record's history is what it was,
+    append-only, the audit passes, every record's history is as written,
     and the log appends on."""
-    monkeypatch.setattr(ledger.log, "upgrade", lambda engine: upgrade(engine, "0013_hashed_keys"))
-    key = PlatformKey(b"\x31" * 32)
-    config = {"TESTING": True, "DATABASE_URL": db_url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
-    app = create_app(config | {"DERIVED_CHECK_SECONDS": 0})
-    engine = make_engine(db_url)
+    app, log, engine = _log_at("0013_hashed_keys", db_url, key_file, monkeypatch)
     try:
-        with app.app_context():
-            app.extensions["ledger"].initialise()
-        log: Log = app.extensions["ledger"].log
-        client = app.test_client()
-        log.registry.add_platform("example-social", "Example Social", key.public_key)
-        recs = [decision(f"d-{i}") for i in range(4)]
-        recs += [appeal("a-1", "d-1"), amendment("m-1", "d-2"), amendment("m-2", "d-2"), appeal("a-2", "d-2")]
-        for rec in recs:  # one entry a group: the tiles get hashes at several sizes
-            assert client.post("/api/v1/records", json=sign(rec, key)).status_code == 201
+        _write(log)
         with engine.connect() as conn:
             hashes_before = conn.execute(text(_HASHES)).all()
-        histories = _histories(log)
-        assert histories["d-1"] == (["a-1"], [], None, None)
-        assert histories["d-2"] == (["a-2"], ["m-1", "m-2"], None, "m-2")
-        assert histories["m-2"] == (["a-2"], ["m-1", "m-2"], "d-2", None)
-
         upgrade(engine, "head")
-        assert current_revision(engine) == "0014_dense_rows"
         with engine.connect() as conn:
             assert conn.execute(text(_HASHES)).all() == hashes_before
             if not is_sqlite(engine):
-                columns = conn.execute(
-                    text(
-                        "SELECT column_name FROM information_schema.columns "
-                        "WHERE table_schema = current_schema() AND table_name = 'hashes' ORDER BY ordinal_position"
-                    )
-                ).scalars()
-                assert list(columns) == ["idx", "level", "hash"]
-        assert _histories(log) == histories
+                assert _columns(conn, "hashes") == ["idx", "level", "hash"]
+        _assert_histories(log)
         check_log(log)
         for statement in ("UPDATE hashes SET idx = idx + 1000", "DELETE FROM hashes"):
             with pytest.raises(DBAPIError, match="ledger: "), engine.begin() as conn:
                 conn.execute(text(statement))
-        assert client.post("/api/v1/records", json=sign(decision("d-9"), key)).status_code == 201
+        client = app.test_client()
+        assert client.post("/api/v1/records", json=sign(decision("d-9"), KEY)).status_code == 201
         check_log(log)
+    finally:
+        app.extensions["ledger"].close()
+        engine.dispose()
+
+
+def _columns(conn: Any, table: str) -> list[str]:
+    return list(
+        conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = :t ORDER BY ordinal_position"
+            ),
+            {"t": table},
+        ).scalars()
+    )
+
+
+_RECORDS_BEFORE = (
+    "SELECT r.leaf_index, r.platform, r.record_id, r.record_hash, r.key_id, r.logged_at_ms, r.ref_record_id "
+    "FROM records r ORDER BY r.leaf_index"
+)
+_RECORDS_AFTER = _RECORDS_BEFORE.replace("FROM records r", "FROM record_index r")
+
+
+def test_migration_0015_folds_records_into_the_index(
+    db_url: str, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log written at 0014_dense_rows (``records`` beside ``record_index``),
+    migrated: ``records`` is gone, its hash and key are columns of
+    ``record_index`` (on PostgreSQL in the model's order), every row the
+    audit derives from its entry, histories as written, the table still
+    append-only and unique by (platform, record_id), and a resubmission
+    answered with the original, a different record under a logged ID
+    refused, a new one appended."""
+    app, log, engine = _log_at("0014_dense_rows", db_url, key_file, monkeypatch)
+    try:
+        _write(log)
+        with engine.connect() as conn:
+            before = [tuple(r) for r in conn.execute(text(_RECORDS_BEFORE))]
+            index_before = conn.execute(text("SELECT count(*) FROM record_index")).scalar_one()
+        assert len(before) == index_before == len(RECORDS)
+        upgrade(engine, "head")
+        assert current_revision(engine) == "0015_fold_records"
+        with engine.connect() as conn:
+            assert "records" not in inspect(conn).get_table_names()
+            assert [tuple(r) for r in conn.execute(text(_RECORDS_AFTER))] == before
+            if not is_sqlite(engine):
+                assert _columns(conn, "record_index") == list(record_index.c.keys())
+        check_log(log)
+        _assert_histories(log)
+        for statement in (
+            "UPDATE record_index SET key_id = key_id",
+            "DELETE FROM record_index",
+            "INSERT INTO record_index (leaf_index, logged_at_ms, type, record_hash, key_id, platform, record_id) "
+            "SELECT 1000, 0, type, record_hash, key_id, platform, record_id FROM record_index WHERE record_id = 'd-1'",
+        ):
+            with pytest.raises(DBAPIError), engine.begin() as conn:
+                conn.execute(text(statement))
+        client = app.test_client()
+        size = log.latest_size()
+        again = client.post("/api/v1/records", json=sign(decision("d-1"), KEY))
+        assert again.status_code == 200, again.json
+        ((leaf_index, *_),) = [r for r in before if r[2] == "d-1"]
+        assert again.json["records"][0]["leaf_index"] == leaf_index
+        changed = decision("d-1", name="decision-ordinary-user")
+        assert changed != decision("d-1")
+        assert client.post("/api/v1/records", json=sign(changed, KEY)).status_code == 409
+        assert client.post("/api/v1/records", json=sign(appeal("a-9", "d-3"), KEY)).status_code == 201
+        assert log.latest_size() == size + 1
+        check_log(log)
+        assert _histories(log)["d-3"] == (["a-9"], [], None, None)
+    finally:
+        app.extensions["ledger"].close()
+        engine.dispose()
+
+
+def test_migration_0015_stops_at_unpaired_rows(db_url: str, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``records`` row without its ``record_index`` row (derived rows
+    incomplete) stops the migration, which then writes nothing."""
+    app, log, engine = _log_at("0014_dense_rows", db_url, key_file, monkeypatch)
+    try:
+        _write(log)
+        tamper(engine, "DELETE FROM record_index WHERE record_id = 'd-2'")
+        with pytest.raises(RuntimeError, match=f"records has {len(RECORDS)} rows, record_index {len(RECORDS) - 1}"):
+            upgrade(engine, "head")
+        assert current_revision(engine) == "0014_dense_rows"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM records")).scalar_one() == len(RECORDS)
+            assert "record_index_new" not in inspect(conn).get_table_names()
     finally:
         app.extensions["ledger"].close()
         engine.dispose()
