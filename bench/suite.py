@@ -436,7 +436,7 @@ class Suite:
 
         size, rate = ingest.populate(db.url, srv.key_file, self.corpus, self.cfg.large, deadline, report)
         note = (
-            "in the bench process through Sequencer.sequence: entries, records and feed index rows; "
+            "in the bench process through Sequencer.sequence: entries, hashes and feed index rows; "
             "no HTTP or verification"
         )
         if size < self.cfg.large:
