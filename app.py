@@ -8,7 +8,9 @@ Nothing is read at import time. Every key is documented in README.md.
 from __future__ import annotations
 
 import gc
+import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,13 +107,31 @@ def check_settings(config: Mapping[str, Any]) -> None:
     ``an LRU of -1 entries``), or not at all (a negative rate).
     """
     for key, (kind, least) in NUMERIC_SETTINGS.items():
-        value = config[key]
-        whole = isinstance(value, int) and not isinstance(value, bool)
-        number = whole or (isinstance(value, float) and math.isfinite(value))
-        if (whole if kind == "whole" else number) and value >= least:
-            continue
-        wanted = "a whole number" if kind == "whole" else "a number"
-        raise SettingsError(f"LEDGER_{key} must be {wanted} of {least:g} or more, not {value!r}")
+        _check(f"LEDGER_{key}", kind, least, config[key])
+
+
+def environment_whole(name: str, default: int, least: int) -> int:
+    """A whole-number ``LEDGER_*`` environment variable read before any app
+    exists (gunicorn.conf.py), parsed as ``from_prefixed_env`` parses it and
+    refused in the words of :func:`check_settings`."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    _check(name, "whole", least, value)
+    return int(value)
+
+
+def _check(name: str, kind: str, least: float, value: Any) -> None:
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    number = whole or (isinstance(value, float) and math.isfinite(value))
+    if (whole if kind == "whole" else number) and value >= least:
+        return
+    wanted = "a whole number" if kind == "whole" else "a number"
+    raise SettingsError(f"{name} must be {wanted} of {least:g} or more, not {value!r}")
 
 
 CSP = (

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Protocol
+
+# The app lives beside this file; gunicorn reads this file before it
+# changes to --chdir, so the import below must not depend on the cwd.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from app import SettingsError, environment_whole
 
 
 def _whole(name: str, default: int, least: int) -> int:
-    """A whole-number setting, refused with its variable's name if it is not one."""
-    text = os.environ.get(name, str(default))
+    """A whole-number setting; a bad one stops the server with app's message."""
     try:
-        value = int(text)
-    except ValueError:
-        value = least - 1
-    if value < least:
-        raise SystemExit(f"{name} must be a whole number of {least} or more, not {text!r}")
-    return value
+        return environment_whole(name, default, least)
+    except SettingsError as e:
+        raise SystemExit(str(e)) from None
 
 
 bind = os.environ.get("LEDGER_BIND", "127.0.0.1:8000")
@@ -60,7 +63,7 @@ class _Arbiter(Protocol):
 
 def on_starting(server: _Arbiter) -> None:
     """Initialise the log once, in the master, before any worker starts."""
-    from app import SettingsError, create_app
+    from app import create_app
 
     try:
         app = create_app()

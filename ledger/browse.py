@@ -51,12 +51,18 @@ def platform_names(s: Session) -> dict[str, str]:
     return dict(s.execute(select(platforms.c.slug, platforms.c.display_name).order_by(platforms.c.slug)).all())
 
 
+def is_demo(slug: str) -> bool:
+    """Whether a platform is synthetic: its slug starts ``demo-`` (slugs are
+    lower case). The one definition, for pages that have read the platforms
+    and for :func:`has_demo_platform`."""
+    return slug.startswith(DEMO_PREFIX)
+
+
 def has_demo_platform(s: Session) -> bool:
-    """Whether any registered platform is synthetic (its slug starts ``demo-``)."""
-    # LIKE, not a range: PostgreSQL's collations need not sort "-" by its byte.
-    # Slugs are lower-case, so SQLite's case-blind LIKE means the same here.
-    stmt = select(platforms.c.slug).where(platforms.c.slug.startswith(DEMO_PREFIX, autoescape=True)).limit(1)
-    return s.execute(stmt).first() is not None
+    """Whether any registered platform is synthetic (:func:`is_demo`)."""
+    # Every slug, tested in Python: a log registers tens of platforms, and
+    # one definition beats a LIKE that must agree with it on both databases.
+    return any(map(is_demo, s.execute(select(platforms.c.slug)).scalars()))
 
 
 def shows_demo(provider: LogProvider) -> bool:

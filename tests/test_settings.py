@@ -53,7 +53,7 @@ def test_every_default_and_every_least_value_is_accepted(monkeypatch: pytest.Mon
     assert app.config["MAX_CONTENT_LENGTH"] == 1
 
 
-def _gunicorn(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _gunicorn(env: dict[str, str], tmp_path: Path, elsewhere: bool = False) -> subprocess.CompletedProcess[str]:
     full = {
         **os.environ,
         "LEDGER_BIND": f"127.0.0.1:{free_port()}",
@@ -62,8 +62,12 @@ def _gunicorn(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProces
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
+        # elsewhere: as a service manager may start it, from another
+        # directory, the config by its path and the app by --chdir.
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT), "wsgi:app"]
+        if elsewhere
+        else [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=tmp_path if elsewhere else ROOT,
         env=full,
         capture_output=True,
         text=True,
@@ -76,11 +80,14 @@ def _gunicorn(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProces
     [
         ({"LEDGER_FEED_ROW_CACHE": "-1"}, "LEDGER_FEED_ROW_CACHE must be a whole number of 0 or more, not -1"),
         ({"LEDGER_THREADS": "sixteen"}, "LEDGER_THREADS must be a whole number of 1 or more, not 'sixteen'"),
-        ({"LEDGER_WORKERS": "0"}, "LEDGER_WORKERS must be a whole number of 1 or more, not '0'"),
+        ({"LEDGER_WORKERS": "0"}, "LEDGER_WORKERS must be a whole number of 1 or more, not 0"),
     ],
 )
-def test_gunicorn_stops_with_one_line_naming_the_variable(env: dict[str, str], message: str, tmp_path: Path) -> None:
-    done = _gunicorn(env, tmp_path)
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["in-the-project", "from-elsewhere"])
+def test_gunicorn_stops_with_one_line_naming_the_variable(
+    env: dict[str, str], message: str, elsewhere: bool, tmp_path: Path
+) -> None:
+    done = _gunicorn(env, tmp_path, elsewhere)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert lines[-1] == message

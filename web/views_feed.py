@@ -18,11 +18,11 @@ from werkzeug.wrappers import Response
 from ledger import query
 from ledger.browse import (
     COUNT_CAP,
-    DEMO_PREFIX,
     Reader,
     count_feed,
     feed_newer,
     followups,
+    is_demo,
     person,
     platform_names,
     subject_latest,
@@ -131,8 +131,8 @@ def feed() -> tuple[str, int] | Response:
         followups=later,
         api_url=api_url,
         # What ledger.browse.has_demo_platform asks the database, from the
-        # platforms this page has read already (slugs are lower case).
-        demo_data=any(slug.startswith(DEMO_PREFIX) for slug in names),
+        # platforms this page has read already.
+        demo_data=any(map(is_demo, names)),
     )
     return html, 400 if form.errors else 200
 
