@@ -22,7 +22,7 @@ import web
 from api.submissions import LeanSubmissions
 from cli import ledger_cli
 from ledger.bundle_cache import BundleCache
-from ledger.derived_watch import DerivedWatch
+from ledger.derived_watch import DerivedWatch, default_state_path
 from ledger.log import LogProvider
 from ledger.tile_publisher import TilesWatch
 
@@ -54,9 +54,11 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_RECORDS_PER_SECOND": 5000,
     "RATE_LIMIT_BURST": 20000,
     # The server's check of its derived rows against the entries: new
-    # entries every DERIVED_CHECK_SECONDS (0 disables), all of them every
-    # DERIVED_FULL_CHECK_SECONDS; the finding is kept in DERIVED_CHECK_STATE
-    # (default: beside the key file) and reported by /healthz.
+    # entries and a slice of the older ones every DERIVED_CHECK_SECONDS (0
+    # disables), the slices sweeping the whole log once every
+    # DERIVED_FULL_CHECK_SECONDS; the finding and the sweep's cursor are kept
+    # in DERIVED_CHECK_STATE (default: beside the key file), the finding
+    # reported by /healthz.
     "DERIVED_CHECK_SECONDS": 10,
     "DERIVED_FULL_CHECK_SECONDS": 3600,
     "DERIVED_CHECK_STATE": None,
@@ -165,7 +167,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     watch = app.extensions["derived_watch"] = DerivedWatch(
         lambda: provider.log,
-        Path(app.config["DERIVED_CHECK_STATE"] or f"{app.config['KEY_FILE']}.derived-check.json"),
+        Path(app.config["DERIVED_CHECK_STATE"] or default_state_path(app.config["KEY_FILE"])),
         float(app.config["DERIVED_CHECK_SECONDS"]),
         float(app.config["DERIVED_FULL_CHECK_SECONDS"]),
     )

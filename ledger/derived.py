@@ -540,13 +540,21 @@ def check_all(
     """Compare the derived rows of entries [start, size) with the stored ones,
     and look for rows beyond the head. Returns every mismatch, in log order.
     The full-text index is checked apart (:func:`check_search`)."""
+    return check_entries(session, start, size, progress) + check_beyond(session)
+
+
+def check_entries(
+    session: Session, start: int, end: int, progress: Callable[[int], None] | None = None
+) -> list[Mismatch]:
+    """Compare the derived rows of entries [start, end) with the stored ones,
+    :data:`FILL_BATCH` entries a round trip; return the mismatches in log order.
+    Rows beyond the head are :func:`check_beyond`'s."""
     found: list[Mismatch] = []
-    for batch in range(start, size, FILL_BATCH):
-        end = min(size, batch + FILL_BATCH)
-        found.extend(check_range(session, batch, end, storage.read_entries(session, batch, end)))
+    for batch in range(start, end, FILL_BATCH):
+        stop = min(end, batch + FILL_BATCH)
+        found.extend(check_range(session, batch, stop, storage.read_entries(session, batch, stop)))
         if progress:
-            progress(end)
-    found.extend(check_beyond(session))
+            progress(stop)
     return found
 
 

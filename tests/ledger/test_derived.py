@@ -27,6 +27,7 @@ from ledger import audit as audit_module
 from ledger import derived
 from ledger.audit import audit
 from ledger.db import is_sqlite
+from ledger.derived_watch import DerivedWatch, Finding, default_state_path
 from ledger.errors import DerivedDataError, InvalidInput, StorageError
 from ledger.evenness_store import Filters, evenness_at, publish
 from ledger.log import Log, LogProvider
@@ -245,8 +246,110 @@ def test_the_servers_check_reports_a_mismatch_on_healthz(app: Flask, ledger: Log
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/problem+json"
     assert "derived rows differ from the log entries: record_index row" in r.json["detail"]
-    # Still reported by the next incremental check, which finds nothing new.
+    # Still reported by the next check, which finds nothing new.
     assert not watch.check().ok
+
+
+# The rolling sweep, driven check by check: a watch that sweeps the log in
+# SWEEP_CHECKS slices (interval 1 s, full interval SWEEP_CHECKS s, no minimum).
+SWEEP_CHECKS = 4
+
+
+def _sweeping(ledger: Log, state: Path) -> DerivedWatch:
+    return DerivedWatch(lambda: ledger, state, 1.0, float(SWEEP_CHECKS), min_slice=1)
+
+
+def _sweep_to_the_end(watch: DerivedWatch) -> list[Finding]:
+    """Check until the current sweep completes; the findings, in order."""
+    findings = [watch.check()]
+    while findings[-1].swept_to != 0:
+        findings.append(watch.check())
+        assert len(findings) <= SWEEP_CHECKS
+    return findings
+
+
+def test_the_sweep_finds_an_old_mismatch_and_clears_it_only_after_a_whole_clean_sweep(
+    ledger: Log, tmp_path: Path
+) -> None:
+    watch = _sweeping(ledger, tmp_path / "state.json")
+    size = ledger.latest_size()
+    # Without a state file, every entry is checked once, as new; the sweep begins after.
+    first = watch.check()
+    assert (first.ok, first.checked_size, first.swept_to) == (True, size, 0)
+    assert watch.slice_size(size) == -(-size // SWEEP_CHECKS) < size
+    target = _first(ledger, f"SELECT min(leaf_index) FROM record_index WHERE leaf_index >= {size // 2}")
+    action = _first(ledger, f"SELECT action FROM record_index WHERE leaf_index = {target}")
+    tamper(ledger.engine, f"UPDATE record_index SET action = {_code('action', 'none')} WHERE leaf_index = {target}")
+    row = f"record_index row (leaf_index={target}), column action"
+
+    # Found within one sweep, by the slice holding the entry; the slices before it are clean.
+    found = _sweep_to_the_end(watch)
+    assert len(found) == SWEEP_CHECKS
+    cursor = [0] + [f.swept_to or size for f in found]
+    hit = next(i for i in range(SWEEP_CHECKS) if cursor[i] <= target < cursor[i + 1])
+    assert [f.ok for f in found[:hit]] == [True] * hit
+    assert row in (found[hit].problem or "")
+    # The clean slices after it, and the end of the sweep that found it, keep it reported.
+    assert hit < SWEEP_CHECKS - 1
+    assert [f.problem for f in found[hit:]] == [found[hit].problem] * (SWEEP_CHECKS - hit)
+    assert found[-1].sweep_clean is False
+    assert found[-1].swept_at_ms is not None
+
+    # The next sweep finds it again; the row is repaired right after, but
+    # that sweep found it, so its end clears nothing.
+    again = [watch.check() for _ in range(hit + 1)]
+    assert row in (again[-1].problem or "")
+    tamper(ledger.engine, f"UPDATE record_index SET action = {action} WHERE leaf_index = {target}")
+    again += _sweep_to_the_end(watch)
+    assert not any(f.ok for f in again)
+    # A whole sweep begun after the mismatch was last found clears it, at its end only.
+    clean = _sweep_to_the_end(watch)
+    assert [f.ok for f in clean] == [False] * (SWEEP_CHECKS - 1) + [True]
+    assert clean[-1].sweep_clean is True
+    assert clean[-1].checked_size == size
+
+
+def test_a_restarted_sweep_resumes_at_its_cursor(ledger: Log, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    watch = _sweeping(ledger, state)
+    size = ledger.latest_size()
+    watch.check()  # every entry, as new
+    step = watch.slice_size(size)
+    first = watch.check()
+    assert (first.swept_to, first.sweep_size) == (step, size)
+    # An old row edited behind the cursor: a new process resumes the sweep
+    # where the last stopped, rather than at entry 0, so it does not see it yet...
+    tamper(ledger.engine, "UPDATE platforms SET display_name = 'Evil' WHERE leaf_index = 0")
+    restarted = _sweeping(ledger, state)
+    assert restarted.finding() == first
+    resumed = restarted.check()
+    assert resumed.ok
+    assert resumed.swept_to == 2 * step
+    # ...and finds it when its next sweep begins at entry 0.
+    rest = _sweep_to_the_end(restarted)
+    assert all(f.ok for f in rest)
+    wrapped = restarted.check()
+    assert wrapped.swept_to == step
+    assert "platforms row (slug='example-social'), column display_name" in (wrapped.problem or "")
+
+
+def test_a_state_file_of_the_earlier_format_loads(
+    app: Flask, ledger: Log, client: FlaskClient, key_file: Path, tmp_path: Path
+) -> None:
+    state = default_state_path(key_file)
+    assert state == Path(f"{key_file}.derived-check.json")
+    size = ledger.latest_size()
+    problem = "platforms row (slug='example-social'), column display_name: expected 'Example Social', found 'Evil'"
+    state.write_text(json.dumps({"checked_size": size - 2, "checked_at_ms": 1, "problem": problem}))
+    assert app.extensions["derived_watch"].finding() == Finding(size - 2, 1, problem)
+    assert client.get("/healthz").status_code == 503
+    # The sweep begins at entry 0; the entries signed since are checked as
+    # new; the mismatch stays reported until the sweep is whole.
+    findings = _sweep_to_the_end(_sweeping(ledger, state))
+    assert findings[0].checked_size == size
+    assert findings[0].sweep_size == size - 2
+    assert [f.problem for f in findings] == [problem] * (len(findings) - 1) + [None]
+    assert client.get("/healthz").text == "ok"
 
 
 def test_the_servers_check_runs_under_gunicorn(db_url: str, tmp_path: Path) -> None:
@@ -266,8 +369,8 @@ def test_the_servers_check_runs_under_gunicorn(db_url: str, tmp_path: Path) -> N
                 items = [sign(decision(f"g-{i}"), KEY) for i in range(20)]
                 assert http.post("/api/v1/records", json={"records": items}).status_code == 201
                 assert _healthz_within(http, 200, 10).text == "ok"
-                # The first check was a full one: an old row edited now is
-                # found by the next full check (every 0.2 s here).
+                # An old row edited now is found by the next sweep, which
+                # covers the whole log every check here (full interval 0.2 s).
                 tamper(log.engine, "UPDATE platforms SET display_name = 'Evil' WHERE leaf_index = 0")
                 r = _healthz_within(http, 503, 30)
                 assert "platforms row (slug='example-social'), column display_name" in r.text
