@@ -36,8 +36,7 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from unittest import mock
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, event
 
 from bench import child_signals, cpu, loadgen
 from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus, EntryChunk, Signed, batch_body, entry_chunk
@@ -197,14 +196,14 @@ def _large_cache(dbapi_conn: sqlite3.Connection, _record: object) -> None:
 
 
 def _append(log: Log, chunk: EntryChunk) -> int:
-    def plan(_session: Session, size: int, _now: int) -> Plan:
+    def plan(_connection: Connection, size: int, _now: int) -> Plan:
         # The rows name their leaf indexes: the bench is the log's only
         # writer while it populates, so the log is where the chunk was made
         # for, or this aborts the transaction and nothing is written.
         if size != chunk.first:
             raise AssertionError(f"populate: the log is at {size}, the chunk was made for {chunk.first}")
 
-        def write(s: Session, _first: int) -> None:
+        def write(s: Connection, _first: int) -> None:
             insert_index(s, chunk.index_rows)
 
         return Plan(chunk.entries, write, chunk.stored)

@@ -20,8 +20,7 @@ functions take a ``Session`` and never commit.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -444,7 +443,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_many(session: Session | Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (each with every column of ``table``) in the session's transaction.
 
     Values of :class:`Code` columns are given as text and written as codes.
@@ -486,14 +485,14 @@ def encode_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[tuple[A
     return values
 
 
-def insert_values(session: Session, table: Table, values: Sequence[tuple[Any, ...]]) -> None:
+def insert_values(session: Session | Connection, table: Table, values: Sequence[tuple[Any, ...]]) -> None:
     """Insert rows given as :func:`encode_rows` gives them, as :func:`insert_many` says."""
     if not values:
         return
     columns = _COLUMNS.get(table.name)
     if columns is None:
         columns = _COLUMNS[table.name] = tuple(table.c.keys())
-    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+    if not on_sqlite(session):
         connection = session_connection(session)
         dbapi = connection.dialect.loaded_dbapi
         if len(values) <= _PG_INSERT_ROWS:
@@ -520,7 +519,7 @@ def insert_values(session: Session, table: Table, values: Sequence[tuple[Any, ..
     )
 
 
-def sqlite_many(session: Session, sql: str, values: Sequence[Sequence[Any]]) -> None:
+def sqlite_many(session: Session | Connection, sql: str, values: Sequence[Sequence[Any]]) -> None:
     """``executemany`` of one statement straight on SQLite's cursor, in the
     session's transaction; errors wrapped as SQLAlchemy wraps them."""
     connection = session_connection(session)
@@ -569,7 +568,9 @@ def _pg_types(table: Table, dialect: Any) -> list[str]:
     return types
 
 
-def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+def driver_sql(
+    session: Session | Connection, sql: str, params: Sequence[Any] = ()
+) -> tuple[list[tuple[Any, ...]], int]:
     """Run one fixed statement (``?`` placeholders) on the DBAPI connection
     of the session's transaction; return its rows and rowcount.
 
@@ -583,32 +584,17 @@ def driver_sql(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[
     return connection_sql(session_connection(session), sql, params)
 
 
-_PINNED = "ledger.pinned_connection"
+def session_connection(session: Session | Connection) -> Connection:
+    """The connection of ``session``'s transaction; a Core ``Connection``
+    (the sequencer's transaction) is its own."""
+    return session if isinstance(session, Connection) else session.connection()
 
 
-@contextmanager
-def pinned_connection(session: Session) -> Iterator[Connection]:
-    """Keep the connection of ``session``'s begun transaction at hand for
-    :func:`driver_sql`, :func:`sqlite_many` and :func:`insert_many` while
-    the block runs.
-
-    ``Session.connection()`` walks SQLAlchemy's transaction state machine
-    on every call (about 25 µs here); the sequencer's transaction makes a
-    dozen such calls for a single record. Only for a session used by one
-    thread, and only inside its one transaction: the pin is gone before the
-    transaction ends."""
-    connection = session.connection()
-    session.info[_PINNED] = connection
-    try:
-        yield connection
-    finally:
-        session.info.pop(_PINNED, None)
-
-
-def session_connection(session: Session) -> Connection:
-    """The connection of ``session``'s transaction (pinned, or asked for)."""
-    pinned: Connection | None = session.info.get(_PINNED)
-    return pinned if pinned is not None else session.connection()
+def on_sqlite(session: Session | Connection) -> bool:
+    """Whether ``session`` (a Session or a Core Connection) talks to SQLite."""
+    if isinstance(session, Connection):
+        return session.dialect.name == "sqlite"
+    return is_sqlite(session.get_bind())  # type: ignore[arg-type]
 
 
 def connection_sql(connection: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
@@ -627,7 +613,7 @@ def connection_sql(connection: Connection, sql: str, params: Sequence[Any] = ())
         cursor.close()
 
 
-def pg_script(session: Session, script: str) -> list[tuple[Any, ...]]:
+def pg_script(session: Session | Connection, script: str) -> list[tuple[Any, ...]]:
     """Run ``script``, PostgreSQL statements without parameters separated by
     semicolons, in one round trip (the simple query protocol, never
     prepared), in order; return the rows of the last. For the sequencer,

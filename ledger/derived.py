@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import Boolean, Column, Engine, Select, Table, bindparam, func, select, text, type_coerce
+from sqlalchemy import Boolean, Column, Connection, Engine, Select, Table, bindparam, func, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -271,7 +271,7 @@ def place_values(into: TupleRows, values: TupleRows, leaf_index: int, logged_at_
     return into
 
 
-def insert_values_rows(session: Session, rows: TupleRows) -> None:
+def insert_values_rows(session: Session | Connection, rows: TupleRows) -> None:
     """:func:`insert_rows` of rows as :func:`place_values` gives them."""
     for table in TABLES:
         table_values = rows.get(table.name)
@@ -283,7 +283,7 @@ def insert_values_rows(session: Session, rows: TupleRows) -> None:
             insert_values(session, table, table_values)
 
 
-def insert_rows(session: Session, rows: Rows) -> None:
+def insert_rows(session: Session | Connection, rows: Rows) -> None:
     """Insert derived rows, parents before children."""
     insert_values_rows(session, {name: encode_rows(_BY_NAME[name], r) for name, r in rows.items() if r})
 

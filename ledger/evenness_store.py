@@ -33,7 +33,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import SmallInteger, select, type_coerce
+from sqlalchemy import Connection, SmallInteger, select, type_coerce
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
@@ -225,7 +225,9 @@ class Publication:
         }
 
 
-def find_publication(session: Session, tree_size: int, method_version: int = METHOD_VERSION) -> Publication | None:
+def find_publication(
+    session: Session | Connection, tree_size: int, method_version: int = METHOD_VERSION
+) -> Publication | None:
     c = published_statistics.c
     row = session.execute(
         select(c.leaf_index, c.document_sha256).where(c.tree_size == tree_size, c.method_version == method_version)
@@ -255,7 +257,7 @@ def publication_planner(
     """
     event = statistics_event(checkpoint, document_sha256, method_version)
 
-    def plan(session: Session, size: int, now: int) -> Plan:
+    def plan(session: Connection, size: int, now: int) -> Plan:
         existing = find_publication(session, checkpoint.size, method_version)
         if existing is not None:
             raise Conflict(

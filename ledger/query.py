@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
+    Connection,
     Integer,
     Select,
     SmallInteger,
@@ -57,6 +58,7 @@ from ledger.db import (
     hashes,
     insert_values,
     is_sqlite,
+    on_sqlite,
     record_index,
     sqlite_many,
 )
@@ -73,7 +75,7 @@ MIN_SEARCH = 3
 MAX_DOWNLOAD = 100_000
 
 
-def insert_index(session: Session, rows: list[dict[str, Any]]) -> None:
+def insert_index(session: Session | Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         insert_index_values(session, encode_rows(record_index, rows))
 
@@ -82,12 +84,12 @@ _LEAF_INDEX = tuple(record_index.c.keys()).index("leaf_index")
 _SEARCH_TEXT = tuple(record_index.c.keys()).index("search_text")
 
 
-def insert_index_values(session: Session, values: Sequence[tuple[Any, ...]]) -> None:
+def insert_index_values(session: Session | Connection, values: Sequence[tuple[Any, ...]]) -> None:
     """:func:`insert_index` of rows as ``ledger.db.encode_rows`` gives them."""
     if not values:
         return
     insert_values(session, record_index, values)
-    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+    if on_sqlite(session):
         searchable = [(v[_LEAF_INDEX], v[_SEARCH_TEXT]) for v in values if v[_SEARCH_TEXT]]
         if searchable:
             sqlite_many(session, "INSERT INTO record_search(rowid, search_text) VALUES (?, ?)", searchable)

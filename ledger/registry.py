@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from keys.note import Signer
@@ -68,7 +68,7 @@ def _key_json(public_key: bytes) -> dict[str, str]:
     return {"key_id": platform_key_id(public_key), "alg": ALG, "public_key": base64.b64encode(public_key).decode()}
 
 
-def read_key_states(session: Session, key_ids: list[str]) -> dict[str, KeyState]:
+def read_key_states(session: Session | Connection, key_ids: list[str]) -> dict[str, KeyState]:
     """The registered state of each of ``key_ids`` that is registered.
 
     Read by the sequencer under its lock on every append, so through the
@@ -88,7 +88,7 @@ def read_key_states(session: Session, key_ids: list[str]) -> dict[str, KeyState]
     return states
 
 
-def registry_version(session: Session) -> int:
+def registry_version(session: Session | Connection) -> int:
     """The leaf index of the latest entry that changed who may sign for whom
     (a platform or key added, a key revoked), or -1 if none: the end of
     three unique indexes. Every such entry writes a row carrying its index
@@ -111,7 +111,7 @@ class RegistrySnapshot:
     platforms: frozenset[str]
 
 
-def read_snapshot(session: Session) -> RegistrySnapshot:
+def read_snapshot(session: Session | Connection) -> RegistrySnapshot:
     """The whole registry (a few rows per platform). The version is read
     first: on PostgreSQL each statement may see later commits, so the rows
     are at least as new as the version they are filed under, and a later
@@ -127,7 +127,7 @@ def read_snapshot(session: Session) -> RegistrySnapshot:
     return RegistrySnapshot(version, keys, frozenset(s for (s,) in slugs))
 
 
-def known_platforms(session: Session, slugs: list[str]) -> set[str]:
+def known_platforms(session: Session | Connection, slugs: list[str]) -> set[str]:
     return set(session.execute(select(platforms.c.slug).where(platforms.c.slug.in_(slugs))).scalars())
 
 
@@ -206,7 +206,7 @@ class RegistryCache:
 
     # The sequencer ------------------------------------------------------------------
 
-    def at(self, session: Session, size: int) -> RegistrySnapshot:
+    def at(self, session: Session | Connection, size: int) -> RegistrySnapshot:
         """The registry of the tree of ``size``, read in ``session``, the
         sequencer's transaction, under its lock (nobody can append meanwhile)."""
         with self._guard:
@@ -275,7 +275,7 @@ class Registry:
         """Append ``event`` (or the event ``event()`` builds after ``check``)
         with the rows it derives (ledger/derived.py)."""
 
-        def plan(session: Session, size: int, now: int) -> Plan:
+        def plan(session: Connection, size: int, now: int) -> Plan:
             check(session)
             ev = event() if callable(event) else event
             entry = entry_bytes(now, "registry", canonical(ev), log_signature(self._signer, ev))
@@ -295,7 +295,7 @@ class Registry:
         key = _key_json(public_key)
         event = {"event": "platform_added", "platform": slug, "display_name": display_name, "key": key}
 
-        def check(s: Session) -> None:
+        def check(s: Connection) -> None:
             if known_platforms(s, [slug]):
                 raise Conflict(f"platform {slug!r} is already registered")
             if read_key_states(s, [key["key_id"]]):
@@ -307,7 +307,7 @@ class Registry:
         key = _key_json(public_key)
         event = {"event": "key_added", "platform": slug, "key": key}
 
-        def check(s: Session) -> None:
+        def check(s: Connection) -> None:
             if not known_platforms(s, [slug]):
                 raise NotFound(f"no platform {slug!r}")
             if read_key_states(s, [key["key_id"]]):
@@ -320,7 +320,7 @@ class Registry:
             raise InvalidInput("a revocation reason is 1-500 characters")
         state: list[KeyState] = []
 
-        def check(s: Session) -> None:
+        def check(s: Connection) -> None:
             found = read_key_states(s, [key_id])
             if key_id not in found:
                 raise NotFound(f"no key {key_id!r}")

@@ -1,7 +1,10 @@
 """The sequencer: the one place that writes to the log.
 
 Appending a batch is one database transaction holding the entries, their
-tile hashes, the new signed checkpoint and the advanced head. Writers are
+tile hashes, the new signed checkpoint and the advanced head, run on a Core
+``Connection`` with the statements sent to the driver as they are (no ORM
+``Session``: its begin and commit were about half of the CPU of a lone
+record's commit, docs/performance.md). Writers are
 serialised by the database (SQLite ``BEGIN IMMEDIATE``; PostgreSQL
 ``SELECT ... FOR UPDATE`` on the head row), and the head moves by
 compare-and-swap, so two processes, or two machines sharing one PostgreSQL,
@@ -20,13 +23,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.note import Signer
 from ledger import storage
-from ledger.db import is_sqlite, once_more_if_lost, pinned_connection, writer
+from ledger.db import is_sqlite, once_more_if_lost, writer
 from ledger.errors import InvalidInput, Refused, SplitViewError, StorageError
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tlog.checkpoint import Checkpoint
@@ -59,18 +61,20 @@ class Plan:
 
     ``entries`` are the entry bytes; ``write_index`` (optional) writes the
     rows derived from them (query indexes, registry tables) in the same
-    transaction, given the index of the first entry. ``stored`` (optional)
+    transaction, given its connection and the index of the first entry. ``stored`` (optional)
     are the entries' stored forms (ledger/entry_codec.py), made by the
     caller outside the lock; without it they are made here.
     """
 
     entries: list[bytes]
-    write_index: Callable[[Session, int], None] | None = None
+    write_index: Callable[[Connection, int], None] | None = None
     stored: list[bytes] | None = None
 
 
-#: Called under the lock with (session, current tree size, logged_at_ms).
-Planner = Callable[[Session, int, int], Plan]
+#: Called under the lock with (the transaction's connection, current tree
+#: size, logged_at_ms). The connection is in the append's transaction: the
+#: planner must neither commit nor roll back.
+Planner = Callable[[Connection, int, int], Plan]
 
 
 def _now_ms() -> int:
@@ -184,15 +188,15 @@ class Sequencer:
 
         Idempotent; safe when several processes start at once.
         """
-        with self._lock, self._writer_lock.held(), Session(self._engine) as session, session.begin():
-            head = storage.read_head(session, for_update=True)
+        with self._lock, self._writer_lock.held(), self._engine.connect() as connection, connection.begin():
+            head = storage.read_head(connection, for_update=True)
             if head is None:
                 cp = self._sign(0, EMPTY_ROOT, self._clock())
-                storage.insert_head(session, Head(0, EMPTY_ROOT))
-                storage.insert_checkpoint(session, cp)
+                storage.insert_head(connection, Head(0, EMPTY_ROOT))
+                storage.insert_checkpoint(connection, cp)
                 # Commit point: the empty log and its checkpoint become durable together.
                 return cp
-            latest = storage.checkpoint_at(session, head.size)
+            latest = storage.checkpoint_at(connection, head.size)
             if latest is None:
                 raise AssertionError("log head has no checkpoint")
             return latest
@@ -229,7 +233,7 @@ class Sequencer:
                 raise StorageError(f"the database refused the append: {_refusal(e)}") from e
 
     @contextmanager
-    def _write_transaction(self) -> Iterator[tuple[Session, Head | None]]:
+    def _write_transaction(self) -> Iterator[tuple[Connection, Head | None]]:
         """The append's transaction, begun: the writer's settings applied and
         the head read (on PostgreSQL, locked).
 
@@ -244,32 +248,38 @@ class Sequencer:
         it (records are idempotent by record_id).
         """
 
-        def begin() -> tuple[Session, SessionTransaction, Head | None]:
-            session = Session(self._engine)
-            transaction = session.begin()
+        def begin() -> tuple[Connection, RootTransaction, Head | None]:
+            connection = self._engine.connect()
             try:
-                return session, transaction, storage.begin_append(session)
+                transaction = connection.begin()
+                return connection, transaction, storage.begin_append(connection)
             except BaseException:
-                session.close()
+                connection.close()  # rolls back what was begun; an invalidated connection is discarded
                 raise
 
-        session, transaction, head = once_more_if_lost(begin)
-        with session, transaction, pinned_connection(session):
-            yield session, head
+        # A Core connection, not a Session: the Session's state machine,
+        # its transaction's begin and commit and its connection lookups cost
+        # about half of a lone record's commit (docs/performance.md), and the
+        # append's statements go to the driver anyway (ledger.db.driver_sql).
+        # Leaving the block commits the transaction, or rolls it back if the
+        # block raised, then returns the connection to the pool.
+        connection, transaction, head = once_more_if_lost(begin)
+        with connection, transaction:
+            yield connection, head
 
     def _sequence_locked(self, planner: Planner) -> AppendResult:
-        with self._write_transaction() as (session, head):
+        with self._write_transaction() as (connection, head):
             if head is None:
                 raise StorageError("the log is not initialised: run `flask --app app ledger init`")
-            latest = self._latest_checkpoint(session, head)
+            latest = self._latest_checkpoint(connection, head)
             # logged_at never goes backwards, even if this machine's clock is
             # behind the one that signed the previous checkpoint.
             now = max(self._clock(), latest.created_at_ms)
-            plan = planner(session, head.size, now)
+            plan = planner(connection, head.size, now)
             if not plan.entries:
                 return AppendResult(head.size, latest, now)
             _check_batch(plan.entries)
-            frontier = self._frontier_for(session, head)
+            frontier = self._frontier_for(connection, head)
             prior = frontier.copy()
             rows: list[Row] = []
             leaves = [record_hash(d) for d in plan.entries]
@@ -277,11 +287,11 @@ class Sequencer:
                 rows.extend(frontier.append(leaf))
             new = Head(frontier.size, frontier.root())
             cp = self._sign(new.size, new.root, now)
-            storage.insert_entries(session, head.size, plan.entries, plan.stored)
-            storage.insert_hashes(session, rows)
+            storage.insert_entries(connection, head.size, plan.entries, plan.stored)
+            storage.insert_hashes(connection, rows)
             if plan.write_index is not None:
-                plan.write_index(session, head.size)
-            if not storage.sign_head(session, head, new, cp):
+                plan.write_index(connection, head.size)
+            if not storage.sign_head(connection, head, new, cp):
                 raise SplitViewError("the log head moved during the append; nothing was written")
             # Commit point: entries, hashes, index rows, checkpoint and head
             # become durable together when this block exits. If the process
@@ -293,17 +303,17 @@ class Sequencer:
         self._latest = cp
         return AppendResult(head.size, cp, now, AppendedTree(prior, leaves))
 
-    def _latest_checkpoint(self, session: Session, head: Head) -> StoredCheckpoint:
+    def _latest_checkpoint(self, connection: Connection, head: Head) -> StoredCheckpoint:
         cached = self._latest
         if cached is not None and cached.size == head.size and cached.root == head.root:
             return cached
-        cp = storage.checkpoint_at(session, head.size)
+        cp = storage.checkpoint_at(connection, head.size)
         if cp is None or cp.root != head.root:
             raise StorageError(f"the log head (size {head.size}) has no matching checkpoint: run the audit")
         self._latest = cp
         return cp
 
-    def _frontier_for(self, session: Session, head: Head) -> Frontier:
+    def _frontier_for(self, connection: Connection, head: Head) -> Frontier:
         """Return a copy of the frontier of ``head``, from cache or storage.
 
         A frontier loaded from storage is checked against the head's root
@@ -312,7 +322,7 @@ class Sequencer:
         cached = self._frontier
         if cached is not None and cached.size == head.size and self._frontier_root == head.root:
             return cached.copy()
-        frontier = storage.load_frontier(session, head.size)
+        frontier = storage.load_frontier(connection, head.size)
         if frontier.root() != head.root:
             raise StorageError(
                 f"stored hashes do not reproduce the head's root at size {head.size}; "

@@ -23,6 +23,7 @@ from ledger.db import (
     insert_values,
     is_sqlite,
     log_head,
+    on_sqlite,
     pg_script,
 )
 from ledger.entry_codec import decode_entry, encode_entry
@@ -47,14 +48,14 @@ class StoredCheckpoint:
     created_at_ms: int
 
 
-def read_head(session: Session, *, for_update: bool = False) -> Head | None:
+def read_head(session: Session | Connection, *, for_update: bool = False) -> Head | None:
     """Return the latest tree head, or None before the log is initialised.
 
     With ``for_update`` on PostgreSQL the row stays locked until the
     transaction ends: the sequencer's lock. (On SQLite the write lock was
     already taken by ``BEGIN IMMEDIATE``.)
     """
-    lock = for_update and not is_sqlite(session.get_bind())  # type: ignore[arg-type]
+    lock = for_update and not on_sqlite(session)
     rows, _ = driver_sql(session, _READ_HEAD_FOR_UPDATE if lock else _READ_HEAD)
     return Head(rows[0][0], bytes(rows[0][1])) if rows else None
 
@@ -66,13 +67,13 @@ _READ_HEAD_FOR_UPDATE = _READ_HEAD + " FOR UPDATE"
 _BEGIN_APPEND_PG = f"{PG_WRITER_SETTINGS}; {_READ_HEAD_FOR_UPDATE}"
 
 
-def begin_append(session: Session) -> Head | None:
+def begin_append(session: Session | Connection) -> Head | None:
     """The head at the start of an append transaction, for the sequencer.
 
     On PostgreSQL the writer's timeouts (``PG_WRITER_SETTINGS``) are set and
     the head row is locked ``FOR UPDATE`` in one round trip, in that order;
     on SQLite ``BEGIN IMMEDIATE`` has already taken the write lock."""
-    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+    if on_sqlite(session):
         rows, _ = driver_sql(session, _READ_HEAD)
     else:
         rows = pg_script(session, _BEGIN_APPEND_PG)
@@ -97,7 +98,7 @@ _HEAD_AND_COSIGNATURES = (
 )
 
 
-def advance_head(session: Session, old: Head, new: Head) -> bool:
+def advance_head(session: Session | Connection, old: Head, new: Head) -> bool:
     """Compare-and-swap the head from ``old`` to ``new``; False if it moved."""
     _, count = driver_sql(
         session,
@@ -107,7 +108,7 @@ def advance_head(session: Session, old: Head, new: Head) -> bool:
     return count == 1
 
 
-def sign_head(session: Session, old: Head, new: Head, cp: StoredCheckpoint) -> bool:
+def sign_head(session: Session | Connection, old: Head, new: Head, cp: StoredCheckpoint) -> bool:
     """Store ``cp``, the checkpoint of ``new``, and compare-and-swap the head
     from ``old`` to ``new``; False if the head moved (then the caller must
     roll back: the checkpoint row is in its transaction).
@@ -116,7 +117,7 @@ def sign_head(session: Session, old: Head, new: Head, cp: StoredCheckpoint) -> b
     one round trip fewer per append; on SQLite, whose statements cost no
     round trip, the two of :func:`insert_checkpoint` and :func:`advance_head`.
     """
-    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+    if on_sqlite(session):
         insert_checkpoint(session, cp)
         return advance_head(session, old, new)
     _, count = driver_sql(
@@ -133,11 +134,11 @@ _SIGN_HEAD_PG = (
 )
 
 
-def insert_head(session: Session, head: Head) -> None:
+def insert_head(session: Session | Connection, head: Head) -> None:
     session.execute(insert(log_head).values(id=1, size=head.size, root=head.root))
 
 
-def insert_checkpoint(session: Session, cp: StoredCheckpoint) -> None:
+def insert_checkpoint(session: Session | Connection, cp: StoredCheckpoint) -> None:
     driver_sql(
         session,
         "INSERT INTO checkpoints (size, root, note, created_at_ms) VALUES (?, ?, ?, ?)",
@@ -149,7 +150,7 @@ def _checkpoint(row: object) -> StoredCheckpoint:
     return StoredCheckpoint(row.size, bytes(row.root), bytes(row.note), row.created_at_ms)  # type: ignore[attr-defined]
 
 
-def checkpoint_at(session: Session, size: int) -> StoredCheckpoint | None:
+def checkpoint_at(session: Session | Connection, size: int) -> StoredCheckpoint | None:
     row = session.execute(select(checkpoints).where(checkpoints.c.size == size)).first()
     return _checkpoint(row) if row else None
 
@@ -173,7 +174,9 @@ def iter_checkpoints(session: Session, start: int = 0, batch: int = 1000) -> Ite
         start = rows[-1].size + 1
 
 
-def insert_entries(session: Session, first: int, data: Sequence[bytes], stored: Sequence[bytes] | None = None) -> None:
+def insert_entries(
+    session: Session | Connection, first: int, data: Sequence[bytes], stored: Sequence[bytes] | None = None
+) -> None:
     """Store entries ``first``, ``first + 1``, ... in their stored form
     (ledger/entry_codec.py): ``stored``, one for each of ``data``, if the
     caller made them, else encoded here."""
@@ -185,7 +188,7 @@ def insert_entries(session: Session, first: int, data: Sequence[bytes], stored: 
     insert_values(session, entries, list(enumerate(stored, first)))
 
 
-def insert_hashes(session: Session, rows: Sequence[Row]) -> None:
+def insert_hashes(session: Session | Connection, rows: Sequence[Row]) -> None:
     insert_values(session, hashes, [(i, lv, h) for lv, i, h in rows])  # the table's (idx, level, hash)
 
 
@@ -375,7 +378,7 @@ def head_and_leaf(conn: Session | Connection, leaf_hash: bytes) -> tuple[Head | 
 _HEAD_AND_LEAF = f"SELECT h.size, h.root, ({_FIND_LEAF}) FROM log_head h WHERE h.id = 1"
 
 
-def load_frontier(session: Session, size: int) -> Frontier:
+def load_frontier(session: Session | Connection, size: int) -> Frontier:
     """Read the partial tiles of the tree of ``size``: at most 255 rows per level."""
     tiles = [Tile(lv, start // TILE_WIDTH, end - start) for lv, start, end in partial_ranges(size) if end > start]
     read = read_tile_rows(session, tiles)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from keys.note import b64decode_exact
@@ -311,7 +312,7 @@ LOOKUP_SQL = (
 _TYPES: dict[int, str] = {code: name for name, code in CODES["type"].items()}
 
 
-def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Known]:
+def _lookup(session: Session | Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Known]:
     """The records already logged under ``keys``, one query per platform and
     2,000 record_ids: ``platform = ? AND record_id IN (...)`` is one range
     of the (platform, record_id) index, where PostgreSQL planned a list of
@@ -329,7 +330,7 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     return found
 
 
-def _plan(session: Session, size: int, now: int, jobs: list[_Job], registry: RegistryCache | None = None) -> Plan:
+def _plan(session: Connection, size: int, now: int, jobs: list[_Job], registry: RegistryCache | None = None) -> Plan:
     """Decide, under the lock, which submissions are appended and where."""
     all_recs = [r for job in jobs for r in job.records]
     wanted = {(r.platform, r.record_id) for r in all_recs}
@@ -426,7 +427,7 @@ def _plan(session: Session, size: int, now: int, jobs: list[_Job], registry: Reg
         known.update(local)
         job.placed = placed
 
-    def write_index(s: Session, first: int) -> None:
+    def write_index(s: Connection, first: int) -> None:
         insert_values_rows(s, derived)
 
     return Plan(entries, write_index, stored)

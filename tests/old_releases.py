@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import MetaData, Table, insert, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, MetaData, Table, insert, text
 
 from keys.records import PlatformKey
 from ledger.db import coverage_statements, is_sqlite
@@ -38,15 +37,14 @@ def write_as_release_0014(
     leaf index. ``coded``: the closed vocabularies as their codes (releases
     from 0012_codes on), else as text; ``change`` overrides index columns."""
 
-    def plan(_s: Session, _size: int, now: int) -> Plan:
+    def plan(_c: Connection, _size: int, now: int) -> Plan:
         signed = [sign(r, key)["signature"] for r in records]
         entries = [entry_bytes(now, "record", canonical(r), sig) for r, sig in zip(records, signed, strict=True)]
 
-        def write(s: Session, first: int) -> None:
-            conn = s.connection()
+        def write(s: Connection, first: int) -> None:
             stored = MetaData()
-            records_table = Table("records", stored, autoload_with=conn)
-            index_table = Table("record_index", stored, autoload_with=conn)
+            records_table = Table("records", stored, autoload_with=s)
+            index_table = Table("record_index", stored, autoload_with=s)
             for i, (r, sig) in enumerate(zip(records, signed, strict=True)):
                 refs = r.get("refs")
                 s.execute(

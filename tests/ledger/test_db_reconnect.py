@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -137,7 +137,7 @@ def test_connection_lost_inside_an_append_is_not_retried(plog: Log, app_name: st
         pytest.skip("PostgreSQL only: a SQLite connection has no server end to lose")
     calls = []
 
-    def planner(session: Session, size: int, _now: int) -> Plan:
+    def planner(_c: Connection, size: int, _now: int) -> Plan:
         calls.append(size)
         _kill_backends(plog.engine, app_name)
         return Plan([b"never appended"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -34,15 +34,15 @@ def test_migration_fills_flagged_at_from_the_log(db_url: str, signer: Signer) ->
         records[3]["flagged_at"] = "2026-04-15T06:12:40.123456789Z"
 
         # Entries and index rows as the previous release wrote them: no flagged_at_ms.
-        def plan(_s: Session, _size: int, now: int) -> Plan:
+        def plan(_c: Connection, _size: int, now: int) -> Plan:
             entries = [entry_bytes(now, "record", canonical(r), SIGNATURE) for r in records]
 
-            def write(s: Session, first: int) -> None:
+            def write(s: Connection, first: int) -> None:
                 for i, r in enumerate(records):
                     row: dict[str, Any] = index_row(first + i, now, r)
                     for later in ("flagged_at_ms", "target_class", "reporter_class", "abuse_kind", "qid"):
                         del row[later]  # 0005's column, 0007's and 0009's
-                    s.execute(insert(record_index_as_stored(s.connection())).values(row))
+                    s.execute(insert(record_index_as_stored(s)).values(row))
 
             return Plan(entries, write)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -30,14 +30,14 @@ ITEM = "Q4115189"
 def _write_as_release_0008(log: Log, records: list[dict[str, Any]]) -> int:
     """Append ``records`` with index rows as release 0008 wrote them: without ``qid``."""
 
-    def plan(_s: Session, _size: int, now: int) -> Plan:
+    def plan(_c: Connection, _size: int, now: int) -> Plan:
         entries = [entry_bytes(now, "record", canonical(r), SIGNATURE) for r in records]
 
-        def write(s: Session, first: int) -> None:
+        def write(s: Connection, first: int) -> None:
             for i, r in enumerate(records):
                 row: dict[str, Any] = index_row(first + i, now, r)
                 del row["qid"]
-                s.execute(insert(record_index_as_stored(s.connection())).values(row))
+                s.execute(insert(record_index_as_stored(s)).values(row))
 
         return Plan(entries, write)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -40,15 +40,15 @@ def test_migration_fills_protection_columns_from_the_log(db_url: str, signer: Si
         records = [threat, decision("d-1"), named, fixed, appeal("a-1", "d-1")]
 
         # Entries and index rows as release 0006 wrote them: without the new columns.
-        def plan(_s: Session, _size: int, now: int) -> Plan:
+        def plan(_c: Connection, _size: int, now: int) -> Plan:
             entries = [entry_bytes(now, "record", canonical(r), SIGNATURE) for r in records]
 
-            def write(s: Session, first: int) -> None:
+            def write(s: Connection, first: int) -> None:
                 for i, r in enumerate(records):
                     row: dict[str, Any] = index_row(first + i, now, r)
                     for name in (*NEW, "qid"):  # qid: a later migration's (0009)
                         del row[name]
-                    s.execute(insert(record_index_as_stored(s.connection())).values(row))
+                    s.execute(insert(record_index_as_stored(s)).values(row))
 
             return Plan(entries, write)
 
