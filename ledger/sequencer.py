@@ -2,9 +2,9 @@
 
 Appending a batch is one database transaction holding the entries, their
 tile hashes, the new signed checkpoint and the advanced head, run on a Core
-``Connection`` with the statements sent to the driver as they are (no ORM
-``Session``: its begin and commit were about half of the CPU of a lone
-record's commit, docs/performance.md). Writers are
+``Connection`` with fixed statements sent to the driver (no ORM ``Session``,
+whose machinery cost a lone record's commit 115-135 µs more:
+docs/performance.md, session 10). Writers are
 serialised by the database (SQLite ``BEGIN IMMEDIATE``; PostgreSQL
 ``SELECT ... FOR UPDATE`` on the head row), and the head moves by
 compare-and-swap, so two processes, or two machines sharing one PostgreSQL,
@@ -61,9 +61,10 @@ class Plan:
 
     ``entries`` are the entry bytes; ``write_index`` (optional) writes the
     rows derived from them (query indexes, registry tables) in the same
-    transaction, given its connection and the index of the first entry. ``stored`` (optional)
-    are the entries' stored forms (ledger/entry_codec.py), made by the
-    caller outside the lock; without it they are made here.
+    transaction, given its connection and the index of the first entry.
+    ``stored`` (optional) are the entries' stored forms
+    (ledger/entry_codec.py), made by the caller outside the lock; without
+    it they are made here.
     """
 
     entries: list[bytes]
@@ -259,8 +260,9 @@ class Sequencer:
 
         # A Core connection, not a Session: the Session's state machine,
         # its transaction's begin and commit and its connection lookups cost
-        # about half of a lone record's commit (docs/performance.md), and the
-        # append's statements go to the driver anyway (ledger.db.driver_sql).
+        # 115-135 µs a transaction more (docs/performance.md, session 10),
+        # and the append's statements go to the driver anyway
+        # (ledger.db.driver_sql).
         # Leaving the block commits the transaction, or rolls it back if the
         # block raised, then returns the connection to the pool.
         connection, transaction, head = once_more_if_lost(begin)
