@@ -577,9 +577,10 @@ _LATER = (record_index.alias("later"), record_index.alias("later"))
 SORTS = ("logged", "decided")
 
 #: Every column of ``record_index``: what a page's rows hold unless the
-#: caller names fewer (:func:`feed`). The JSON feed and the cards show
-#: about 20 of its 34: reading every column cost 1.5x the CPU of a page
-#: that reads only those (docs/performance.md, session 10).
+#: caller names fewer (:func:`feed`). A JSON summary shows 21 of the 33 and
+#: a card 19: read alone, they cost SQLite's JSON page 6-25% less CPU, and
+#: psycopg builds fewer ``cursor.description`` columns a statement on
+#: PostgreSQL (docs/performance.md, session 10).
 COLUMNS = tuple(record_index.c.keys())
 
 #: The sort key of ``sort=decided``: the decision time, records without one
