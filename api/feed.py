@@ -234,7 +234,7 @@ def feed_of(args: dict[str, Any], extra: dict[str, str] | None = None) -> query.
 
 #: The fields of an index row that its summary (:func:`_summary`) shows:
 #: the key its JSON text is kept under (:func:`_summary_json`).
-_SHOWN = itemgetter(
+SHOWN = (
     "leaf_index",
     "platform",
     "record_id",
@@ -258,6 +258,11 @@ _SHOWN = itemgetter(
     "appeal_outcome",
     "superseded",
 )
+_SHOWN = itemgetter(*SHOWN)
+#: The columns of ``record_index`` a page reads (``ledger.query.feed``):
+#: those its summaries show; the cursor's leaf index and sort key come with
+#: every page.
+COLUMNS = tuple(name for name in SHOWN if name != "superseded")
 
 
 def init_app(size: int) -> LRU[str]:
@@ -303,7 +308,7 @@ def run_feed(args: dict[str, Any], extra: dict[str, str] | None = None) -> FeedA
                     [{"path": "cursor", "message": "not a cursor this server issued"}],
                 )
             size = size_c
-        rows = query.feed(s, feed, size, before, key)
+        rows = query.feed(s, feed, size, before, key, COLUMNS)
     last = rows[-1] if len(rows) == feed.limit else None
     kept: LRU[str] = current_app.extensions["feed_summaries"]
     return FeedAnswer(

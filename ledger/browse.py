@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import and_, bindparam, func, or_, select, union
+from sqlalchemy import and_, func, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from ledger import storage
 from ledger.db import checkpoints, cosignatures, hashed_equal, platforms, record_index
 from ledger.errors import InvalidInput, LedgerError
 from ledger.log import LogProvider
-from ledger.query import MAX_PAGE, Feed, Part, count_statement, page_rows
+from ledger.query import COLUMNS, MAX_PAGE, Feed, Part, count_statement, followups_statement, page_rows
 from ledger.query import record_at as record_at  # the pages read a record through here
 from ledger.records.entries import Entry, parse_entry
 from ledger.storage import StoredCheckpoint
@@ -269,7 +270,7 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
     params: dict[str, Any] = {"tree_size": tree_size}
     for i, (platform, ids) in enumerate(by_platform.items()):
         params[f"platform_{i}"], params[f"ids_{i}"] = platform, ids
-    stmt = _followups_statement(len(by_platform))
+    stmt = followups_statement(len(by_platform))
     out: dict[int, list[dict[str, Any]]] = {}
     for row in sorted(s.execute(stmt, params), key=lambda row: row.leaf_index):
         found = dict(row._mapping)
@@ -281,39 +282,13 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
     return out
 
 
-#: :func:`followups`' statements by how many platforms a page names: built
-#: once each, with the values bound per page (building it, with SQLAlchemy's
-#: cache key, was a tenth of a web page's CPU, issue 14). Pages name few.
-_FOLLOWUPS: dict[int, Any] = {}
-
-
-def _followups_statement(platforms: int) -> Any:
-    """The statement of :func:`followups` for ``platforms`` platforms, bound
-    to ``tree_size``, and ``platform_<i>`` and ``ids_<i>`` (a list) of each."""
-    found = _FOLLOWUPS.get(platforms)
-    if found is None:
-        c = record_index.c
-        terms = [
-            and_(c.platform == bindparam(f"platform_{i}"), c.ref_record_id.in_(bindparam(f"ids_{i}", expanding=True)))
-            for i in range(platforms)
-        ]
-        # Read through record_index_ref alone: its partial index's condition is
-        # stated, and the type and the order are left to Python. Given ORDER BY
-        # leaf_index or ``type IN (...)``, SQLite (no statistics) read every
-        # record of the platform through (platform, leaf_index) instead: ~50 ms
-        # of a 60 ms web page at 200k records (issue 14).
-        found = (
-            select(c.leaf_index, c.platform, c.type, c.record_id, c.ref_record_id, c.appeal_outcome)
-            .add_columns(c.decided_at_ms, c.logged_at_ms)
-            .where(c.leaf_index < bindparam("tree_size"), c.ref_record_id.is_not(None), or_(*terms))
-        )
-        if len(_FOLLOWUPS) < MAX_PAGE:
-            _FOLLOWUPS[platforms] = found
-    return found
-
-
 def feed_newer(
-    s: Session, query: Feed, tree_size: int, after: int, after_key: int | None = None
+    s: Session,
+    query: Feed,
+    tree_size: int,
+    after: int,
+    after_key: int | None = None,
+    columns: Sequence[str] = COLUMNS,
 ) -> tuple[list[dict[str, Any]], bool]:
     """The page before a feed page: up to ``query.limit`` rows above the
     first row of the page the reader is on (leaf index ``after``; for
@@ -321,13 +296,14 @@ def feed_newer(
     index) order) in the tree of ``tree_size``, in the order
     ``ledger.query.feed`` returns them, and whether still newer rows match.
     Read upwards from that row (one row more, to know) and turned round, so
-    the page joins the one it came from without a gap or an overlap."""
+    the page joins the one it came from without a gap or an overlap. Its
+    rows hold ``columns`` as ``ledger.query.feed``'s do."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
     if query.sort == "decided" and after_key is None:
         raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
     cursor = (after if query.sort == "logged" else after_key, after)
-    rows = page_rows(s, query, tree_size, query.limit + 1, cursor, newest_first=False)
+    rows = page_rows(s, query, tree_size, query.limit + 1, cursor, newest_first=False, columns=tuple(columns))
     return rows[: query.limit][::-1], len(rows) > query.limit
 
 

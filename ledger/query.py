@@ -506,6 +506,33 @@ def _count_statement(parts: tuple[Part, ...], cap: int) -> Select[Any]:
     return select(func.count()).select_from(matching)
 
 
+def followups_statement(platforms: int) -> Select[Any]:
+    """The statement of :func:`ledger.browse.followups` for a page naming
+    ``platforms`` platforms, bound to ``tree_size``, and ``platform_<i>`` and
+    ``ids_<i>`` (a list) of each: built once per number of platforms and
+    kept as the page's statements are (:func:`_built`; building it with
+    SQLAlchemy's cache key was a tenth of a web page's CPU, issue 14)."""
+    return _built(("followups", platforms), functools.partial(_followups_statement, platforms))
+
+
+def _followups_statement(platforms: int) -> Select[Any]:
+    c = record_index.c
+    terms = [
+        and_(c.platform == bindparam(f"platform_{i}"), c.ref_record_id.in_(bindparam(f"ids_{i}", expanding=True)))
+        for i in range(platforms)
+    ]
+    # Read through record_index_ref alone: its partial index's condition is
+    # stated, and the type and the order are left to Python. Given ORDER BY
+    # leaf_index or ``type IN (...)``, SQLite (no statistics) read every
+    # record of the platform through (platform, leaf_index) instead: ~50 ms
+    # of a 60 ms web page at 200k records (issue 14).
+    return (
+        select(c.leaf_index, c.platform, c.type, c.record_id, c.ref_record_id, c.appeal_outcome)
+        .add_columns(c.decided_at_ms, c.logged_at_ms)
+        .where(c.leaf_index < bindparam("tree_size"), c.ref_record_id.is_not(None), or_(*terms))
+    )
+
+
 def superseded() -> ColumnElement[bool]:
     """A decision, or an amendment of one, that a later amendment in the
     tree of the bound ``tree_size`` (:data:`TREE_SIZE`) replaces: as of that
@@ -551,24 +578,38 @@ _LATER = (record_index.alias("later"), record_index.alias("later"))
 
 SORTS = ("logged", "decided")
 
+#: Every column of ``record_index``: what a page's rows hold unless the
+#: caller names fewer (:func:`feed`). A JSON summary shows 21 of the 33 and
+#: a card 19: read alone, they cost SQLite's JSON page 6-25% less CPU, and
+#: psycopg builds fewer ``cursor.description`` columns a statement on
+#: PostgreSQL (docs/performance.md, session 10).
+COLUMNS = tuple(record_index.c.keys())
+
 #: The sort key of ``sort=decided``: the decision time, records without one
 #: (coverage statements) last, as -1; ties in log order, newest first.
 DECIDED_KEY = func.coalesce(record_index.c.decided_at_ms, -1)
 
 
 def feed(
-    session: Session, query: Feed, tree_size: int, before: int | None, before_key: int | None = None
+    session: Session,
+    query: Feed,
+    tree_size: int,
+    before: int | None,
+    before_key: int | None = None,
+    columns: Sequence[str] = COLUMNS,
 ) -> list[dict[str, Any]]:
     """Return up to ``query.limit`` rows newest first inside the tree of
     ``tree_size``, after the previous page's last row: below leaf index
     ``before`` in log order; for ``sort="decided"``, below (``before_key``,
-    ``before``) in (decision time, leaf index) order. Each row's
-    ``sort_key`` is what :func:`encode_cursor` takes as ``key``."""
+    ``before``) in (decision time, leaf index) order. Each row holds the
+    ``record_index`` ``columns`` the caller shows (every one by default),
+    ``leaf_index``, ``superseded`` and ``sort_key`` (what :func:`encode_cursor`
+    takes as ``key``)."""
     _check_page(query)
     if query.sort == "decided" and before is not None and before_key is None:
         raise InvalidInput("a page of the feed sorted by decision time needs a cursor of that order")
     cursor = None if before is None else (before if query.sort == "logged" else before_key, before)
-    return page_rows(session, query, tree_size, query.limit, cursor, newest_first=True)
+    return page_rows(session, query, tree_size, query.limit, cursor, newest_first=True, columns=tuple(columns))
 
 
 def _check_page(query: Feed) -> None:
@@ -585,12 +626,13 @@ def page_rows(
     limit: int,
     cursor: tuple[int | None, int] | None,
     newest_first: bool,
-    full: bool = True,
+    columns: tuple[str, ...] | None = COLUMNS,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` rows of ``query`` in the tree of ``tree_size`` beyond
     ``cursor`` ((sort key, leaf index) of the row before them), in the
-    query's order (``newest_first``, or its reverse), with ``superseded`` and
-    ``sort_key``; only ``leaf_index`` and ``sort_key`` unless ``full``.
+    query's order (``newest_first``, or its reverse): ``leaf_index``, the
+    ``record_index`` ``columns``, ``superseded`` and ``sort_key``; only
+    ``leaf_index`` and ``sort_key`` if ``columns`` is None.
 
     Each part of the query (:meth:`Feed.branches`) is read in that order
     through its index and stops at ``limit``; once the parts read so far
@@ -600,16 +642,15 @@ def page_rows(
     params = query.params(tree_size)
     if cursor is not None:
         params["cursor_key"], params["cursor_leaf"] = cursor
+    names, decode = _built(("page_row", columns), functools.partial(_page_row, columns))
     found: dict[int, dict[str, Any]] = {}
     page: list[dict[str, Any]] = []
     for part in query.branches(session, tree_size):
         edge = len(page) == limit
         if edge:
             params["edge_key"], params["edge_leaf"] = page[-1]["sort_key"], page[-1]["leaf_index"]
-        shape = (part, query.sort, limit, cursor is not None, edge, newest_first, full)
+        shape = (part, query.sort, limit, cursor is not None, edge, newest_first, columns)
         stmt = _built(("page", *shape), functools.partial(_page_statement, *shape))
-        names = _PAGE_NAMES if full else _LEAF_NAMES
-        decode = _PAGE_DECODER if full else tuple
         for r in session.execute(stmt, params):
             row = dict(zip(names, decode(r), strict=True))
             found.setdefault(row["leaf_index"], row)
@@ -619,15 +660,24 @@ def page_rows(
 
 
 def _page_statement(
-    part: Part, sort: str, limit: int, cursor: bool, edge: bool, newest_first: bool, full: bool
+    part: Part,
+    sort: str,
+    limit: int,
+    cursor: bool,
+    edge: bool,
+    newest_first: bool,
+    columns: tuple[str, ...] | None,
 ) -> Select[Any]:
     """The statement of one part of a page (:func:`page_rows`), bound to the
     query's :meth:`Feed.params` and to ``cursor_key``, ``cursor_leaf`` (the
     row before the page) if ``cursor``, ``edge_key``, ``edge_leaf`` (the
-    page's last row so far) if ``edge``."""
+    page's last row so far) if ``edge``; its values are :func:`_page_row`'s."""
     c = record_index.c
     key: ColumnElement[Any] = DECIDED_KEY if sort == "decided" else c.leaf_index
-    what: list[Any] = [*_PAGE_COLUMNS, superseded().label("superseded")] if full else [c.leaf_index]
+    what: list[Any] = [c.leaf_index]
+    if columns is not None:
+        what += [_read(c[name]) for name in _without_leaf(columns)]
+        what.append(superseded().label("superseded"))
     cols = [DECIDED_KEY, part.logged] if sort == "decided" else [part.logged]
     order = [col.desc() for col in cols] if newest_first else cols
     where = []
@@ -638,17 +688,29 @@ def _page_statement(
     return part.select(*what, key.label("sort_key")).where(*where).order_by(*order).limit(limit)
 
 
-#: A page's columns of ``record_index``, the coded ones (ledger/records/codes.py)
-#: read as their codes: SQLAlchemy's decoding through ``Code``, a call per
-#: column per row, took longer than the rest of reading the row, where
-#: :data:`_PAGE_DECODER` looks each up in a dict.
-_PAGE_COLUMNS = [
-    type_coerce(col, SmallInteger).label(col.name) if isinstance(col.type, Code) else col for col in record_index.c
-]
-#: The names of a page row's values: its columns, ``superseded``, ``sort_key``.
-_PAGE_NAMES = (*(col.name for col in record_index.c), "superseded", "sort_key")
-_LEAF_NAMES = ("leaf_index", "sort_key")
-_PAGE_DECODER = row_decoder([col.name if isinstance(col.type, Code) else None for col in record_index.c] + [None, None])
+def _without_leaf(columns: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise AssertionError(f"a feed page of columns record_index lacks: {sorted(unknown)}")
+    return tuple(name for name in columns if name != "leaf_index")
+
+
+def _read(col: Any) -> Any:
+    """``col`` as a page reads it: a coded column (ledger/records/codes.py)
+    as its code, which :func:`_page_row`'s decoder looks up in a dict, where
+    SQLAlchemy's decoding through ``Code`` (a call per column per row) took
+    longer than the rest of reading the row."""
+    return type_coerce(col, SmallInteger).label(col.name) if isinstance(col.type, Code) else col
+
+
+def _page_row(columns: tuple[str, ...] | None) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The names of the values of a row of :func:`_page_statement` and the
+    function from the driver's row to those values (codes decoded)."""
+    if columns is None:
+        return ("leaf_index", "sort_key"), tuple
+    read = ("leaf_index", *_without_leaf(columns))
+    coded = [name if isinstance(record_index.c[name].type, Code) else None for name in read]
+    return (*read, "superseded", "sort_key"), row_decoder([*coded, None, None])
 
 
 def _beyond(
@@ -671,7 +733,7 @@ def feed_indexes(session: Session, query: Feed, tree_size: int, limit: int) -> l
     """Return the leaf indexes of up to ``limit`` records matching ``query``
     inside the tree of ``tree_size``, in log order (oldest first)."""
     logged = dataclasses.replace(query, sort="logged")
-    return [r["leaf_index"] for r in page_rows(session, logged, tree_size, limit, None, False, full=False)]
+    return [r["leaf_index"] for r in page_rows(session, logged, tree_size, limit, None, False, columns=None)]
 
 
 def entries_at(session: Session, indexes: list[int]) -> list[tuple[int, bytes, bytes]]:

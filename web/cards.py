@@ -39,7 +39,7 @@ from web.labels import OUTCOME_WORDS, label, yes_no
 #: The fields of an index row that a card shows (with ``superseded``, which
 #: the page's tree decides): with the platform's name, the heading and the
 #: URL root, the key a card is kept under.
-_SHOWN = itemgetter(
+SHOWN = (
     "leaf_index",
     "type",
     "platform",
@@ -61,6 +61,12 @@ _SHOWN = itemgetter(
     "logged_at_ms",
     "superseded",
 )
+_SHOWN = itemgetter(*SHOWN)
+#: The columns of ``record_index`` a page of cards reads (``ledger.query.feed``):
+#: those the cards show, which hold what ``ledger.browse.followups`` looks
+#: up (the platform, type, record and referred record) and every field the
+#: Atom feed shows (web/atom.py).
+COLUMNS = tuple(name for name in SHOWN if name != "superseded")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from ledger.log import Log
 from ledger.records.vocab import PATTERNS, PUBLIC_CLASSES
 from web import bp, current_log, filter_form, filters
 from web.atom import atom
+from web.cards import COLUMNS
 
 
 def _page(
@@ -51,9 +52,10 @@ def _page(
     if form.errors:
         return size, [], None
     if form.newer is not None:
-        rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1], form.newer_key)
+        rows, form.more_newer = feed_newer(s, form.feed, size, form.newer[1], form.newer_key, COLUMNS)
     else:
-        rows = query.feed(s, form.feed, size, None if form.cursor is None else form.cursor[1], form.cursor_key)
+        before = None if form.cursor is None else form.cursor[1]
+        rows = query.feed(s, form.feed, size, before, form.cursor_key, COLUMNS)
     return size, rows, _count(s, form.feed, size) if count else None
 
 
@@ -260,7 +262,7 @@ def atom_feed(filter_args: Mapping[str, str]) -> Response:
         if form.errors:
             abort(400, "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
         cp = log.latest(s)
-        rows = query.feed(s, form.feed, cp.size, None)
+        rows = query.feed(s, form.feed, cp.size, None, columns=COLUMNS)
     args = form.page_args()
     body = atom(
         _atom_title(form, names),

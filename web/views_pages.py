@@ -14,6 +14,7 @@ from ledger.browse import counts, followups, platform_names, signed_checkpoints
 from ledger.registry import list_platforms
 from ledger.storage import StoredCheckpoint
 from web import bp, current_log
+from web.cards import COLUMNS
 
 NEWEST = 10
 LATEST = 10
@@ -42,7 +43,7 @@ def index() -> str:
         cp = log.latest(s)
         names = platform_names(s)
         tally = counts(s, cp.size)
-        newest = query.feed(s, query.Feed(equal={"type": "decision"}, limit=NEWEST), cp.size, None)
+        newest = query.feed(s, query.Feed(equal={"type": "decision"}, limit=NEWEST), cp.size, None, columns=COLUMNS)
         later = followups(s, newest, cp.size)
     per_platform: dict[str, dict[str, int]] = {}
     for platform, kind, n in tally.by_platform:
@@ -116,7 +117,7 @@ def platform(slug: str) -> str:
         if not found:
             abort(404, f"No platform {slug!r} is registered in this log.")
         size = log.latest(s).size
-        latest = query.feed(s, query.Feed(equal={"platform": slug}, limit=LATEST), size, None)
+        latest = query.feed(s, query.Feed(equal={"platform": slug}, limit=LATEST), size, None, columns=COLUMNS)
         later = followups(s, latest, size)
         tally = counts(s, size)
     by_type = {kind: n for p, kind, n in tally.by_platform if p == slug}
