@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
 from ledger import storage
-from ledger.db import is_sqlite, make_engine, once_more_if_lost
+from ledger.db import SingleConnection, make_engine, once_more_if_lost, single_connection
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.intake import Intake
 from ledger.migrate import upgrade
@@ -62,11 +62,6 @@ class Log:
         self, engine: Engine, signer: Signer, tile_cache_size: int = 4096, rendezvous: str | None = None
     ) -> None:
         self.engine = engine
-        # Single statements outside a transaction (head_now): on PostgreSQL
-        # in autocommit, one round trip where psycopg's implicit BEGIN and
-        # the pool's ROLLBACK made three (the pool restores the isolation
-        # level on return); SQLite's connections are in autocommit already.
-        self._single = engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
         self.signer = signer
         self.origin = signer.name
         self.verifier: Verifier = signer.verifier
@@ -125,13 +120,14 @@ class Log:
 
         return once_more_if_lost(begin)
 
-    def _single_statement(self, read: Callable[[Connection], _T]) -> _T:
+    def _single_statement(self, read: Callable[[SingleConnection], _T]) -> _T:
         """``read`` on a pooled connection in autocommit (one statement, one
-        committed state), once more if the connection proves lost; a database
-        error is :class:`StorageError`."""
+        committed state; on PostgreSQL one round trip, where psycopg's
+        implicit BEGIN and the pool's ROLLBACK made three), once more if the
+        connection proves lost; a database error is :class:`StorageError`."""
 
         def attempt() -> _T:
-            with self._single.connect() as conn:
+            with single_connection(self.engine) as conn:
                 return read(conn)
 
         try:
