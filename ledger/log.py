@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session, SessionTransaction
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
 from ledger import storage
-from ledger.db import SingleConnection, make_engine, once_more_if_lost, single_connection
+from ledger.db import SingleConnection, is_sqlite, make_engine, once_more_if_lost, single_connection
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.intake import Intake
 from ledger.migrate import upgrade
 from ledger.registry import Registry, RegistryCache
 from ledger.sequencer import Sequencer
+from ledger.shared_read import SharedRead
 from ledger.storage import CacheMiss, StoredCheckpoint, TileCache, TileHashReader
 from ledger.submit import Committer
 from ledger.tlog.checkpoint import open_checkpoint
@@ -84,6 +85,11 @@ class Log:
         self._latest: StoredCheckpoint | None = None
         # (head and cosignature lines, /checkpoint's bytes): latest_note.
         self._note: tuple[tuple[storage.Head | None, tuple[str, ...]], bytes] | None = None
+        # PostgreSQL: the request threads' head statements shared, each
+        # answer from a statement begun after the request asked (head_now).
+        self._head_reads: SharedRead[tuple[storage.Head | None, tuple[str, ...]]] | None = (
+            None if is_sqlite(engine) else SharedRead(self._read_head_now)
+        )
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -147,7 +153,17 @@ class Log:
         nothing for it: a Session's begin and commit cost more CPU than
         the rest of a cached proof (bench/reads_cpu.py). A lost pooled
         connection is retried once, as in :meth:`read`.
+
+        On PostgreSQL, where the statement is a round trip, the threads
+        that ask while one runs share the next (:class:`SharedRead`): each
+        gets the answer of a statement begun after it asked, so a head
+        committed before the request, by any process or server, is seen.
         """
+        if self._head_reads is None:
+            return self._read_head_now()
+        return self._head_reads.get()
+
+    def _read_head_now(self) -> tuple[storage.Head | None, tuple[str, ...]]:
         return self._single_statement(storage.read_head_and_cosignatures)
 
     def checkpoint_note(self) -> bytes:
@@ -320,7 +336,9 @@ class Log:
         try:
             node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge, missing=missing)
             leaf, path = node(0, index), prove_record_nodes(cp.size, index, node)
-            if missing or head is None:
+            if not missing and head is None:
+                head = self.head_now()[0]  # shared with the other threads asking (PostgreSQL)
+            elif missing:
                 tiles = [Tile(level, n) for level, n in sorted(missing)]
                 read_head, read = self._single_statement(
                     lambda conn: storage.read_tiles(conn, tiles, with_head=head is None)
