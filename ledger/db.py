@@ -657,7 +657,16 @@ def single_connection(engine: Engine) -> Iterator[SingleConnection]:
     pg = engine.dialect.name != "sqlite"
     try:
         if pg:
-            proxied.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            try:
+                proxied.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            except engine.dialect.loaded_dbapi.Error as e:
+                # Not idle, or closed: discarded, and the statement, which
+                # has not run, may be tried again on another (once_more_if_lost).
+                proxied.invalidate(e)
+                dbapi_error = engine.dialect.loaded_dbapi.Error
+                raise DBAPIError.instance(
+                    "autocommit", None, e, dbapi_error, connection_invalidated=True, dialect=engine.dialect
+                ) from e
         yield single
     finally:
         if pg and proxied.is_valid:

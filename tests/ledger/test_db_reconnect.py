@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, select, text
@@ -302,3 +303,29 @@ def test_single_statements_leave_pooled_connections_out_of_autocommit(plog: Log,
     assert _in_one_transaction(plog)
     plog.sequencer.append([b"entry 3"])
     assert plog.latest_size() == 4
+
+
+def test_a_connection_that_cannot_enter_autocommit_is_discarded(
+    plog: Log, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection the driver refuses to put in autocommit (not idle,
+    or closed) is closed and dropped from the pool, and the single statement,
+    which has not run, is tried once more on another connection."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite's connections are not switched to autocommit")
+    import psycopg
+
+    real = psycopg.Connection._set_autocommit
+    refused: list[psycopg.Connection[Any]] = []
+
+    def refuse_once(self: psycopg.Connection[Any], value: bool) -> None:
+        if value and not refused:
+            refused.append(self)
+            raise psycopg.ProgrammingError("can't change 'autocommit' now")
+        real(self, value)
+
+    monkeypatch.setattr(psycopg.Connection, "_set_autocommit", refuse_once)
+    assert plog.head_now()[0] == storage.Head(3, plog.inclusion(0).checkpoint.root)
+    assert len(refused) == 1
+    assert refused[0].closed
+    assert plog.engine.pool.checkedout() == 0
