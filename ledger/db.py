@@ -645,9 +645,10 @@ def single_connection(engine: Engine) -> Iterator[SingleConnection]:
     statement and taken out again, directly: through ``engine.connect()``
     with ``isolation_level="AUTOCOMMIT"`` SQLAlchemy's ``Connection``, its
     isolation-level bookkeeping on checkout and on return, and the pool's
-    reset cost about as much CPU as the statement itself (37-76 against
-    17 µs, bench/reads_cpu.py), once on every ``/checkpoint``, cached proof
-    and tile miss. psycopg sends nothing to change autocommit outside a
+    reset cost about as much CPU as the statement itself (checkout,
+    ``SELECT 1`` and return: 64-81 µs that way, 36-52 this way, in one
+    process; docs/performance.md, session 10), once on every
+    ``/checkpoint``, cached proof and tile miss. psycopg sends nothing to change autocommit outside a
     transaction. SQLite's connections are in autocommit already
     (:func:`_configure_sqlite`: ``BEGIN`` is ours). A connection that
     cannot be taken back out of autocommit is discarded, never pooled.
