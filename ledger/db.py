@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session as Session  # re-exported: views hold one, and import no SQLAlchemy
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.records import codes
@@ -597,7 +598,75 @@ def on_sqlite(session: Session | Connection) -> bool:
     return is_sqlite(session.get_bind())  # type: ignore[arg-type]
 
 
-def connection_sql(connection: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+class SingleConnection:
+    """A pooled DBAPI connection checked out for one statement outside any
+    transaction (:func:`single_connection`), without SQLAlchemy's
+    ``Connection`` around it: what :func:`connection_sql` and
+    :func:`_wrapped` use of one (``engine``, ``dialect``, ``connection``,
+    ``invalidated``, ``invalidate``)."""
+
+    __slots__ = ("connection", "dialect", "engine", "invalidated")
+
+    def __init__(self, engine: Engine, connection: PoolProxiedConnection) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.connection = connection
+        self.invalidated = False
+
+    def invalidate(self, e: BaseException | None = None) -> None:
+        # Pool._invalidate has already invalidated a valid one; a second
+        # invalidate of the same connection only warns.
+        if self.connection.is_valid:
+            self.connection.invalidate(e)
+        self.invalidated = True
+
+
+@contextmanager
+def single_connection(engine: Engine) -> Iterator[SingleConnection]:
+    """A pooled connection for single statements, each its own transaction
+    (one statement reads one committed state), returned to the pool as the
+    transactions' connections expect it.
+
+    On PostgreSQL the driver's connection is put in autocommit for the
+    statement and taken out again, directly: through ``engine.connect()``
+    with ``isolation_level="AUTOCOMMIT"`` SQLAlchemy's ``Connection``, its
+    isolation-level bookkeeping on checkout and on return, and the pool's
+    reset cost about as much CPU as the statement itself (checkout,
+    ``SELECT 1`` and return: 64-81 µs that way, 36-52 this way, in one
+    process; docs/performance.md, session 10), once on every
+    ``/checkpoint``, cached proof and tile miss. psycopg sends nothing to change autocommit outside a
+    transaction. SQLite's connections are in autocommit already
+    (:func:`_configure_sqlite`: ``BEGIN`` is ours). A connection that
+    cannot be taken back out of autocommit is discarded, never pooled.
+    """
+    proxied = engine.raw_connection()
+    single = SingleConnection(engine, proxied)
+    pg = engine.dialect.name != "sqlite"
+    try:
+        if pg:
+            try:
+                proxied.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            except engine.dialect.loaded_dbapi.Error as e:
+                # Not idle, or closed: discarded, and the statement, which
+                # has not run, may be tried again on another (once_more_if_lost).
+                proxied.invalidate(e)
+                dbapi_error = engine.dialect.loaded_dbapi.Error
+                raise DBAPIError.instance(
+                    "autocommit", None, e, dbapi_error, connection_invalidated=True, dialect=engine.dialect
+                ) from e
+        yield single
+    finally:
+        if pg and proxied.is_valid:
+            try:
+                proxied.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+            except engine.dialect.loaded_dbapi.Error as e:
+                proxied.invalidate(e)
+        proxied.close()
+
+
+def connection_sql(
+    connection: Connection | SingleConnection, sql: str, params: Sequence[Any] = ()
+) -> tuple[list[tuple[Any, ...]], int]:
     """:func:`driver_sql` on ``connection``: outside a Session, for the
     statements a read path runs on its own (``Log.head_now``)."""
     sqlite = connection.dialect.name == "sqlite"
@@ -650,7 +719,7 @@ def once_more_if_lost(attempt: Callable[[], _T]) -> _T:
     return attempt()
 
 
-def _wrapped(connection: Connection, sql: str, params: Any, e: Exception, cursor: Any) -> DBAPIError:
+def _wrapped(connection: Connection | SingleConnection, sql: str, params: Any, e: Exception, cursor: Any) -> DBAPIError:
     """``e``, raised by the driver on ``connection``, as SQLAlchemy's own
     execution path would raise it (IntegrityError, DataError, ...).
 

@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from keys.keyfile import load_or_create_signer, read_signer
 from keys.note import Signer, Verifier
 from ledger import storage
-from ledger.db import is_sqlite, make_engine, once_more_if_lost
+from ledger.db import SingleConnection, is_sqlite, make_engine, once_more_if_lost, single_connection
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.intake import Intake
 from ledger.migrate import upgrade
 from ledger.registry import Registry, RegistryCache
 from ledger.sequencer import Sequencer
+from ledger.shared_read import SharedRead
 from ledger.storage import CacheMiss, StoredCheckpoint, TileCache, TileHashReader
 from ledger.submit import Committer
 from ledger.tlog.checkpoint import open_checkpoint
@@ -62,11 +63,6 @@ class Log:
         self, engine: Engine, signer: Signer, tile_cache_size: int = 4096, rendezvous: str | None = None
     ) -> None:
         self.engine = engine
-        # Single statements outside a transaction (head_now): on PostgreSQL
-        # in autocommit, one round trip where psycopg's implicit BEGIN and
-        # the pool's ROLLBACK made three (the pool restores the isolation
-        # level on return); SQLite's connections are in autocommit already.
-        self._single = engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
         self.signer = signer
         self.origin = signer.name
         self.verifier: Verifier = signer.verifier
@@ -89,6 +85,11 @@ class Log:
         self._latest: StoredCheckpoint | None = None
         # (head and cosignature lines, /checkpoint's bytes): latest_note.
         self._note: tuple[tuple[storage.Head | None, tuple[str, ...]], bytes] | None = None
+        # PostgreSQL: the request threads' head statements shared, each
+        # answer from a statement begun after the request asked (head_now).
+        self._head_reads: SharedRead[tuple[storage.Head | None, tuple[str, ...]]] | None = (
+            None if is_sqlite(engine) else SharedRead(self._read_head_now)
+        )
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -125,13 +126,14 @@ class Log:
 
         return once_more_if_lost(begin)
 
-    def _single_statement(self, read: Callable[[Connection], _T]) -> _T:
+    def _single_statement(self, read: Callable[[SingleConnection], _T]) -> _T:
         """``read`` on a pooled connection in autocommit (one statement, one
-        committed state), once more if the connection proves lost; a database
-        error is :class:`StorageError`."""
+        committed state; on PostgreSQL one round trip, where psycopg's
+        implicit BEGIN and the pool's ROLLBACK made three), once more if the
+        connection proves lost; a database error is :class:`StorageError`."""
 
         def attempt() -> _T:
-            with self._single.connect() as conn:
+            with single_connection(self.engine) as conn:
                 return read(conn)
 
         try:
@@ -151,7 +153,17 @@ class Log:
         nothing for it: a Session's begin and commit cost more CPU than
         the rest of a cached proof (bench/reads_cpu.py). A lost pooled
         connection is retried once, as in :meth:`read`.
+
+        On PostgreSQL, where the statement is a round trip, the threads
+        that ask while one runs share the next (:class:`SharedRead`): each
+        gets the answer of a statement begun after it asked, so a head
+        committed before the request, by any process or server, is seen.
         """
+        if self._head_reads is None:
+            return self._read_head_now()
+        return self._head_reads.get()
+
+    def _read_head_now(self) -> tuple[storage.Head | None, tuple[str, ...]]:
         return self._single_statement(storage.read_head_and_cosignatures)
 
     def checkpoint_note(self) -> bytes:
@@ -324,7 +336,9 @@ class Log:
         try:
             node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge, missing=missing)
             leaf, path = node(0, index), prove_record_nodes(cp.size, index, node)
-            if missing or head is None:
+            if not missing and head is None:
+                head = self.head_now()[0]  # shared with the other threads asking (PostgreSQL)
+            elif missing:
                 tiles = [Tile(level, n) for level, n in sorted(missing)]
                 read_head, read = self._single_statement(
                     lambda conn: storage.read_tiles(conn, tiles, with_head=head is None)

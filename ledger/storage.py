@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ledger.db import (
     PG_WRITER_SETTINGS,
+    SingleConnection,
     checkpoints,
     connection_sql,
     driver_sql,
@@ -32,6 +33,10 @@ from ledger.lru import LRU
 from ledger.tlog.frontier import Frontier, Row, partial_ranges
 from ledger.tlog.merkle import HASH_SIZE, stored_hash_index
 from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, tile_for_index, tile_hash
+
+#: Where a read statement runs: a read transaction's Session, a Connection,
+#: or a pooled connection for one statement (``ledger.db.single_connection``).
+Reads = Session | Connection | SingleConnection
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def begin_append(session: Session | Connection) -> Head | None:
     return Head(rows[0][0], bytes(rows[0][1])) if rows else None
 
 
-def read_head_and_cosignatures(session: Session | Connection) -> tuple[Head | None, tuple[str, ...]]:
+def read_head_and_cosignatures(session: Reads) -> tuple[Head | None, tuple[str, ...]]:
     """The latest tree head and the cosignature lines stored for its size
     (without their newlines, ordered by witness name and key ID, as
     ``/checkpoint`` serves them): one statement, the first of every read
@@ -340,13 +345,13 @@ def entry_count(session: Session) -> int:
     return 0 if top is None else top + 1
 
 
-def _sql(session: Session | Connection, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
-    if isinstance(session, Connection):
-        return connection_sql(session, sql, params)
-    return driver_sql(session, sql, params)
+def _sql(session: Reads, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    if isinstance(session, Session):
+        return driver_sql(session, sql, params)
+    return connection_sql(session, sql, params)
 
 
-def find_leaf(session: Session | Connection, leaf_hash: bytes, size: int) -> int | None:
+def find_leaf(session: Reads, leaf_hash: bytes, size: int) -> int | None:
     """Return the lowest index < size whose leaf hash is ``leaf_hash``.
 
     One probe of the partial index ``hashes_leaf (hash) WHERE level = 0``,
@@ -365,7 +370,7 @@ def find_leaf(session: Session | Connection, leaf_hash: bytes, size: int) -> int
 _FIND_LEAF = "SELECT idx FROM hashes WHERE level = 0 AND hash = ? ORDER BY idx LIMIT 1"
 
 
-def head_and_leaf(conn: Session | Connection, leaf_hash: bytes) -> tuple[Head | None, int | None]:
+def head_and_leaf(conn: Reads, leaf_hash: bytes) -> tuple[Head | None, int | None]:
     """The head and the lowest index whose leaf hash is ``leaf_hash`` (at
     any size: the caller compares it with the head's), in one statement,
     so one committed state: :func:`find_leaf`'s probe beside the head."""
@@ -390,7 +395,7 @@ def load_frontier(session: Session | Connection, size: int) -> Frontier:
 
 
 def read_tiles(
-    session: Session | Connection, tiles: Sequence[Tile], *, with_head: bool = False
+    session: Reads, tiles: Sequence[Tile], *, with_head: bool = False
 ) -> tuple[Head | None, dict[tuple[int, int], bytes]]:
     """The rows of hash tiles ``tiles`` (distinct, not overlapping), and with
     ``with_head`` the head too, in one statement: by (level, n), the bytes
@@ -465,7 +470,7 @@ _TILE_PG = (
 _TILES_SQL: dict[tuple[int, bool, bool], str] = {}
 
 
-def read_tile_rows(session: Session | Connection, tiles: Sequence[Tile]) -> dict[tuple[int, int], bytes]:
+def read_tile_rows(session: Reads, tiles: Sequence[Tile]) -> dict[tuple[int, int], bytes]:
     """:func:`read_tiles` without the head; raise if any tile is missing a hash."""
     _, out = read_tiles(session, tiles)
     for t in tiles:

@@ -6,6 +6,7 @@ servers sharing PostgreSQL)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -212,3 +213,49 @@ def test_a_proof_after_another_process_appended_reads_the_new_tree(engine: Engin
         for proof in (server.inclusion(i), server.inclusion_by_hash(record_hash(data[i]))):
             assert (proof.index, proof.checkpoint.size) == (i, 700)
             check_record(proof.proof, 700, proof.checkpoint.root, i, record_hash(data[i]))
+
+
+def test_concurrent_readers_never_see_a_head_older_than_their_request(engine: Engine, signer: Signer) -> None:
+    """Request threads of one process (which share the head statement on
+    PostgreSQL, ledger.shared_read) while another process appends: every
+    checkpoint and proof is of a tree at least as large as the one committed
+    before the thread asked, and every proof verifies against its checkpoint."""
+    server, other = Log(engine, signer), Log(engine, signer)
+    server.sequencer.init()
+    data = [f"entry {i}".encode() for i in range(40)]
+    server.sequencer.append(data)
+    server.inclusion(0)  # keeps the checkpoint and the partial tiles
+    committed = [40]  # sizes whose append has returned, in order
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def append() -> None:
+        try:
+            for i in range(40, 100):
+                other.sequencer.append([f"entry {i}".encode()])
+                committed.append(i + 1)
+        finally:
+            stop.set()
+
+    def read(worker: int) -> None:
+        try:
+            while not stop.is_set():
+                before = committed[-1]
+                size = _size(server, server.checkpoint_note())
+                proof = server.inclusion(worker)
+                if size < before or proof.checkpoint.size < before:
+                    errors.append(f"asked at {before}, served {size} and a proof at {proof.checkpoint.size}")
+                leaf = record_hash(data[worker])
+                check_record(proof.proof, proof.checkpoint.size, proof.checkpoint.root, worker, leaf)
+        except Exception as e:  # reported by the test, not lost in the thread
+            errors.append(repr(e))
+
+    readers = [threading.Thread(target=read, args=(w,)) for w in range(6)]
+    writer_thread = threading.Thread(target=append)
+    for t in (*readers, writer_thread):
+        t.start()
+    for t in (writer_thread, *readers):
+        t.join(120)
+    assert not any(t.is_alive() for t in (writer_thread, *readers))
+    assert errors == []
+    assert _size(server, server.checkpoint_note()) == 100

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
@@ -26,12 +27,13 @@ from keys.note import Signature, Signer
 from keys.records import PlatformKey
 from ledger import storage
 from ledger.cosign import Cosigner
-from ledger.db import cosignatures, make_engine
+from ledger.db import connection_sql, cosignatures, make_engine
 from ledger.errors import StorageError
 from ledger.log import Log
 from ledger.migrate import upgrade
 from ledger.sequencer import Plan
 from ledger.tlog.checkpoint import open_checkpoint
+from ledger.tlog.tile import Tile
 from tests.checklog import check_log
 from tests.conftest import ORIGIN, PG_URL
 from tests.recordkit import decision, sign
@@ -239,3 +241,91 @@ def test_a_cosignature_store_that_fails_is_a_storage_error(plog: Log) -> None:
         s.execute(text("DROP TABLE cosignatures"))
     with Cosigner(plog, []) as cosigner, pytest.raises(StorageError, match="cannot store the cosignatures"):
         cosigner._insert(3, [sig])
+
+
+def test_single_statement_reads_after_pooled_backends_die(plog: Log, app_name: str) -> None:
+    """The reads answered by one statement outside a transaction
+    (ledger.db.single_connection: the checkpoint, a proof against the kept
+    checkpoint by index and by leaf hash, a tile the process does not keep)
+    succeed after every pooled connection's backend was ended, and see a
+    head moved meanwhile."""
+    _two_pooled(plog.engine)
+    first = plog.inclusion(1)  # keeps the checkpoint and the partial tiles
+    assert first.checkpoint.size == 3
+    killed = _kill_backends(plog.engine, app_name)
+    assert killed >= (2 if _is_pg(plog.engine) else 0)
+    assert plog.head_now()[0] == storage.Head(3, first.checkpoint.root)
+    _kill_backends(plog.engine, app_name)
+    assert open_checkpoint(plog.checkpoint_note(), plog.verifier).checkpoint.size == 3
+    _kill_backends(plog.engine, app_name)
+    assert plog.inclusion(2).checkpoint.size == 3
+    _kill_backends(plog.engine, app_name)
+    assert plog.inclusion_by_hash(first.leaf_hash).index == 1
+    _kill_backends(plog.engine, app_name)
+    assert len(plog.tile(Tile(0, 0, 3))) == 3 * 32
+    _kill_backends(plog.engine, app_name)
+    plog.sequencer.append([b"entry 3"])
+    _kill_backends(plog.engine, app_name)
+    assert open_checkpoint(plog.checkpoint_note(), plog.verifier).checkpoint.size == 4
+    assert plog.inclusion(3).checkpoint.size == 4
+
+
+def _in_one_transaction(plog: Log) -> bool:
+    """Whether a read transaction's statements see one transaction (PostgreSQL's
+    ``now()`` is the transaction's start: each statement's own in autocommit)."""
+    with plog.read() as s:
+        a = s.execute(text("SELECT clock_timestamp(), now()")).one()
+        s.execute(text("SELECT pg_sleep(0.01)"))
+        b = s.execute(text("SELECT clock_timestamp(), now()")).one()
+    assert b[0] > a[0]
+    return bool(a[1] == b[1])
+
+
+def test_single_statements_leave_pooled_connections_out_of_autocommit(plog: Log, db_url: str) -> None:
+    """A connection lent for one statement in autocommit goes back to the pool
+    out of it, after a statement that succeeded and after one that failed: the
+    read transactions and appends that take it next are transactions."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite's connections are in autocommit, transactions begun by the ledger")
+    assert _in_one_transaction(plog)
+    for _ in range(3):
+        plog.head_now()
+        plog.checkpoint_note()
+    with pytest.raises(StorageError):
+        plog._single_statement(lambda conn: connection_sql(conn, "SELECT * FROM no_such_table"))
+    assert plog.engine.pool.checkedout() == 0
+    proxied = plog.engine.raw_connection()
+    try:
+        assert proxied.dbapi_connection is not None
+        assert proxied.dbapi_connection.autocommit is False
+    finally:
+        proxied.close()
+    assert _in_one_transaction(plog)
+    plog.sequencer.append([b"entry 3"])
+    assert plog.latest_size() == 4
+
+
+def test_a_connection_that_cannot_enter_autocommit_is_discarded(
+    plog: Log, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection the driver refuses to put in autocommit (not idle,
+    or closed) is closed and dropped from the pool, and the single statement,
+    which has not run, is tried once more on another connection."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite's connections are not switched to autocommit")
+    import psycopg
+
+    real = psycopg.Connection._set_autocommit
+    refused: list[psycopg.Connection[Any]] = []
+
+    def refuse_once(self: psycopg.Connection[Any], value: bool) -> None:
+        if value and not refused:
+            refused.append(self)
+            raise psycopg.ProgrammingError("can't change 'autocommit' now")
+        real(self, value)
+
+    monkeypatch.setattr(psycopg.Connection, "_set_autocommit", refuse_once)
+    assert plog.head_now()[0] == storage.Head(3, plog.inclusion(0).checkpoint.root)
+    assert len(refused) == 1
+    assert refused[0].closed
+    assert plog.engine.pool.checkedout() == 0
