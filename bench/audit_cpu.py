@@ -30,23 +30,18 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import math
 import os
 import pstats
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest
+from bench import turns
 from bench.corpus import Corpus
-from bench.server import ORIGIN, database
+from bench.server import ORIGIN
 from ledger.log import LogProvider
 
 SEED = bytes(range(32))
-HERE = Path(__file__).resolve().parent.parent
 
 
 def _cpu() -> float:
@@ -110,26 +105,15 @@ def profile(url: str, key_file: str) -> None:
 
 
 def _child(tree: Path, url: str, key_file: str, jobs: str) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "bench.audit_cpu", "--measure", url, key_file, "--jobs", jobs]
-    env = os.environ | {"PYTHONPATH": str(tree)}
-    done = subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True, text=True)
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = turns.child_json(
+        tree, ["-m", "bench.audit_cpu", "--measure", url, key_file, "--jobs", jobs]
+    )
     return result
 
 
 def run(kind: str, args: argparse.Namespace, pg_url: str | None) -> None:
-    corpus = Corpus(SEED)
-    corpus.check()
-    trees = {"this": HERE} | ({"against": Path(args.against).resolve()} if args.against else {})
-    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp), pg_url) as db:
-        key_file = Path(tmp) / "log.key"
-        ingest.new_log(db.url, key_file, corpus)
-        started = time.perf_counter()
-        reached, _ = ingest.populate(db.url, key_file, corpus, args.size, math.inf, lambda *_: None)
-        if reached < args.size:
-            raise RuntimeError(f"filled to {reached} of {args.size}")
-        db.analyze()
-        print(f"{kind}: filled to {reached:,} in {time.perf_counter() - started:.0f} s", flush=True)
+    trees = turns.trees(args.against)
+    with turns.filled_log(kind, pg_url, Corpus(SEED), args.size) as (db, key_file):
         got: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():
@@ -157,11 +141,7 @@ def main() -> None:
         url, key_file = args.measure
         print(json.dumps(measure(url, key_file, [int(n) for n in args.jobs.split(",") if n])))
         return
-    pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
-    for kind in args.backends.split(","):
-        if kind == "postgresql" and not pg_url:
-            print("postgresql: skipped (set BENCH_POSTGRES_URL)")
-            continue
+    for kind, pg_url in turns.backends(args.backends):
         run(kind, args, pg_url)
 
 

@@ -26,22 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest
+from bench import turns
 from bench.corpus import Corpus
-from bench.server import ORIGIN, database
+from bench.server import ORIGIN
 from ledger.log import LogProvider
 
 SEED = bytes(range(32))
-HERE = Path(__file__).resolve().parent.parent
 INTERVAL, FULL_INTERVAL = 10.0, 3600.0
 
 
@@ -68,35 +62,22 @@ def measure(url: str, key_file: str, state: str, checks: int) -> dict[str, float
 
 
 def _child(tree: Path, url: str, key_file: str, state: Path, checks: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "bench.derived_watch_cpu", "--measure", url, key_file, str(state)]
-    env = os.environ | {"PYTHONPATH": str(tree)}
-    done = subprocess.run(
-        [*cmd, "--checks", str(checks)], cwd=tree, env=env, check=True, capture_output=True, text=True
-    )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    argv = ["-m", "bench.derived_watch_cpu", "--measure", url, key_file, str(state), "--checks", str(checks)]
+    result: dict[str, float] = turns.child_json(tree, argv)
     return result
 
 
 def run(kind: str, args: argparse.Namespace, pg_url: str | None) -> None:
-    corpus = Corpus(SEED)
-    corpus.check()
-    trees = {"this": HERE} | ({"against": Path(args.against).resolve()} if args.against else {})
-    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp), pg_url) as db:
-        key_file = Path(tmp) / "log.key"
-        ingest.new_log(db.url, key_file, corpus)
-        started = time.perf_counter()
-        reached, _ = ingest.populate(db.url, key_file, corpus, args.size, math.inf, lambda *_: None)
-        if reached < args.size:
-            raise RuntimeError(f"filled to {reached} of {args.size}")
-        db.analyze()
-        print(f"{kind}: filled to {reached:,} in {time.perf_counter() - started:.0f} s", flush=True)
+    trees = turns.trees(args.against)
+    with turns.filled_log(kind, pg_url, Corpus(SEED), args.size) as (db, key_file):
+        tmp = key_file.parent
         got: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
         for name, tree in trees.items():
             # The state a running server leaves: each tree's own, from a first start (untimed).
-            _child(tree, db.url, str(key_file), Path(tmp) / f"state-{name}.json", 0)
+            _child(tree, db.url, str(key_file), tmp / f"state-{name}.json", 0)
         for _ in range(args.rounds):
             for name, tree in trees.items():
-                state = Path(tmp) / f"state-{name}.json"
+                state = tmp / f"state-{name}.json"
                 for figure, s in _child(tree, db.url, str(key_file), state, args.checks).items():
                     got[name].setdefault(figure, []).append(s)
         for name, figures in got.items():
@@ -125,11 +106,7 @@ def main() -> None:
         url, key_file, state = args.measure
         print(json.dumps(measure(url, key_file, state, args.checks)))
         return
-    pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
-    for kind in args.backends.split(","):
-        if kind == "postgresql" and not pg_url:
-            print("postgresql: skipped (set BENCH_POSTGRES_URL)")
-            continue
+    for kind, pg_url in turns.backends(args.backends):
         run(kind, args, pg_url)
 
 

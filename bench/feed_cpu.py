@@ -41,14 +41,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import math
-import os
 import pstats
 import secrets
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,14 +56,13 @@ from sqlalchemy.engine import Connection, Engine
 from werkzeug.test import EnvironBuilder
 
 from app import create_app, freeze_start_up_objects
-from bench import ingest
+from bench import turns
 from bench.corpus import Corpus
 from bench.reads import FEED_PATHS
-from bench.server import ORIGIN, Database, database
+from bench.server import ORIGIN
 from bench.writes import PostgresBackends
 
 SEED = bytes(range(32))
-HERE = Path(__file__).resolve().parent.parent
 #: A short name for each filter of :data:`bench.reads.FEED_PATHS`, in order.
 FILTERS = ("platform", "account_class", "rule", "action", "subject", "text", "date_range")
 
@@ -174,16 +168,6 @@ def explain(app: Flask, kind: str, web: bool) -> None:
                     print("    " + (str(row[-1]) if kind == "sqlite" else str(row[0])))
 
 
-def _fill(db: Database, key_file: Path, corpus: Corpus, size: int) -> None:
-    started = time.perf_counter()
-    # ingest.populate gives its own PostgreSQL appends a longer statement timeout.
-    reached, _ = ingest.populate(db.url, key_file, corpus, size, math.inf, lambda *_: None)
-    if reached < size:
-        raise RuntimeError(f"filled to {reached} of {size}")
-    db.analyze()  # as autovacuum would soon after a bulk load (PostgreSQL only)
-    print(f"{db.kind}: filled to {size:,} in {time.perf_counter() - started:.0f} s", flush=True)
-
-
 def _app(url: str, key_file: str, kept: str | None) -> Flask:
     rows = {} if kept is None else {"FEED_ROW_CACHE": int(kept)}
     config = {"DATABASE_URL": url, "KEY_FILE": key_file, "ORIGIN": ORIGIN}
@@ -216,19 +200,17 @@ def measure_all(
 
 def _child(tree: Path, url: str, key_file: str, admin_url: str | None, app_name: str, args: argparse.Namespace) -> Any:
     """:func:`measure_all` run by ``tree``'s code in a child process, one round."""
-    cmd = [sys.executable, "-m", "bench.feed_cpu", "--measure", url, key_file, admin_url or "", app_name]
+    cmd = ["-m", "bench.feed_cpu", "--measure", url, key_file, admin_url or "", app_name]
     cmd += ["--requests", str(args.requests), "--rounds", "1"]
     cmd += ["--both"] if args.both else ["--web"] if args.web else []
     cmd += ["--row-cache", args.row_cache] if args.row_cache else []
-    env = os.environ | {"PYTHONPATH": str(tree)}
-    done = subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return turns.child_json(tree, cmd)
 
 
 def _against(kind: str, size: int, url: str, key_file: str, admin_url: str | None, args: argparse.Namespace) -> None:
     """Each page with this tree's code and with ``--against``'s, taking turns
     every round in child processes on the one database; medians of the rounds."""
-    trees = {"this": HERE, "against": Path(args.against).resolve()}
+    trees = turns.trees(args.against)
     got: dict[tuple[str, str, str], list[tuple[float, float | None]]] = {}
     for _ in range(args.rounds):
         for name, tree in trees.items():
@@ -248,13 +230,8 @@ def _against(kind: str, size: int, url: str, key_file: str, admin_url: str | Non
 
 def run(kind: str, size: int, args: argparse.Namespace, pg_url: str | None) -> None:
     """Measure each filter's page on a new database of ``kind`` filled to ``size`` entries."""
-    corpus = Corpus(SEED)
-    corpus.check()
     app_name = f"bench-feed-{secrets.token_hex(4)}"
-    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp), pg_url) as db:
-        key_file = Path(tmp) / "log.key"
-        ingest.new_log(db.url, key_file, corpus)
-        _fill(db, key_file, corpus, size)
+    with turns.filled_log(kind, pg_url, Corpus(SEED), size) as (db, key_file):
         if args.against:
             _against(kind, size, db.url, str(key_file), db.admin_url, args)
             if args.profile:  # this checkout's code, in this process
@@ -312,11 +289,7 @@ def main() -> None:
         url, key_file, admin_url, app_name = args.measure
         print(json.dumps(measure_all(url, key_file, admin_url or None, app_name, args)))
         return
-    pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
-    for kind in args.backends.split(","):
-        if kind == "postgresql" and not pg_url:
-            print("postgresql: skipped (set BENCH_POSTGRES_URL)")
-            continue
+    for kind, pg_url in turns.backends(args.backends):
         for size in (int(n) for n in args.sizes.split(",")):
             run(kind, size, args, pg_url)
 

@@ -25,16 +25,12 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-HERE = Path(__file__).resolve().parent.parent
 
 
 def _committer_cpu() -> float:
@@ -109,15 +105,14 @@ def child(kind: str, pg_url: str | None, singles: int, threads: list[int]) -> di
 
 
 def _run_child(tree: Path, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    from bench import turns
+
     code = (
         "import runpy, sys; sys.argv = sys.argv[1:]; "
         f"runpy.run_path({str(Path(__file__).resolve())!r}, run_name='__main__')"
     )
-    cmd = [sys.executable, "-c", code, "lone_commit", "--child", "--backends", kind]
-    cmd += ["--singles", str(args.singles), "--threads", args.threads]
-    env = os.environ | {"PYTHONPATH": str(tree)}
-    done = subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True, text=True)
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    argv = ["-c", code, "lone_commit", "--child", "--backends", kind]
+    figures: dict[str, Any] = turns.child_json(tree, [*argv, "--singles", str(args.singles), "--threads", args.threads])
     return figures
 
 
@@ -134,17 +129,16 @@ def main() -> None:
     parser.add_argument("--threads", default="16,32", help="thread counts of the concurrent steps")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    pg_url = os.environ.get("LEDGER_TEST_POSTGRES_URL") or os.environ.get("BENCH_POSTGRES_URL")
     threads = [int(n) for n in args.threads.split(",") if n]
-    if args.child:
+    if args.child:  # run from the other tree, whose bench package may hold no turns
+        pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
         print(json.dumps(child(args.backends, pg_url, args.singles, threads)))
         return
-    trees = {"this": HERE, **({"against": Path(args.against).resolve()} if args.against else {})}
+    from bench import turns
+
+    trees = turns.trees(args.against)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; trees: {trees}", flush=True)
-    for kind in args.backends.split(","):
-        if kind == "postgresql" and not pg_url:
-            print("postgresql: skipped (set LEDGER_TEST_POSTGRES_URL)")
-            continue
+    for kind, _ in turns.backends(args.backends):
         got: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in range(args.rounds):
             order = list(trees.items()) if r % 2 == 0 else list(reversed(trees.items()))
