@@ -1,7 +1,7 @@
 """Batch ingestion under gunicorn: server CPU per record, by process and thread.
 
     .venv/bin/python -m bench.batch_gap [--backends sqlite,postgresql] [--rounds 3] [--batches 12]
-        [--variants main,nowatch,1worker,inproc] [--profile]
+        [--variants main,nowatch,1worker,inproc] [--against NAME=TREE ...] [--profile]
 
 Session 7 compared a batch record in one process (``python -m
 bench.writes``, ~300 µs) with ``make bench``'s ~680 µs of server CPU under
@@ -17,7 +17,9 @@ within each worker, the CPU of each thread (``/proc/<pid>/task``).
 turns, in the same run (:data:`VARIANTS`: as shipped, the derived-row
 watcher off, one worker, and ``inproc``, the app in this process without
 gunicorn), so parts and changes are measured while the neighbours stay the
-same. The watcher checks every 10 s, so a round may or may not hold one of
+same. ``--against NAME=TREE`` adds a variant served as shipped from another
+checkout (a detached worktree of an older commit, its own database), so
+commits are compared in one run. The watcher checks every 10 s, so a round may or may not hold one of
 its checks: compare medians of several rounds. With ``--profile`` py-spy samples
 both workers (the thread holding the GIL) during one extra round per variant
 (``bench/results/<stamp>-batch_gap-<backend>-<variant>-<worker>.profile.txt``).
@@ -47,10 +49,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
+from sqlalchemy import create_engine, text
+
 from bench import child_signals, cpu, ingest, sigterm_interrupts, writes
 from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus, Signed, batch_body, sign_chunk
 from bench.profile import py_spy, sampling
-from bench.server import Server, database, gunicorn
+from bench.server import Database, Server, database, gunicorn
 from keys.note import Verifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,6 +69,7 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 2
     threads: int = 16
+    root: Path | None = None  # another checkout's code (``--against``); None: this one
 
 
 VARIANTS: dict[str, Variant] = {
@@ -93,6 +98,7 @@ class Round:
     wall: float
     server: float
     database: float
+    commits: int = 0  # checkpoints signed during the round: the committer's groups
     by_process: dict[str, float] = field(default_factory=dict)
     by_thread: dict[str, float] = field(default_factory=dict)
 
@@ -153,7 +159,21 @@ def _leader_pid(srv: Server) -> int | None:
     return flock_holder(Path("/proc/locks").read_text(), inode)
 
 
-def _round(srv: Server, items: list[Signed], verifier: Verifier, profile: Path | None) -> Round:
+def _checkpoints(db: Database) -> int:
+    """Checkpoints stored so far (one a group commit), read over a connection
+    of its own, not the server's (whose backends are counted as its CPU)."""
+    eng = create_engine(db.url)
+    try:
+        with eng.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one())
+    finally:
+        eng.dispose()
+
+
+def _round(
+    srv: Server, db: Database, items: list[Signed], verifier: Verifier, profile: Path | None, clients: int
+) -> Round:
+    commits = _checkpoints(db)
     workers = srv.worker_pids()
     leader = _leader_pid(srv)
     names = {pid: ("leader" if pid == leader else "follower") for pid in workers}
@@ -164,7 +184,7 @@ def _round(srv: Server, items: list[Signed], verifier: Verifier, profile: Path |
             for pid in workers:
                 out = profile.with_name(f"{profile.name}-{names[pid]}.profile.txt")
                 stack.enter_context(sampling([pid], out, gil=True))
-        res = ingest.submit(srv.port, items, BATCH, CLIENTS, 600, probe=srv.cpu_probe)
+        res = ingest.submit(srv.port, items, BATCH, clients, 600, probe=srv.cpu_probe)
     if res.errors or res.weight != len(items):
         raise RuntimeError(f"{res.errors} errors, {res.weight} of {len(items)} records, e.g. {res.error_sample}")
     ingest.check_answers(res, items, BATCH, verifier)
@@ -175,6 +195,7 @@ def _round(srv: Server, items: list[Signed], verifier: Verifier, profile: Path |
         res.cpu_wall,
         res.cpu.get(cpu.SERVER, 0.0),
         sum(v for k, v in res.cpu.items() if k.startswith(cpu.DATABASE)),
+        _checkpoints(db) - commits,
     )
     rnd.by_process["master"] = after_master - before_master
     for pid in workers:
@@ -189,13 +210,13 @@ def _round(srv: Server, items: list[Signed], verifier: Verifier, profile: Path |
 
 
 @contextmanager
-def _server(kind: str, tmp: Path, pg_url: str | None, v: Variant) -> Iterator[Server]:
+def _server(kind: str, tmp: Path, pg_url: str | None, v: Variant) -> Iterator[tuple[Database, Server]]:
     with (
         mock.patch.dict(os.environ, v.env),
         database(kind, tmp, pg_url) as db,
-        gunicorn(db, tmp, v.workers, v.threads) as srv,
+        gunicorn(db, tmp, v.workers, v.threads, **({"root": v.root} if v.root else {})) as srv,
     ):
-        yield srv
+        yield db, srv
 
 
 def _sign(corpus: Corpus, n: int) -> list[Signed]:
@@ -243,17 +264,33 @@ class InProcess:
         db = 0.0
         if self.backends is not None:
             db = sum(v - db_before.get(pid, 0.0) for pid, v in self.backends.cpu().items())
-        return Round(len(items), wall, used, db, {"this process": used})
+        return Round(len(items), wall, used, db, by_process={"this process": used})
+
+
+def against_variants(specs: list[str]) -> dict[str, Variant]:
+    """``--against NAME=TREE`` options as variants: the server as shipped, served
+    from the checkout TREE (its ``wsgi.py`` and ``gunicorn.conf.py``)."""
+    out: dict[str, Variant] = {}
+    for spec in specs:
+        name, sep, tree = spec.partition("=")
+        if not sep or not name or not tree:
+            raise ValueError(f"--against wants NAME=TREE, not {spec!r}")
+        if name in VARIANTS or name in out:
+            raise ValueError(f"--against: the name {name!r} is taken")
+        if not (Path(tree) / "wsgi.py").is_file():
+            raise ValueError(f"--against: {tree!r} is not a checkout of the ledger (no wsgi.py)")
+        out[name] = Variant(root=Path(tree).resolve())
+    return out
 
 
 def run_backend(kind: str, pg_url: str | None, args: argparse.Namespace, stamp: str, items: list[Signed]) -> str:
     variants = args.variants.split(",")
     per_round = args.batches * BATCH
-    warm = 4 * BATCH
+    warm = args.warm
     lines = [f"## {kind}", ""]
     rounds: dict[str, list[Round]] = {v: [] for v in variants}
     with ExitStack() as stack:
-        servers: dict[str, Server] = {}
+        servers: dict[str, tuple[Database, Server]] = {}
         offsets: dict[str, int] = {v: warm for v in variants}
         inproc = None
         for v in variants:
@@ -262,10 +299,12 @@ def run_backend(kind: str, pg_url: str | None, args: argparse.Namespace, stamp: 
                 inproc.round(items[:warm])
                 continue
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"batch-gap-{kind}-{v}-")))
-            srv = stack.enter_context(_server(kind, tmp, pg_url, VARIANTS[v]))
+            db, srv = stack.enter_context(_server(kind, tmp, pg_url, args.all_variants[v]))
             srv.flask("ledger", "platform", "add", PLATFORM, "--name", PLATFORM_NAME, "--public-key", args.pub)
-            servers[v] = srv
-            ingest.submit(srv.port, items[:warm], BATCH, CLIENTS, 600)
+            servers[v] = db, srv
+            ingest.submit(srv.port, items[:warm], BATCH, args.clients, 600)
+            if args.analyze:
+                db.analyze()  # as the suite does after its fill, before the batch step
         total = args.rounds + (1 if args.profile else 0)
         for r in range(total):
             profiled = args.profile and r == total - 1
@@ -277,15 +316,15 @@ def run_backend(kind: str, pg_url: str | None, args: argparse.Namespace, stamp: 
                         continue
                     rnd = inproc.round(part)
                 else:
-                    srv = servers[v]
+                    db, srv = servers[v]
                     prof = RESULTS / f"{stamp}-batch_gap-{kind}-{v}" if profiled else None
-                    rnd = _round(srv, part, Verifier.from_key(srv.vkey), prof)
+                    rnd = _round(srv, db, part, Verifier.from_key(srv.vkey), prof, args.clients)
                 if not profiled:
                     rounds[v].append(rnd)
                 print(
                     f"{kind} {v} round {r + 1}{' (profiled)' if profiled else ''}: "
                     f"server {rnd.us(rnd.server):.0f} µs/record, db {rnd.us(rnd.database):.0f}, "
-                    f"{rnd.records / rnd.wall:,.0f} records/s; "
+                    f"{rnd.records / rnd.wall:,.0f} records/s, {rnd.commits} commits; "
                     + ", ".join(f"{k} {rnd.us(s):.0f}" for k, s in rnd.by_process.items()),
                     file=sys.stderr,
                     flush=True,
@@ -309,6 +348,7 @@ def run_backend(kind: str, pg_url: str | None, args: argparse.Namespace, stamp: 
     for k in sorted({k for v in variants for r in rounds[v] for k in r.by_thread}):
         row(k, lambda r, k=k: r.us(r.by_thread.get(k, 0.0)))
     row("records/s (wall, shared cores)", lambda r: r.records / r.wall)
+    row("records a commit (the committer's groups)", lambda r: r.records / r.commits if r.commits else 0)
     return "\n".join(lines) + "\n"
 
 
@@ -319,15 +359,43 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=12, help="batches of 1,000 per round (default 12)")
     parser.add_argument("--variants", default="main", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--profile", action="store_true", help="one extra round per variant sampled by py-spy")
+    parser.add_argument(
+        "--warm",
+        type=int,
+        default=4 * BATCH,
+        help="records each server takes before the timed rounds (default 4,000; make bench's batch step "
+        "follows a fill to 10,000)",
+    )
+    parser.add_argument("--clients", type=int, default=CLIENTS, help=f"clients posting at once (default {CLIENTS})")
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="PostgreSQL: ANALYZE each server's tables after the warm-up, as make bench's suite does after its fill",
+    )
+    parser.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="NAME=TREE",
+        help="a variant NAME: the server as shipped, run from another checkout TREE (e.g. a detached "
+        "worktree of an older commit), taking turns with the others; repeatable",
+    )
     args = parser.parse_args()
+    try:
+        args.all_variants = {**VARIANTS, **against_variants(args.against)}
+    except ValueError as e:
+        parser.error(str(e))
+    for name in args.all_variants:
+        if name not in VARIANTS and name not in args.variants.split(","):
+            args.variants += f",{name}"
     for v in args.variants.split(","):
-        if v not in VARIANTS:
+        if v not in args.all_variants:
             parser.error(f"unknown variant {v!r}")
     pg_url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("LEDGER_TEST_POSTGRES_URL")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     corpus = Corpus(secrets.token_bytes(32))
     args.pub = corpus.public_key_b64
-    per_variant = 4 * BATCH + (args.rounds + (1 if args.profile else 0)) * args.batches * BATCH
+    per_variant = args.warm + (args.rounds + (1 if args.profile else 0)) * args.batches * BATCH
     with sigterm_interrupts():
         print(f"signing {per_variant:,} records", file=sys.stderr, flush=True)
         items = _sign(corpus, per_variant)

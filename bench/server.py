@@ -160,6 +160,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     key_file: Path
     log_file: Path
+    root: Path = ROOT  # the checkout whose code it serves (and whose flask CLI runs)
     cli_seconds: list[float] = field(default_factory=list)
     app_name: str | None = None  # the application_name of its PostgreSQL connections
     admin: Engine | None = None  # reads pg_stat_activity for cpu_probe
@@ -183,7 +184,7 @@ class Server:
         """Run ``flask --app app ARGS`` against this server's database."""
         res = subprocess.run(
             [sys.executable, "-m", "flask", "--app", "app", *args],
-            cwd=ROOT,
+            cwd=self.root,
             env={**os.environ, **self.env},
             capture_output=True,
             text=True,
@@ -237,8 +238,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(db: Database, tmp: Path, workers: int, threads: int) -> Iterator[Server]:
-    """Start ``gunicorn -c gunicorn.conf.py wsgi:app`` on 127.0.0.1; stop it after."""
+def gunicorn(db: Database, tmp: Path, workers: int, threads: int, root: Path = ROOT) -> Iterator[Server]:
+    """Start ``gunicorn -c gunicorn.conf.py wsgi:app`` on 127.0.0.1; stop it after. ``root``:
+    the checkout whose code it serves (another commit's worktree, to compare in one run)."""
     port = free_port()
     key_file = tmp / "log.key"
     url, app_name, admin = db.url, None, None
@@ -260,12 +262,14 @@ def gunicorn(db: Database, tmp: Path, workers: int, threads: int) -> Iterator[Se
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
+            cwd=root,
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", port, env, proc, key_file, log_file, app_name=app_name, admin=admin)
+    server = Server(
+        f"http://127.0.0.1:{port}", port, env, proc, key_file, log_file, root=root, app_name=app_name, admin=admin
+    )
     try:
         _wait_ready(server, workers, deadline=time.monotonic() + 120)
         yield server

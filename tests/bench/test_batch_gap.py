@@ -4,7 +4,11 @@ The figures themselves are measured, never asserted."""
 
 from __future__ import annotations
 
-from bench.batch_gap import flock_holder, thread_parts
+from pathlib import Path
+
+import pytest
+
+from bench.batch_gap import Variant, against_variants, flock_holder, thread_parts
 
 DUMP = """Process 4242: gunicorn: worker [wsgi:app]
 Python v3.11.7 (/usr/bin/python3.11)
@@ -48,3 +52,29 @@ def test_flock_holder_matches_the_inode_exactly() -> None:
     assert flock_holder(LOCKS, 56789) == 4300
     assert flock_holder(LOCKS, 1111) is None  # a POSIX lock, not the intake's flock
     assert flock_holder(LOCKS, 567) is None
+
+
+def test_against_serves_another_checkout_as_shipped(tmp_path: Path) -> None:
+    (tmp_path / "wsgi.py").write_text("")
+    assert against_variants([f"old={tmp_path}"]) == {"old": Variant(root=tmp_path.resolve())}
+    assert against_variants([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("old", "NAME=TREE"),
+        ("=TREE", "NAME=TREE"),
+        ("old=", "NAME=TREE"),
+        ("main=TREE", "taken"),
+        ("old=TREE,old=TREE", "taken"),
+        ("old=NOWSGI", "no wsgi.py"),
+    ],
+)
+def test_against_refuses_a_bad_spec(tmp_path: Path, spec: str, why: str) -> None:
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "wsgi.py").write_text("")
+    (tmp_path / "nowsgi").mkdir()
+    specs = spec.replace("NOWSGI", str(tmp_path / "nowsgi")).replace("TREE", str(tmp_path / "tree")).split(",")
+    with pytest.raises(ValueError, match=why):
+        against_variants(specs)
