@@ -49,8 +49,8 @@ logger = logging.getLogger(__name__)
 
 
 #: The fewest older entries a check sweeps, so that a small log is swept
-#: more often than every ``full_interval`` for little work (~30 ms a check
-#: at the audit's ~120 µs an entry).
+#: more often than every ``full_interval`` for little work (~9 ms a check
+#: at the ~35 µs an entry the check measured: docs/performance.md, session 10).
 MIN_SLICE = 256
 
 
