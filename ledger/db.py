@@ -427,18 +427,29 @@ PG_CONNECT_ARGS: dict[str, Any] = {
 
 #: PostgreSQL, each sequencer transaction (SET LOCAL, so readers, exports and
 #: migrations keep the server's defaults): a writer waits at most 3 s for the
-#: head lock (then 503 and Retry-After), a statement runs at most 5 s (a
-#: COPY whose client froze mid-stream is "active", not idle, so this is what
-#: ends it; a group's COPY takes well under a second), and a transaction
-#: left idle for 5 s (its server frozen, say, by SIGSTOP or a lost
-#: network) is ended by PostgreSQL, which releases the head lock: the other
-#: servers append again within seconds. Nothing acknowledged is lost (the
-#: frozen writer never committed, so it never answered) and no fork is
+#: head lock (then 503 and Retry-After), a statement runs at most 5 s, and a
+#: transaction left idle for 5 s (its server frozen, say, by SIGSTOP or a
+#: lost network) is ended by PostgreSQL, which releases the head lock: the
+#: other servers append again within seconds. Nothing acknowledged is lost
+#: (the frozen writer never committed, so it never answered) and no fork is
 #: possible (the head moves by compare-and-swap).
+#:
+#: One stall escapes both timeouts: a writer frozen in the middle of a
+#: ``COPY ... FROM STDIN`` (``insert_values``). Its backend is "active",
+#: waiting for the client's next rows, and PostgreSQL does not act on a
+#: statement timeout while it waits for a client (only on a termination):
+#: measured, a COPY left waiting held its locks for as long as its client
+#: was stopped. Another server's sequencer, refused the head lock, ends
+#: such a writer (``ledger.storage.end_stalled_writers``).
 PG_WRITER_SETTINGS = (
     "SELECT set_config('lock_timeout', '3s', true), set_config('statement_timeout', '5s', true), "
     "set_config('idle_in_transaction_session_timeout', '5s', true)"
 )
+
+#: A head-lock holder whose statement has run this long and waits for its
+#: client is stalled: a sequencer statement runs at most 5 s (its statement
+#: timeout), and a second more lets a cancel land.
+WRITER_STALLED_SECONDS = 6
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -458,8 +469,9 @@ def insert_many(session: Session | Connection, table: Table, rows: Sequence[Mapp
     psycopg parsing 30,000-placeholder statements, and psycopg's pipelined
     ``executemany`` left a frozen client's transaction without PostgreSQL's
     idle timer (see :data:`PG_WRITER_SETTINGS`); a COPY ends with
-    ReadyForQuery like any statement, and ``statement_timeout`` bounds a
-    COPY whose client stopped sending. A few rows (a single record's) go as
+    ReadyForQuery like any statement. A COPY whose client stopped sending
+    is bounded by no timeout of PostgreSQL's own (see
+    :data:`PG_WRITER_SETTINGS` for what ends it). A few rows (a single record's) go as
     one multi-row INSERT instead, a round trip fewer.
     """
     if rows:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from keys.note import Signer
 from ledger import storage
-from ledger.db import is_sqlite, once_more_if_lost, writer
+from ledger.db import WRITER_STALLED_SECONDS, is_sqlite, once_more_if_lost, single_connection, writer
 from ledger.errors import InvalidInput, Refused, SplitViewError, StorageError
 from ledger.storage import Head, StoredCheckpoint
 from ledger.tlog.checkpoint import Checkpoint
@@ -102,6 +102,14 @@ def _split_view(e: DBAPIError) -> bool:
         return table in _LOG_KEYS
     message = str(e.orig)  # SQLite: "UNIQUE constraint failed: entries.idx"
     return any(f"failed: {t}." in message for t in _LOG_KEYS)
+
+
+#: PostgreSQL's SQLSTATE for a lock wait ended by ``lock_timeout``.
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _lock_refused(e: DBAPIError) -> bool:
+    return getattr(e.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
 def _permanent(e: DBAPIError) -> bool:
@@ -229,9 +237,30 @@ class Sequencer:
                 if _split_view(e):
                     raise SplitViewError("another writer appended at the same index; nothing was written") from e
                 logger.warning("the database refused an append: %s", e.orig)
+                if _lock_refused(e):
+                    self._end_stalled_writers()
                 if _permanent(e):
                     raise Refused(f"the database refused the data: {_refusal(e)}; nothing was appended") from e
                 raise StorageError(f"the database refused the append: {_refusal(e)}") from e
+
+    def _end_stalled_writers(self) -> None:
+        """After ``lock_timeout``: end another server's sequencer transaction
+        that holds the head lock while stalled on its client, which no
+        timeout of PostgreSQL's ends (``ledger.storage.end_stalled_writers``).
+        This append still fails with 503; the client's retry appends."""
+        try:
+            with single_connection(self._engine) as conn:
+                ended = storage.end_stalled_writers(conn)
+        except DBAPIError as e:  # e.g. a role not allowed to signal the others' backends
+            logger.warning("could not end stalled writers holding the log's head lock: %s", e.orig)
+            return
+        if ended:
+            logger.warning(
+                "ended PostgreSQL backends %s: sequencer transactions stalled on their clients "
+                "for over %d s while holding the log's head lock",
+                ", ".join(map(str, ended)),
+                WRITER_STALLED_SECONDS,
+            )
 
     @contextmanager
     def _write_transaction(self) -> Iterator[tuple[Connection, Head | None]]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ledger.db import (
     PG_WRITER_SETTINGS,
+    WRITER_STALLED_SECONDS,
     SingleConnection,
     checkpoints,
     connection_sql,
@@ -95,6 +96,38 @@ def begin_append(session: Session | Connection) -> Head | None:
     else:
         rows = pg_script(session, _BEGIN_APPEND_PG)
     return Head(rows[0][0], bytes(rows[0][1])) if rows else None
+
+
+#: Backends holding a lock on ``log_head`` whose statement began longer
+#: ago than any sequencer statement may run
+#: (:data:`ledger.db.WRITER_STALLED_SECONDS`) and that are waiting for their
+#: client (``ClientRead`` while active: a ``COPY`` or a message left
+#: half-sent) are ended. ``state_change`` is when the statement began; an
+#: idle transaction PostgreSQL ends itself.
+_END_STALLED_WRITERS = (
+    "SELECT a.pid, pg_terminate_backend(a.pid) FROM pg_stat_activity a"
+    " WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.wait_event = 'ClientRead'"
+    f" AND a.state_change < clock_timestamp() - make_interval(secs => {WRITER_STALLED_SECONDS})"
+    " AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted"
+    " AND l.locktype = 'relation' AND l.relation = 'log_head'::regclass)"
+)
+
+
+def end_stalled_writers(conn: SingleConnection) -> list[int]:
+    """PostgreSQL: end the transactions, of any server on this database,
+    that hold the log's head lock while stalled on their client
+    (:data:`ledger.db.PG_WRITER_SETTINGS` says why no timeout ends them);
+    return their backends' process IDs.
+
+    For a sequencer refused the head lock (``lock_timeout``). Safe for the
+    log: an ended transaction never committed, so its server never
+    acknowledged what it held (its clients get 503 and retry), and the head
+    moves only by compare-and-swap. The database role must be allowed to
+    signal the other servers' backends: the same role for every server, or
+    membership in ``pg_signal_backend`` (docs/deployment.md).
+    """
+    rows, _ = connection_sql(conn, _END_STALLED_WRITERS)
+    return [pid for pid, ended in rows if ended]
 
 
 def read_head_and_cosignatures(session: Reads) -> tuple[Head | None, tuple[str, ...]]:

@@ -8,6 +8,12 @@ of A's transactions holds the row lock on ``log_head`` (seen in
 A's transaction once it has been idle for 5 s (the sequencer's
 ``idle_in_transaction_session_timeout``), and B's waits give up after 3 s
 (``lock_timeout``) with 503 and Retry-After, which the client honours.
+
+A writer frozen in the middle of its ``COPY`` is not idle, and PostgreSQL
+ends it on no timeout of its own; there B's sequencer, refused the lock,
+ends the stalled transaction (``ledger.storage.end_stalled_writers``) once
+its statement has run for 6 s. The second case freezes A exactly there.
+
 Afterwards every record either server acknowledged is in the log, once,
 and the log is whole (no fork: the head moves by compare-and-swap).
 """
@@ -64,6 +70,30 @@ def _holders(db_url: str) -> int:
         engine.dispose()
 
 
+def _copying(db_url: str) -> int:
+    """Sequencer transactions holding the head lock that are in the middle of
+    a ``COPY``, waiting for their client's next rows."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity a WHERE a.state = 'active' "
+                        "AND a.wait_event = 'ClientRead' AND a.query LIKE 'COPY %' "
+                        "AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted "
+                        "AND l.locktype = 'relation' AND l.relation = 'log_head'::regclass)"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+#: Where A is frozen: anywhere it holds the head lock, or in a COPY.
+MOMENTS = {"holding the head lock": _holders, "in a COPY": _copying}
+
+
 def _freeze(server: ServerURL, sig: signal.Signals) -> None:
     for pid in server.processes():
         os.kill(pid, sig)
@@ -72,8 +102,8 @@ def _freeze(server: ServerURL, sig: signal.Signals) -> None:
 class Load:
     """Batches posted to one server until stopped; remembers what was acknowledged."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self.url, self.prefix = url, prefix
+    def __init__(self, url: str, prefix: str, size: int = 200) -> None:
+        self.url, self.prefix, self.size = url, prefix, size
         self.acked: dict[str, int] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -83,8 +113,8 @@ class Load:
         n = 0
         with httpx.Client(base_url=self.url, timeout=60) as http:
             while not self.stop.is_set():
-                batch = [sign(decision(f"{self.prefix}-{n + i}"), KEY) for i in range(200)]
-                n += 200
+                batch = [sign(decision(f"{self.prefix}-{n + i}"), KEY) for i in range(self.size)]
+                n += self.size
                 try:
                     r = http.post("/api/v1/records", json={"records": batch})
                 except httpx.HTTPError:
@@ -107,7 +137,8 @@ def _append_within(url: str, record_id: str, seconds: float) -> float:
             time.sleep(float(r.headers.get("Retry-After", "1")) / 4)
 
 
-def test_a_frozen_server_stalls_the_other_for_seconds(pg_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_frozen_server_stalls_the_other_for_seconds(pg_url: str, tmp_path: Path, moment: str) -> None:
     key_file = str(tmp_path / "log.key")
     env = {"LEDGER_DATABASE_URL": pg_url, "LEDGER_KEY_FILE": key_file, "LEDGER_ORIGIN": ORIGIN}
     # Server B, as on another machine: its own copy of the key, so its own
@@ -118,15 +149,15 @@ def test_a_frozen_server_stalls_the_other_for_seconds(pg_url: str, tmp_path: Pat
         shutil.copy2(key_file, other / "log.key")
         b_env = {**env, "LEDGER_KEY_FILE": str(other / "log.key")}
         with gunicorn(b_env) as b:
-            _freeze_and_append(a, b, pg_url, key_file)
+            _freeze_and_append(a, b, pg_url, key_file, moment)
 
 
-def _freeze_and_append(a: ServerURL, b: ServerURL, pg_url: str, key_file: str) -> None:
+def _freeze_and_append(a: ServerURL, b: ServerURL, pg_url: str, key_file: str, moment: str) -> None:
     provider = LogProvider(pg_url, key_file, ORIGIN)
     try:
         provider.log.registry.add_platform(PLATFORM, "Example Social", KEY.public_key)
-        took = _freeze_while_locked(a, b, pg_url)
-        print(f"the other server appended after {took:.1f} s")
+        took = _freeze_while_locked(a, b, pg_url, moment)
+        print(f"frozen {moment}: the other server appended after {took:.1f} s")
         assert took < 10
         log = provider.log
         with log.read() as s:
@@ -137,20 +168,24 @@ def _freeze_and_append(a: ServerURL, b: ServerURL, pg_url: str, key_file: str) -
         provider.close()
 
 
-def _freeze_while_locked(a: ServerURL, b: ServerURL, pg_url: str) -> float:
-    """Freeze A while it holds the head lock; return how long B took to append.
-    Every record A acknowledged must be in the log afterwards."""
-    load = Load(a, "a")
+def _freeze_while_locked(a: ServerURL, b: ServerURL, pg_url: str, moment: str) -> float:
+    """Freeze A at ``moment`` (holding the head lock); return how long B took
+    to append. Every record A acknowledged must be in the log afterwards."""
+    caught = MOMENTS[moment]
+    # Batches of 1,000 when aiming at a COPY: its rows take longer to send.
+    load = Load(a, "a", 200 if caught is _holders else 1000)
     frozen = False
     try:
-        for _ in range(200):  # catch A holding the head lock: it does most of the time under load
+        # Catch A at that moment: holding the head lock it does most of the
+        # time under load; in a COPY, a few percent of the tries.
+        for _ in range(600):
             time.sleep(0.05)
             _freeze(a, signal.SIGSTOP)
-            if _holders(pg_url):
+            if caught(pg_url):
                 frozen = True
                 break
             _freeze(a, signal.SIGCONT)
-        assert frozen, "server A never held the head lock while frozen"
+        assert frozen, f"server A was never frozen {moment}"
         took = _append_within(b, "b-0", 30)
         assert _holders(pg_url) == 0  # PostgreSQL ended the frozen transaction
     finally:
