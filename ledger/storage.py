@@ -98,18 +98,19 @@ def begin_append(session: Session | Connection) -> Head | None:
     return Head(rows[0][0], bytes(rows[0][1])) if rows else None
 
 
-#: Backends holding a lock on ``log_head`` whose statement began longer
-#: ago than any sequencer statement may run
-#: (:data:`ledger.db.WRITER_STALLED_SECONDS`) and that are waiting for their
-#: client (``ClientRead`` while active: a ``COPY`` or a message left
-#: half-sent) are ended. ``state_change`` is when the statement began; an
-#: idle transaction PostgreSQL ends itself.
+#: Backends holding the head row's lock (``FOR UPDATE`` holds
+#: ``RowShareLock`` on ``log_head``; a read holds ``AccessShareLock``) whose
+#: statement began longer ago than any sequencer statement may run
+#: (:data:`ledger.db.WRITER_STALLED_SECONDS`) and that wait for their client
+#: (``ClientRead`` while active: a ``COPY``, or a message left half-sent)
+#: are ended. ``state_change`` is when the statement began; an idle
+#: transaction PostgreSQL ends itself.
 _END_STALLED_WRITERS = (
     "SELECT a.pid, pg_terminate_backend(a.pid) FROM pg_stat_activity a"
     " WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.wait_event = 'ClientRead'"
     f" AND a.state_change < clock_timestamp() - make_interval(secs => {WRITER_STALLED_SECONDS})"
-    " AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted"
-    " AND l.locktype = 'relation' AND l.relation = 'log_head'::regclass)"
+    " AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted AND l.locktype = 'relation'"
+    " AND l.relation = 'log_head'::regclass AND l.mode = 'RowShareLock')"
 )
 
 

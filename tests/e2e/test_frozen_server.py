@@ -82,7 +82,7 @@ def _copying(db_url: str) -> int:
                         "SELECT count(*) FROM pg_stat_activity a WHERE a.state = 'active' "
                         "AND a.wait_event = 'ClientRead' AND a.query LIKE 'COPY %' "
                         "AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted "
-                        "AND l.locktype = 'relation' AND l.relation = 'log_head'::regclass)"
+                        "AND l.locktype = 'relation' AND l.relation = 'log_head'::regclass AND l.mode = 'RowShareLock')"
                     )
                 ).scalar_one()
             )

@@ -36,27 +36,20 @@ def pg_log(log: Log) -> Log:
 
 @contextmanager
 def _copy_left_waiting(log: Log, lock_head: bool) -> Iterator[int]:
-    """A transaction that (if ``lock_head``) locks the head row as the
-    sequencer does, then begins a COPY and sends no row; yields its backend's
-    process ID. The connection is discarded afterwards."""
+    """A transaction that locks the head row as the sequencer does (if
+    ``lock_head``; else reads it, as every read transaction does), then
+    begins a COPY and sends no row; yields its backend's process ID. The
+    connection is closed afterwards, the COPY unfinished."""
     raw = log.engine.raw_connection()
     conn: Any = raw.dbapi_connection
     try:
         conn.execute(storage._READ_HEAD_FOR_UPDATE if lock_head else storage._READ_HEAD)
-        with conn.cursor().copy("COPY scratch (x) FROM STDIN"):
-            yield conn.pgconn.backend_pid
-            raise _Done  # leave without sending CopyDone
-    except _Done:
-        pass
-    except Exception:
-        if conn.pgconn.status == 0:  # still connected: something else went wrong
-            raise
+        copy = conn.cursor().copy("COPY scratch (x) FROM STDIN")
+        copy.__enter__()  # the COPY is sent; its backend now waits for rows
+        yield conn.pgconn.backend_pid
+        del copy
     finally:
         raw.invalidate()
-
-
-class _Done(Exception):
-    pass
 
 
 def _end(log: Log) -> list[int]:
@@ -82,7 +75,7 @@ def test_a_head_lock_holder_stalled_in_a_copy_is_ended(pg_log: Log) -> None:
         assert _end(pg_log) == []  # not yet: a statement may run 5 s
         assert not _head_free(pg_log)
         time.sleep(WRITER_STALLED_SECONDS + 0.5)
-        assert _end(pg_log) == [holder]  # the reader holds no head lock: left alone
+        assert _end(pg_log) == [holder]  # the reader only read the head: left alone
         deadline = time.monotonic() + 5
         while not _head_free(pg_log):
             assert time.monotonic() < deadline, "the head lock was not released"
