@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from ledger.records.entries import json_bytes, json_text, parse_json
 
-_TRICKY = "\x00\x08\t\n\x0c\r\x1f\"\\/\x7f\x80\xa0\u2028\u2029\ud7ff\ue000\uffff\U00010000\U0010ffff\ud800\udfff"
+_TRICKY = '\x00\x08\t\n\x0c\r\x1f"\\/\x7f\x80\xa0\u2028\u2029\ud7ff\ue000\uffff\U00010000\U0010ffff\ud800\udfff'
 _chars = st.one_of(st.sampled_from(_TRICKY), st.characters())
 _text = st.text(_chars, max_size=12)
 _ints = st.one_of(
