@@ -125,7 +125,7 @@ def stages(records: int) -> list[tuple[str, Callable[[], object]]]:
         }
         for i, (it, h) in enumerate(zip(items, hashes, strict=True))
     ]
-    records = [it["record"] for it in items]
+    parsed = [it["record"] for it in items]
 
     def schema() -> None:
         for it in items:
@@ -142,8 +142,8 @@ def stages(records: int) -> list[tuple[str, Callable[[], object]]]:
     return [
         ("parse the body (parse_json)", lambda: parse_json(body)),
         ("validate + canonical bytes (validate_parsed)", validate),
-        ("  of which the canonical text (json_bytes)", lambda: [json_bytes(r) for r in records]),
-        ("  the same text by json_text (main before s. 11)", lambda: [json_text(r).encode() for r in records]),
+        ("  of which the canonical text (json_bytes)", lambda: [json_bytes(r) for r in parsed]),
+        ("  the same text by json_text (main before s. 11)", lambda: [json_text(r).encode() for r in parsed]),
         ("  jsonschema-rs is_valid, whole schema (errors only)", schema),
         ("Ed25519 verification (verify_signature)", verify),
         ("entry tail (entry_tail)", tails_of),
