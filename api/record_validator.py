@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import orjson
 
 from api.record_checks import (
     COUNT_MESSAGE,
@@ -40,7 +41,7 @@ from api.record_checks import (
     pointer_join,
     refused_strings,
 )
-from ledger.records.entries import canonical, json_text
+from ledger.records.entries import canonical, json_bytes
 from ledger.records.vocab import COVERAGE_COUNT_MAX, ENUMS, LEGAL_CITATION_MAX, PATTERNS, RECORD_TYPES
 
 __all__ = ["SCHEMA", "SCHEMA_PATH", "validate_parsed", "validate_record"]
@@ -260,19 +261,22 @@ def validate_parsed(record: object, now: datetime) -> tuple[list[dict[str, str]]
 
     One walk of the record where there were three (the search for refused
     characters, the check that the fast canonical form applies, the form
-    itself): the record's ``json_text`` is made first, searched for refused
-    characters (``clean_json``), and, once the schema has accepted the
-    record, is its canonical form (``json_text`` says why). Errors are
-    exactly :func:`validate_record`'s: where the text cannot tell, ``clean``
-    walks the record as before.
+    itself): the record's ``json_text``, as ``json_bytes`` writes it, is
+    made first, searched for refused characters (``clean_json``), and, once
+    the schema has accepted the record, is its canonical form (``json_text``
+    says why; an accepted record holds no float, so ``json_bytes`` wrote
+    exactly that text). A float elsewhere changes only its digits, which
+    hold nothing ``clean_json`` looks for. Errors are exactly
+    :func:`validate_record`'s: where the text cannot tell, ``clean`` walks
+    the record as before.
     """
     if now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     if not isinstance(record, dict):
         return [{"path": "", "message": "a record must be a JSON object"}], None
     try:
-        data: bytes | None = json_text(record).encode()
-    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError: a lone surrogate
+        data: bytes | None = json_bytes(record)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer beyond 2**53 - 1, 255 levels deep
         data = None
     errors = _errors(record, now, (data is not None and clean_json(data)) or clean(record))
     if errors:

@@ -10,14 +10,22 @@ batch of the bench corpus (what ``bench.writes`` posts), in the order the
 write path runs them:
 
 * in the request's thread: parsing the body (``parse_json``, per record),
-  validation and the canonical bytes (``validate_parsed``), the Ed25519
+  validation and the canonical bytes (``validate_parsed``; its canonical
+  text alone, by ``json_bytes`` and by main's ``json_text`` before session
+  11, beside it), the Ed25519
   verification (``verify_signature``), the entry's tail
   (``entry_tail``), its compression (``encode_tail``), the derived rows as
   the driver takes them (``record_values``);
 * under the sequencer's lock: the entry and its stored form
-  (``join_entry``, ``join_encoded``) and placing the rows
-  (``place_values``). The inserts and the commit are the database's: see
-  ``bench.writes --profile``.
+  (``join_entry``, ``join_encoded``), placing the rows (``place_values``)
+  and the leaf hashes (``record_hash`` of each entry);
+* back in the request's thread: the answer's records as JSON
+  (``_records_json``; by the json module's encoder as before session 11
+  beside it), from records as ``accept`` builds them (inclusion paths of 20
+  hashes).
+
+The planner's lookups, the inserts and the commit are the database's: see
+``bench.batch_gap`` (the committer thread's CPU) and ``bench.writes --profile``.
 
 Each figure is the least CPU time (``time.process_time``) of ``rounds``
 passes, the stages taking turns within each round, in µs per record. A
@@ -35,11 +43,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.record_validator import SCHEMA_VALIDATOR, validate_parsed
+from api.submissions import _ENCODER, _records_json
 from bench.corpus import Corpus, batch_body
 from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.derived import place_values, record_values
 from ledger.entry_codec import encode_head, encode_tail, join_encoded
-from ledger.records.entries import ENTRY_HEAD_LENGTH, entry_head, entry_tail, join_entry, parse_json
+from ledger.records.entries import (
+    ENTRY_HEAD_LENGTH,
+    entry_head,
+    entry_tail,
+    join_entry,
+    json_bytes,
+    json_text,
+    parse_json,
+)
+from ledger.submit import permalink
+from ledger.tlog.merkle import record_hash
 
 
 def best_us(stages: list[Callable[[], object]], per: int, rounds: int) -> list[float]:
@@ -90,6 +109,24 @@ def stages(records: int) -> list[tuple[str, Callable[[], object]]]:
         for i, r in enumerate(rows):
             place_values(into, r, i, 1_790_000_000_000)
 
+    entries = [join_entry(head, t) for t in tails]
+    path = [base64.b64encode(hashlib.sha256(bytes([i])).digest()).decode() for i in range(20)]
+    answer = [
+        {
+            "platform": it["record"]["platform"],
+            "record_id": it["record"]["record_id"],
+            "status": "created",
+            "leaf_index": 1_000_000 + i,
+            "leaf_hash": base64.b64encode(h).decode(),
+            "logged_at": "2026-12-08T00:00:00.000Z",
+            "permalink": permalink(it["record"]["platform"], it["record"]["record_id"]),
+            "tree_size": 1_001_000,
+            "inclusion_path": path,
+        }
+        for i, (it, h) in enumerate(zip(items, hashes, strict=True))
+    ]
+    parsed = [it["record"] for it in items]
+
     def schema() -> None:
         for it in items:
             SCHEMA_VALIDATOR.is_valid(it["record"])
@@ -105,6 +142,8 @@ def stages(records: int) -> list[tuple[str, Callable[[], object]]]:
     return [
         ("parse the body (parse_json)", lambda: parse_json(body)),
         ("validate + canonical bytes (validate_parsed)", validate),
+        ("  of which the canonical text (json_bytes)", lambda: [json_bytes(r) for r in parsed]),
+        ("  the same text by json_text (main before s. 11)", lambda: [json_text(r).encode() for r in parsed]),
         ("  jsonschema-rs is_valid, whole schema (errors only)", schema),
         ("Ed25519 verification (verify_signature)", verify),
         ("entry tail (entry_tail)", tails_of),
@@ -112,6 +151,9 @@ def stages(records: int) -> list[tuple[str, Callable[[], object]]]:
         ("derived rows as tuples (record_values)", rows_of),
         ("lock: entry and stored form (join_*)", lock_entries),
         ("lock: place the rows (place_values)", lock_rows),
+        ("leaf hashes (record_hash of the entry)", lambda: [record_hash(e) for e in entries]),
+        ("the answer's records (_records_json)", lambda: _records_json(answer)),
+        ("  the same by the json encoder (main before s. 11)", lambda: _ENCODER.encode(answer).encode()),
     ]
 
 
@@ -122,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     named = stages(args.records)
     figures = best_us([fn for _, fn in named], args.records, args.rounds)
-    ed25519 = figures[3]
+    ed25519 = next(us for (name, _), us in zip(named, figures, strict=True) if name.startswith("Ed25519"))
     print(f"{args.records} bench corpus records, least CPU of {args.rounds} passes, one core")
     print(f"{'stage':<50}{'CPU µs/record':>14}{'× Ed25519':>11}")
     for (name, _), us in zip(named, figures, strict=True):

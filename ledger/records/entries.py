@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
+import orjson
 import rfc8785
 
 from ledger.errors import InvalidInput
@@ -122,6 +123,29 @@ def json_text(obj: Any) -> str:
     if _C_ENCODE is None:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return "".join(_C_ENCODE(obj, 0))
+
+
+_JSON_BYTES_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``json_text(obj).encode()``, by orjson: a fifth of its CPU on a record
+    (3.9 against 20.0 µs a bench record, as measured), for a value that
+    :func:`parse_json` returned and that holds no float.
+
+    For such a value the two are equal byte for byte: neither writes
+    whitespace; both write ``true``, ``false``, ``null`` and an integer's
+    digits alike; both escape exactly ``"``, ``\\`` and U+0000 to U+001F with
+    the same table (``\\b \\f \\n \\r \\t``, otherwise ``\\u00xx`` in lower
+    case) and write every other character as UTF-8; both sort keys by code
+    point (orjson by UTF-8 bytes, the same order), and a dict has no
+    repeated key. A float is written otherwise (``1e+20`` against ``1e20``):
+    the caller must know there is none, or use the text only where the
+    digits do not matter. Raises ``orjson.JSONEncodeError`` (a TypeError)
+    where :func:`json_text` would fail to encode (a lone surrogate) and also
+    for an integer beyond 2**53 - 1 or nesting beyond 255 levels
+    (tests/ledger/records/test_json_bytes.py compares the two)."""
+    return orjson.dumps(obj, option=_JSON_BYTES_OPTIONS)
 
 
 def canonical(obj: Any) -> bytes:

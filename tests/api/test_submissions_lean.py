@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from api import ratelimit
+from api import ratelimit, submissions
 from api.submissions import LeanSubmissions
 from app import create_app
 from keys.keyfile import write_signer
@@ -226,3 +228,30 @@ def test_other_requests_pass_through(app: Flask) -> None:
     assert client.post("/api/v1/records/", data=b"{}", content_type="application/json").status_code == 404
     assert client.put("/api/v1/records", data=b"{}", content_type="application/json").status_code == 405
     assert client.open("/api/v1/records", method="OPTIONS").status_code == 200
+
+
+_ANSWER_STRINGS = st.text(st.one_of(st.sampled_from('\x00\x1f\t\n"\\/\x7f\x80\xe9\u2014\U0001f600 ~'), st.characters()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(("platform", "record_id", "leaf_index", "inclusion_path")),
+            st.one_of(_ANSWER_STRINGS, st.integers(0, 2**63 - 1), st.lists(_ANSWER_STRINGS, max_size=3)),
+        ),
+        max_size=4,
+    )
+)
+def test_the_answers_records_by_orjson_are_the_encoders(out: list[dict[str, Any]]) -> None:
+    """The answer's records are written with orjson only where that gives
+    the json module's encoder's bytes: any string, any key order."""
+    want = submissions._ENCODER.encode(out).encode()
+    assert submissions._records_json(out) == want
+    assert json.loads(want) == out
+
+
+def test_the_answers_records_of_the_ascii_kind_take_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = [{"platform": "p", "record_id": 'r.1:"\\', "leaf_index": 7, "inclusion_path": ["ab+/=", "\n\t\x01"]}]
+    monkeypatch.setattr(submissions, "_ENCODER", None)  # the fallback is not taken
+    assert json.loads(submissions._records_json(out)) == out
