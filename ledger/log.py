@@ -24,6 +24,7 @@ from ledger import storage
 from ledger.db import SingleConnection, is_sqlite, make_engine, once_more_if_lost, single_connection
 from ledger.errors import InvalidInput, KeyFormatError, NotFound, ProofError, StorageError
 from ledger.intake import Intake
+from ledger.lru import LRU
 from ledger.migrate import upgrade
 from ledger.registry import Registry, RegistryCache
 from ledger.sequencer import Sequencer
@@ -32,8 +33,16 @@ from ledger.storage import CacheMiss, StoredCheckpoint, TileCache, TileHashReade
 from ledger.submit import Committer
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import AppendedTree, Frontier
-from ledger.tlog.merkle import HASH_SIZE, prove_record, prove_record_nodes, prove_tree, stored_hash_index
-from ledger.tlog.tile import ENTRIES_LEVEL, TILE_WIDTH, Tile, encode_bundle
+from ledger.tlog.merkle import (
+    HASH_SIZE,
+    NodeReader,
+    prove_record,
+    prove_record_nodes,
+    prove_tree,
+    prove_tree_nodes,
+    stored_hash_index,
+)
+from ledger.tlog.tile import ENTRIES_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
 
 #: Where a read session keeps what its first statement read: the head and
 #: the cosignature lines of its size (Log.read).
@@ -79,6 +88,14 @@ class Log:
         #: Full tiles' inner nodes (storage.tile_tree, 8 KiB each), so a
         #: proof through a tile read before hashes nothing.
         self._trees = TileCache(tile_cache_size)
+        #: By (size, root, n): the proof of full level-0 tile n's root in
+        #: that tree, the part of its leaves' proofs above the tile
+        #: (:meth:`_kept_proof`); the same for its 256 leaves, so a proof
+        #: against the latest checkpoint walks no tree.
+        self._uppers: LRU[tuple[bytes, ...]] = LRU(tile_cache_size)
+        #: Signed checkpoints by size, as consistency proofs start from them:
+        #: the log signs one per size and never replaces it.
+        self._signed: LRU[StoredCheckpoint] = LRU(SIGNED_KEPT)
         # The partial tiles of the newest tree a read has needed: proofs
         # against it (or any tree sharing its partial tiles) read no tile.
         self._edge: Frontier | None = None
@@ -326,16 +343,42 @@ class Log:
         """The proof of ``index`` against ``cp``, kept as the latest, if the
         head (read here unless given) is still ``cp``'s; else None.
 
-        The proof's nodes come from what the process keeps; the full tiles it
-        lacks (named by a first pass, :func:`storage.kept_nodes`) are read in
-        the head's statement, so a miss costs one statement and no Session,
-        whatever the tree's size. They are full in ``cp``'s committed tree and
-        never change: kept even if the head has moved.
+        The proof's nodes come from what the process keeps (:meth:`_kept_walk`).
+        A leaf of a full level-0 tile keeps the part of its proof above the
+        tile, which its 256 leaves share, so that the tile's next leaves take
+        theirs from the tile and that part (:meth:`_tile_proof`).
+        """
+        n = index >> TILE_HEIGHT
+        full = (n + 1) * TILE_WIDTH <= cp.size
+        if full:
+            upper = self._uppers.get((cp.size, cp.root, n))
+            if upper is not None:
+                return self._tile_proof(cp, index, upper, head)
+        got = self._kept_walk(cp, edge, lambda node: (node(0, index), prove_record_nodes(cp.size, index, node)), head)
+        if got is None:
+            return None
+        leaf, path = got
+        if full:
+            self._uppers.put((cp.size, cp.root, n), tuple(path[TILE_HEIGHT:]))
+        return InclusionProof(index, leaf, path, cp)
+
+    def _kept_walk(
+        self, cp: StoredCheckpoint, edge: Frontier, walk: Callable[[NodeReader], _T], head: storage.Head | None
+    ) -> _T | None:
+        """``walk`` over the nodes of ``cp``'s tree from what the process
+        keeps, if the head (read here unless given) is still ``cp``'s; else
+        None, as when the edge lacks a partial tile of ``cp``'s tree (then a
+        full read transaction answers).
+
+        The full tiles a first pass finds missing (:func:`storage.kept_nodes`:
+        which nodes a proof reads depends on the sizes and index only) are
+        read in the head's statement, so a miss costs one statement and no
+        Session, whatever the tree's size. They are full in ``cp``'s
+        committed tree and never change: kept even if the head has moved.
         """
         missing: set[tuple[int, int]] = set()
         try:
-            node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge, missing=missing)
-            leaf, path = node(0, index), prove_record_nodes(cp.size, index, node)
+            got = walk(storage.kept_nodes(cp.size, self._tiles, self._trees, edge, missing=missing))
             if not missing and head is None:
                 head = self.head_now()[0]  # shared with the other threads asking (PostgreSQL)
             elif missing:
@@ -351,10 +394,41 @@ class Log:
             if head is None or (head.size, head.root) != (cp.size, cp.root):
                 return None
             if missing:
-                node = storage.kept_nodes(cp.size, self._tiles, self._trees, edge, read=read)
-                leaf, path = node(0, index), prove_record_nodes(cp.size, index, node)
+                got = walk(storage.kept_nodes(cp.size, self._tiles, self._trees, edge, read=read))
         except CacheMiss:
-            return None  # the edge lacks a partial tile of cp's tree: a full read transaction
+            return None
+        return got
+
+    def _tile_proof(
+        self, cp: StoredCheckpoint, index: int, upper: tuple[bytes, ...], head: storage.Head | None
+    ) -> InclusionProof | None:
+        """:meth:`_kept_proof` for a leaf of a full level-0 tile whose root's
+        proof in ``cp``'s tree (``upper``) is kept: the leaf and its path
+        within the tile are slices of the tile and its inner nodes
+        (:func:`storage.tile_leaf_path`), then ``upper``. A tile not kept is
+        read in the head's statement; None if the head is not ``cp``'s."""
+        key = (0, index >> TILE_HEIGHT)
+        data = self._tiles.get(key)
+        if data is None:
+            tile = Tile(0, key[1])
+            read_head, read = self._single_statement(
+                lambda conn: storage.read_tiles(conn, [tile], with_head=head is None)
+            )
+            head = head or read_head
+            data = read.get(key)
+            if data is None:
+                raise StorageError(f"log storage is missing hashes of the tiles {[key]}")
+            self._tiles.put(key, data)
+        elif head is None:
+            head = self.head_now()[0]  # shared with the other threads asking (PostgreSQL)
+        if head is None or (head.size, head.root) != (cp.size, cp.root):
+            return None
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = storage.tile_tree(data)
+            self._trees.put(key, tree)
+        leaf, path = storage.tile_leaf_path(data, tree, index & (TILE_WIDTH - 1))
+        path.extend(upper)
         return InclusionProof(index, leaf, path, cp)
 
     def inclusions(
@@ -409,6 +483,10 @@ class Log:
             return InclusionProof(index, leaf_hash, prove_record(cp.size, index, reader), cp)
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
+        if second is None:
+            kept = self._kept_consistency(first)
+            if kept is not None:
+                return kept
         with self.read() as s:
             new = self.checkpoint_for(s, second)
             old = self.checkpoint_for(s, first)
@@ -420,6 +498,39 @@ class Log:
             proof = prove_tree(new.size, old.size, self._reader(s, new))
             return ConsistencyProof(old, new, proof)
 
+    def _kept_consistency(self, first: int) -> ConsistencyProof | None:
+        """The proof from the checkpoint of ``first`` to the one kept as the
+        latest, if the head is still that one's, from what the process keeps
+        (:meth:`_kept_walk`): the head's statement, shared on PostgreSQL,
+        or with the older checkpoint read beside it when it is not kept.
+        None when this cannot answer (nothing kept, the head moved, no
+        checkpoint of ``first``, ``first`` beyond the latest): the read
+        transaction does, and words any error."""
+        kept = self._kept()
+        if kept is None:
+            return None
+        cp, edge = kept
+        old = self._signed.get(first)
+        head: storage.Head | None = None
+        if old is None:
+            head, old = self._single_statement(lambda conn: storage.head_and_checkpoint(conn, first))
+            if old is None:
+                return None
+            self._signed.put(first, old)
+        if old.size > cp.size:
+            return None
+        size = old.size
+        if size == 0 or size == cp.size:
+            # Every tree extends the empty tree; a tree extends itself.
+            proof: list[bytes] | None = self._kept_walk(cp, edge, lambda node: [], head)
+        else:
+            proof = self._kept_walk(cp, edge, lambda node: prove_tree_nodes(cp.size, size, node), head)
+        return None if proof is None else ConsistencyProof(old, cp, proof)
+
+
+#: Signed checkpoints a process keeps by size (:meth:`Log._kept_consistency`),
+#: some 300 bytes each.
+SIGNED_KEPT = 1024
 
 #: Database connections a worker keeps open for reuse. They are opened only
 #: as threads need them, so this bounds what is kept, not what is opened;

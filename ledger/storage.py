@@ -429,6 +429,23 @@ def head_and_leaf(conn: Reads, leaf_hash: bytes) -> tuple[Head | None, int | Non
 _HEAD_AND_LEAF = f"SELECT h.size, h.root, ({_FIND_LEAF}) FROM log_head h WHERE h.id = 1"
 
 
+def head_and_checkpoint(conn: Reads, size: int) -> tuple[Head | None, StoredCheckpoint | None]:
+    """The head and the checkpoint of ``size`` if the log signed one, in one
+    statement, so one committed state (the consistency proof's older tree)."""
+    rows, _ = _sql(conn, _HEAD_AND_CHECKPOINT, (size,))
+    if not rows:
+        return None, None
+    head_size, head_root, cp_size, root, note, created_at_ms = rows[0]
+    head = Head(head_size, bytes(head_root))
+    return head, None if cp_size is None else StoredCheckpoint(cp_size, bytes(root), bytes(note), created_at_ms)
+
+
+_HEAD_AND_CHECKPOINT = (
+    "SELECT h.size, h.root, c.size, c.root, c.note, c.created_at_ms"
+    " FROM log_head h LEFT JOIN checkpoints c ON c.size = ? WHERE h.id = 1"
+)
+
+
 def load_frontier(session: Session | Connection, size: int) -> Frontier:
     """Read the partial tiles of the tree of ``size``: at most 255 rows per level."""
     tiles = [Tile(lv, start // TILE_WIDTH, end - start) for lv, start, end in partial_ranges(size) if end > start]
@@ -570,6 +587,25 @@ def tile_tree(data: bytes) -> bytes:
         data = b"".join([sha256(b"\x01" + data[i : i + pair]).digest() for i in range(0, len(data), pair)])
         out.append(data)
     return b"".join(out)
+
+
+def tile_leaf_path(data: bytes, tree: bytes, offset: int) -> tuple[bytes, list[bytes]]:
+    """Leaf ``offset`` of a full level-0 tile (``data``, its inner nodes
+    ``tree`` from :func:`tile_tree`) and its inclusion path within the tile:
+    the sibling at each height 0 to 7, leaf upwards.
+
+    In any tree that holds the whole tile, the tile is a complete subtree
+    (RFC 9162 section 2.1.3.1 splits at powers of two, and its 256 leaves
+    start at a multiple of 256), so these are the first ``TILE_HEIGHT``
+    hashes of every leaf's proof in it; the rest is the proof of the tile's
+    root, the same for all of its leaves."""
+    leaf = data[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
+    sibling = offset ^ 1
+    path = [data[sibling * HASH_SIZE : (sibling + 1) * HASH_SIZE]]
+    for height in range(1, TILE_HEIGHT):
+        at = TILE_WIDTH - (2 * TILE_WIDTH >> height) + ((offset >> height) ^ 1)
+        path.append(tree[at * HASH_SIZE : (at + 1) * HASH_SIZE])
+    return leaf, path
 
 
 class TileHashReader:

@@ -329,6 +329,29 @@ def prove_tree(t: int, n: int, reader: HashReader) -> list[bytes]:
     return p
 
 
+def prove_tree_nodes(t: int, n: int, node: NodeReader) -> list[bytes]:
+    """:func:`prove_tree` over a reader of single nodes: the same proof
+    (RFC 9162 section 2.1.4.1, SUBPROOF(n, D[0:t], true)), walked down from
+    the root, as :func:`prove_record_nodes` walks an inclusion proof."""
+    if t < 1 or n < 1 or n > t:
+        raise InvalidInput(f"tlog: invalid inputs in prove_tree_nodes (t={t}, n={n})")
+    proof = []
+    lo, hi = 0, t
+    while n != hi:
+        k, _ = _maxpow2(hi - lo)
+        if n <= lo + k:
+            proof.append(_sub_tree_nodes(lo + k, hi, node))
+            hi = lo + k
+        else:
+            proof.append(_sub_tree_nodes(lo, lo + k, node))
+            lo += k
+    if lo != 0:
+        # [lo, n) is a subtree of the old tree whose hash the verifier does not know.
+        proof.append(_sub_tree_nodes(lo, hi, node))
+    proof.reverse()  # deepest first, as _tree_proof appends
+    return proof
+
+
 def _tree_proof_index(lo: int, hi: int, n: int, need: list[int]) -> list[int]:
     if not lo < n <= hi:
         raise AssertionError("tlog: bad math in _tree_proof_index")

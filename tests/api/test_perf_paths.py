@@ -5,6 +5,7 @@ record schemas across threads, and /healthz without the database."""
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -302,3 +303,37 @@ def test_shared_schemas_validate_concurrently_each_with_its_own_now() -> None:
         t.join()
     assert wrong == []
     assert validate_record(record, datetime.now(UTC)) == []
+
+
+def test_inclusion_answer_is_jsonify_byte_for_byte(app: Flask) -> None:
+    """The proof's answer put together by hand (api/v1.py) equals
+    ``jsonify`` of the answer's dict, byte for byte: by index and by hash,
+    with an empty path (a tree of one), against the latest and an older
+    checkpoint, after the head moved (the checkpoint's part encoded anew);
+    and in debug mode, where jsonify indents, it is jsonify's answer."""
+    from api.v1 import _inclusion_json  # the dict the answer always was
+
+    log = app.extensions["ledger"].log
+    client = app.test_client()
+    for batch in ([b"only"], [f"e{i}".encode() for i in range(300)]):
+        log.sequencer.append(batch)
+        size = log.latest_size()
+        for query in ("leaf_index=0", f"leaf_index={size - 1}", "leaf_index=0&tree_size=1", "leaf_index=150"):
+            if "150" in query and size < 151:
+                continue
+            got = client.get(f"/api/v1/proofs/inclusion?{query}")
+            assert got.status_code == 200, got.data
+            body = got.get_json()
+            index, tree_size = body["leaf_index"], body["tree_size"]
+            with app.app_context():
+                want = app.json.response(_inclusion_json(log.inclusion(index, tree_size)))
+            assert got.data == want.data, query
+            assert got.headers["Content-Type"] == want.headers["Content-Type"] == "application/json"
+            leaf = base64.b64decode(body["leaf_hash"]).hex()
+            by_hash = client.get(f"/api/v1/proofs/inclusion?leaf_hash={leaf}&tree_size={tree_size}")
+            assert by_hash.data == want.data
+    app.debug = True
+    got = client.get("/api/v1/proofs/inclusion?leaf_index=7")
+    with app.app_context():
+        assert got.data == app.json.response(_inclusion_json(log.inclusion(7))).data
+    assert b'\n  "leaf_index": 7' in got.data

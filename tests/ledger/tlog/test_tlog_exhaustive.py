@@ -98,6 +98,20 @@ def test_prove_record_nodes_is_prove_record(ref: ListReader, t: int) -> None:
 
 
 @pytest.mark.parametrize("t", range(1, MAX_SIZE + 1))
+def test_prove_tree_nodes_is_prove_tree(ref: ListReader, t: int) -> None:
+    """The node-by-node consistency prover gives every proof the stored-index one gives."""
+
+    def node(level: int, i: int) -> bytes:
+        return ref.read_hashes([merkle.stored_hash_index(level, i)])[0]
+
+    for n in range(1, t + 1):
+        assert merkle.prove_tree_nodes(t, n, node) == merkle.prove_tree(t, n, ref), (t, n)
+    for bad in (0, t + 1):
+        with pytest.raises(InvalidInput):
+            merkle.prove_tree_nodes(t, bad, node)
+
+
+@pytest.mark.parametrize("t", range(1, MAX_SIZE + 1))
 def test_every_consistency_proof(ref: ListReader, t: int) -> None:
     rng = random.Random(-t)
     th = merkle.tree_hash(t, ref)
