@@ -56,20 +56,20 @@ def run(kind: str, args: argparse.Namespace, pg_url: str | None) -> None:
         gunicorn(db, key_file.parent, 2, 16) as srv,
     ):
         base = ["--url", srv.url, "--vkey", srv.vkey, "--evidence", f"{tmp}/evidence"]
-        commands = {
-            "mirror": lambda r, name: ["mirror", *base, "--db", f"{tmp}/m-{name}-{r}.sqlite3"],
-            "verify --full": lambda r, name: [
-                "verify", *base, "--full", "--sample", "0", "--state", f"{tmp}/s-{name}-{r}.json"
-            ],
-        }
+
+        def argv(command: str, r: int, name: str) -> list[str]:
+            if command == "mirror":
+                return ["mirror", *base, "--db", f"{tmp}/m-{name}-{r}.sqlite3"]
+            return ["verify", *base, "--full", "--sample", "0", "--state", f"{tmp}/s-{name}-{r}.json"]
+
         # a warm-up: the server's first reads of the tiles
-        _run(trees["this"], commands["verify --full"](-1, "warm"))
+        _run(trees["this"], argv("verify --full", -1, "warm"))
         got: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for r in range(args.rounds):
-            for command, argv in commands.items():
+            for command in ("mirror", "verify --full"):
                 for name, tree in trees.items():
                     s0 = srv.cpu_probe()
-                    client, wall = _run(tree, argv(r, name))
+                    client, wall = _run(tree, argv(command, r, name))
                     server = sum(cpu.delta(s0, srv.cpu_probe()).values())
                     got.setdefault((command, name), []).append((client, server, wall))
         n = args.size

@@ -228,8 +228,8 @@ class ParallelEntryAudit:
         every leaf (and a full bundle into its level-0 tile hash) and checks
         the entries: this process only fetches, finds registry events, and
         folds the hashes into the tree (:meth:`hashes`). Raises
-        :class:`VerificationFailed` for a malformed bundle, once it is
-        collected (``path`` names it). Not to be mixed with :meth:`check`.
+        :class:`VerificationFailed` for a malformed bundle (``path`` names it),
+        here with one job, else once it is collected. Not to be mixed with :meth:`check`.
         """
         if self.batch:
             raise AssertionError("ParallelEntryAudit: bundle() after check()")
