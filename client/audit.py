@@ -300,7 +300,7 @@ def verify(
         if full:
             bar = click.progressbar(length=cp.size, label="verifying", file=sys.stderr, show_eta=True)
             with bar, ParallelEntryAudit(vkey, jobs) as audit:
-                recompute_root(reader, audit.check, bar.update)
+                recompute_root(reader, audit, bar.update)
                 checked = audit.finish()
             out.append(f"full: the root recomputed from all {cp.size} entries matches; {checked} signatures verify")
         store.put(http.base_url, vkey.to_key(), note.decode())

@@ -30,6 +30,7 @@ from ledger.records.entries import parse_entry
 from ledger.records.entry_check import parse_canonical_entry
 from ledger.tlog.checkpoint import Checkpoint
 from ledger.tlog.merkle import check_record, record_hash
+from ledger.tlog.tile import TILE_WIDTH, parse_bundle, tile_hash
 
 
 def _b64(data: bytes) -> str:
@@ -182,7 +183,9 @@ class ParallelEntryAudit:
         self.first = 0  # the index of the batch's first entry
         self.batch: list[bytes] = []
         self.keys: dict[str, tuple[str, bytes]] = {}  # the keys added before the batch
-        self.tasks: deque[AsyncResult[_BundleResult]] = deque()
+        self.tasks: deque[AsyncResult[Any]] = deque()
+        self.given = 0  # entries given to bundle()
+        self.parts: list[bytes] = []  # bundle(): the hashes of each bundle, in order
         self.checked = 0
         self.failure: VerificationFailed | None = None
         self.failure_index = -1
@@ -215,6 +218,49 @@ class ParallelEntryAudit:
         if len(self.batch) >= self.BATCH:
             self._submit()
 
+    def bundle(self, first: int, width: int, served: int, data: bytes, path: str) -> None:
+        """Split, hash and check an entry bundle as served, entries ``first`` to
+        ``first + width - 1``, after the entries given so far. ``data`` must
+        hold ``served`` entries (more than ``width`` when a full bundle was
+        served for a partial one: the rest is cut).
+
+        The bundle goes to a worker as one bytes object, which splits it, hashes
+        every leaf (and a full bundle into its level-0 tile hash) and checks
+        the entries: this process only fetches, finds registry events, and
+        folds the hashes into the tree (:meth:`hashes`). Raises
+        :class:`VerificationFailed` for a malformed bundle (``path`` names it),
+        here with one job, else once it is collected. Not to be mixed with :meth:`check`.
+        """
+        if self.batch:
+            raise AssertionError("ParallelEntryAudit: bundle() after check()")
+        if first != self.first + self.given:
+            raise AssertionError(f"ParallelEntryAudit: bundle at {first} out of order")
+        self.given += width
+        if self.pool is None:
+            self._bundle_done(_hash_and_check(self.audit, first, width, served, data, path, self.failure is None))
+            self.checked = self.audit.checked
+            return
+        keys = dict(self.audit.keys)
+        if b'"registry":' in data:
+            try:
+                entries = parse_bundle(data, served)[:width]
+            except InvalidInput:
+                entries = []  # the worker reports it
+            for i, entry in enumerate(entries, first):
+                if b'"registry":' in entry:
+                    self._registry(i, entry)
+        self.tasks.append(self.pool.apply_async(_bundle_task, (first, width, served, data, path, keys)))
+        while len(self.tasks) > 2 * self.jobs:
+            self._collect()
+
+    def hashes(self) -> list[bytes]:
+        """Wait for every bundle given to :meth:`bundle`; return, in order, each
+        full bundle's level-0 tile hash and the leaf hashes of a partial one
+        (concatenated). Raises a malformed bundle's failure, not an entry's."""
+        while self.tasks:
+            self._collect()
+        return self.parts
+
     def finish(self) -> int:
         """Wait for every bundle; raise the first failure, else return how many entries verified."""
         self._submit()
@@ -240,8 +286,22 @@ class ParallelEntryAudit:
             self._collect()
 
     def _collect(self) -> None:
-        checked, failed = self.tasks.popleft().get()
+        result = self.tasks.popleft().get()
+        if len(result) == 3:
+            self._bundle_done(result)
+            return
+        checked, failed = result
         self.checked += checked
+        if failed is not None:
+            self._failed(failed[0], VerificationFailed(failed[1]))
+
+    def _bundle_done(self, result: _HashedBundle) -> None:
+        checked, failed, part = result
+        if isinstance(part, str):
+            raise VerificationFailed(part)
+        self.parts.append(part)
+        if self.pool is not None:
+            self.checked += checked
         if failed is not None:
             self._failed(failed[0], VerificationFailed(failed[1]))
 
@@ -284,6 +344,44 @@ def _check_bundle(first: int, entries: list[bytes], keys: dict[str, tuple[str, b
         except VerificationFailed as e:
             return audit.checked, (i, str(e))
     return audit.checked, None
+
+
+#: (entries verified, the first failure if any, and the bundle's hashes: its
+#: level-0 tile hash if full, else its leaf hashes concatenated; or, for a
+#: malformed bundle, the message saying so)
+_HashedBundle = tuple[int, tuple[int, str] | None, bytes | str]
+
+
+def _hash_and_check(
+    audit: EntryAudit, first: int, width: int, served: int, data: bytes, path: str, check: bool
+) -> _HashedBundle:
+    """Split a bundle, hash its leaves, and check its entries in order (if
+    ``check``) with ``audit``'s keys; stop checking at the first failure."""
+    try:
+        entries = parse_bundle(data, served)[:width]
+    except InvalidInput as e:
+        return 0, None, f"the entry bundle {path} is malformed: {e}"
+    leaves = b"".join([record_hash(e) for e in entries])
+    part = tile_hash(leaves) if width == TILE_WIDTH else leaves
+    if check:
+        before = audit.checked
+        for i, entry in enumerate(entries, first):
+            try:
+                audit.check(i, entry)
+            except VerificationFailed as e:
+                return audit.checked - before, (i, str(e)), part
+        return audit.checked - before, None, part
+    return 0, None, part
+
+
+def _bundle_task(
+    first: int, width: int, served: int, data: bytes, path: str, keys: dict[str, tuple[str, bytes]]
+) -> _HashedBundle:
+    audit = _worker_audit
+    if audit is None:
+        raise AssertionError("ParallelEntryAudit: a worker that was not started")
+    audit.keys, audit.checked = keys, 0
+    return _hash_and_check(audit, first, width, served, data, path, True)
 
 
 def _obj(value: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import base64
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
 from client.http import Http, ProblemResponse
 from client.verifying import VerificationFailed
@@ -32,6 +33,7 @@ from ledger.tlog.frontier import Frontier
 # Go's tile reader uses tlog's subTreeIndex too: the stored hashes whose
 # fold is the tree hash, i.e. the right edge of the tree.
 from ledger.tlog.merkle import (
+    EMPTY_ROOT,
     HASH_SIZE,
     node_hash,
     prove_tree,
@@ -125,16 +127,18 @@ class TileClient:
             self._cache.popitem(last=False)
         return data
 
-    def bundles(self, spans: Sequence[tuple[int, int]], ahead: int = 4) -> Iterator[list[bytes]]:
-        """Yield :meth:`bundle` of each (n, width) in ``spans``, in order, with up
-        to ``ahead`` requests in flight: the log serves the next bundles while
-        the caller checks this one. A failure is raised where its bundle would be."""
+    def raw_bundles(self, spans: Sequence[tuple[int, int]], ahead: int = 4) -> Iterator[tuple[Tile, bytes]]:
+        """Yield the tile fetched and its bytes (:meth:`_fetch`, not yet split:
+        :meth:`bundle` splits) for the entry bundle of each (n, width) in
+        ``spans``, in order, with up to ``ahead`` requests in flight: the log
+        serves the next bundles while the caller checks this one. A failure is
+        raised where its bundle would be."""
         pool = ThreadPoolExecutor(ahead, thread_name_prefix="bundles")
         try:
-            pending: deque[Future[list[bytes]]] = deque()
+            pending: deque[Future[tuple[Tile, bytes]]] = deque()
             for k in range(len(spans)):
                 while len(pending) < ahead and k + len(pending) < len(spans):
-                    pending.append(pool.submit(self.bundle, *spans[k + len(pending)]))
+                    pending.append(pool.submit(self._fetch, Tile(ENTRIES_LEVEL, *spans[k + len(pending)])))
                 yield pending.popleft().result()
         finally:
             pool.shutdown(cancel_futures=True)
@@ -346,32 +350,62 @@ def check_inclusion(reader: TileHashReader, indexes: Sequence[int]) -> dict[int,
     return {i: found[i] for i in indexes}
 
 
-def recompute_root(
-    reader: TileHashReader, check_entry: Callable[[int, bytes], None], progress: Callable[[int], None]
-) -> None:
+class BundleAudit(Protocol):
+    """What :func:`recompute_root` hands the entry bundles to (:class:`client.checks.ParallelEntryAudit`)."""
+
+    def bundle(self, first: int, width: int, served: int, data: bytes, path: str) -> None: ...
+
+    def hashes(self) -> list[bytes]: ...
+
+
+def root_of_bundles(size: int, parts: Sequence[bytes]) -> bytes:
+    """The tree hash of a log of ``size`` entries from its bundles' hashes in
+    order: each full bundle's level-0 tile hash, then, if ``size`` is not a
+    multiple of 256, the last (partial) bundle's leaf hashes concatenated.
+
+    RFC 9162's root is the right fold of the maximal perfect subtrees, one per
+    set bit of the size. Those of 256 leaves or more are built of whole
+    bundles exactly as a tree whose leaves are the tile hashes (a tile hash is
+    the root of its 256 leaves); the rest are the partial bundle's, and their
+    fold is the tree hash of its leaves, so it is folded in last.
+    """
+    full, rest = divmod(size, TILE_WIDTH)
+    if len(parts) != full + (rest > 0) or any(len(p) != HASH_SIZE for p in parts[:full]):
+        raise AssertionError(f"root_of_bundles: {len(parts)} bundle hashes for a tree of size {size}")
+    tiles = Frontier()
+    for part in parts[:full]:
+        tiles.append(part)
+    peaks = [h for _, _, h in tiles.subtrees()]
+    if rest:
+        if len(parts[-1]) != rest * HASH_SIZE:
+            raise AssertionError(f"root_of_bundles: the last bundle's hashes are not {rest} leaves")
+        tail = Frontier()
+        for i in range(0, len(parts[-1]), HASH_SIZE):
+            tail.append(parts[-1][i : i + HASH_SIZE])
+        peaks.append(tail.root())
+    if not peaks:
+        return EMPTY_ROOT
+    h = peaks[-1]
+    for left in reversed(peaks[:-1]):
+        h = node_hash(left, h)
+    return h
+
+
+def recompute_root(reader: TileHashReader, audit: BundleAudit, progress: Callable[[int], None]) -> None:
     """Hash every entry bundle into the tree and compare the root with the checkpoint's.
 
-    Streams the bundles, holding only the tree's right edge (O(log n)).
-    ``check_entry`` runs on every entry, but its first failure is raised
-    only once the entries are known to be the log's; a root mismatch is
-    pinned to the first altered bundle through the verified tiles.
+    Streams the bundles to ``audit``, which splits them, hashes their leaves
+    and checks their entries, and returns a hash per bundle (:func:`root_of_bundles`):
+    this holds O(n / 256) hashes. The entries' first failure is ``audit``'s to
+    raise, once this returned: the entries are then known to be the log's. A
+    root mismatch is pinned to the first altered bundle through the verified tiles.
     """
     cp = reader.cp
-    frontier = Frontier()
-    failure: VerificationFailed | None = None
     spans = list(bundle_span(cp.size, 0, cp.size))
-    for (b, width), entries in zip(spans, reader.client.bundles(spans), strict=True):
-        for i, data in enumerate(entries):
-            frontier.append(record_hash(data))
-            if failure is None:
-                try:
-                    check_entry(b * TILE_WIDTH + i, data)
-                except VerificationFailed as e:
-                    failure = e
+    for (b, width), (got, data) in zip(spans, reader.client.raw_bundles(spans), strict=True):
+        audit.bundle(b * TILE_WIDTH, width, got.width, data, got.path())
         progress(width)
-    if frontier.root() != cp.root:
+    if root_of_bundles(cp.size, audit.hashes()) != cp.root:
         for _ in verified_bundles(reader, 0, cp.size):
             pass
         raise VerificationFailed(f"the entry bundles do not hash to the root of the checkpoint of size {cp.size}")
-    if failure is not None:
-        raise failure

@@ -43,7 +43,7 @@ from ledger.records.export import CSV_COLUMNS, JSON_COLUMNS, csv_row
 from ledger.registry import log_signature
 from ledger.tlog import merkle
 from ledger.tlog.checkpoint import Checkpoint
-from ledger.tlog.tile import Tile, parse_bundle
+from ledger.tlog.tile import Tile, encode_bundle, parse_bundle
 from ledger.tlog.verify import verify_checkpoint
 from tests.recordkit import decision, example, sign
 from tests.reference import ListReader
@@ -621,6 +621,21 @@ def test_parallel_entry_audit_reports_what_the_sequential_one_does() -> None:
             except VerificationFailed as e:
                 return str(e), -1
 
+    def bundled(entries: list[bytes], jobs: int, batch: int) -> tuple[str | None, int]:
+        """The same, given whole bundles of ``batch`` entries as served (the
+        last one served full, with entries beyond the tree's, when it can be)."""
+        with ParallelEntryAudit(signer.verifier, jobs=jobs) as audit:
+            for first in range(0, len(entries), batch):
+                part = entries[first : first + batch]
+                served = part + [good] * (batch - len(part))
+                audit.bundle(first, len(part), len(served), encode_bundle(served), f"bundle {first}")
+            leaves = b"".join(audit.hashes())
+            assert leaves == b"".join(merkle.record_hash(e) for e in entries)  # batch < 256: leaves, not tile hashes
+            try:
+                return None, audit.finish()
+            except VerificationFailed as e:
+                return str(e), -1
+
     cases = [
         ([registry, *[good] * 6], None),
         ([registry, good, good, altered, good, rogue], "entry 3: the signature does not verify"),
@@ -637,6 +652,46 @@ def test_parallel_entry_audit_reports_what_the_sequential_one_does() -> None:
         for jobs, batch in ((1, 2), (2, 2), (2, 3), (3, 1)):
             got = parallel(entries, jobs, batch)
             assert got == ((want, -1) if want else (None, checked)), (jobs, batch)
+            got = bundled(entries, jobs, batch)
+            assert got == ((want, -1) if want else (None, checked)), ("bundled", jobs, batch)
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 section 2.1.1's MTH, recursively, as the reference."""
+    if not leaves:
+        return merkle.EMPTY_ROOT
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return merkle.node_hash(_mth(leaves[:k]), _mth(leaves[k:]))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_bundle_audit_hashes_fold_to_the_tree_hash_and_a_malformed_bundle_is_named(jobs: int) -> None:
+    """Bundles split and hashed on workers give one hash per bundle whose fold
+    is the tree hash of every size around a tile's edges; a bundle that does
+    not split fails naming it, before any entry's failure."""
+    from client.tiles import root_of_bundles
+
+    entries = [f'{{"n":{i}}}'.encode() for i in range(2 * 256 + 3)]
+    for size in (0, 1, 255, 256, 257, 511, 512, 513, 515):
+        with ParallelEntryAudit(Signer.from_seed(ORIGIN, bytes(range(32))).verifier, jobs=jobs) as audit:
+            for first in range(0, size, 256):
+                part = entries[first : min(size, first + 256)]
+                audit.bundle(first, len(part), len(part), encode_bundle(part), f"bundle {first}")
+            assert root_of_bundles(size, audit.hashes()) == _mth([merkle.record_hash(e) for e in entries[:size]]), size
+            if size:
+                with pytest.raises(VerificationFailed, match="entry 0: "):  # not a ledger entry
+                    audit.finish()
+    with ParallelEntryAudit(Signer.from_seed(ORIGIN, bytes(range(32))).verifier, jobs=jobs) as audit:
+        audit.bundle(0, 256, 256, encode_bundle(entries[:256]), "bundle 0")
+
+        def give_and_collect() -> None:
+            audit.bundle(256, 256, 256, encode_bundle(entries[256:511]), "tile/entries/001")  # raised here (1 job)
+            audit.hashes()  # or once collected
+
+        with pytest.raises(VerificationFailed, match="the entry bundle tile/entries/001 is malformed"):
+            give_and_collect()
 
 
 def test_watch_filters() -> None:
