@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeAlias
 
 from sqlalchemy import and_, func, select, union
@@ -223,8 +224,8 @@ def count_feed(s: Session, query: Feed, tree_size: int, cap: int = COUNT_CAP) ->
     def count(parts: list[Part]) -> int:
         if not parts:
             return 0
-        counted = s.execute(count_statement(parts, cap), query.params(tree_size))
-        return min(cap + 1, int(counted.scalar_one()))
+        counted = count_statement(s, parts, cap).rows(s, query.params(tree_size))
+        return min(cap + 1, int(counted[0][0]))
 
     direct = dataclasses.replace(query, direct=True).branches(s, tree_size)
     matching = count(direct) if direct else 0
@@ -270,10 +271,10 @@ def followups(s: Session, rows: list[dict[str, Any]], tree_size: int) -> dict[in
     params: dict[str, Any] = {"tree_size": tree_size}
     for i, (platform, ids) in enumerate(by_platform.items()):
         params[f"platform_{i}"], params[f"ids_{i}"] = platform, ids
-    stmt = followups_statement(len(by_platform))
+    stmt = followups_statement(s, len(by_platform))
     out: dict[int, list[dict[str, Any]]] = {}
-    for row in sorted(s.execute(stmt, params), key=lambda row: row.leaf_index):
-        found = dict(row._mapping)
+    for row in sorted(stmt.rows(s, params), key=itemgetter(0)):  # the leaf index
+        found = dict(zip(stmt.names, row, strict=True))
         if found["type"] not in ("appeal", "amendment"):
             continue
         for leaf in wanted.get((found["platform"], found["ref_record_id"]), []):

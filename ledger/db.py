@@ -19,6 +19,7 @@ functions take a ``Session`` and never commit.
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -598,6 +599,98 @@ def driver_sql(
     return connection_sql(session_connection(session), sql, params)
 
 
+class DriverStatement:
+    """A Core statement compiled once for :func:`driver_sql`: its SQL as
+    SQLAlchemy sends it but with ``?`` placeholders, and how to fill them
+    from the parameters by name that ``Session.execute`` would take (each
+    processed as its type binds it, the values built into the statement
+    kept); :meth:`rows` gives the rows as SQLAlchemy's result would (each
+    column's result processing applied, e.g. SQLite's 0/1 to a ``Boolean``).
+
+    For statements run many times in one shape (the feed's page, its
+    counts, its follow-ups): SQLAlchemy's execution of a kept statement
+    (its cache lookup, parameter processing, result set-up, psycopg's
+    ``cursor.description``) was 29-38% of a JSON feed page's CPU
+    (docs/performance.md, session 10). Post-compile parameters (a
+    ``literal_execute`` value, an expanding IN) are rendered by SQLAlchemy's
+    own ``construct_expanded_state``: once, where their values are built
+    in; on each run for an expanding parameter the caller gives (the
+    follow-ups' record IDs).
+    """
+
+    __slots__ = ("_compiled", "_fill", "_per_run", "_process", "_processors", "names", "sql", "statement")
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        positional = dialect
+        if dialect.paramstyle != "qmark":
+            # The same dialect compiling ``?`` placeholders, in order
+            # (:func:`connection_sql` makes them psycopg's ``%s``).
+            positional = copy.copy(dialect)
+            positional.paramstyle, positional.positional = "qmark", True
+        compiled = statement.compile(dialect=positional)
+        binds = compiled.binds
+        given = [name for name in compiled.positiontup or () if binds[name].required]
+        # As SQLAlchemy's execution binds each value: its type's processor
+        # (a Code's text to its code); an expanded list's items have theirs
+        # in the expanded state.
+        processors: dict[str, Any] = {}
+        for name, bind in binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors[name] = process
+        self._compiled = compiled
+        self._processors = processors
+        self._per_run = any(binds[name].expanding for name in given)
+        #: The Core statement, as SQLAlchemy would run it.
+        self.statement = statement
+        #: The names of the values of a row, in order.
+        self.names: tuple[str, ...] = tuple(statement.selected_columns.keys())
+        self._fill: tuple[tuple[str | None, Any, Any], ...] = ()
+        self.sql = ""
+        if not self._per_run:
+            state = compiled.construct_expanded_state(dict.fromkeys(given))
+            self.sql = state.statement
+            wanted = set(given)
+            each = processors | dict(state.processors)
+            self._fill = tuple(
+                (name, None, each.get(name))
+                if name in wanted
+                else (None, _processed(each.get(name), state.parameters[name]), None)
+                for name in state.positiontup or ()
+            )
+        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in statement.selected_columns]
+        self._process: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
+        if any(results):
+            # ``lambda r: (r[0], _1(r[1]), ...)``, as ledger.records.codes'
+            # row decoder is made: a loop over the columns cost more than
+            # the rest of reading the row. Only positions go into the source.
+            calls = {f"_{i}": p for i, p in enumerate(results) if p is not None}
+            items = "".join(f"_{i}(r[{i}]), " if f"_{i}" in calls else f"r[{i}], " for i in range(len(results)))
+            self._process = eval(f"lambda r: ({items})", calls)  # noqa: S307
+
+    def rows(self, session: Session | Connection, params: Mapping[str, Any]) -> list[Any]:
+        """The statement's rows with ``params`` (by name), in the session's transaction."""
+        if self._per_run:
+            state = self._compiled.construct_expanded_state(params)
+            sql = state.statement
+            each = self._processors | dict(state.processors)
+            values = [_processed(each.get(name), state.parameters[name]) for name in state.positiontup or ()]
+        else:
+            sql = self.sql
+            values = [
+                value if name is None else params[name] if process is None else process(params[name])
+                for name, value, process in self._fill
+            ]
+        rows, _ = driver_sql(session, sql, values)
+        if self._process is None:
+            return rows
+        return [self._process(row) for row in rows]
+
+
+def _processed(process: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if process is None else process(value)
+
+
 def session_connection(session: Session | Connection) -> Connection:
     """The connection of ``session``'s transaction; a Core ``Connection``
     (the sequencer's transaction) is its own."""
@@ -683,11 +776,20 @@ def connection_sql(
     """:func:`driver_sql` on ``connection``: outside a Session, for the
     statements a read path runs on its own (``Log.head_now``)."""
     sqlite = connection.dialect.name == "sqlite"
-    text_ = sql if sqlite else _PG_SQL.get(sql) or _PG_SQL.setdefault(sql, sql.replace("?", "%s"))
+    text_ = sql if sqlite else _PG_SQL.get(sql) or _pg_sql(sql)
     cursor = connection.connection.cursor()
     try:
         cursor.execute(text_, params)
-        rows = list(cursor.fetchall()) if cursor.description is not None else []
+        rows: list[Any]
+        if sqlite:
+            rows = list(cursor.fetchall()) if cursor.description is not None else []
+        else:
+            # Whether it gave rows, from the result's field count: psycopg
+            # builds ``cursor.description`` (a Column per field) on every
+            # read of it, ~10% of a feed page's CPU when SQLAlchemy read it
+            # for each statement (docs/performance.md, session 10).
+            result = cursor.pgresult  # type: ignore[attr-defined]
+            rows = list(cursor.fetchall()) if result is not None and result.nfields else []
         return rows, cursor.rowcount
     except connection.dialect.loaded_dbapi.Error as e:
         raise _wrapped(connection, text_, params, e, cursor) from e
@@ -767,6 +869,16 @@ def in_list(n: int) -> str:
 
 
 _PG_SQL: dict[str, str] = {}
+#: Bounded, as a statement with an expanding IN has a text per length of
+#: its list (:class:`DriverStatement`): cleared when full.
+_PG_SQL_MAX = 4096
+
+
+def _pg_sql(sql: str) -> str:
+    if len(_PG_SQL) >= _PG_SQL_MAX:
+        _PG_SQL.clear()
+    text_ = _PG_SQL[sql] = sql.replace("?", "%s")
+    return text_
 
 
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30_000, **kwargs: Any) -> Engine:

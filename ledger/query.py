@@ -51,6 +51,7 @@ from ledger import storage
 from ledger.db import (
     HASHED_FILTERS,
     Code,
+    DriverStatement,
     checkpoints,
     encode_rows,
     entries,
@@ -324,8 +325,8 @@ class Feed:
             counted = part.select(d.c.leaf_index).limit(bindparam("few_decisions", type_=Integer))
             return select(func.count()).select_from(counted.subquery())
 
-        stmt = _built(("few", sqlite, self.shape()), build)
-        decisions = session.execute(stmt, self.params(tree_size)).scalar_one()
+        stmt = _driver(session, ("few", sqlite, self.shape()), build)
+        decisions = int(stmt.rows(session, self.params(tree_size))[0][0])
         if decisions >= FEW_DECISIONS:
             if len(_MANY) >= _BUILT_MAX:
                 _MANY.clear()
@@ -409,6 +410,15 @@ def _built(key: tuple[Any, ...], build: Callable[[], T]) -> T:
     return found  # type: ignore[no-any-return]
 
 
+def _driver(session: Session, key: tuple[Any, ...], build: Callable[[], Select[Any]]) -> DriverStatement:
+    """The statement kept under ``key`` (:func:`_built`), compiled once for
+    the session's database to run on the driver's cursor (``ledger.db.DriverStatement``):
+    SQLAlchemy's execution of a kept statement was 29-38% of a JSON feed
+    page's CPU (docs/performance.md, session 10)."""
+    dialect = session.get_bind().dialect
+    return _built(("driver", dialect.name, *key), lambda: DriverStatement(_built(key, build), dialect))
+
+
 def _search(sqlite: bool, t: NamedFromClause = record_index) -> ColumnElement[bool]:
     """The term on ``t`` that a row's text holds the query's text
     (:meth:`Feed.params`): exact on its own, a substring match of the lower-cased text."""
@@ -489,14 +499,14 @@ class Part:
         return select(*what).select_from(self.source).where(*self.terms)
 
 
-def count_statement(parts: Sequence[Part], cap: int) -> Select[Any]:
+def count_statement(session: Session, parts: Sequence[Part], cap: int) -> DriverStatement:
     """``SELECT count(*)`` of the union of ``parts``' rows, each part read
     up to ``cap + 1`` rows (:func:`ledger.browse.count_feed`), bound to
     :meth:`Feed.params`: built once per shape and kept as the page's
-    statements are (:func:`_built`; building it with SQLAlchemy's cache key
+    statements are (:func:`_driver`; building it with SQLAlchemy's cache key
     was a tenth of the web feed's CPU a page, issue 14)."""
     shape = tuple(parts)
-    return _built(("count", *shape, cap), functools.partial(_count_statement, shape, cap))
+    return _driver(session, ("count", *shape, cap), functools.partial(_count_statement, shape, cap))
 
 
 def _count_statement(parts: tuple[Part, ...], cap: int) -> Select[Any]:
@@ -506,13 +516,13 @@ def _count_statement(parts: tuple[Part, ...], cap: int) -> Select[Any]:
     return select(func.count()).select_from(matching)
 
 
-def followups_statement(platforms: int) -> Select[Any]:
+def followups_statement(session: Session, platforms: int) -> DriverStatement:
     """The statement of :func:`ledger.browse.followups` for a page naming
     ``platforms`` platforms, bound to ``tree_size``, and ``platform_<i>`` and
     ``ids_<i>`` (a list) of each: built once per number of platforms and
-    kept as the page's statements are (:func:`_built`; building it with
+    kept as the page's statements are (:func:`_driver`; building it with
     SQLAlchemy's cache key was a tenth of a web page's CPU, issue 14)."""
-    return _built(("followups", platforms), functools.partial(_followups_statement, platforms))
+    return _driver(session, ("followups", platforms), functools.partial(_followups_statement, platforms))
 
 
 def _followups_statement(platforms: int) -> Select[Any]:
@@ -650,8 +660,8 @@ def page_rows(
         if edge:
             params["edge_key"], params["edge_leaf"] = page[-1]["sort_key"], page[-1]["leaf_index"]
         shape = (part, query.sort, limit, cursor is not None, edge, newest_first, columns)
-        stmt = _built(("page", *shape), functools.partial(_page_statement, *shape))
-        for r in session.execute(stmt, params):
+        stmt = _driver(session, ("page", *shape), functools.partial(_page_statement, *shape))
+        for r in stmt.rows(session, params):
             row = dict(zip(names, decode(r), strict=True))
             found.setdefault(row["leaf_index"], row)
         ranked = sorted(found.values(), key=lambda row: (row["sort_key"], row["leaf_index"]), reverse=newest_first)

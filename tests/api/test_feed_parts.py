@@ -15,6 +15,7 @@ take ten seconds on SQLite).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,12 +25,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
+from api import feed as api_feed
 from keys.records import PlatformKey
-from ledger import browse, query, submit
+from ledger import browse, db, query, submit
 from ledger.db import in_list, is_sqlite, record_index
 from ledger.log import Log
 from ledger.query import Feed
 from tests.recordkit import amendment, appeal, decision, sign
+from web import cards
 
 KEYS = {"example-social": PlatformKey(bytes([5]) * 32), "other-video": PlatformKey(bytes([6]) * 32)}
 NAMES = [
@@ -221,6 +224,34 @@ def _newer_pages(s: Any, feed: Feed, tree_size: int, oldest: Row) -> list[int]:
         after = (page[0]["leaf_index"], page[0]["sort_key"] if feed.sort == "decided" else None)
 
 
+@contextmanager
+def _statements(log: Log) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement (and its parameters) run on ``log``'s engine
+    meanwhile: through SQLAlchemy, and on the driver's cursor
+    (``ledger.db.connection_sql``: the feed's pages and counts,
+    ``db.DriverStatement``), which SQLAlchemy's events do not see. A
+    driver statement's placeholders are given as the driver takes them."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    real = db.connection_sql
+
+    def on_driver(connection: Any, sql: str, params: Any = ()) -> Any:
+        if connection.engine.url == log.engine.url:
+            seen.append((sql if connection.dialect.name == "sqlite" else sql.replace("?", "%s"), tuple(params)))
+        return real(connection, sql, params)
+
+    event.listen(log.engine, "before_cursor_execute", capture)
+    db.connection_sql = on_driver  # type: ignore[assignment]
+    try:
+        yield seen
+    finally:
+        db.connection_sql = real  # type: ignore[assignment]
+        event.remove(log.engine, "before_cursor_execute", capture)
+
+
 @pytest.mark.parametrize(
     "feed",
     [Feed(equal={"account_class": "legislator"}, limit=5), Feed(q="presidentia", limit=5)],
@@ -248,21 +279,13 @@ def test_each_part_reads_an_index_in_the_pages_order(
     page of 50 rows near the start of 400,000 records)."""
     _fill(client)
     log: Log = app.extensions["ledger"].log
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        seen.append((statement, parameters))
-
     with _plan(monkeypatch, few), log.read() as s:
         size = log.latest_size()
         first = query.feed(s, feed, size, None)
         assert len(first) == feed.limit
-        event.listen(log.engine, "before_cursor_execute", capture)
-        try:
+        with _statements(log) as seen:
             query.feed(s, feed, size, first[-1]["leaf_index"])
             browse.feed_newer(s, feed, size, first[-1]["leaf_index"])
-        finally:
-            event.remove(log.engine, "before_cursor_execute", capture)
     pages = [(st, p) for st, p in seen if "ORDER BY" in st and "count(" not in st]
     assert len(pages) == 6, [st[:80] for st, _ in seen]  # three parts, two pages
     with log.engine.connect() as conn:
@@ -325,31 +348,107 @@ def test_a_query_that_counted_many_decisions_counts_no_more(
     other values (or a smaller threshold) is counted for itself."""
     _fill(client)
     log: Log = client.application.extensions["ledger"].log
-    counts: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("SELECT count("):
-            counts.append(statement)
-
     feed = Feed(equal={"account_class": "legislator"}, limit=5)
-    with log.read() as s:
+    with log.read() as s, _statements(log) as seen:
+
+        def counts() -> int:
+            return sum(st.startswith("SELECT count(") for st, _ in seen)
+
         size = log.latest_size()
-        event.listen(log.engine, "before_cursor_execute", capture)
-        try:
-            with monkeypatch.context() as m:
-                m.setattr(query, "FEW_DECISIONS", 2)
-                first = query.feed(s, feed, size, None)
-                assert len(counts) == 1
-                assert query.feed(s, feed, size - 10, None) == query.feed(s, feed, size - 10, None)
-                assert query.feed(s, feed, size, None) == first
-                assert len(counts) == 1
-                query.feed(s, Feed(equal={"account_class": "head_of_state"}, limit=5), size, None)
-                assert len(counts) == 2
-            query.feed(s, feed, size, None)  # FEW_DECISIONS back at 500: counted again
-            assert len(counts) == 3
-        finally:
-            event.remove(log.engine, "before_cursor_execute", capture)
+        with monkeypatch.context() as m:
+            m.setattr(query, "FEW_DECISIONS", 2)
+            first = query.feed(s, feed, size, None)
+            assert counts() == 1
+            assert query.feed(s, feed, size - 10, None) == query.feed(s, feed, size - 10, None)
+            assert query.feed(s, feed, size, None) == first
+            assert counts() == 1
+            query.feed(s, Feed(equal={"account_class": "head_of_state"}, limit=5), size, None)
+            assert counts() == 2
+        query.feed(s, feed, size, None)  # FEW_DECISIONS back at 500: counted again
+        assert counts() == 3
     assert [r["leaf_index"] for r in first] == [r["leaf_index"] for r in query_plain(client, feed, size)]
+
+
+def _more_cases(rows: list[Row]) -> list[Feed]:
+    """The shapes of the bench's filters (``bench.feed_cpu``) that :data:`CASES`
+    lacks, and the other filters' own: a rule, a subject, a person, date
+    ranges, a territory, the flags, values in the statement (the type)."""
+    d = next(r for r in rows if r["type"] == "decision" and r["subject_key"] and r["rule_id"] and r["decided_at_ms"])
+    mid = rows[len(rows) // 2]
+    return [
+        Feed(equal={"rule_id": d["rule_id"]}),
+        Feed(equal={"rule_id": d["rule_id"], "rule_version": d["rule_version"]}),
+        Feed(equal={"subject_key": d["subject_key"]}),
+        Feed(equal={"subject_key": d["subject_key"], "type": "appeal"}),
+        Feed(equal={"qid": "Q4115189"}),
+        Feed(decided_from_ms=d["decided_at_ms"] - 86_400_000, decided_to_ms=d["decided_at_ms"] + 86_400_000),
+        Feed(logged_from_ms=mid["logged_at_ms"], logged_to_ms=mid["logged_at_ms"] + 3_600_000),
+        Feed(territory="DE", equal={"category": d["category"]}),
+        Feed(flags={"violation_found": True, "exemption_applied": False}, equal={"severity": d["severity"]}),
+    ]
+
+
+def _positional(statement: str, parameters: Any) -> tuple[str, tuple[Any, ...]]:
+    """A statement SQLAlchemy sent, with its parameters in the order of
+    their placeholders as the driver takes them (``?`` on SQLite, psycopg's
+    ``%s`` for SQLAlchemy's ``%(name)s``)."""
+    if isinstance(parameters, dict):
+        names = re.findall(r"%\((\w+)\)s", statement)
+        return re.sub(r"%\((\w+)\)s", "%s", statement), tuple(parameters[n] for n in names)
+    return statement, tuple(parameters)
+
+
+@pytest.mark.parametrize("few", [True, False], ids=["listed", "probed"])
+def test_driver_statements_send_what_sqlalchemy_sends(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, few: bool
+) -> None:
+    """Each statement the feed runs on the driver's cursor (``db.DriverStatement``:
+    the pages' parts, the count of matching decisions, the pages' counts,
+    the cards' follow-ups) sends the SQL and parameters that SQLAlchemy
+    sends for the same statement, placeholders aside, and gives the rows
+    its result gives, values and their types: for each filter's shape, both
+    sorts, older and newer pages, under both plans of the follow-ups."""
+    _fill(client)
+    log: Log = client.application.extensions["ledger"].log
+    real = db.DriverStatement.rows
+    checked: list[str] = []
+
+    def rows(self: db.DriverStatement, session: Any, params: Any) -> list[Any]:
+        with _statements(log) as driven:
+            got = real(self, session, params)
+        with _statements(log) as sent:
+            want = [tuple(r) for r in session.execute(self.statement, params)]
+        [(sql, values)] = driven
+        [(statement, parameters)] = sent
+        assert (sql, values) == _positional(statement, parameters)
+        assert got == want, sql
+        assert [tuple(map(type, r)) for r in got] == [tuple(map(type, r)) for r in want], sql
+        checked.append(sql)
+        return got
+
+    with log.read() as s:
+        every = [dict(r._mapping) for r in s.execute(select(record_index).order_by(record_index.c.leaf_index))]
+    size = every[-1]["leaf_index"] + 1
+    monkeypatch.setattr(db.DriverStatement, "rows", rows)
+    with _plan(monkeypatch, few), log.read() as s:
+        for base in [*CASES, *_more_cases(every)]:
+            for sort in query.SORTS:
+                feed = Feed(**{**base.__dict__, "sort": sort, "limit": 7})
+                page = query.feed(s, feed, size, None, columns=api_feed.COLUMNS)
+                if page:
+                    last, key = page[-1]["leaf_index"], page[-1]["sort_key"]
+                    older = query.feed(s, feed, size, last, key, columns=cards.COLUMNS)
+                    browse.feed_newer(s, feed, size, last, key, columns=cards.COLUMNS)
+                    browse.followups(s, page + older, size)
+                browse.count_feed(s, feed, size)
+                browse.count_feed(s, feed, size, cap=3)
+    # The decisions' count (Feed._few), the pages' counts (of a union of
+    # parts), the follow-ups and the pages' parts.
+    kinds = ["FROM (SELECT decision.leaf_index", "count_1 \nFROM (SELECT anon_", "ref_record_id IS NOT NULL"]
+    kinds.append("ORDER BY")
+    assert all(any(k in sql for sql in checked) for k in kinds), {sql[:60] for sql in checked}
+    # Both lists of the follow-ups' record IDs: of one platform, and of two.
+    assert {sql.count(" IN (") for sql in checked if "ref_record_id IS NOT NULL" in sql} >= {1, 2}
 
 
 def query_plain(client: FlaskClient, feed: Feed, size: int) -> list[Row]:
