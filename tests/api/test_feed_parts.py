@@ -431,7 +431,8 @@ def test_the_duplicate_lookup_reads_the_unique_index(app: Flask, client: FlaskCl
     with log.read() as s:
         ids = s.execute(select(record_index.c.record_id).order_by(record_index.c.leaf_index).limit(40)).scalars().all()
     for chosen in (ids[:1], ids):
-        plan = _explained(log, *submit.lookup_statement(is_sqlite(log.engine), "example-social", chosen))
+        statement, parameters = submit.lookup_statement(is_sqlite(log.engine), "example-social", chosen)
+        plan = _explained(log, statement, tuple(parameters))
         assert "record_index_platform_record_id" in plan or "sqlite_autoindex_record_index_" in plan, plan
         assert "SCAN" not in plan, plan
     assert "Seq Scan" not in plan, plan
