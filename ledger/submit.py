@@ -301,14 +301,16 @@ class Committer:
             job.done.set()
 
 
-#: The records already logged of one platform, by ID, on SQLite: a range of
-#: the unique (platform, record_id) index of ``record_index`` (migration
-#: 0015_fold_records), completed by ``(?, ?, ...)`` of the IDs.
+#: The records already logged of one platform, by ID: completed by ``(?, ?,
+#: ...)`` of the IDs, a range of the unique (platform, record_id) index of
+#: ``record_index`` (migration 0015_fold_records). SQLite's lookup, and
+#: PostgreSQL's of one ID (``IN (?)`` is parsed as ``= ?``: an equality on
+#: the whole unique key, which the planner reads by that index).
 LOOKUP_SQL = (
     "SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM record_index "
     "WHERE platform = ? AND record_id IN "
 )
-#: The same on PostgreSQL, the IDs one array parameter: a probe of that
+#: PostgreSQL's of more IDs, the IDs one array parameter: a probe of that
 #: index for each. Written as ``IN (...)`` (or ``= ANY(?)``) the lookup was
 #: planned from the table's statistics, and on logs of some 10k-100k records
 #: as a scan of the whole, wide ``record_index`` (or, with sequential scans
@@ -317,8 +319,8 @@ LOOKUP_SQL = (
 #: subquery's LIMIT keeps it a subquery run for each ID (never a join the
 #: planner could turn into a hash join over a scan), and its one condition
 #: on both key columns leaves no plan but the probe of the unique index,
-#: with any statistics and in psycopg's generic plan alike
-#: (docs/performance.md, session 11).
+#: with any statistics and in psycopg's generic plan alike. For one ID it
+#: cost ~20% more backend CPU than ``= ?`` (docs/performance.md, session 11).
 LOOKUP_SQL_PG = (
     "SELECT r.record_id, r.leaf_index, r.record_hash, r.type, r.logged_at_ms FROM unnest(?::text[]) AS k(id), "
     "LATERAL (SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM record_index "
@@ -330,9 +332,9 @@ _TYPES: dict[int, str] = {code: name for name, code in CODES["type"].items()}
 
 def lookup_statement(sqlite: bool, platform: str, ids: Sequence[str]) -> tuple[str, list[Any]]:
     """The statement and parameters that read the records logged under
-    ``platform`` and ``ids`` (at most 2,000): :data:`LOOKUP_SQL` on SQLite,
-    :data:`LOOKUP_SQL_PG` on PostgreSQL."""
-    if sqlite:
+    ``platform`` and ``ids`` (at most 2,000): :data:`LOOKUP_SQL` on SQLite
+    and for one ID, else :data:`LOOKUP_SQL_PG`."""
+    if sqlite or len(ids) == 1:
         return LOOKUP_SQL + in_list(len(ids)), [platform, *ids]
     return LOOKUP_SQL_PG, [list(ids), platform]
 
@@ -342,7 +344,7 @@ def _lookup(session: Session | Connection, keys: set[tuple[str, str]]) -> dict[t
     2,000 record_ids: on SQLite ``platform = ? AND record_id IN (...)``, one
     range of the (platform, record_id) index, where PostgreSQL planned a list
     of (platform, record_id) pairs as hundreds of OR-ed probes (56 ms per
-    500); on PostgreSQL a probe of that index per ID (:data:`LOOKUP_SQL_PG`)."""
+    500); on PostgreSQL a probe of that index per ID (:func:`lookup_statement`)."""
     sqlite = on_sqlite(session)
     by_platform: dict[str, list[str]] = {}
     for platform, record_id in sorted(keys):
