@@ -314,13 +314,14 @@ LOOKUP_SQL = (
 #: index for each. Written as ``IN (...)`` (or ``= ANY(?)``) the lookup was
 #: planned from the table's statistics, and on logs of some 10k-100k records
 #: as a scan of the whole, wide ``record_index`` (or, with sequential scans
-#: off, a bitmap scan of its every page by the platform's index): 8-25 ms a
-#: group of 1,000 under the sequencer's lock, against 2-4 ms probing. The
-#: subquery's LIMIT keeps it a subquery run for each ID (never a join the
-#: planner could turn into a hash join over a scan), and its one condition
-#: on both key columns leaves no plan but the probe of the unique index,
-#: with any statistics and in psycopg's generic plan alike. For one ID it
-#: cost ~20% more backend CPU than ``= ?`` (docs/performance.md, session 11).
+#: off, a bitmap scan of its every page by the platform's index), under the
+#: sequencer's lock: up to 4.5 times the probes' CPU (18.8 against 4.1 ms of
+#: the backend's for 2,000 new IDs at 30k records). The subquery's LIMIT
+#: keeps it a subquery run for each ID (never a join the planner could turn
+#: into a hash join over a scan), and its one condition on both key columns
+#: leaves no plan but the probe of the unique index, with any statistics and
+#: in psycopg's generic plan alike. For one ID it cost ~20% more backend CPU
+#: than ``= ?`` (docs/performance.md, session 11).
 LOOKUP_SQL_PG = (
     "SELECT r.record_id, r.leaf_index, r.record_hash, r.type, r.logged_at_ms FROM unnest(?::text[]) AS k(id), "
     "LATERAL (SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM record_index "

@@ -233,7 +233,7 @@ def test_the_writers_lookup_of_logged_ids_probes_the_unique_index(log: Log) -> N
     record_index through its unique (platform, record_id) index, one probe an
     ID, whatever the statistics say: ``IN (...)`` of the IDs was planned from
     them, and on logs of some 10k-100k records as a scan of the whole, wide
-    table (8-25 ms a group of 1,000 under the sequencer's lock). Checked after
+    table (up to 4.5 times the probes' CPU, under the sequencer's lock). Checked after
     ANALYZE of a filled table, for new and logged IDs, in the plan made for
     the IDs and in the generic plan of a prepared statement (psycopg prepares
     a statement on its 5th run on a connection), under no planner setting;
