@@ -304,8 +304,7 @@ class Committer:
 #: The records already logged of one platform, by ID: completed by ``(?, ?,
 #: ...)`` of the IDs, a range of the unique (platform, record_id) index of
 #: ``record_index`` (migration 0015_fold_records). SQLite's lookup, and
-#: PostgreSQL's of one ID (``IN (?)`` is parsed as ``= ?``: an equality on
-#: the whole unique key, which the planner reads by that index).
+#: PostgreSQL's of up to :data:`LOOKUP_LIST_MAX` IDs.
 LOOKUP_SQL = (
     "SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM record_index "
     "WHERE platform = ? AND record_id IN "
@@ -320,13 +319,20 @@ LOOKUP_SQL = (
 #: keeps it a subquery run for each ID (never a join the planner could turn
 #: into a hash join over a scan), and its one condition on both key columns
 #: leaves no plan but the probe of the unique index, with any statistics and
-#: in psycopg's generic plan alike. For one ID it cost ~20% more backend CPU
-#: than ``= ?`` (docs/performance.md, session 11).
+#: in psycopg's generic plan alike (docs/performance.md, session 11).
 LOOKUP_SQL_PG = (
     "SELECT r.record_id, r.leaf_index, r.record_hash, r.type, r.logged_at_ms FROM unnest(?::text[]) AS k(id), "
     "LATERAL (SELECT record_id, leaf_index, record_hash, type, logged_at_ms FROM record_index "
     "WHERE platform = ? AND record_id = k.id LIMIT 1) AS r"
 )
+#: Up to this many IDs PostgreSQL's lookup stays ``IN (...)`` (one ID:
+#: ``= ?`` on the whole unique key). The probes' statement has a fixed cost:
+#: at 10k records, for 2-30 IDs, 40-90 µs more of the backend's CPU and
+#: 50-90 more of the client's (the committer's, under the lock), where
+#: ``IN (...)`` took the index too; at 100 the backends' costs met. A
+#: planner that reads a table whole rather than probe it 32 times does so
+#: only where it estimates the table cheaper to read than those probes.
+LOOKUP_LIST_MAX = 32
 #: A record type by its stored code (ledger/records/codes.py).
 _TYPES: dict[int, str] = {code: name for name, code in CODES["type"].items()}
 
@@ -334,8 +340,8 @@ _TYPES: dict[int, str] = {code: name for name, code in CODES["type"].items()}
 def lookup_statement(sqlite: bool, platform: str, ids: Sequence[str]) -> tuple[str, list[Any]]:
     """The statement and parameters that read the records logged under
     ``platform`` and ``ids`` (at most 2,000): :data:`LOOKUP_SQL` on SQLite
-    and for one ID, else :data:`LOOKUP_SQL_PG`."""
-    if sqlite or len(ids) == 1:
+    and for up to :data:`LOOKUP_LIST_MAX` IDs, else :data:`LOOKUP_SQL_PG`."""
+    if sqlite or len(ids) <= LOOKUP_LIST_MAX:
         return LOOKUP_SQL + in_list(len(ids)), [platform, *ids]
     return LOOKUP_SQL_PG, [list(ids), platform]
 
