@@ -68,21 +68,9 @@ def read_head(session: Session | Connection, *, for_update: bool = False) -> Hea
 
 _READ_HEAD = "SELECT size, root FROM log_head WHERE id = 1"
 _READ_HEAD_FOR_UPDATE = _READ_HEAD + " FOR UPDATE"
-#: The writer's plans, for its transaction only: no sequential scan where an
-#: index serves. The one statement it changes is the submissions' lookup of
-#: the IDs already logged (ledger/submit.py, ``platform = ? AND record_id IN
-#: (...)`` of up to 2,000 IDs): with statistics from a log of some 10k-100k
-#: records, PostgreSQL planned it as a scan of the whole ``record_index``,
-#: whose rows are wide (the feed's columns and search text, since
-#: 0015_fold_records folded ``records`` into it): 25 ms a group at 30k
-#: records against 0.9 ms through its unique (platform, record_id) index,
-#: under the sequencer's lock (docs/performance.md, session 10). The other
-#: statements read the head, the registry's small tables and the hashes by
-#: their keys.
-_WRITER_PLANS_PG = "SELECT set_config('enable_seqscan', 'off', true)"
 #: The writer's timeouts must be set before the head row is locked, since
 #: ``lock_timeout`` bounds that very wait (ledger/db.py).
-_BEGIN_APPEND_PG = f"{PG_WRITER_SETTINGS}; {_WRITER_PLANS_PG}; {_READ_HEAD_FOR_UPDATE}"
+_BEGIN_APPEND_PG = f"{PG_WRITER_SETTINGS}; {_READ_HEAD_FOR_UPDATE}"
 
 
 def begin_append(session: Session | Connection) -> Head | None:
