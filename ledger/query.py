@@ -410,9 +410,7 @@ def _built(key: tuple[Any, ...], build: Callable[[], T]) -> T:
     return found  # type: ignore[no-any-return]
 
 
-def _driver(
-    session: Session | Connection, key: tuple[Any, ...], build: Callable[[], Select[Any]]
-) -> DriverStatement:
+def _driver(session: Session | Connection, key: tuple[Any, ...], build: Callable[[], Select[Any]]) -> DriverStatement:
     """The statement kept under ``key`` (:func:`_built`), compiled once for
     the session's database to run on the driver's cursor (``ledger.db.DriverStatement``):
     SQLAlchemy's execution of a kept statement was 29-38% of a JSON feed
