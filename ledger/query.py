@@ -58,9 +58,9 @@ from ledger.db import (
     hashed_term,
     hashes,
     insert_values,
+    is_sqlite,
     on_sqlite,
     record_index,
-    session_connection,
     sqlite_many,
 )
 from ledger.errors import InvalidInput
@@ -146,7 +146,7 @@ class Feed:
     sort: str = "logged"
     limit: int = 50
 
-    def branches(self, session: Session | Connection, tree_size: int, few: bool | None = None) -> list[Part]:
+    def branches(self, session: Session, tree_size: int, few: bool | None = None) -> list[Part]:
         """The parts of this query in the tree of ``tree_size``: the query
         selects the union of their rows.
 
@@ -170,7 +170,7 @@ class Feed:
         (:func:`_built`): building them took SQLAlchemy more CPU than the
         database took to answer a page.
         """
-        sqlite = on_sqlite(session)
+        sqlite = is_sqlite(session.get_bind())  # type: ignore[arg-type]
         if few is None and not self.direct and self._on_decisions():
             few = self._few(session, tree_size)
             if few is None:  # no matching decision: no follow-up can match
@@ -293,7 +293,7 @@ class Feed:
         """Whether this query has terms on a decision's fields (:meth:`_decision_terms`)."""
         return bool(self.flags or self.territory or self.q is not None or any(k in DECISION_FIELDS for k in self.equal))
 
-    def _few(self, session: Session | Connection, tree_size: int) -> bool | None:
+    def _few(self, session: Session, tree_size: int) -> bool | None:
         """Whether few decisions match (:meth:`_followup_term_of`); None if
         none does, so no follow-up can match (each part would otherwise read
         every follow-up, or the candidates of the text, to find none).
@@ -311,11 +311,11 @@ class Feed:
         every larger tree, so a query that once counted many always does,
         and its pages then run no count.
         """
-        engine = session.engine if isinstance(session, Connection) else session.get_bind().engine
-        sqlite = engine.dialect.name == "sqlite"
+        bind = session.get_bind()
+        sqlite = is_sqlite(bind)  # type: ignore[arg-type]
         values = self.params(tree_size)
         del values["tree_size"]
-        many = (str(engine.url), self.shape(), tuple(sorted(values.items())))
+        many = (str(bind.engine.url), self.shape(), tuple(sorted(values.items())))
         if many in _MANY:
             return False
 
@@ -410,12 +410,12 @@ def _built(key: tuple[Any, ...], build: Callable[[], T]) -> T:
     return found  # type: ignore[no-any-return]
 
 
-def _driver(session: Session | Connection, key: tuple[Any, ...], build: Callable[[], Select[Any]]) -> DriverStatement:
+def _driver(session: Session, key: tuple[Any, ...], build: Callable[[], Select[Any]]) -> DriverStatement:
     """The statement kept under ``key`` (:func:`_built`), compiled once for
     the session's database to run on the driver's cursor (``ledger.db.DriverStatement``):
     SQLAlchemy's execution of a kept statement was 29-38% of a JSON feed
     page's CPU (docs/performance.md, session 10)."""
-    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    dialect = session.get_bind().dialect
     return _built(("driver", dialect.name, *key), lambda: DriverStatement(_built(key, build), dialect))
 
 
@@ -655,17 +655,13 @@ def page_rows(
     names, decode = _built(("page_row", columns), functools.partial(_page_row, columns))
     found: dict[int, dict[str, Any]] = {}
     page: list[dict[str, Any]] = []
-    # The session's connection taken once for the page's statements (its
-    # count and each part): ``Session.connection()`` looked up for each was
-    # 5-7% of a JSON page's CPU (docs/performance.md, session 11).
-    connection = session_connection(session)
-    for part in query.branches(connection, tree_size):
+    for part in query.branches(session, tree_size):
         edge = len(page) == limit
         if edge:
             params["edge_key"], params["edge_leaf"] = page[-1]["sort_key"], page[-1]["leaf_index"]
         shape = (part, query.sort, limit, cursor is not None, edge, newest_first, columns)
-        stmt = _driver(connection, ("page", *shape), functools.partial(_page_statement, *shape))
-        for r in stmt.rows(connection, params):
+        stmt = _driver(session, ("page", *shape), functools.partial(_page_statement, *shape))
+        for r in stmt.rows(session, params):
             row = dict(zip(names, decode(r), strict=True))
             found.setdefault(row["leaf_index"], row)
         ranked = sorted(found.values(), key=lambda row: (row["sort_key"], row["leaf_index"]), reverse=newest_first)
