@@ -13,6 +13,7 @@ lookup ``--calls`` times with ``time.process_time``, taking turns.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ def main() -> None:
             connection = session_connection(s)
             for _ in range(args.rounds):
                 looked_up = _per_call(args.calls, s.connection)
-                kept = _per_call(args.calls, lambda: session_connection(connection))
+                kept = _per_call(args.calls, functools.partial(session_connection, connection))
                 bind = _per_call(args.calls, s.get_bind)
                 print(
                     f"{engine.dialect.name:10} Session.connection() {looked_up:.2f} µs, "
