@@ -19,6 +19,7 @@ from flask import Flask, Response
 
 import api
 import web
+from api.lean import LeanReads
 from api.submissions import LeanSubmissions
 from cli import ledger_cli
 from ledger.bundle_cache import BundleCache
@@ -189,7 +190,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.after_request(_security_headers)
     # POST /api/v1/records answered before Flask, by the view's own function,
     # with the same hooks and headers (api/submissions.py).
-    app.wsgi_app = LeanSubmissions(app, app.wsgi_app, starters, SECURITY_HEADERS)  # type: ignore[method-assign]
+    # GET /checkpoint, tiles and inclusion proofs likewise (api/lean.py):
+    # one layer for the reads, inside the one for submissions.
+    reads = LeanReads(app, app.wsgi_app, starters, SECURITY_HEADERS)
+    app.wsgi_app = LeanSubmissions(app, reads, starters, SECURITY_HEADERS)  # type: ignore[method-assign]
     app.cli.add_command(ledger_cli)
     return app
 

@@ -17,10 +17,10 @@ checkpoint with at least one, and prove consistency from there.
 from __future__ import annotations
 
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response
+from flask import Blueprint, Flask, Response, current_app
 
 from api.describe import Paths, op, path_param, problem
-from api.state import get_log
+from api.state import get_log, log_of
 from ledger.cosign import cosigned_note, latest_cosigned
 from ledger.errors import NotFound
 from ledger.tlog.tile import parse_tile_path
@@ -36,9 +36,14 @@ def _note(note: bytes) -> Response:
     return resp
 
 
+def checkpoint_note(app: Flask) -> bytes:
+    """``/checkpoint``'s body (the view's and api/lean.py's)."""
+    return log_of(app).checkpoint_note()
+
+
 @bp.get("/checkpoint")
 def checkpoint() -> Response:
-    return _note(get_log().checkpoint_note())
+    return _note(checkpoint_note(current_app))
 
 
 @bp.get("/api/v1/checkpoints/cosigned")
@@ -53,15 +58,19 @@ def cosigned_checkpoint() -> Response:
     return _note(note)
 
 
-@bp.get("/tile/<path:rest>")
-def tile(rest: str) -> Response:
+def tile_bytes(app: Flask, rest: str) -> bytes:
+    """The bytes of tile ``tile/<rest>`` (the view's and api/lean.py's)."""
     t = parse_tile_path("tile/" + rest)
     # Always from the database, never from the bundle cache: a bundle kept
     # from before an operator rewrote an entry would show verifiers the
     # honest bytes while every page showed the rewritten ones, and the
     # independent verifier (tests/e2e/test_server.py) would pass.
-    data = get_log().tile(t)
-    resp = Response(data, mimetype="application/octet-stream")
+    return log_of(app).tile(t)
+
+
+@bp.get("/tile/<path:rest>")
+def tile(rest: str) -> Response:
+    resp = Response(tile_bytes(current_app, rest), mimetype="application/octet-stream")
     resp.headers["Cache-Control"] = IMMUTABLE
     return resp
 

@@ -11,7 +11,7 @@ import base64
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError, fields
 from werkzeug.datastructures import MultiDict
@@ -34,7 +34,7 @@ from api.describe import (
 )
 from api.params import parse_query
 from api.schemas import ConsistencyQuery, InclusionQuery
-from api.state import get_log
+from api.state import get_log, log_of
 from ledger.errors import DerivedDataError, InvalidInput
 from ledger.log import InclusionProof as LogInclusionProof
 from ledger.storage import StoredCheckpoint
@@ -67,27 +67,34 @@ _CHECKPOINT_JSON: list[tuple[StoredCheckpoint, str]] = []
 _INCLUSION_BODY = '{"leaf_index":%d,"leaf_hash":"%s","tree_size":%d,"inclusion_path":[%s],"checkpoint":%s}\n'
 
 
-def _inclusion_response(p: LogInclusionProof) -> Response:
-    """``jsonify(_inclusion_json(p))``, byte for byte, with the checkpoint's
+def inclusion_body(app: Flask, p: LogInclusionProof) -> str | None:
+    """``jsonify(_inclusion_json(p))``'s body, byte for byte, with the checkpoint's
     part (its signed note escaped) encoded once per checkpoint and the rest,
     integers and base64 that need no escaping, put together here: the
     encoder's pass over the whole answer cost about a tenth of a kept proof
     (bench/reads_cpu.py). Only for the compact form of the app's encoder in
-    insertion order (jsonify's unless in debug mode); else jsonify itself.
+    insertion order (jsonify's unless in debug mode); else ``None``, and the
+    view answers with jsonify itself (api/lean.py hands such requests to it).
     tests/api/test_perf_paths.py compares the two."""
-    provider = current_app.json
+    provider = app.json
     if type(provider) is not DefaultJSONProvider or provider.sort_keys:
-        return jsonify(_inclusion_json(p))
-    if not (provider.compact if provider.compact is not None else not current_app.debug):
-        return jsonify(_inclusion_json(p))
+        return None
+    if not (provider.compact if provider.compact is not None else not app.debug):
+        return None
     cp = p.checkpoint
     kept = _CHECKPOINT_JSON[0] if _CHECKPOINT_JSON else None
     if kept is None or kept[0] is not cp:
         kept = (cp, provider.dumps(checkpoint_answer(cp), separators=(",", ":")))
         _CHECKPOINT_JSON[:] = [kept]
     path = ",".join([f'"{b64(h)}"' for h in p.proof])
-    body = _INCLUSION_BODY % (p.index, b64(p.leaf_hash), cp.size, path, kept[1])
-    return current_app.response_class(body, mimetype=provider.mimetype)
+    return _INCLUSION_BODY % (p.index, b64(p.leaf_hash), cp.size, path, kept[1])
+
+
+def _inclusion_response(p: LogInclusionProof) -> Response:
+    body = inclusion_body(current_app, p)
+    if body is None:
+        return jsonify(_inclusion_json(p))
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
 
 
 def _no_store(resp: Response) -> Response:
@@ -144,17 +151,20 @@ def _inclusion_query(args: MultiDict[str, str]) -> dict[str, Any]:
     return parse_query(_INCLUSION_QUERY, args)
 
 
-@bp.get("/proofs/inclusion")
-def inclusion() -> Response:
-    q = _inclusion_query(request.args)
-    log = get_log()
+def inclusion_proof(app: Flask, q: dict[str, Any]) -> LogInclusionProof:
+    """The proof the loaded query ``q`` asks for (the view's and api/lean.py's)."""
+    log = log_of(app)
     if (q.get("leaf_index") is None) == (q.get("leaf_hash") is None):
         raise InvalidInput("give exactly one of leaf_index and leaf_hash")
     if q.get("leaf_hash") is not None:
-        proof = log.inclusion_by_hash(q["leaf_hash"], q.get("tree_size"))
-    else:
-        proof = log.inclusion(q["leaf_index"], q.get("tree_size"))
-    return _no_store(_inclusion_response(proof))
+        return log.inclusion_by_hash(q["leaf_hash"], q.get("tree_size"))
+    return log.inclusion(q["leaf_index"], q.get("tree_size"))
+
+
+@bp.get("/proofs/inclusion")
+def inclusion() -> Response:
+    q = _inclusion_query(request.args)
+    return _no_store(_inclusion_response(inclusion_proof(current_app, q)))
 
 
 @bp.get("/proofs/consistency")
