@@ -26,17 +26,17 @@ the two answers byte for byte.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
 from marshmallow import ValidationError
 
 from api.tiles import IMMUTABLE, TILE_PATH, checkpoint_note, tile_bytes
 from api.v1 import _INCLUSION_QUERY, inclusion_body, inclusion_proof
+from api.wsgi_layer import WsgiLayer
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 _TILE = re.compile(TILE_PATH)
 #: One ``leaf_index`` or ``leaf_hash`` whose value needs no decoding but
@@ -52,25 +52,13 @@ _TEXT = "text/plain; charset=utf-8"
 _OCTETS = "application/octet-stream"
 
 
-class LeanReads:
+class LeanReads(WsgiLayer):
     """A WSGI layer in front of ``flask_wsgi`` answering the common form of
     the three read paths above; ``before`` are the app's ``before_request``
     functions (run first, as Flask runs them) and ``headers`` what its
     ``after_request`` adds."""
 
     TILE_PREFIX = "/tile/"
-
-    def __init__(
-        self,
-        app: Flask,
-        flask_wsgi: WSGIApplication,
-        before: Sequence[Callable[[], object]],
-        headers: Sequence[tuple[str, str]],
-    ) -> None:
-        self.app = app
-        self.flask_wsgi = flask_wsgi
-        self.before = tuple(before)
-        self.headers = tuple(headers)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "GET":
@@ -124,7 +112,3 @@ class LeanReads:
             self._before()
             return _OCTETS, IMMUTABLE, tile_bytes(self.app, rest)
         return None
-
-    def _before(self) -> None:
-        for hook in self.before:
-            hook()

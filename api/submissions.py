@@ -23,7 +23,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +54,14 @@ from api.ratelimit import RateLimiter
 from api.record_validator import validate_parsed
 from api.request_body import read_body
 from api.state import log_of
+from api.wsgi_layer import WsgiLayer
 from ledger.errors import InvalidInput
 from ledger.records.entries import format_time, parse_json
 from ledger.records.vocab import PATTERNS
 from ledger.submit import permalink, verify_items
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/v1")
 
@@ -291,7 +292,7 @@ def submit() -> Response:
     return resp
 
 
-class LeanSubmissions:
+class LeanSubmissions(WsgiLayer):
     """A WSGI layer in front of Flask (``app.wsgi_app``) that answers
     ``POST /api/v1/records`` by calling :func:`accept`, as the view does,
     without Flask's request context (URL matching, the app and request
@@ -309,24 +310,11 @@ class LeanSubmissions:
 
     PATH = "/api/v1/records"
 
-    def __init__(
-        self,
-        app: Flask,
-        flask_wsgi: WSGIApplication,
-        before: Sequence[Callable[[], object]],
-        headers: Sequence[tuple[str, str]],
-    ) -> None:
-        self.app = app
-        self.flask_wsgi = flask_wsgi
-        self.before = tuple(before)
-        self.headers = tuple(headers)
-
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.PATH or environ.get("REQUEST_METHOD") != "POST":
             return self.flask_wsgi(environ, start_response)
         try:
-            for hook in self.before:
-                hook()
+            self._before()
             status, body = accept(self.app, environ)
         except Exception as e:
             environ[_ERROR] = e

@@ -33,8 +33,8 @@ from ledger.tlog.frontier import Frontier
 # Go's tile reader uses tlog's subTreeIndex too: the stored hashes whose
 # fold is the tree hash, i.e. the right edge of the tree.
 from ledger.tlog.merkle import (
-    EMPTY_ROOT,
     HASH_SIZE,
+    fold_peaks,
     node_hash,
     prove_tree,
     record_hash,
@@ -383,12 +383,7 @@ def root_of_bundles(size: int, parts: Sequence[bytes]) -> bytes:
         for i in range(0, len(parts[-1]), HASH_SIZE):
             tail.append(parts[-1][i : i + HASH_SIZE])
         peaks.append(tail.root())
-    if not peaks:
-        return EMPTY_ROOT
-    h = peaks[-1]
-    for left in reversed(peaks[:-1]):
-        h = node_hash(left, h)
-    return h
+    return fold_peaks(peaks)
 
 
 def recompute_root(reader: TileHashReader, audit: BundleAudit, progress: Callable[[int], None]) -> None:

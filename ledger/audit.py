@@ -48,7 +48,7 @@ from ledger.db import driver_sql, is_sqlite, make_engine
 from ledger.errors import InvalidInput, ProofError, StorageError
 from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.frontier import Frontier, Row
-from ledger.tlog.merkle import EMPTY_ROOT, HASH_SIZE, node_hash
+from ledger.tlog.merkle import EMPTY_ROOT, HASH_SIZE, fold_peaks
 from ledger.tlog.tile import TILE_HEIGHT, TILE_WIDTH, tile_hash
 
 BATCH = 4096
@@ -245,12 +245,7 @@ class _Tree:
             if n & (1 << bit):
                 peaks.append(tile_hash(self._partial[offset * HASH_SIZE : (offset + (1 << bit)) * HASH_SIZE]))
                 offset += 1 << bit
-        if not peaks:
-            return EMPTY_ROOT
-        h = peaks[-1]
-        for left in reversed(peaks[:-1]):
-            h = node_hash(left, h)
-        return h
+        return fold_peaks(peaks)
 
 
 class _Checkpoints:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ledger.tlog.merkle import EMPTY_ROOT, node_hash
+from ledger.tlog.merkle import fold_peaks, node_hash
 from ledger.tlog.tile import TILE_HEIGHT, TILE_WIDTH, tile_hash
 
 #: A new stored row: (tile level, index within the level, hash).
@@ -119,13 +119,7 @@ class Frontier:
 
     def root(self) -> bytes:
         """Return the tree hash of the tree of ``size`` leaves."""
-        subtrees = [h for _, _, h in self.subtrees()]
-        if not subtrees:
-            return EMPTY_ROOT
-        h = subtrees[-1]
-        for left in reversed(subtrees[:-1]):
-            h = node_hash(left, h)
-        return h
+        return fold_peaks([h for _, _, h in self.subtrees()])
 
 
 class AppendedTree:

@@ -52,6 +52,18 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def fold_peaks(peaks: Sequence[bytes]) -> bytes:
+    """The tree hash of a tree given its maximal perfect subtrees' hashes,
+    left to right (one per set bit of its size): RFC 9162's right fold,
+    ``node_hash(p0, node_hash(p1, ... pk))``; the empty tree's for none."""
+    if not peaks:
+        return EMPTY_ROOT
+    h = peaks[-1]
+    for left in reversed(peaks[:-1]):
+        h = node_hash(left, h)
+    return h
+
+
 def _maxpow2(n: int) -> tuple[int, int]:
     """Return (k, l) with k = 2**l the largest power of two below n (n > 1)."""
     level = (n - 1).bit_length() - 1

@@ -52,42 +52,35 @@ def pg_url(db_url: str) -> str:
     return db_url
 
 
-def _holders(db_url: str) -> int:
-    """Transactions holding the row lock of this schema's log head (FOR UPDATE takes RowShareLock)."""
+def _count(db_url: str, sql: str) -> int:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                        "WHERE c.relname = 'log_head' AND c.relnamespace = current_schema()::regnamespace "
-                        "AND l.mode = 'RowShareLock' AND l.granted"
-                    )
-                ).scalar_one()
-            )
+            return int(conn.execute(text(sql)).scalar_one())
     finally:
         engine.dispose()
+
+
+def _holders(db_url: str) -> int:
+    """Transactions holding the row lock of this schema's log head (FOR UPDATE takes RowShareLock)."""
+    return _count(
+        db_url,
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE c.relname = 'log_head' AND c.relnamespace = current_schema()::regnamespace "
+        "AND l.mode = 'RowShareLock' AND l.granted",
+    )
 
 
 def _copying(db_url: str) -> int:
     """Sequencer transactions holding the head lock that are in the middle of
     a ``COPY``, waiting for their client's next rows."""
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity a WHERE a.state = 'active' "
-                        "AND a.wait_event = 'ClientRead' AND a.query LIKE 'COPY %' "
-                        "AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted "
-                        "AND l.locktype = 'relation' AND l.relation = 'log_head'::regclass AND l.mode = 'RowShareLock')"
-                    )
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    return _count(
+        db_url,
+        "SELECT count(*) FROM pg_stat_activity a WHERE a.state = 'active' "
+        "AND a.wait_event = 'ClientRead' AND a.query LIKE 'COPY %' "
+        "AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted "
+        "AND l.locktype = 'relation' AND l.relation = 'log_head'::regclass AND l.mode = 'RowShareLock')",
+    )
 
 
 #: Where A is frozen: anywhere it holds the head lock, or in a COPY.
