@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from marshmallow import ValidationError
 
 from api.tiles import IMMUTABLE, TILE_PATH, checkpoint_note, tile_bytes
-from api.v1 import _INCLUSION_QUERY, inclusion_body, inclusion_proof
+from api.v1 import INCLUSION_QUERY, inclusion_body, inclusion_proof
 from api.wsgi_layer import WsgiLayer
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class LeanReads(WsgiLayer):
             if "%" in value:
                 value = _ESCAPE.sub(lambda e: _ESCAPES[e.group()], value)
             try:
-                q: dict[str, Any] = {key: _INCLUSION_QUERY.fields[key].deserialize(value)}
+                q: dict[str, Any] = {key: INCLUSION_QUERY.fields[key].deserialize(value)}
             except ValidationError:
                 return None
             self._before()

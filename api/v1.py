@@ -131,7 +131,7 @@ def entry(index: int) -> Response:
 
 # Built once, as api/feed.py's: a schema's construction cost more than the
 # rest of a cached proof's answer.
-_INCLUSION_QUERY = InclusionQuery()
+INCLUSION_QUERY = InclusionQuery()
 _CONSISTENCY_QUERY = ConsistencyQuery()
 
 
@@ -145,10 +145,10 @@ def _inclusion_query(args: MultiDict[str, str]) -> dict[str, Any]:
         ((key, values),) = args.lists()
         if key in ("leaf_index", "leaf_hash") and len(values) == 1:
             try:
-                return {key: _INCLUSION_QUERY.fields[key].deserialize(values[0])}
+                return {key: INCLUSION_QUERY.fields[key].deserialize(values[0])}
             except ValidationError:
                 pass
-    return parse_query(_INCLUSION_QUERY, args)
+    return parse_query(INCLUSION_QUERY, args)
 
 
 def inclusion_proof(app: Flask, q: dict[str, Any]) -> LogInclusionProof:

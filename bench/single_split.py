@@ -39,7 +39,7 @@ from api.state import log_of
 from bench import ingest, loadgen
 from bench.corpus import PLATFORM, PLATFORM_NAME, Corpus
 from bench.server import database, gunicorn
-from bench.writes import Bench, _proc_cpu, application
+from bench.writes import Bench, application, proc_cpu
 
 
 def _leader(pids: list[int]) -> int | None:
@@ -71,16 +71,16 @@ def under_gunicorn(workers: int, threads: int, n: int, clients: int) -> dict[str
         pids = srv.worker_pids()
         lead = _leader(pids)
         procs = {"master": srv.proc.pid, **{("leader" if p == lead else f"follower {p}"): p for p in pids}}
-        before = {k: _proc_cpu(p) for k, p in procs.items()}
+        before = {k: proc_cpu(p) for k, p in procs.items()}
         sys0 = sum(_sys_cpu(p) for p in procs.values())
         res = ingest.submit(srv.port, items, 1, clients, 120)
-        after = {k: _proc_cpu(p) for k, p in procs.items()}
+        after = {k: proc_cpu(p) for k, p in procs.items()}
         sys1 = sum(_sys_cpu(p) for p in procs.values())
         # The floor: gunicorn's own request handling, GET /healthz from the same clients.
-        t0 = sum(_proc_cpu(p) for p in procs.values())
+        t0 = sum(proc_cpu(p) for p in procs.values())
         healthz = [loadgen.Request("GET", "/healthz", None, 1)] * n
         trivial = loadgen.run(loadgen.Load(srv.port, healthz, clients, 120))
-        t1 = sum(_proc_cpu(p) for p in procs.values())
+        t1 = sum(proc_cpu(p) for p in procs.values())
     if res.statuses.get(201, 0) != n:
         raise AssertionError(f"not every record answered 201: {res.statuses} {res.error_sample}")
     out = {k: (after[k] - before[k]) / n * 1e6 for k in procs}

@@ -20,7 +20,7 @@ write path runs them:
   (``join_entry``, ``join_encoded``), placing the rows (``place_values``)
   and the leaf hashes (``record_hash`` of each entry);
 * back in the request's thread: the answer's records as JSON
-  (``_records_json``; by the json module's encoder as before session 11
+  (``records_json``; by the json module's encoder as before session 11
   beside it), from records as ``accept`` builds them (inclusion paths of 20
   hashes).
 
@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.record_validator import SCHEMA_VALIDATOR, validate_parsed
-from api.submissions import _ENCODER, _records_json
+from api.submissions import ENCODER, records_json
 from bench.corpus import Corpus, batch_body
 from keys.records import RECORD_CONTEXT, verify_signature
 from ledger.derived import place_values, record_values
@@ -152,8 +152,8 @@ def stages(records: int) -> list[tuple[str, Callable[[], object]]]:
         ("lock: entry and stored form (join_*)", lock_entries),
         ("lock: place the rows (place_values)", lock_rows),
         ("leaf hashes (record_hash of the entry)", lambda: [record_hash(e) for e in entries]),
-        ("the answer's records (_records_json)", lambda: _records_json(answer)),
-        ("  the same by the json encoder (main before s. 11)", lambda: _ENCODER.encode(answer).encode()),
+        ("the answer's records (records_json)", lambda: records_json(answer)),
+        ("  the same by the json encoder (main before s. 11)", lambda: ENCODER.encode(answer).encode()),
     ]
 
 

@@ -119,13 +119,13 @@ class PostgresBackends:
             pids = conn.execute(
                 text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": self._name}
             ).scalars()
-            return {pid: _proc_cpu(pid) for pid in pids}
+            return {pid: proc_cpu(pid) for pid in pids}
 
     def close(self) -> None:
         self._engine.dispose()
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:

@@ -246,12 +246,12 @@ _ANSWER_STRINGS = st.text(st.one_of(st.sampled_from('\x00\x1f\t\n"\\/\x7f\x80\xe
 def test_the_answers_records_by_orjson_are_the_encoders(out: list[dict[str, Any]]) -> None:
     """The answer's records are written with orjson only where that gives
     the json module's encoder's bytes: any string, any key order."""
-    want = submissions._ENCODER.encode(out).encode()
-    assert submissions._records_json(out) == want
+    want = submissions.ENCODER.encode(out).encode()
+    assert submissions.records_json(out) == want
     assert json.loads(want) == out
 
 
 def test_the_answers_records_of_the_ascii_kind_take_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
     out = [{"platform": "p", "record_id": 'r.1:"\\', "leaf_index": 7, "inclusion_path": ["ab+/=", "\n\t\x01"]}]
-    monkeypatch.setattr(submissions, "_ENCODER", None)  # the fallback is not taken
-    assert json.loads(submissions._records_json(out)) == out
+    monkeypatch.setattr(submissions, "ENCODER", None)  # the fallback is not taken
+    assert json.loads(submissions.records_json(out)) == out
